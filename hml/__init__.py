@@ -1,0 +1,46 @@
+"""hml -- homemade machine learning.
+
+The classic algorithms written once against the Python array API standard, run on
+NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch or Dask::
+
+    import hml
+    model = hml.LinearRegression(backend="cupy").fit(X, y)   # or: with hml.use_backend("torch"): ...
+"""
+
+__version__ = "0.1.0"
+
+from hml import backends, features, metrics, optimize
+from hml.backends import (
+    available_backends,
+    get_backend,
+    set_backend,
+    synchronize,
+    use_backend,
+)
+from hml.exceptions import (
+    BackendUnavailableError,
+    ConvergenceWarning,
+    DivergenceError,
+    NotFittedError,
+)
+from hml.features import FeatureTransformer
+from hml.linear_model import LinearRegression
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConvergenceWarning",
+    "DivergenceError",
+    "FeatureTransformer",
+    "LinearRegression",
+    "NotFittedError",
+    "__version__",
+    "available_backends",
+    "backends",
+    "features",
+    "get_backend",
+    "metrics",
+    "optimize",
+    "set_backend",
+    "synchronize",
+    "use_backend",
+]

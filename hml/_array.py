@@ -1,0 +1,202 @@
+"""Input validation, conversion and the dtype policy: the one place every public call goes through.
+
+``check_X``/``check_X_y`` turn whatever the user passed (NumPy, CuPy, torch, Dask,
+array-api-strict arrays, lists, pandas objects) into a floating 2-D array on the
+compute device, or raise an error that names the parameter, the value received,
+and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from hml.backends import ComputeContext, backend_of
+
+__all__ = [
+    "check_X",
+    "check_X_y",
+    "check_y",
+    "float_dtype",
+    "check_int",
+    "check_float",
+    "check_choice",
+]
+
+
+def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) -> Any:
+    """The floating dtype to compute in.
+
+    ``requested`` (an estimator's ``dtype=``, as ``"float32"``, ``"float64"``, a NumPy
+    dtype or the namespace's dtype) wins. Otherwise float32 input stays float32 and
+    everything else computes in float64 -- except on a device without float64
+    (Apple MPS, array-api-strict's ``no_float64``), which falls back to float32 with
+    a warning.
+    """
+    xp = ctx.xp
+    has_f64 = ctx.backend.supports_float64(ctx.device)
+    if requested is not None:
+        name = _dtype_name(requested)
+        if name not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32', 'float64' or None; got {requested!r}")
+        if name == "float64" and not has_f64:
+            raise ValueError(
+                f"dtype='float64' was requested but device {ctx.device!r} of backend "
+                f"{ctx.backend.name!r} has no float64; use dtype='float32' or another device"
+            )
+        return getattr(xp, name)
+    if _dtype_name(input_dtype) == "float32":
+        return xp.float32
+    if not has_f64:
+        warnings.warn(
+            f"device {ctx.device!r} of backend {ctx.backend.name!r} has no float64; computing in "
+            "float32 (pass dtype='float32' to silence this warning)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return xp.float32
+    return xp.float64
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, str):
+        return dtype
+    text = str(dtype)
+    # torch.float32 -> "float32"; numpy dtype('float32') -> "float32"; strict: "array_api_strict.float32"
+    return text.rsplit(".", 1)[-1]
+
+
+def _as_array(value: Any, name: str) -> Any:
+    """An array-API array for ``value``: arrays pass through, anything else goes through NumPy."""
+    if value is None:
+        raise ValueError(f"{name} is None; pass an array of numbers")
+    if array_api_compat.is_array_api_obj(value) and not isinstance(value, np.generic):
+        backend_of(value)  # raises for unsupported array types
+        xp = array_api_compat.array_namespace(value)
+        if not xp.isdtype(value.dtype, ("bool", "integral", "real floating")):
+            raise TypeError(f"{name} must hold real numbers; got an array of dtype {value.dtype}")
+        return value
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be read as a numeric array ({exc}); pass a rectangular array of numbers") from exc
+    if array.dtype.kind not in "biuf":
+        if array.dtype.kind == "O":
+            try:
+                return array.astype(np.float64)
+            except (ValueError, TypeError):
+                pass
+        raise TypeError(
+            f"{name} must hold real numbers; got dtype {array.dtype}"
+            + (" (strings?) -- encode categories as numbers first" if array.dtype.kind in "OUS" else "")
+        )
+    return array
+
+
+def _check_finite(ctx: ComputeContext, array: Any, name: str) -> None:
+    xp = ctx.xp
+    # One cheap reduction first: the column sums are finite unless some entry is NaN/inf
+    # (or huge values overflow, which the exact check below then rules in or out).
+    if array.ndim == 2:
+        probe = xp.sum(array, axis=0)
+    else:
+        probe = xp.sum(array)
+    if bool(xp.all(xp.isfinite(probe))):
+        return
+    bad = ~xp.isfinite(array)
+    count = int(xp.count_nonzero(bad))
+    if count == 0:
+        return
+    flat = int(xp.argmax(xp.astype(xp.reshape(bad, (-1,)), xp.int8)))
+    where = f"row {flat // array.shape[1]}, column {flat % array.shape[1]}" if array.ndim == 2 else f"index {flat}"
+    raise ValueError(
+        f"{name} contains {count} NaN or infinite value(s) (the first at {where}); "
+        "remove or impute them before fitting"
+    )
+
+
+def check_X(
+    X: Any,
+    ctx: ComputeContext,
+    *,
+    dtype: Any = None,
+    min_samples: int = 1,
+    n_features: int | None = None,
+    name: str = "X",
+) -> Any:
+    """Validate ``X`` and return it as a floating 2-D array on ``ctx``'s device.
+
+    ``n_features`` (at predict time) must equal the number of features seen in ``fit``.
+    """
+    X = _as_array(X, name)
+    if X.ndim != 2:
+        hint = ""
+        if X.ndim == 1:
+            hint = " Reshape with X.reshape(-1, 1) if it holds one feature, or X.reshape(1, -1) if it holds one sample."
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features); got a {X.ndim}-D array of shape {tuple(X.shape)}.{hint}"
+        )
+    n_samples = X.shape[0]
+    if n_samples is not None and n_samples < min_samples:
+        raise ValueError(
+            f"{name} has {n_samples} sample(s) (rows); at least {min_samples} are needed"
+        )
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features (columns); at least 1 is needed")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features, but the estimator was fitted with {n_features}; "
+            "pass data with the same columns as in fit"
+        )
+    target_dtype = float_dtype(ctx, X.dtype, dtype)
+    X = ctx.asarray(X, dtype=target_dtype)
+    _check_finite(ctx, X, name)
+    return X
+
+
+def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, name: str = "y") -> Any:
+    """Validate a target: 1-D, or a column of shape (n, 1), with one value per row of X."""
+    y = _as_array(y, name)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = array_api_compat.array_namespace(y).reshape(y, (-1,))
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one target per sample) or a column of shape (n, 1); got shape {tuple(y.shape)}")
+    if n_samples is not None and y.shape[0] is not None and y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} values but X has {n_samples} rows; they must match")
+    y = ctx.asarray(y, dtype=dtype)
+    _check_finite(ctx, y, name)
+    return y
+
+
+def check_X_y(X: Any, y: Any, ctx: ComputeContext, *, dtype: Any = None, min_samples: int = 1) -> tuple[Any, Any]:
+    """Validate ``X`` and ``y`` together (see :func:`check_X` and :func:`check_y`)."""
+    X = check_X(X, ctx, dtype=dtype, min_samples=min_samples)
+    y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
+    return X, y
+
+
+# -- hyper-parameters ---------------------------------------------------------------
+def check_int(value: Any, name: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def check_float(value: Any, name: str, *, positive: bool = False, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    if ok and (value > 0 if positive else value >= 0):
+        return float(value)
+    wanted = "a finite number > 0" if positive else "a finite number >= 0"
+    raise ValueError(f"{name} must be {wanted}{' or None' if allow_none else ''}; got {value!r}")
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> Any:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
+    return value

@@ -1,0 +1,145 @@
+"""The :class:`Backend` base class: what every backend offers the algorithms."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from hml.exceptions import BackendUnavailableError
+
+
+class Backend:
+    """One array library hml can compute with.
+
+    A subclass names the library (``name``, ``module``), tells users how to
+    install it (``install``) and overrides the few methods whose generic
+    version is wrong or slow for it. Instances are stateless apart from a cached
+    namespace, so one instance per backend is shared by every estimator.
+    """
+
+    #: Name used in ``backend=``, ``set_backend`` and ``HML_BACKEND``.
+    name: str = ""
+    #: Module to import to use the backend.
+    module: str = ""
+    #: What to run when ``module`` is missing.
+    install: str = ""
+    #: Whether the backend computes on a GPU (and so needs one to be present).
+    gpu: bool = False
+
+    def __init__(self) -> None:
+        self._xp = None
+        self._lib = None
+
+    def __repr__(self) -> str:
+        return f"<hml backend {self.name!r}>"
+
+    # -- import and availability ------------------------------------------------
+    def library(self) -> Any:
+        """The imported library module (``numpy``, ``cupy``, ``torch``...)."""
+        if self._lib is None:
+            try:
+                self._lib = importlib.import_module(self.module)
+            except ImportError as exc:
+                raise BackendUnavailableError(
+                    f"backend {self.name!r} needs the {self.module!r} package, which "
+                    f"could not be imported ({exc}). Install it with: {self.install}"
+                ) from exc
+        return self._lib
+
+    @property
+    def xp(self) -> Any:
+        """The array-API-compatible namespace (``array_api_compat`` wrapper)."""
+        if self._xp is None:
+            self._xp = self._namespace()
+        return self._xp
+
+    def _namespace(self) -> Any:
+        # array_api_compat wraps the library so that it follows the standard.
+        self.library()
+        return importlib.import_module(f"array_api_compat.{self.module}")
+
+    def version(self) -> str:
+        return str(getattr(self.library(), "__version__", "unknown"))
+
+    def check_available(self, device: Any = None) -> None:
+        """Raise :class:`BackendUnavailableError` unless this backend (and ``device``) can be used."""
+        self.library()
+        if device is not None:
+            self.normalize_device(device)
+
+    def devices(self) -> list[Any]:
+        """The devices this backend can compute on, on this machine."""
+        return ["cpu"]
+
+    def device_name(self, device: Any) -> str:
+        """A short, user-facing name for ``device`` (what ``device=`` accepts)."""
+        return str(device)
+
+    # -- devices ---------------------------------------------------------------
+    def default_device(self) -> Any:
+        return self.devices()[0]
+
+    def normalize_device(self, device: Any) -> Any:
+        """Turn a user's ``device=`` (``None``, a string, a device object) into a device object."""
+        if device is None:
+            return self.default_device()
+        if str(device) in {str(d) for d in self.devices()}:
+            return device
+        raise BackendUnavailableError(
+            f"backend {self.name!r} has no device {device!r}; devices here: "
+            f"{[str(d) for d in self.devices()]}"
+        )
+
+    def supports_float64(self, device: Any) -> bool:
+        return True
+
+    # -- arrays ------------------------------------------------------------------
+    def owns(self, array: Any) -> bool:
+        """Whether ``array`` belongs to this backend's library."""
+        raise NotImplementedError
+
+    def from_numpy(self, array: np.ndarray, device: Any) -> Any:
+        return self.xp.asarray(array, device=device)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return np.asarray(array)
+
+    def to_device(self, array: Any, device: Any) -> Any:
+        """Move an array of this backend to ``device`` (no copy when already there)."""
+        if str(array_api_compat.device(array)) == str(device):
+            return array
+        return array_api_compat.to_device(array, device)
+
+    def synchronize(self, device: Any = None) -> None:
+        """Wait until queued work on ``device`` is done (for honest timing). No-op on the CPU."""
+
+    def materialize(self, *arrays: Any) -> tuple[Any, ...]:
+        """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
+        return arrays
+
+    # -- random numbers ------------------------------------------------------------
+    def random_uniform(self, rng: np.random.Generator, shape, *, low: float = 0.0,
+                       high: float = 1.0, dtype: Any, device: Any) -> Any:
+        """``U(low, high)`` samples drawn on the host and moved here.
+
+        Drawing with NumPy's generator makes the same ``random_state`` give the
+        same numbers on every backend.
+        """
+        sample = rng.uniform(low, high, size=shape)
+        return self.from_numpy(sample.astype(self._numpy_dtype(dtype)), device)
+
+    def random_normal(self, rng: np.random.Generator, shape, *, dtype: Any, device: Any) -> Any:
+        """Standard-normal samples drawn on the host and moved here."""
+        sample = rng.standard_normal(size=shape)
+        return self.from_numpy(sample.astype(self._numpy_dtype(dtype)), device)
+
+    def _numpy_dtype(self, dtype: Any) -> type:
+        # Cast on the host: a device without float64 must never see a float64 array.
+        return np.float32 if dtype == self.xp.float32 else np.float64
+
+    def permutation(self, rng: np.random.Generator, n: int, *, device: Any) -> Any:
+        """A random permutation of ``0..n-1`` (int64 indices) drawn on the host."""
+        return self.from_numpy(rng.permutation(n).astype(np.int64), device)

@@ -1,0 +1,43 @@
+"""Dask: chunked, out-of-core and distributed arrays (the chunks are NumPy arrays)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from hml.backends._base import Backend
+
+
+class DaskBackend(Backend):
+    name = "dask"
+    module = "dask.array"
+    install = 'pip install "hml[dask]"'
+
+    def version(self) -> str:
+        import dask
+
+        return dask.__version__
+
+    def owns(self, array: Any) -> bool:
+        return array_api_compat.is_dask_array(array)
+
+    def from_numpy(self, array: np.ndarray, device: Any) -> Any:
+        # Chunk along rows only: every algorithm reduces over samples, and one
+        # chunk across the features keeps X @ theta a blockwise product.
+        da = self.library()
+        rows = max(1, min(array.shape[0], (64 * 2**20) // max(1, array[:1].nbytes))) if array.ndim else 1
+        chunks = (rows,) + array.shape[1:] if array.ndim else ()
+        return da.from_array(array, chunks=chunks)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return np.asarray(array.compute())
+
+    def to_device(self, array: Any, device: Any) -> Any:
+        return array
+
+    def materialize(self, *arrays: Any) -> tuple[Any, ...]:
+        import dask
+
+        return dask.persist(*arrays)

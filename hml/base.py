@@ -1,0 +1,78 @@
+"""The estimator base class: scikit-learn's contract, hml's backend handling."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from hml import backends
+from hml.exceptions import NotFittedError
+
+__all__ = ["BaseEstimator"]
+
+
+class BaseEstimator:
+    """Hyper-parameters in ``__init__`` (stored unchanged), learned state in ``*_`` attributes.
+
+    Subclasses take ``backend``, ``device`` and ``dtype`` keyword arguments; ``fit``
+    calls :meth:`_compute_context` to learn where to compute, and stores it so that
+    ``predict`` computes in the same place.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyper-parameters, as passed to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "BaseEstimator":
+        """Set hyper-parameters; unknown names raise ``ValueError`` listing the valid ones."""
+        valid = self._param_names()
+        for name in params:
+            if name not in valid:
+                raise ValueError(
+                    f"{name!r} is not a parameter of {type(self).__name__}; valid parameters: {valid}"
+                )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        changed = []
+        for name, value in self.get_params().items():
+            default = defaults.get(name, inspect.Parameter.empty)
+            if default is inspect.Parameter.empty or not _same(value, default):
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -- backend plumbing -----------------------------------------------------------
+    def _compute_context(self, like: Any) -> backends.ComputeContext:
+        return backends.resolve(getattr(self, "backend", None), getattr(self, "device", None), like)
+
+    def _fitted_context(self, X: Any) -> backends.ComputeContext:
+        """Where ``predict``-like calls compute: on the backend and device chosen at ``fit``."""
+        self._check_fitted()
+        return self._ctx_
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_ctx_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X, y) before using it"
+            )
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # arrays and other objects without a scalar ==
+        return a is b

@@ -1,0 +1,210 @@
+"""Feature engineering for the linear models, as one fitted transform.
+
+``FeatureTransformer`` learns its statistics on the training data and reuses them
+at predict time. (The original project re-normalised test data with the test
+set's own mean and deviation, so a model saw differently scaled inputs at
+predict time than at training time.)
+
+The transform, for an input row x with n features:
+
+1. normalisation (``normalize=True``): x̃ = (x − μ) / σ, with μ, σ the training mean
+   and standard deviation per feature; a constant feature (σ = 0) gets σ = 1;
+2. polynomial features (``polynomial_degree=d``): every monomial x̃_i x̃_j ... of
+   total degree 2..d, in the order of ``itertools.combinations_with_replacement``
+   (graded lexicographic, the order of scikit-learn's ``PolynomialFeatures``);
+3. sinusoid features (``sinusoid_degree=s``): sin(k·x̃_i) for k = 1..s, i = 1..n
+   (k outer, i inner);
+4. with ``normalize=True`` the generated features of steps 2-3 are standardised
+   too, again with training statistics -- a degree-10 monomial of a standardised
+   input spans many orders of magnitude, which gradient descent cannot cope with.
+
+Output columns: ``[x̃, monomials, sinusoids]``; ``get_feature_names_out`` names them.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations_with_replacement
+from math import comb
+from typing import Any
+
+import numpy as np
+
+from hml import backends
+from hml._array import check_int, check_X
+from hml.base import BaseEstimator
+
+__all__ = ["FeatureTransformer"]
+
+#: Refuse feature expansions wider than this; they would not fit any reasonable memory budget.
+MAX_OUTPUT_FEATURES = 100_000
+
+
+def polynomial_terms(X: Any, degree: int, xp: Any) -> list[Any]:
+    """The monomials of total degree 2..``degree`` of the columns of ``X``, one block per degree.
+
+    Degree k is built from degree k−1: column j times every degree-(k−1) monomial
+    whose smallest variable index is ≥ j, which yields exactly the
+    ``combinations_with_replacement`` order.
+    """
+    n = X.shape[1]
+    previous, starts = X, list(range(n))
+    blocks = []
+    for _ in range(2, degree + 1):
+        columns, new_starts, position = [], [], 0
+        for j in range(n):
+            new_starts.append(position)
+            block = X[:, j : j + 1] * previous[:, starts[j] :]
+            columns.append(block)
+            position += block.shape[1]
+        previous, starts = xp.concat(columns, axis=1), new_starts
+        blocks.append(previous)
+    return blocks
+
+
+def sinusoid_terms(X: Any, degree: int, xp: Any) -> list[Any]:
+    """sin(k·X) for k = 1..``degree``."""
+    return [xp.sin(float(k) * X) for k in range(1, degree + 1)]
+
+
+def _standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
+    """Mean and standard deviation per column; σ of a constant column becomes 1."""
+    mean = xp.mean(X, axis=0)
+    scale = xp.std(X, axis=0)
+    # A constant column can come out with σ ~ 1e-17 from rounding in the mean; treat
+    # anything within a few ulps of |μ| as exactly constant rather than divide by it.
+    eps = xp.finfo(X.dtype).eps
+    constant = scale <= 10.0 * eps * xp.abs(mean)
+    scale = xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
+    return mean, scale
+
+
+class FeatureTransformer(BaseEstimator):
+    """Normalisation plus polynomial and sinusoid features, fitted on training data.
+
+    Parameters
+    ----------
+    polynomial_degree : int, default 0
+        Highest total degree of the monomials added (0 or 1: none).
+    sinusoid_degree : int, default 0
+        Highest multiple k in the sin(k·x) features added (0: none).
+    normalize : bool, default True
+        Standardise the inputs, and the generated features, with training statistics.
+    backend, device, dtype
+        Where and in which precision to compute (see :mod:`hml.backends`).
+
+    Attributes
+    ----------
+    mean_, scale_ : arrays of shape (n_features_in_,)
+        Training mean and deviation of the inputs (``normalize=True``).
+    generated_mean_, generated_scale_ : arrays or None
+        The same for the generated features.
+    n_features_in_, n_features_out_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hml.features import FeatureTransformer
+    >>> X = np.array([[1.0, 2.0], [3.0, 5.0], [4.0, 3.0]])
+    >>> ft = FeatureTransformer(polynomial_degree=2, normalize=False).fit(X)
+    >>> ft.get_feature_names_out().tolist()
+    ['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2']
+    """
+
+    def __init__(self, *, polynomial_degree=0, sinusoid_degree=0, normalize=True,
+                 backend=None, device=None, dtype=None):
+        self.polynomial_degree = polynomial_degree
+        self.sinusoid_degree = sinusoid_degree
+        self.normalize = normalize
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+
+    def _validate_hyperparameters(self) -> None:
+        check_int(self.polynomial_degree, "polynomial_degree", minimum=0)
+        check_int(self.sinusoid_degree, "sinusoid_degree", minimum=0)
+        if not isinstance(self.normalize, bool):
+            raise ValueError(f"normalize must be True or False; got {self.normalize!r}")
+
+    # -- public API ---------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> "FeatureTransformer":
+        """Learn the normalisation statistics of ``X`` (``y`` is ignored)."""
+        self._validate_hyperparameters()
+        ctx = self._compute_context(X)
+        self._fit_transform(ctx, check_X(X, ctx, dtype=self.dtype))
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """The expanded, normalised features, in the namespace and on the device of ``X``."""
+        ctx = self._fitted_context(X)
+        Xc = check_X(X, ctx, dtype=self.dtype_, n_features=self.n_features_in_)
+        return backends.mirror(self._transform(Xc, ctx.xp), X)
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        self._validate_hyperparameters()
+        ctx = self._compute_context(X)
+        return backends.mirror(self._fit_transform(ctx, check_X(X, ctx, dtype=self.dtype)), X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        """Names of the output columns, e.g. ``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]``."""
+        self._check_fitted()
+        if input_features is None:
+            input_features = [f"x{i}" for i in range(self.n_features_in_)]
+        names = list(input_features)
+        if len(names) != self.n_features_in_:
+            raise ValueError(f"input_features has {len(names)} names; the transformer was fitted on {self.n_features_in_} features")
+        out = list(names)
+        for degree in range(2, self.polynomial_degree + 1):
+            for combo in combinations_with_replacement(range(len(names)), degree):
+                out.append(" ".join(
+                    names[i] if combo.count(i) == 1 else f"{names[i]}^{combo.count(i)}"
+                    for i in sorted(set(combo))
+                ))
+        for k in range(1, self.sinusoid_degree + 1):
+            out += [f"sin({k}*{name})" for name in names]
+        return np.asarray(out, dtype=object)
+
+    # -- on-device work, used by the estimators that own a transformer ------------
+    def _n_outputs(self, n_features: int) -> int:
+        polynomial = sum(comb(n_features + k - 1, k) for k in range(2, self.polynomial_degree + 1))
+        return n_features + polynomial + self.sinusoid_degree * n_features
+
+    def _fit_transform(self, ctx: backends.ComputeContext, X: Any) -> Any:
+        """Fit on the validated device array ``X`` and return its transform."""
+        self._validate_hyperparameters()
+        xp = ctx.xp
+        n_features = X.shape[1]
+        n_out = self._n_outputs(n_features)
+        if n_out > MAX_OUTPUT_FEATURES:
+            raise ValueError(
+                f"polynomial_degree={self.polynomial_degree} and sinusoid_degree={self.sinusoid_degree} "
+                f"on {n_features} features make {n_out} features (more than {MAX_OUTPUT_FEATURES}); "
+                "lower the degrees"
+            )
+        mean = scale = generated_mean = generated_scale = None
+        if self.normalize:
+            mean, scale = _standardisation(X, xp)
+            X = (X - mean) / scale
+        generated = self._generate(X, xp)
+        if generated is not None and self.normalize:
+            generated_mean, generated_scale = _standardisation(generated, xp)
+            generated = (generated - generated_mean) / generated_scale
+        self.mean_, self.scale_ = mean, scale
+        self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale
+        self.dtype_ = X.dtype
+        self.n_features_in_, self.n_features_out_ = n_features, n_out
+        self._ctx_ = ctx
+        return X if generated is None else xp.concat([X, generated], axis=1)
+
+    def _transform(self, X: Any, xp: Any) -> Any:
+        if self.normalize:
+            X = (X - self.mean_) / self.scale_
+        generated = self._generate(X, xp)
+        if generated is None:
+            return X
+        if self.normalize:
+            generated = (generated - self.generated_mean_) / self.generated_scale_
+        return xp.concat([X, generated], axis=1)
+
+    def _generate(self, X: Any, xp: Any) -> Any:
+        blocks = polynomial_terms(X, self.polynomial_degree, xp) + sinusoid_terms(X, self.sinusoid_degree, xp)
+        return xp.concat(blocks, axis=1) if blocks else None

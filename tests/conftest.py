@@ -1,0 +1,107 @@
+"""Test configuration: a ``case`` fixture that runs a test on every backend importable here.
+
+Each case names a backend and device and converts NumPy test data to arrays of
+that backend, so a test states its data once in NumPy and its expectations once.
+GPU cases (cupy, torch on cuda) carry the ``gpu`` marker and skip, with the
+reason, on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hml import backends
+from hml.exceptions import BackendUnavailableError
+
+
+@dataclass(frozen=True)
+class Case:
+    """One backend (and device) to run a test on."""
+
+    id: str
+    backend: str
+    device: Any = None
+    float64: bool = True  # whether the device has float64
+    lazy: bool = False  # Dask: results are graphs until computed
+
+    @property
+    def ctx(self) -> backends.ComputeContext:
+        return backends.resolve(self.backend, self.device)
+
+    @property
+    def xp(self) -> Any:
+        return self.ctx.xp
+
+    def asarray(self, array: Any) -> Any:
+        """NumPy test data as an array of this case's backend and device (float64 → float32 without float64)."""
+        array = np.asarray(array)
+        if not self.float64 and array.dtype == np.float64:
+            array = array.astype(np.float32)
+        return self.ctx.asarray(array)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return backends.backend_of(array).to_numpy(array)
+
+    @property
+    def rtol(self) -> float:
+        """A tolerance for results that agree to rounding in this case's precision."""
+        return 1e-10 if self.float64 else 1e-4
+
+
+def _usable(name: str, device: Any = None) -> str | None:
+    """None if the backend/device can be used here, else the reason it cannot."""
+    try:
+        backends.get_backend_object(name).check_available(device)
+    except BackendUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def _case(case: Case, *, gpu: bool = False):
+    reason = _usable(case.backend, case.device)
+    marks = [pytest.mark.skipif(reason is not None, reason=reason or "")]
+    if gpu:
+        marks.append(pytest.mark.gpu)
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+ALL_CASES = [
+    _case(Case("numpy", "numpy")),
+    _case(Case("strict", "array_api_strict")),
+    _case(Case("strict-device1", "array_api_strict", "device1")),
+    _case(Case("strict-no_float64", "array_api_strict", "no_float64", float64=False)),
+    _case(Case("torch-cpu", "torch", "cpu")),
+    _case(Case("dask", "dask", lazy=True)),
+    _case(Case("cupy", "cupy"), gpu=True),
+    _case(Case("torch-cuda", "torch", "cuda"), gpu=True),
+]
+
+
+@pytest.fixture(params=ALL_CASES)
+def case(request) -> Case:
+    """Every backend/device importable here (GPU ones under the ``gpu`` marker)."""
+    return request.param
+
+
+@pytest.fixture(params=[p for p in ALL_CASES if p.values[0].float64])
+def case64(request) -> Case:
+    """Every case whose device has float64 (for tests with float64-tight tolerances)."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _clean_backend_selection(monkeypatch):
+    """No test leaks a global backend choice, or sees the developer's HML_BACKEND."""
+    monkeypatch.delenv("HML_BACKEND", raising=False)
+    backends.set_backend("auto")
+    yield
+    backends.set_backend("auto")
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None

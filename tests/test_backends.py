@@ -1,0 +1,227 @@
+"""The backend layer: selection precedence, thread/async safety, conversion, errors, RNG."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import types
+
+import numpy as np
+import pytest
+
+import hml
+from hml import backends
+from hml.exceptions import BackendUnavailableError
+
+
+# -- selection and precedence ------------------------------------------------------------
+def test_default_is_auto_and_follows_the_input():
+    assert hml.get_backend() == "auto"
+    strict = pytest.importorskip("array_api_strict")
+    ctx = backends.resolve(like=strict.asarray([[1.0]]))
+    assert ctx.backend.name == "array_api_strict"
+    assert backends.resolve(like=[[1.0]]).backend.name == "numpy"
+
+
+def test_precedence_argument_over_context_over_global_over_env(monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("array_api_strict")
+    monkeypatch.setenv("HML_BACKEND", "dask")
+    assert backends.resolve().backend.name == "dask"
+    hml.set_backend("array_api_strict")
+    assert backends.resolve().backend.name == "array_api_strict"
+    with hml.use_backend("torch"):
+        assert hml.get_backend() == "torch"
+        assert backends.resolve().backend.name == "torch"
+        assert backends.resolve(backend="numpy").backend.name == "numpy"
+    assert hml.get_backend() == "array_api_strict"
+    hml.set_backend("auto")
+    assert hml.get_backend() == "dask"
+
+
+def test_estimator_backend_argument_wins_over_use_backend():
+    pytest.importorskip("array_api_strict")
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    y = X @ np.array([1.0, 2.0])
+    with hml.use_backend("array_api_strict"):
+        model = hml.LinearRegression(backend="numpy", solver="normal").fit(X, y)
+        inherited = hml.LinearRegression(solver="normal", l2=1e-3).fit(X, y)
+    assert isinstance(model.coef_, np.ndarray)
+    assert type(inherited.coef_).__module__.startswith("array_api_strict")
+    # Output mirrors the input's namespace whatever computed it.
+    assert isinstance(inherited.predict(X), np.ndarray)
+
+
+def test_use_backend_is_local_to_each_thread():
+    pytest.importorskip("torch")
+    pytest.importorskip("array_api_strict")
+    names = ["numpy", "torch", "array_api_strict", "dask"]
+    barrier = threading.Barrier(len(names))
+    seen, errors = {}, []
+
+    def worker(name):
+        try:
+            with hml.use_backend(name):
+                barrier.wait(timeout=10)  # every thread is inside its own block now
+                seen[name] = [hml.get_backend() for _ in range(200)]
+                barrier.wait(timeout=10)
+            seen[name + "/after"] = hml.get_backend()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for name in names:
+        assert set(seen[name]) == {name}
+        assert seen[name + "/after"] == "auto"
+    assert hml.get_backend() == "auto"
+
+
+def test_use_backend_is_local_to_each_asyncio_task():
+    pytest.importorskip("torch")
+
+    async def task(name, results):
+        with hml.use_backend(name):
+            await asyncio.sleep(0.01)
+            results[name] = hml.get_backend()
+
+    async def main():
+        results = {}
+        await asyncio.gather(task("numpy", results), task("torch", results))
+        return results
+
+    assert asyncio.run(main()) == {"numpy": "numpy", "torch": "torch"}
+
+
+def test_use_backend_restores_on_exception():
+    with pytest.raises(KeyError):
+        with hml.use_backend("numpy"):
+            raise KeyError("boom")
+    assert hml.get_backend() == "auto"
+
+
+# -- errors --------------------------------------------------------------------------
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(BackendUnavailableError, match=r"unknown backend 'jax'.*numpy"):
+        hml.set_backend("jax")
+    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+        with hml.use_backend("nope"):
+            pass
+    X, y = np.ones((3, 1)), np.ones(3)
+    model = hml.LinearRegression(backend="nope")
+    with pytest.raises(BackendUnavailableError, match="unknown backend 'nope'"):
+        model.fit(X, y)
+    assert not hasattr(model, "coef_")
+
+
+def test_bad_hml_backend_environment_variable(monkeypatch):
+    monkeypatch.setenv("HML_BACKEND", "numpyy")
+    with pytest.raises(BackendUnavailableError, match="HML_BACKEND='numpyy'"):
+        hml.LinearRegression().fit(np.ones((3, 1)), np.ones(3))
+
+
+def _fresh_cupy_backend(monkeypatch, module):
+    monkeypatch.setitem(sys.modules, "cupy", module)
+    backend = type(backends.get_backend_object("cupy"))()
+    monkeypatch.setitem(backends._REGISTRY, "cupy", backend)
+    return backend
+
+
+def test_cupy_missing_says_how_to_install(monkeypatch):
+    _fresh_cupy_backend(monkeypatch, None)  # a None entry makes `import cupy` fail
+    with pytest.raises(BackendUnavailableError, match=r'pip install "hml\[cuda12\]"'):
+        hml.LinearRegression(backend="cupy").fit(np.ones((3, 1)), np.ones(3))
+    assert hml.available_backends()["cupy"].available is False
+
+
+def test_cupy_without_a_gpu_says_so(monkeypatch):
+    def no_device():
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    fake = types.SimpleNamespace(
+        __version__="13.6.0",
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device)),
+    )
+    _fresh_cupy_backend(monkeypatch, fake)
+    with pytest.raises(BackendUnavailableError, match="CuPy 13.6.0 is installed but no CUDA device"):
+        hml.set_backend("cupy")
+    assert hml.get_backend() == "auto"
+    status = hml.available_backends()["cupy"]
+    assert not status.available and "no CUDA device" in status.reason
+
+
+def test_torch_cuda_without_a_gpu_says_so():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(BackendUnavailableError, match="sees no CUDA device"):
+        hml.LinearRegression(backend="torch", device="cuda").fit(np.ones((3, 1)), np.ones(3))
+
+
+def test_device_without_backend_is_refused():
+    with pytest.raises(ValueError, match="device= needs an explicit backend"):
+        hml.set_backend("auto", device="cuda")
+
+
+# -- reporting -------------------------------------------------------------------------
+def test_available_backends_reports_every_backend():
+    report = hml.available_backends()
+    assert list(report) == list(backends.backend_names())
+    assert report["numpy"].available and report["numpy"].devices == ["cpu"]
+    assert report["numpy"].version == np.__version__
+    for status in report.values():
+        assert status.available or ("pip install" in status.reason or "CUDA" in status.reason)
+
+
+# -- conversion and output mirroring ----------------------------------------------------
+def test_round_trip_through_every_backend(case):
+    data = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    moved = case.asarray(data)
+    assert backends.backend_of(moved).name == case.backend
+    back = backends.mirror(moved, data)
+    assert isinstance(back, np.ndarray)
+    np.testing.assert_array_equal(back, data)
+    # Mirroring onto an array of the case's own backend keeps namespace and device.
+    again = backends.mirror(data, moved)
+    assert backends.backend_of(again).name == case.backend
+    import array_api_compat
+
+    assert str(array_api_compat.device(again)) == str(array_api_compat.device(moved))
+
+
+def test_synchronize_runs_everywhere(case):
+    backends.synchronize(case.backend, case.device)
+
+
+# -- random numbers ---------------------------------------------------------------------------
+def test_same_seed_same_numbers_on_every_backend(case):
+    ctx = case.ctx
+    dtype = ctx.xp.float64 if case.float64 else ctx.xp.float32
+    uniform = ctx.backend.random_uniform(backends.check_random_state(7), (5, 3), low=-0.12, high=0.12,
+                                         dtype=dtype, device=ctx.device)
+    normal = ctx.backend.random_normal(backends.check_random_state(7), (4,), dtype=dtype, device=ctx.device)
+    perm = ctx.backend.permutation(backends.check_random_state(7), 10, device=ctx.device)
+    ref = backends.get_backend_object("numpy")
+    np_dtype = np.float64 if case.float64 else np.float32
+    np.testing.assert_array_equal(
+        case.to_numpy(uniform), ref.random_uniform(np.random.default_rng(7), (5, 3), low=-0.12, high=0.12, dtype=np_dtype, device="cpu")
+    )
+    np.testing.assert_array_equal(case.to_numpy(normal), np.random.default_rng(7).standard_normal(4).astype(np_dtype))
+    np.testing.assert_array_equal(case.to_numpy(perm), np.random.default_rng(7).permutation(10))
+    assert float(np.abs(case.to_numpy(uniform)).max()) <= 0.12
+
+
+def test_check_random_state():
+    assert isinstance(backends.check_random_state(None), np.random.Generator)
+    gen = np.random.default_rng(3)
+    assert backends.check_random_state(gen) is gen
+    assert backends.check_random_state(3).random() == np.random.default_rng(3).random()
+    with pytest.raises(ValueError, match="random_state"):
+        backends.check_random_state("seed")
+    with pytest.raises(ValueError, match="random_state"):
+        backends.check_random_state(-1)
