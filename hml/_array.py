@@ -15,7 +15,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from hml.backends import ComputeContext, backend_of
+from hml.backends import ComputeContext, backend_of, dtype_name
 
 __all__ = [
     "check_X",
@@ -40,7 +40,7 @@ def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) ->
     xp = ctx.xp
     has_f64 = ctx.backend.supports_float64(ctx.device)
     if requested is not None:
-        name = _dtype_name(requested)
+        name = dtype_name(requested)
         if name not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32', 'float64' or None; got {requested!r}")
         if name == "float64" and not has_f64:
@@ -49,7 +49,7 @@ def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) ->
                 f"{ctx.backend.name!r} has no float64; use dtype='float32' or another device"
             )
         return getattr(xp, name)
-    if _dtype_name(input_dtype) == "float32":
+    if dtype_name(input_dtype) == "float32":
         return xp.float32
     if not has_f64:
         warnings.warn(
@@ -60,14 +60,6 @@ def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) ->
         )
         return xp.float32
     return xp.float64
-
-
-def _dtype_name(dtype: Any) -> str:
-    if isinstance(dtype, str):
-        return dtype
-    text = str(dtype)
-    # torch.float32 -> "float32"; numpy dtype('float32') -> "float32"; strict: "array_api_strict.float32"
-    return text.rsplit(".", 1)[-1]
 
 
 def _as_array(value: Any, name: str) -> Any:

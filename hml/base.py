@@ -19,6 +19,9 @@ class BaseEstimator:
     ``predict`` computes in the same place.
     """
 
+    #: scikit-learn's estimator type ("regressor", "classifier", "clusterer", "transformer").
+    _estimator_type: str = ""
+
     @classmethod
     def _param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
@@ -54,6 +57,20 @@ class BaseEstimator:
             if default is inspect.Parameter.empty or not _same(value, default):
                 changed.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self) -> Any:
+        """Tags for scikit-learn's ``clone``/``cross_val_score``/pipelines.
+
+        Only scikit-learn calls this, so importing it here adds no run-time dependency.
+        """
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        kind = self._estimator_type or None
+        return Tags(
+            estimator_type=kind if kind != "transformer" else None,
+            target_tags=TargetTags(required=kind in ("regressor", "classifier")),
+            input_tags=InputTags(allow_nan=False),
+        )
 
     # -- backend plumbing -----------------------------------------------------------
     def _compute_context(self, like: Any) -> backends.ComputeContext:

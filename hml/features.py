@@ -110,6 +110,8 @@ class FeatureTransformer(BaseEstimator):
     ['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2']
     """
 
+    _estimator_type = "transformer"
+
     def __init__(self, *, polynomial_degree=0, sinusoid_degree=0, normalize=True,
                  backend=None, device=None, dtype=None):
         self.polynomial_degree = polynomial_degree

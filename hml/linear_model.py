@@ -132,6 +132,8 @@ class LinearRegression(BaseEstimator):
     1.0
     """
 
+    _estimator_type = "regressor"
+
     def __init__(self, *, learning_rate=0.01, max_iter=500, tol=None, l2=0.0, solver="gd",
                  polynomial_degree=0, sinusoid_degree=0, normalize=True,
                  backend=None, device=None, dtype=None):
@@ -167,7 +169,8 @@ class LinearRegression(BaseEstimator):
         ctx = self._compute_context(X)
         xp = ctx.xp
         X, y = check_X_y(X, y, ctx, dtype=self.dtype)
-        Z = transformer._fit_transform(ctx, X)
+        # Lazy backends (Dask) would otherwise recompute the features on every iteration.
+        Z, y = ctx.backend.materialize(transformer._fit_transform(ctx, X), y)
         objective = linear_regression_objective(Z, y, l2, xp)
         if self.solver == "normal":
             theta = normal_equation(Z, y, l2, xp)

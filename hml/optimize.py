@@ -60,28 +60,35 @@ def gradient_descent(
     large for the curvature of J.
     """
     xp = ctx.xp
-    costs: list[Any] = []
-    initial_cost = None
+    history: list[Any] = []  # one device array per checked window of iterations
+    window: list[Any] = []  # 0-d device costs since the last check
+    initial_cost = previous_cost = None
     converged = False
-    for iteration in range(1, max_iter + 1):
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
         cost, gradient = objective(theta)
         theta = theta - learning_rate * gradient
-        theta, cost = ctx.backend.materialize(theta, cost)
-        costs.append(cost)
-        if iteration % check_every and iteration != max_iter:
+        window.append(cost)
+        if n_iter % check_every and n_iter != max_iter:
             continue
-        # Include the cost before this window, to measure the change over its first step.
-        window = [float(c) for c in ctx.to_numpy(xp.stack(costs[-check_every - 1 :]))]
+        # One host read per window (a GPU sync, or one Dask compute of the whole window).
+        theta, costs = ctx.backend.materialize(theta, xp.stack(window))
+        history.append(costs)
+        window = []
+        values = [float(c) for c in ctx.to_numpy(costs)]
         if initial_cost is None:
-            initial_cost = window[0]
-        _check_divergence(window, initial_cost, divergence_factor, learning_rate, iteration)
-        if tol is not None and len(window) > 1:
-            change = abs(window[-2] - window[-1]) / max(abs(window[-1]), 1e-300)
+            initial_cost = values[0]
+        _check_divergence(values, initial_cost, divergence_factor, learning_rate, n_iter)
+        if previous_cost is not None:
+            values.insert(0, previous_cost)
+        previous_cost = values[-1]
+        if tol is not None and len(values) > 1:
+            change = abs(values[-2] - values[-1]) / max(abs(values[-1]), 1e-300)
             if change <= tol:
                 converged = True
                 break
     if not bool(xp.all(xp.isfinite(theta))):
-        raise _divergence(learning_rate, len(costs), "the parameters overflowed")
+        raise _divergence(learning_rate, n_iter, "the parameters overflowed")
     if tol is not None and not converged:
         warnings.warn(
             f"gradient descent did not reach tol={tol} in max_iter={max_iter} iterations; "
@@ -89,7 +96,7 @@ def gradient_descent(
             ConvergenceWarning,
             stacklevel=3,
         )
-    return OptimizeResult(theta, xp.stack(costs), len(costs), converged)
+    return OptimizeResult(theta, xp.concat(history), n_iter, converged)
 
 
 def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int) -> None:

@@ -43,7 +43,7 @@ import array_api_compat
 import numpy as np
 
 from hml.backends._array_api_strict import ArrayApiStrictBackend
-from hml.backends._base import Backend
+from hml.backends._base import Backend, dtype_name, numpy_dtype
 from hml.backends._cupy import CupyBackend
 from hml.backends._dask import DaskBackend
 from hml.backends._numpy import NumpyBackend
@@ -60,6 +60,8 @@ __all__ = [
     "backend_names",
     "backend_of",
     "check_random_state",
+    "dtype_name",
+    "numpy_dtype",
     "get_backend",
     "get_backend_object",
     "mirror",
@@ -185,10 +187,12 @@ class ComputeContext:
         source = backend_of(array)
         if source is self.backend:
             out = self.backend.to_device(array, self.device)
-        elif array_api_compat.is_array_api_obj(array) and not isinstance(array, np.generic):
-            out = self.backend.from_numpy(source.to_numpy(array), self.device)
         else:
-            out = self.backend.from_numpy(np.asarray(array), self.device)
+            host = source.to_numpy(array) if source.owns(array) else np.asarray(array)
+            if dtype is not None:
+                # Cast on the host: a device without float64 must never receive a float64 array.
+                host = host.astype(numpy_dtype(dtype), copy=False)
+            out = self.backend.from_numpy(host, self.device)
         if dtype is not None and out.dtype != dtype:
             out = self.xp.astype(out, dtype)
         return out

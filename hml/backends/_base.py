@@ -11,6 +11,20 @@ import numpy as np
 from hml.exceptions import BackendUnavailableError
 
 
+def dtype_name(dtype: Any) -> str:
+    """``"float32"`` for ``numpy.float32``, ``torch.float32``, ``array_api_strict.float32`` or ``"float32"``."""
+    if isinstance(dtype, str):
+        return dtype
+    if isinstance(dtype, (np.dtype, type)):
+        return np.dtype(dtype).name
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def numpy_dtype(dtype: Any) -> np.dtype:
+    """The NumPy dtype of the same name as a dtype of any backend."""
+    return np.dtype(dtype_name(dtype))
+
+
 class Backend:
     """One array library hml can compute with.
 
@@ -129,16 +143,12 @@ class Backend:
         same numbers on every backend.
         """
         sample = rng.uniform(low, high, size=shape)
-        return self.from_numpy(sample.astype(self._numpy_dtype(dtype)), device)
+        return self.from_numpy(sample.astype(numpy_dtype(dtype)), device)
 
     def random_normal(self, rng: np.random.Generator, shape, *, dtype: Any, device: Any) -> Any:
         """Standard-normal samples drawn on the host and moved here."""
         sample = rng.standard_normal(size=shape)
-        return self.from_numpy(sample.astype(self._numpy_dtype(dtype)), device)
-
-    def _numpy_dtype(self, dtype: Any) -> type:
-        # Cast on the host: a device without float64 must never see a float64 array.
-        return np.float32 if dtype == self.xp.float32 else np.float64
+        return self.from_numpy(sample.astype(numpy_dtype(dtype)), device)
 
     def permutation(self, rng: np.random.Generator, n: int, *, device: Any) -> Any:
         """A random permutation of ``0..n-1`` (int64 indices) drawn on the host."""

@@ -1,0 +1,95 @@
+"""hml.features against independent references: scikit-learn's PolynomialFeatures, direct formulas."""
+
+from __future__ import annotations
+
+from itertools import combinations_with_replacement
+
+import numpy as np
+import pytest
+
+from hml.features import FeatureTransformer
+
+sklearn_preprocessing = pytest.importorskip("sklearn.preprocessing")
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(42)
+    return rng.normal(loc=[1.0, -3.0, 10.0], scale=[2.0, 0.5, 4.0], size=(40, 3))
+
+
+def test_polynomial_features_match_scikit_learn_order_and_values(case, data):
+    ft = FeatureTransformer(polynomial_degree=4, normalize=False)
+    out = case.to_numpy(ft.fit_transform(case.asarray(data)))
+    reference = sklearn_preprocessing.PolynomialFeatures(degree=4, include_bias=False).fit(data)
+    np.testing.assert_allclose(out, reference.transform(data), rtol=case.rtol * 10)
+    assert list(ft.get_feature_names_out()) == [
+        name.replace(" ", " ") for name in reference.get_feature_names_out()
+    ]
+
+
+def test_sinusoid_features_are_sin_k_x(case, data):
+    ft = FeatureTransformer(sinusoid_degree=3, normalize=False)
+    out = case.to_numpy(ft.fit_transform(case.asarray(data)))
+    expected = np.concatenate([data] + [np.sin(k * data) for k in (1, 2, 3)], axis=1)
+    np.testing.assert_allclose(out, expected, rtol=case.rtol * 10, atol=case.rtol)
+    assert ft.get_feature_names_out()[3:6].tolist() == ["sin(1*x0)", "sin(1*x1)", "sin(1*x2)"]
+
+
+def test_normalisation_uses_training_statistics_at_transform_time(case, data):
+    """The original project's bug: test data normalised with its own statistics."""
+    train, test = data[:30], data[30:] + 5.0
+    ft = FeatureTransformer(polynomial_degree=2, sinusoid_degree=1).fit(case.asarray(train))
+    out = case.to_numpy(ft.transform(case.asarray(test)))
+    mu, sigma = train.mean(axis=0), train.std(axis=0)
+    z_train, z_test = (train - mu) / sigma, (test - mu) / sigma
+
+    def expand(z):
+        mono = [np.prod(z[:, list(c)], axis=1) for c in combinations_with_replacement(range(3), 2)]
+        return np.column_stack(mono + [np.sin(z[:, i]) for i in range(3)])
+
+    g_train = expand(z_train)
+    g_mu, g_sigma = g_train.mean(axis=0), g_train.std(axis=0)
+    expected = np.concatenate([z_test, (expand(z_test) - g_mu) / g_sigma], axis=1)
+    tol = 1e-9 if case.float64 else 2e-3
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    # The test rows are shifted, so their own statistics would have given mean 0: they must not.
+    assert abs(out[:, 0].mean()) > 1.0
+
+
+def test_training_output_is_standardised(data):
+    out = FeatureTransformer(polynomial_degree=3, sinusoid_degree=2).fit_transform(data)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out.std(axis=0), 1.0, rtol=1e-12)
+
+
+def test_constant_feature_is_safe(case):
+    X = np.column_stack([np.full(10, 0.1), np.arange(10.0)])
+    out = case.to_numpy(FeatureTransformer(polynomial_degree=2).fit_transform(case.asarray(X)))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out[:, 0], 0.0, atol=1e-6)
+
+
+def test_identity_when_nothing_is_asked(data):
+    ft = FeatureTransformer(normalize=False).fit(data)
+    np.testing.assert_array_equal(ft.transform(data), data)
+    assert ft.n_features_out_ == 3
+
+
+def test_output_count_and_names_agree(data):
+    ft = FeatureTransformer(polynomial_degree=3, sinusoid_degree=2).fit(data)
+    assert ft.transform(data).shape[1] == ft.n_features_out_ == len(ft.get_feature_names_out())
+    names = ft.get_feature_names_out(["gdp", "freedom", "trust"])
+    assert names[0] == "gdp" and "gdp^2" in names and "gdp freedom" in names
+
+
+def test_bad_parameters_and_inputs(data):
+    with pytest.raises(ValueError, match="polynomial_degree must be an integer >= 0; got -1"):
+        FeatureTransformer(polynomial_degree=-1).fit(data)
+    with pytest.raises(ValueError, match="sinusoid_degree"):
+        FeatureTransformer(sinusoid_degree=1.5).fit(data)
+    with pytest.raises(ValueError, match="lower the degrees"):
+        FeatureTransformer(polynomial_degree=30).fit(np.ones((3, 20)))
+    ft = FeatureTransformer().fit(data)
+    with pytest.raises(ValueError, match="fitted with 3"):
+        ft.transform(data[:, :2])
