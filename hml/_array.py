@@ -63,30 +63,29 @@ def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) ->
 
 
 def _as_array(value: Any, name: str) -> Any:
-    """An array-API array for ``value``: arrays pass through, anything else goes through NumPy."""
+    """An array-API array of real numbers for ``value``: arrays pass through, anything else goes through NumPy."""
     if value is None:
         raise ValueError(f"{name} is None; pass an array of numbers")
-    if array_api_compat.is_array_api_obj(value) and not isinstance(value, np.generic):
-        backend_of(value)  # raises for unsupported array types
-        xp = array_api_compat.array_namespace(value)
-        if not xp.isdtype(value.dtype, ("bool", "integral", "real floating")):
-            raise TypeError(f"{name} must hold real numbers; got an array of dtype {value.dtype}")
-        return value
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} could not be read as a numeric array ({exc}); pass a rectangular array of numbers") from exc
-    if array.dtype.kind not in "biuf":
-        if array.dtype.kind == "O":
+    if not array_api_compat.is_array_api_obj(value) or isinstance(value, np.generic):
+        try:
+            value = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{name} could not be read as a numeric array ({exc}); pass a rectangular array of numbers"
+            ) from exc
+        if value.dtype == object:  # e.g. a pandas frame of mixed numeric columns
             try:
-                return array.astype(np.float64)
+                value = value.astype(np.float64)
             except (ValueError, TypeError):
                 pass
-        raise TypeError(
-            f"{name} must hold real numbers; got dtype {array.dtype}"
-            + (" (strings?) -- encode categories as numbers first" if array.dtype.kind in "OUS" else "")
-        )
-    return array
+    backend_of(value)  # raises for array types no backend supports
+    dtype = value.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind not in "biuf":
+        hint = " (text?) -- encode categories as numbers first" if dtype.kind in "OUS" else ""
+        raise TypeError(f"{name} must hold real numbers; got dtype {dtype}{hint}")
+    if not array_api_compat.array_namespace(value).isdtype(dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{name} must hold real numbers; got dtype {dtype}")
+    return value
 
 
 def _check_finite(ctx: ComputeContext, array: Any, name: str) -> None:

@@ -1,0 +1,152 @@
+"""Every bad input the foundation issue lists gets a clear error and leaves the estimator unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hml
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    return X, X @ np.array([1.0, 2.0, 3.0])
+
+
+def _fitted(data):
+    return hml.LinearRegression(solver="normal").fit(*data)
+
+
+def _assert_unchanged(model, before):
+    after = {k: v for k, v in vars(model).items()}
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        if key.endswith("_") and hasattr(value, "shape"):
+            np.testing.assert_array_equal(after[key], value)
+        else:
+            assert after[key] is value
+
+
+BAD_X = [
+    ("nan", lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X),
+     ValueError, r"X contains 1 NaN or infinite value\(s\) \(the first at row 2, column 1\)"),
+    ("inf", lambda X: np.where(np.arange(X.size).reshape(X.shape) == 0, np.inf, X),
+     ValueError, r"X contains 1 NaN or infinite.*row 0, column 0"),
+    ("1-D", lambda X: X[:, 0], ValueError, r"X must be a 2-D array.*got a 1-D array of shape \(20,\).*reshape\(-1, 1\)"),
+    ("3-D", lambda X: X[:, :, None], ValueError, r"X must be a 2-D array.*got a 3-D array"),
+    ("zero rows", lambda X: X[:0], ValueError, r"X has 0 sample\(s\) \(rows\); at least 1 are needed"),
+    ("strings", lambda X: X.astype(str), TypeError, r"X must hold real numbers; got dtype <U.*encode categories"),
+    ("ragged", lambda X: [[1.0, 2.0], [3.0]], ValueError, r"X could not be read as a numeric array"),
+    ("complex", lambda X: X.astype(complex), TypeError, r"X must hold real numbers; got dtype complex128"),
+    ("None", lambda X: None, ValueError, r"X is None"),
+]
+
+
+@pytest.mark.parametrize("name,corrupt,error,message", BAD_X, ids=[b[0] for b in BAD_X])
+def test_bad_X_in_fit(data, name, corrupt, error, message):
+    X, y = data
+    model = hml.LinearRegression()
+    with pytest.raises(error, match=message):
+        model.fit(corrupt(X), y)
+    assert vars(model) == vars(hml.LinearRegression())
+
+
+@pytest.mark.parametrize("name,corrupt,error,message", BAD_X, ids=[b[0] for b in BAD_X])
+def test_bad_X_in_predict_leaves_the_fit_unchanged(data, name, corrupt, error, message):
+    model = _fitted(data)
+    before = dict(vars(model))
+    with pytest.raises(error, match=message):
+        model.predict(corrupt(data[0]))
+    _assert_unchanged(model, before)
+
+
+def test_bad_X_is_caught_on_every_backend(case, data):
+    X, y = data
+    X = X.copy()
+    X[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"X contains 1 NaN.*row 3, column 2"):
+        hml.LinearRegression().fit(case.asarray(X), case.asarray(y))
+
+
+@pytest.mark.parametrize("bad_y,message", [
+    (np.array([np.nan] + [1.0] * 19), r"y contains 1 NaN or infinite value"),
+    (np.ones(19), r"y has 19 values but X has 20 rows"),
+    (np.ones((20, 2)), r"y must be 1-D .* got shape \(20, 2\)"),
+])
+def test_bad_y(data, bad_y, message):
+    model = hml.LinearRegression()
+    with pytest.raises(ValueError, match=message):
+        model.fit(data[0], bad_y)
+    assert not hasattr(model, "coef_")
+
+
+def test_column_y_is_accepted(data):
+    X, y = data
+    np.testing.assert_allclose(
+        hml.LinearRegression(solver="normal").fit(X, y[:, None]).coef_,
+        hml.LinearRegression(solver="normal").fit(X, y).coef_,
+    )
+
+
+@pytest.mark.parametrize("params,message", [
+    (dict(max_iter=-1), r"max_iter must be an integer >= 1; got -1"),
+    (dict(max_iter=2.5), r"max_iter must be an integer >= 1; got 2.5"),
+    (dict(learning_rate=0.0), r"learning_rate must be a finite number > 0; got 0.0"),
+    (dict(learning_rate=-0.1), r"learning_rate must be a finite number > 0; got -0.1"),
+    (dict(learning_rate=float("nan")), r"learning_rate must be a finite number > 0; got nan"),
+    (dict(l2=-1.0), r"l2 must be a finite number >= 0; got -1.0"),
+    (dict(tol=-1e-3), r"tol must be a finite number >= 0 or None"),
+    (dict(solver="lstsq"), r"solver must be one of \['gd', 'normal'\]; got 'lstsq'"),
+    (dict(polynomial_degree=-2), r"polynomial_degree must be an integer >= 0; got -2"),
+    (dict(normalize="yes"), r"normalize must be True or False"),
+    (dict(dtype="float16"), r"dtype must be 'float32', 'float64' or None; got 'float16'"),
+])
+def test_bad_hyperparameters_are_named(data, params, message):
+    model = hml.LinearRegression(**params)
+    with pytest.raises(ValueError, match=message):
+        model.fit(*data)
+    assert not hasattr(model, "coef_")
+
+
+def test_bad_hyperparameters_leave_a_fitted_model_unchanged(data):
+    model = _fitted(data)
+    before = dict(vars(model))
+    model.set_params(learning_rate=-1.0, solver="gd")
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.fit(*data)
+    before.update(learning_rate=-1.0, solver="gd")
+    _assert_unchanged(model, before)
+
+
+def test_predict_before_fit(data):
+    for method, args in [("predict", (data[0],)), ("score", data)]:
+        with pytest.raises(hml.NotFittedError, match=r"this LinearRegression is not fitted yet; call fit"):
+            getattr(hml.LinearRegression(), method)(*args)
+    # Both conventions users rely on: NotFittedError is a ValueError and an AttributeError.
+    assert issubclass(hml.NotFittedError, ValueError) and issubclass(hml.NotFittedError, AttributeError)
+
+
+def test_predict_with_a_different_number_of_features(data):
+    model = _fitted(data)
+    with pytest.raises(ValueError, match=r"X has 2 features, but the estimator was fitted with 3"):
+        model.predict(data[0][:, :2])
+
+
+def test_unknown_backend_leaves_the_estimator_unchanged(data):
+    model = _fitted(data)
+    before = dict(vars(model))
+    model.set_params(backend="tensorflow")
+    with pytest.raises(hml.BackendUnavailableError, match=r"unknown backend 'tensorflow'; choose one of"):
+        model.fit(*data)
+    before["backend"] = "tensorflow"
+    _assert_unchanged(model, before)
+
+
+def test_singular_normal_equation_says_how_to_fix(data):
+    X = np.column_stack([data[0][:, 0], 2 * data[0][:, 0]])
+    with pytest.raises(ValueError, match=r"normal equations are singular.*set l2 > 0"):
+        hml.LinearRegression(solver="normal", normalize=False).fit(X, data[1])
+    # ...and the advice works.
+    hml.LinearRegression(solver="normal", normalize=False, l2=1e-3).fit(X, data[1])
