@@ -34,7 +34,11 @@ def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any):
 
     def objective(theta: Any) -> tuple[Any, Any]:
         b, w = theta[0], theta[1:]
-        residual = Z @ w + (b - y)
+        # In place: a fresh m-vector per operation costs ~6% of the iteration at 1e6 rows
+        # (allocation and page faults). Libraries without in-place ops rebind instead.
+        residual = Z @ w
+        residual -= y
+        residual += b
         cost = 0.5 * inv_m * xp.vecdot(residual, residual) + 0.5 * reg * xp.vecdot(w, w)
         grad_b = xp.reshape(inv_m * xp.sum(residual), (1,))
         grad_w = inv_m * (residual @ Z) + reg * w

@@ -1,0 +1,95 @@
+"""LinearRegression: the gradient-descent iteration against its two matrix-vector products, and whole fits.
+
+The floor (foundation issue): one iteration on a 1,000,000 × 64 float64 NumPy
+matrix costs at most 1.15× the two products ``X @ θ`` and ``r @ X`` it needs,
+measured in the same run -- ``track_step_over_matvecs`` reports that ratio.
+"""
+
+from __future__ import annotations
+
+import hml
+from hml.linear_model import linear_regression_objective
+from hml.optimize import gradient_descent
+
+from .common import LABELS, context, median_time, regression_data
+
+#: Iterations per timed call: the optimiser reads the cost back once per 10 iterations.
+ITERATIONS = 10
+
+
+class LinearRegressionStep:
+    """One gradient-descent iteration (through the real optimiser loop) vs. the two bare products."""
+
+    params = (LABELS, ["10000x64", "1000000x64"], ["float64", "float32"])
+    param_names = ["backend", "shape", "dtype"]
+    timeout = 600
+
+    def setup(self, label, shape, dtype):
+        m, n = map(int, shape.split("x"))
+        self.ctx = ctx = context(label)
+        xp = ctx.xp
+        X, y = regression_data(m, n)
+        self.dtype = getattr(xp, dtype)
+        self.X = ctx.backend.materialize(ctx.asarray(X, self.dtype))[0]
+        self.y = ctx.backend.materialize(ctx.asarray(y, self.dtype))[0]
+        self.objective = linear_regression_objective(self.X, self.y, 0.5, xp)
+        self.theta0 = xp.zeros(n + 1, dtype=self.dtype, device=ctx.device)
+        self.w = xp.full(n, 0.01, dtype=self.dtype, device=ctx.device)
+
+    def _iterations(self):
+        gradient_descent(self.objective, self.theta0, ctx=self.ctx, learning_rate=0.1, max_iter=ITERATIONS)
+
+    def _two_matvecs(self):
+        residual = self.X @ self.w
+        gradient = residual @ self.X
+        self.ctx.backend.materialize(gradient)
+
+    def time_10_iterations(self, *args):
+        self._iterations()
+        self.ctx.backend.synchronize(self.ctx.device)
+
+    def time_10x_two_matvecs(self, *args):
+        for _ in range(ITERATIONS):
+            self._two_matvecs()
+        self.ctx.backend.synchronize(self.ctx.device)
+
+    def track_step_over_matvecs(self, *args):
+        """Time of one iteration / time of the two products, medians of one run."""
+        step = median_time(self.ctx, self._iterations) / ITERATIONS
+        matvecs = median_time(self.ctx, lambda: [self._two_matvecs() for _ in range(ITERATIONS)]) / ITERATIONS
+        return step / matvecs
+
+    track_step_over_matvecs.unit = "ratio"
+
+
+class LinearRegressionFit:
+    """Whole fits, validation and feature expansion included, next to scikit-learn's Ridge (normal solver)."""
+
+    params = (LABELS, ["10000x16", "200000x64"])
+    param_names = ["backend", "shape"]
+    timeout = 600
+
+    def setup(self, label, shape):
+        m, n = map(int, shape.split("x"))
+        self.ctx = ctx = context(label)
+        X, y = regression_data(m, n)
+        self.X, self.y = ctx.asarray(X), ctx.asarray(y)
+        self.X_host, self.y_host = X, y
+
+    def time_fit_gd_100_iterations(self, label, shape):
+        hml.LinearRegression(learning_rate=0.1, max_iter=100).fit(self.X, self.y)
+        self.ctx.backend.synchronize(self.ctx.device)
+
+    def time_fit_normal_equation(self, label, shape):
+        hml.LinearRegression(solver="normal", l2=1.0).fit(self.X, self.y)
+        self.ctx.backend.synchronize(self.ctx.device)
+
+    def time_peer_sklearn_ridge(self, label, shape):
+        """scikit-learn's Ridge(solver='cholesky') on the same NumPy data: the peer for the normal solver."""
+        try:
+            from sklearn.linear_model import Ridge
+        except ImportError as exc:
+            raise NotImplementedError("scikit-learn is not installed") from exc
+        if label != "numpy":
+            raise NotImplementedError("the scikit-learn peer runs once, on the numpy row")
+        Ridge(alpha=1.0, solver="cholesky").fit(self.X_host, self.y_host)
