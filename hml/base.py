@@ -72,6 +72,20 @@ class BaseEstimator:
             input_tags=InputTags(allow_nan=False),
         )
 
+    # -- pickling: the compute context holds modules, so it travels as (backend name, device) --
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        ctx = state.get("_ctx_")
+        if isinstance(ctx, backends.ComputeContext):
+            state["_ctx_"] = (ctx.backend.name, ctx.device)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        ctx = state.get("_ctx_")
+        if isinstance(ctx, tuple):
+            state["_ctx_"] = backends.resolve(ctx[0], ctx[1])
+        self.__dict__.update(state)
+
     # -- backend plumbing -----------------------------------------------------------
     def _compute_context(self, like: Any) -> backends.ComputeContext:
         return backends.resolve(getattr(self, "backend", None), getattr(self, "device", None), like)
