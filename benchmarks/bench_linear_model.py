@@ -63,7 +63,7 @@ class LinearRegressionStep:
 
 
 class LinearRegressionFit:
-    """Whole fits, validation and feature expansion included, next to scikit-learn's Ridge (normal solver)."""
+    """Whole fits, validation and feature expansion included."""
 
     params = (LABELS, ["10000x16", "200000x64"])
     param_names = ["backend", "shape"]
@@ -74,7 +74,6 @@ class LinearRegressionFit:
         self.ctx = ctx = context(label)
         X, y = regression_data(m, n)
         self.X, self.y = ctx.asarray(X), ctx.asarray(y)
-        self.X_host, self.y_host = X, y
 
     def time_fit_gd_100_iterations(self, label, shape):
         hml.LinearRegression(learning_rate=0.1, max_iter=100).fit(self.X, self.y)
@@ -84,12 +83,32 @@ class LinearRegressionFit:
         hml.LinearRegression(solver="normal", l2=1.0).fit(self.X, self.y)
         self.ctx.backend.synchronize(self.ctx.device)
 
-    def time_peer_sklearn_ridge(self, label, shape):
-        """scikit-learn's Ridge(solver='cholesky') on the same NumPy data: the peer for the normal solver."""
+
+class NormalEquationVsScikitLearn:
+    """The normal-equation solver beside its peer, scikit-learn's Ridge(solver='cholesky'), on NumPy data."""
+
+    params = (["10000x16", "200000x64", "1000000x64"],)
+    param_names = ["shape"]
+    timeout = 600
+
+    def setup(self, shape):
         try:
             from sklearn.linear_model import Ridge
         except ImportError as exc:
             raise NotImplementedError("scikit-learn is not installed") from exc
-        if label != "numpy":
-            raise NotImplementedError("the scikit-learn peer runs once, on the numpy row")
-        Ridge(alpha=1.0, solver="cholesky").fit(self.X_host, self.y_host)
+        self.ridge = Ridge(alpha=1.0, solver="cholesky")
+        self.ctx = context("numpy")
+        self.X, self.y = regression_data(*map(int, shape.split("x")))
+
+    def time_hml(self, shape):
+        hml.LinearRegression(solver="normal", l2=1.0, normalize=False).fit(self.X, self.y)
+
+    def time_sklearn(self, shape):
+        self.ridge.fit(self.X, self.y)
+
+    def track_hml_over_sklearn(self, shape):
+        ours = median_time(self.ctx, lambda: self.time_hml(shape), repeat=5)
+        theirs = median_time(self.ctx, lambda: self.time_sklearn(shape), repeat=5)
+        return ours / theirs
+
+    track_hml_over_sklearn.unit = "ratio"
