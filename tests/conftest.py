@@ -8,7 +8,6 @@ reason, on machines without a GPU.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,5 +102,11 @@ def _clean_backend_selection(monkeypatch):
     backends.set_backend("auto")
 
 
-def has_module(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
+def pytest_report_header(config):
+    """One line per backend case: run, or skipped and why (instead of a skip line per test)."""
+    lines = []
+    for param in ALL_CASES:
+        case = param.values[0]
+        reason = _usable(case.backend, case.device)
+        lines.append(f"hml backend case {case.id}: " + ("runs" if reason is None else f"SKIPPED -- {reason}"))
+    return lines

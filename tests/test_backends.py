@@ -194,6 +194,12 @@ def test_round_trip_through_every_backend(case):
     assert str(array_api_compat.device(again)) == str(array_api_compat.device(moved))
 
 
+def test_lists_move_to_every_backend(case):
+    moved = case.ctx.asarray([[1.0, 2.0], [3.0, 4.0]], dtype=case.xp.float32)
+    assert backends.backend_of(moved).name == case.backend and moved.dtype == case.xp.float32
+    np.testing.assert_array_equal(case.to_numpy(moved), [[1.0, 2.0], [3.0, 4.0]])
+
+
 def test_synchronize_runs_everywhere(case):
     backends.synchronize(case.backend, case.device)
 

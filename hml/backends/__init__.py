@@ -185,10 +185,12 @@ class ComputeContext:
     def asarray(self, array: Any, dtype: Any = None) -> Any:
         """Move ``array`` (of any supported library, or a list) here, optionally casting."""
         source = backend_of(array)
+        if not source.owns(array):  # lists, scalars, pandas objects
+            array = np.asarray(array)
         if source is self.backend:
             out = self.backend.to_device(array, self.device)
         else:
-            host = source.to_numpy(array) if source.owns(array) else np.asarray(array)
+            host = source.to_numpy(array)
             if dtype is not None:
                 # Cast on the host: a device without float64 must never receive a float64 array.
                 host = host.astype(numpy_dtype(dtype), copy=False)
