@@ -11,7 +11,7 @@ import hml
 from hml.linear_model import linear_regression_objective
 from hml.optimize import gradient_descent
 
-from .common import LABELS, context, median_time, regression_data
+from .common import LABELS, context, interleaved_ratio, regression_data
 
 #: Iterations per timed call: the optimiser reads the cost back once per 10 iterations.
 ITERATIONS = 10
@@ -54,10 +54,8 @@ class LinearRegressionStep:
         self.ctx.backend.synchronize(self.ctx.device)
 
     def track_step_over_matvecs(self, *args):
-        """Time of one iteration / time of the two products, medians of one run."""
-        step = median_time(self.ctx, self._iterations) / ITERATIONS
-        matvecs = median_time(self.ctx, lambda: [self._two_matvecs() for _ in range(ITERATIONS)]) / ITERATIONS
-        return step / matvecs
+        """Time of one iteration / time of the two products, timed alternately in one process."""
+        return interleaved_ratio(self.ctx, self._iterations, lambda: self.time_10x_two_matvecs())
 
     track_step_over_matvecs.unit = "ratio"
 
@@ -107,8 +105,6 @@ class NormalEquationVsScikitLearn:
         self.ridge.fit(self.X, self.y)
 
     def track_hml_over_sklearn(self, shape):
-        ours = median_time(self.ctx, lambda: self.time_hml(shape), repeat=5)
-        theirs = median_time(self.ctx, lambda: self.time_sklearn(shape), repeat=5)
-        return ours / theirs
+        return interleaved_ratio(self.ctx, lambda: self.time_hml(shape), lambda: self.time_sklearn(shape), rounds=5)
 
     track_hml_over_sklearn.unit = "ratio"

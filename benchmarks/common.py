@@ -38,15 +38,21 @@ def regression_data(m: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     return X, y
 
 
-def median_time(ctx: backends.ComputeContext, fn: Callable[[], Any], repeat: int = 7, warmup: int = 1) -> float:
-    """Median wall time of ``fn`` in seconds, with the device synchronised around each call."""
-    for _ in range(warmup):
+def interleaved_ratio(ctx: backends.ComputeContext, numerator: Callable[[], Any], denominator: Callable[[], Any],
+                      rounds: int = 9) -> float:
+    """median(time of ``numerator``) / median(time of ``denominator``), the two timed alternately.
+
+    Alternating A, B, A, B... exposes both to the same drift in clock speed and memory
+    bandwidth, which on a shared machine is larger than the differences being measured.
+    """
+    times: tuple[list[float], list[float]] = ([], [])
+    for fn in (numerator, denominator):  # warm-up: first-touch page faults, caches, lazy init
         fn()
-    ctx.backend.synchronize(ctx.device)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        ctx.backend.synchronize(ctx.device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    for _ in range(rounds):
+        for fn, bucket in zip((numerator, denominator), times):
+            ctx.backend.synchronize(ctx.device)
+            start = time.perf_counter()
+            fn()
+            ctx.backend.synchronize(ctx.device)
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]) / statistics.median(times[1])
