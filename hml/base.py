@@ -90,7 +90,7 @@ class BaseEstimator:
     def _compute_context(self, like: Any) -> backends.ComputeContext:
         return backends.resolve(getattr(self, "backend", None), getattr(self, "device", None), like)
 
-    def _fitted_context(self, X: Any) -> backends.ComputeContext:
+    def _fitted_context(self) -> backends.ComputeContext:
         """Where ``predict``-like calls compute: on the backend and device chosen at ``fit``."""
         self._check_fitted()
         return self._ctx_

@@ -137,7 +137,7 @@ class FeatureTransformer(BaseEstimator):
 
     def transform(self, X: Any) -> Any:
         """The expanded, normalised features, in the namespace and on the device of ``X``."""
-        ctx = self._fitted_context(X)
+        ctx = self._fitted_context()
         Xc = check_X(X, ctx, dtype=self.dtype_, n_features=self.n_features_in_)
         return backends.mirror(self._transform(Xc, ctx.xp), X)
 

@@ -195,7 +195,7 @@ class LinearRegression(BaseEstimator):
         return self
 
     def _predict(self, X: Any) -> tuple[Any, Any]:
-        ctx = self._fitted_context(X)
+        ctx = self._fitted_context()
         Xc = check_X(X, ctx, dtype=self.coef_.dtype, n_features=self.n_features_in_)
         Z = self.feature_transformer_._transform(Xc, ctx.xp)
         return Z @ self.coef_ + self.intercept_, Xc

@@ -103,6 +103,7 @@ def _check_divergence(window: list[float], initial: float, factor: float, learni
     for cost in window:
         if not math.isfinite(cost):
             raise _divergence(learning_rate, iteration, "the cost became non-finite")
+        # The absolute floor keeps a zero initial cost (y ≡ 0) from flagging rounding noise.
         if cost > factor * max(initial, 1e-300) and cost > 1e-12:
             raise _divergence(learning_rate, iteration, f"the cost grew from {initial:.4g} to {cost:.4g}")
 
