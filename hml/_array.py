@@ -15,7 +15,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from hml.backends import ComputeContext, backend_of, dtype_name
+from hml.backends import ComputeContext, backend_of, dtype_name, is_array
 
 __all__ = [
     "check_X",
@@ -66,7 +66,7 @@ def _as_array(value: Any, name: str) -> Any:
     """An array-API array of real numbers for ``value``: arrays pass through, anything else goes through NumPy."""
     if value is None:
         raise ValueError(f"{name} is None; pass an array of numbers")
-    if not array_api_compat.is_array_api_obj(value) or isinstance(value, np.generic):
+    if not is_array(value):
         try:
             value = np.asarray(value)
         except (ValueError, TypeError) as exc:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import array_api_compat
-import numpy as np
-
 from hml import backends
 from hml._array import check_y, float_dtype
 
@@ -15,10 +12,7 @@ __all__ = ["mean_squared_error", "r2_score"]
 
 def _targets(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
     """Both targets as floating 1-D arrays in one namespace: that of the first device array given."""
-    like = next(
-        (a for a in (y_true, y_pred) if array_api_compat.is_array_api_obj(a) and not isinstance(a, np.generic)),
-        None,
-    )
+    like = next((a for a in (y_true, y_pred) if backends.is_array(a)), None)
     ctx = backends.resolve(backends.AUTO, like=like)
     dtype = float_dtype(ctx, getattr(like, "dtype", None))
     true = check_y(y_true, ctx, n_samples=None, dtype=dtype, name="y_true")

@@ -64,6 +64,7 @@ __all__ = [
     "numpy_dtype",
     "get_backend",
     "get_backend_object",
+    "is_array",
     "mirror",
     "resolve",
     "set_backend",
@@ -161,9 +162,14 @@ def get_backend() -> str:
     return _current_choice()[0]
 
 
+def is_array(obj: Any) -> bool:
+    """Whether ``obj`` is an array of some array library (lists, scalars and pandas objects are not)."""
+    return array_api_compat.is_array_api_obj(obj) and not isinstance(obj, np.generic)
+
+
 def backend_of(array: Any) -> Backend:
     """The backend whose library ``array`` belongs to (NumPy for lists, scalars, pandas)."""
-    if not array_api_compat.is_array_api_obj(array) or isinstance(array, np.generic):
+    if not is_array(array):
         return _REGISTRY["numpy"]
     for backend in _REGISTRY.values():
         if backend.owns(array):
