@@ -55,7 +55,7 @@ class LinearRegressionStep:
 
     def track_step_over_matvecs(self, *args):
         """Time of one iteration / time of the two products, timed alternately in one process."""
-        return interleaved_ratio(self.ctx, self._iterations, lambda: self.time_10x_two_matvecs())
+        return interleaved_ratio(self.ctx, self._iterations, self.time_10x_two_matvecs)
 
     track_step_over_matvecs.unit = "ratio"
 

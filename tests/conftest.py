@@ -61,8 +61,12 @@ def _usable(name: str, device: Any = None) -> str | None:
     return None
 
 
+#: Case id -> why it cannot run here (None: it runs), reported once in the pytest header.
+CASE_STATUS: dict[str, str | None] = {}
+
+
 def _case(case: Case, *, gpu: bool = False):
-    reason = _usable(case.backend, case.device)
+    reason = CASE_STATUS[case.id] = _usable(case.backend, case.device)
     marks = [pytest.mark.skipif(reason is not None, reason=reason or "")]
     if gpu:
         marks.append(pytest.mark.gpu)
@@ -104,9 +108,7 @@ def _clean_backend_selection(monkeypatch):
 
 def pytest_report_header(config):
     """One line per backend case: run, or skipped and why (instead of a skip line per test)."""
-    lines = []
-    for param in ALL_CASES:
-        case = param.values[0]
-        reason = _usable(case.backend, case.device)
-        lines.append(f"hml backend case {case.id}: " + ("runs" if reason is None else f"SKIPPED -- {reason}"))
-    return lines
+    return [
+        f"hml backend case {case_id}: " + ("runs" if reason is None else f"SKIPPED -- {reason}")
+        for case_id, reason in CASE_STATUS.items()
+    ]
