@@ -1,4 +1,4 @@
-"""The ``hml`` command line: ``hml info``."""
+"""The ``hml`` command line: ``hml info``, ``hml data list|fetch|catalogue``."""
 
 from __future__ import annotations
 
@@ -24,11 +24,64 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_list(args: argparse.Namespace) -> int:
+    from hml.datasets import DATASETS, cache_status, data_home
+    from hml.datasets import human_size
+
+    home = data_home(args.data_home)
+    print(f"cache: {home}")
+    print(f"{'name':<22}{'download':>10}  status")
+    for info in DATASETS.values():
+        states = [cache_status(f, home) for f in info.files]
+        summary = "cached" if all(s == "cached" for s in states) else ", ".join(
+            f"{f.filename} {s}" for f, s in zip(info.files, states) if s != "cached"
+        )
+        print(f"{info.name:<22}{human_size(info.size):>10}  {summary}")
+    return 0
+
+
+def _data_fetch(args: argparse.Namespace) -> int:
+    from hml.datasets import DATASETS, fetch
+    from hml.exceptions import DatasetError
+
+    names = list(DATASETS) if args.names == ["all"] else args.names
+    failed = []
+    for name in names:
+        try:
+            paths = fetch(name, args.data_home)
+        except (DatasetError, ValueError) as exc:
+            failed.append(name)
+            print(f"{name}: FAILED -- {exc}", file=sys.stderr)
+            continue
+        print(f"{name}: " + ", ".join(str(p) for p in paths))
+    if failed:
+        print(f"could not fetch: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _data_catalogue(args: argparse.Namespace) -> int:
+    from hml.datasets import catalogue_markdown
+
+    sys.stdout.write(catalogue_markdown())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hml", description="homemade machine learning")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="version, backends (importable or why not) and devices")
     info.set_defaults(run=_info)
+
+    data = commands.add_parser("data", help="the data sets: list, fetch, catalogue").add_subparsers(dest="action", required=True)
+    listing = data.add_parser("list", help="each data set: size and whether it is in the cache (checksums verified)")
+    listing.set_defaults(run=_data_list)
+    fetching = data.add_parser("fetch", help="download data sets into the cache (honours HML_DATA_MIRROR)")
+    fetching.add_argument("names", nargs="+", metavar="NAME", help="a data set name from `hml data list`, or all")
+    fetching.set_defaults(run=_data_fetch)
+    for sub in (listing, fetching):
+        sub.add_argument("--data-home", default=None, help="cache folder (default: $HML_DATA_HOME or the user cache)")
+    catalogue = data.add_parser("catalogue", help="print the Markdown catalogue that data/README.md holds")
+    catalogue.set_defaults(run=_data_catalogue)
     args = parser.parse_args(argv)
     return args.run(args)
 

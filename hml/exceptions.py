@@ -2,7 +2,10 @@
 
 __all__ = [
     "BackendUnavailableError",
+    "ChecksumMismatchError",
     "ConvergenceWarning",
+    "DatasetError",
+    "DatasetFormatError",
     "DivergenceError",
     "NotFittedError",
 ]
@@ -30,3 +33,23 @@ class DivergenceError(FloatingPointError):
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at ``max_iter`` before meeting ``tol``."""
+
+
+class DatasetError(OSError):
+    """A data set file could not be obtained: offline, not found, or not in the cache.
+
+    The message names every URL tried, the cache path, and the two variables that
+    steer downloads (``HML_DATA_HOME``, ``HML_DATA_MIRROR``).
+    """
+
+
+class ChecksumMismatchError(DatasetError):
+    """A downloaded file's checksum is not the one the registry expects.
+
+    The file is never left in the cache: downloads are written to a temporary
+    file and renamed only after their checksum passes.
+    """
+
+
+class DatasetFormatError(DatasetError, ValueError):
+    """A data set file is corrupt: a truncated gzip stream, a wrong IDX magic number, bad columns."""

@@ -8,7 +8,9 @@ reason, on machines without a GPU.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,3 +114,26 @@ def pytest_report_header(config):
         f"hml backend case {case_id}: " + ("runs" if reason is None else f"SKIPPED -- {reason}")
         for case_id, reason in CASE_STATUS.items()
     ]
+
+
+#: The offline copy of the data sets beside every checkout (see ../shared/data/README.md).
+DATA_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_configure(config):
+    """Loaders read from the offline mirror when it is here (unless HML_DATA_MIRROR already says where)."""
+    if DATA_MIRROR.is_dir() and not os.environ.get("HML_DATA_MIRROR"):
+        os.environ["HML_DATA_MIRROR"] = DATA_MIRROR.as_uri()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_home(tmp_path_factory):
+    """Downloads go to a cache of this test session, never the developer's ~/.cache/hml."""
+    previous = os.environ.get("HML_DATA_HOME")
+    os.environ["HML_DATA_HOME"] = str(tmp_path_factory.mktemp("hml-data-home"))
+    yield
+    if previous is None:
+        del os.environ["HML_DATA_HOME"]
+    else:
+        os.environ["HML_DATA_HOME"] = previous
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -24,3 +25,15 @@ def test_quick_start_runs(backend, capsys):
     out = capsys.readouterr().out
     r2 = float(re.search(r"R² = ([0-9.]+)", out).group(1))
     assert r2 > 0.95
+
+
+def _python_block(heading: str) -> str:
+    section = README.read_text(encoding="utf-8").split(heading, 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.skipif(not os.environ.get("HML_DATA_MIRROR"), reason="needs the data mirror (HML_DATA_MIRROR)")
+def test_data_sets_section_runs():
+    namespace = {}
+    exec(compile(_python_block("## Data sets"), str(README), "exec"), namespace)
+    assert namespace["X"].shape == (150, 4) and namespace["mnist"].data.shape == (60000, 784)
