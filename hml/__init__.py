@@ -9,7 +9,7 @@ NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch or Dask::
 
 __version__ = "0.1.0"
 
-from hml import backends, features, metrics, optimize
+from hml import backends, datasets, features, metrics, optimize
 from hml.backends import (
     available_backends,
     get_backend,
@@ -19,23 +19,33 @@ from hml.backends import (
 )
 from hml.exceptions import (
     BackendUnavailableError,
+    ChecksumMismatchError,
     ConvergenceWarning,
+    DatasetError,
+    DatasetFormatError,
     DivergenceError,
     NotFittedError,
 )
 from hml.features import FeatureTransformer
-from hml.linear_model import LinearRegression
+from hml.linear_model import LinearRegression, LogisticRegression
+from hml.neural_network import MultilayerPerceptron
 
 __all__ = [
     "BackendUnavailableError",
+    "ChecksumMismatchError",
     "ConvergenceWarning",
+    "DatasetError",
+    "DatasetFormatError",
     "DivergenceError",
     "FeatureTransformer",
     "LinearRegression",
+    "LogisticRegression",
+    "MultilayerPerceptron",
     "NotFittedError",
     "__version__",
     "available_backends",
     "backends",
+    "datasets",
     "features",
     "get_backend",
     "metrics",

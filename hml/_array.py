@@ -19,6 +19,8 @@ from hml.backends import ComputeContext, backend_of, dtype_name, is_array
 
 __all__ = [
     "check_X",
+    "encode_labels",
+    "labels_to_codes",
     "check_X_y",
     "check_y",
     "float_dtype",
@@ -168,6 +170,51 @@ def check_X_y(X: Any, y: Any, ctx: ComputeContext, *, dtype: Any = None, min_sam
     X = check_X(X, ctx, dtype=dtype, min_samples=min_samples)
     y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
     return X, y
+
+
+# -- class labels -------------------------------------------------------------------
+def _labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
+    """Class labels as a 1-D NumPy array: labels may be strings, so they live on the host."""
+    if y is None:
+        raise ValueError(f"{name} is None; pass one class label per sample")
+    labels = backend_of(y).to_numpy(y) if is_array(y) else np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one class label per sample); got shape {labels.shape}")
+    if n_samples is not None and labels.shape[0] != n_samples:
+        raise ValueError(f"{name} has {labels.shape[0]} labels but X has {n_samples} rows; they must match")
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise ValueError(f"{name} contains NaN or infinite labels; every sample needs a class")
+    return labels
+
+
+def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, codes)``: the sorted distinct labels, and each sample's index into them.
+
+    Labels of any type (``"SETOSA"``, 0/1, strings, floats) are accepted; at least
+    two classes are required.
+    """
+    labels = _labels_on_host(y, n_samples, name)
+    classes, codes = np.unique(labels, return_inverse=True)
+    if classes.size < 2:
+        found = f"only the class {classes[0].item()!r}" if classes.size else "no labels"
+        raise ValueError(f"{name} has {found}; a classifier needs samples of at least two classes")
+    return classes, codes.astype(np.int64)
+
+
+def labels_to_codes(y: Any, classes: np.ndarray, n_samples: int | None, *, name: str = "y") -> np.ndarray:
+    """Each label's index into the fitted ``classes``; labels not seen in ``fit`` raise ``ValueError``."""
+    labels = _labels_on_host(y, n_samples, name)
+    codes = np.searchsorted(classes, labels)
+    codes = np.minimum(codes, classes.size - 1)
+    unseen = classes[codes] != labels
+    if unseen.any():
+        raise ValueError(
+            f"{name} contains label(s) {np.unique(labels[unseen])[:5].tolist()} not seen in fit; "
+            f"the fitted classes are {classes.tolist()}"
+        )
+    return codes.astype(np.int64)
 
 
 # -- hyper-parameters ---------------------------------------------------------------

@@ -5,10 +5,13 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import numpy as np
+
 from hml import backends
+from hml._array import check_X, labels_to_codes
 from hml.exceptions import NotFittedError
 
-__all__ = ["BaseEstimator"]
+__all__ = ["BaseEstimator", "ClassifierMixin"]
 
 
 class BaseEstimator:
@@ -107,3 +110,42 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) and type(a) is type(b)
     except Exception:  # arrays and other objects without a scalar ==
         return a is b
+
+
+class ClassifierMixin:
+    """``predict``, ``predict_proba`` and ``score`` for classifiers with ``classes_``.
+
+    A subclass implements ``_proba(Xc)``: class probabilities (n, K) on the device for a
+    validated ``Xc``. Labels live on the host (they may be strings); ``predict``
+    returns them in the namespace and device of ``X`` when they are numbers, as a
+    NumPy array otherwise.
+    """
+
+    _estimator_type = "classifier"
+
+    def _validated(self, X: Any) -> tuple[backends.ComputeContext, Any]:
+        ctx = self._fitted_context()
+        return ctx, check_X(X, ctx, dtype=self._dtype_, n_features=self.n_features_in_)
+
+    def _predicted_codes(self, X: Any) -> np.ndarray:
+        ctx, Xc = self._validated(X)
+        return ctx.to_numpy(ctx.xp.argmax(self._proba(Xc), axis=1))
+
+    def predict(self, X: Any) -> Any:
+        """The most probable class of each row of ``X``, as labels from ``classes_``."""
+        codes = self._predicted_codes(X)  # checks that the model is fitted first
+        labels = self.classes_[codes]
+        if labels.dtype.kind in "biuf" and backends.is_array(X):
+            return backends.mirror(labels, X)
+        return labels
+
+    def predict_proba(self, X: Any) -> Any:
+        """P(class k | x) for each row, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        _, Xc = self._validated(X)
+        return backends.mirror(self._proba(Xc), X)
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy: the fraction of rows of ``X`` whose predicted class is ``y``'s."""
+        codes = self._predicted_codes(X)
+        expected = labels_to_codes(y, self.classes_, codes.shape[0])
+        return float(np.mean(codes == expected))

@@ -66,16 +66,39 @@ def sinusoid_terms(X: Any, degree: int, xp: Any) -> list[Any]:
     return [xp.sin(float(k) * X) for k in range(1, degree + 1)]
 
 
+#: Rows per chunk when reducing a large X: about 1 M elements, so temporaries stay small.
+_CHUNK_ELEMENTS = 1 << 20
+
+
 def _standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
-    """Mean and standard deviation per column; σ of a constant column becomes 1."""
+    """Mean μ and standard deviation σ = √(1/m Σᵢ (xᵢ − μ)²) per column; σ of a constant column becomes 1.
+
+    The sum of squares runs over chunks of rows: a temporary as large as X costs more
+    in fresh memory (page faults) than the arithmetic itself -- 1.6 s against 0.3 s for
+    a 60,000 × 784 X here.
+    """
+    m = X.shape[0]
     mean = xp.mean(X, axis=0)
-    scale = xp.std(X, axis=0)
+    rows = max(1, _CHUNK_ELEMENTS // max(X.shape[1], 1))
+    squares = None
+    for start in range(0, m, rows):
+        centred = X[start:min(start + rows, m), ...] - mean
+        part = xp.sum(centred * centred, axis=0)
+        squares = part if squares is None else squares + part
+    scale = xp.sqrt(squares / float(m))
     # A constant column can come out with σ ~ 1e-17 from rounding in the mean; treat
     # anything within a few ulps of |μ| as exactly constant rather than divide by it.
     eps = xp.finfo(X.dtype).eps
     constant = scale <= 10.0 * eps * xp.abs(mean)
     scale = xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
     return mean, scale
+
+
+def _standardise(X: Any, mean: Any, scale: Any) -> Any:
+    """(X − μ) / σ with one new array (the division in place)."""
+    Z = X - mean
+    Z /= scale
+    return Z
 
 
 class FeatureTransformer(BaseEstimator):
@@ -185,11 +208,11 @@ class FeatureTransformer(BaseEstimator):
         mean = scale = generated_mean = generated_scale = None
         if self.normalize:
             mean, scale = _standardisation(X, xp)
-            X = (X - mean) / scale
+            X = _standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
             generated_mean, generated_scale = _standardisation(generated, xp)
-            generated = (generated - generated_mean) / generated_scale
+            generated = _standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale
         self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale
         self.dtype_ = X.dtype
@@ -199,12 +222,12 @@ class FeatureTransformer(BaseEstimator):
 
     def _transform(self, X: Any, xp: Any) -> Any:
         if self.normalize:
-            X = (X - self.mean_) / self.scale_
+            X = _standardise(X, self.mean_, self.scale_)
         generated = self._generate(X, xp)
         if generated is None:
             return X
         if self.normalize:
-            generated = (generated - self.generated_mean_) / self.generated_scale_
+            generated = _standardise(generated, self.generated_mean_, self.generated_scale_)
         return xp.concat([X, generated], axis=1)
 
     def _generate(self, X: Any, xp: Any) -> Any:

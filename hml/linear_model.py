@@ -7,13 +7,13 @@ from typing import Any
 import array_api_compat
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, check_X, check_X_y, check_y
-from hml.base import BaseEstimator
+from hml._array import check_choice, check_float, check_int, check_X, check_X_y, check_y, encode_labels
+from hml.base import BaseEstimator, ClassifierMixin
 from hml.features import FeatureTransformer
 from hml.metrics import _r2
-from hml.optimize import gradient_descent
+from hml.optimize import gradient_descent, minimize
 
-__all__ = ["LinearRegression", "linear_regression_objective"]
+__all__ = ["LinearRegression", "LogisticRegression", "linear_regression_objective", "logistic_objective"]
 
 
 def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any):
@@ -210,3 +210,228 @@ class LinearRegression(BaseEstimator):
         prediction, Xc = self._predict(X)
         y = check_y(y, self._ctx_, n_samples=Xc.shape[0], dtype=prediction.dtype)
         return _r2(self._ctx_.xp, y, prediction)
+
+
+def tall_matmul(A: Any, W: Any) -> Any:
+    """A @ W for a tall A (m × n, m ≫ n), computed as (Wᵀ Aᵀ)ᵀ.
+
+    The same product; OpenBLAS picks a faster kernel for this orientation in float64
+    (60,000 × 784 @ 784 × 25: 63 → 40 ms here) and PyTorch is no slower either way.
+    """
+    return (W.T @ A.T).T
+
+
+def tall_gram(A: Any, delta: Any) -> Any:
+    """Aᵀ Δ for tall A and Δ (m rows each), computed as (Δᵀ A)ᵀ (57 → 41 ms in float64, as above)."""
+    return (delta.T @ A).T
+
+
+def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
+    """Y with Y[i, k] = 1 if sample i is of class k, else 0, shape (m, n_classes)."""
+    return xp.astype(codes[:, None] == xp.arange(n_classes, dtype=codes.dtype, device=array_api_compat.device(codes))[None, :], dtype)
+
+
+def log_sigmoid_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
+    """``(softplus(z), σ(z))`` elementwise, without overflow for any z.
+
+    With e = exp(−|z|) ∈ (0, 1]: softplus(z) = log(1 + eᶻ) = max(z, 0) + log1p(e), and
+    σ(z) = 1/(1 + e) for z ≥ 0, e/(1 + e) for z < 0. The binary cross-entropy of a
+    label y ∈ {0, 1} is then −y log σ(z) − (1−y) log(1−σ(z)) = softplus(z) − y z: no log(0).
+    """
+    e = xp.exp(-xp.abs(logits))
+    softplus = xp.maximum(logits, 0.0) + xp.log1p(e)
+    ones = xp.ones_like(e)
+    probability = xp.where(logits >= 0, ones, e) / (ones + e)
+    return softplus, probability
+
+
+def softmax_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
+    """``(log Σₖ exp zₖ per row, softmax(z))``, by the log-sum-exp shift (no overflow)."""
+    shift = xp.max(logits, axis=1, keepdims=True)
+    exp = xp.exp(logits - shift)
+    total = xp.sum(exp, axis=1, keepdims=True)
+    return xp.log(total) + shift, exp / total
+
+
+def logistic_objective(Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any):
+    """Cost and gradient of logistic regression for Θ = [b; W] of shape (1 + n, K).
+
+    Logits z = ZW + b (every class in one GEMM), m samples, λ = ``l2`` (never on b).
+
+    One-vs-all (K independent sigmoid problems, summed; K = 1 for two classes):
+        J(Θ) = 1/m Σᵢ Σₖ [softplus(zᵢₖ) − yᵢₖ zᵢₖ] + λ/(2m) ‖W‖²
+    Multinomial (softmax):
+        J(Θ) = 1/m Σᵢ [log Σₖ exp zᵢₖ − Σₖ yᵢₖ zᵢₖ] + λ/(2m) ‖W‖²
+    Both:
+        ∂J/∂b = 1/m Σᵢ (pᵢ − yᵢ),  ∂J/∂W = 1/m Zᵀ(P − Y) + λ/m W
+    with P the sigmoid (softmax) of the logits.
+    """
+    m = Z.shape[0]
+    inv_m = 1.0 / m
+    reg = l2 * inv_m
+
+    def objective(theta: Any) -> tuple[Any, Any]:
+        b, W = theta[:1, :], theta[1:, :]
+        logits = tall_matmul(Z, W)
+        logits += b
+        if multinomial:
+            normaliser, probability = softmax_terms(logits, xp)
+            data_cost = xp.sum(normaliser) - xp.sum(Y * logits)
+        else:
+            softplus, probability = log_sigmoid_terms(logits, xp)
+            data_cost = xp.sum(softplus) - xp.sum(Y * logits)
+        residual = probability - Y
+        cost = inv_m * data_cost + 0.5 * reg * xp.sum(W * W)
+        grad_b = inv_m * xp.sum(residual, axis=0, keepdims=True)
+        grad_W = inv_m * tall_gram(Z, residual) + reg * W
+        return cost, xp.concat([grad_b, grad_W], axis=0)
+
+    return objective
+
+
+class LogisticRegression(ClassifierMixin, BaseEstimator):
+    """Logistic regression: one-vs-all (the original project) or multinomial, any number of classes.
+
+    Minimises J(Θ) of :func:`logistic_objective` for Θ = [b; W] of shape
+    (1 + n_features_out, K): with ``multi_class="ovr"`` K = n_classes sigmoid
+    classifiers (K = 1 for two classes) trained together as one matrix problem -- every
+    class in the same GEMM -- and with ``"multinomial"`` one softmax over K = n_classes.
+    The features Z come from :class:`hml.features.FeatureTransformer` (normalisation,
+    polynomial and sinusoid terms); λ = ``l2`` never touches the biases b.
+
+    Parameters
+    ----------
+    solver : {"lbfgs", "cg", "gd"}, default "lbfgs"
+        L-BFGS or nonlinear conjugate gradient (both with a Wolfe line search), or
+        batch gradient descent with ``learning_rate``. See :mod:`hml.optimize`.
+    multi_class : {"multinomial", "ovr"}, default "multinomial"
+        One softmax over the classes, or one-vs-all sigmoids (the original project's
+        choice). Two classes always take a single sigmoid. The default is softmax because
+        it is the more accurate on MNIST (test accuracy 0.924 against 0.919 for
+        one-vs-all after 50 iterations).
+    max_iter : int, default 50
+        Iterations of the solver. 50 L-BFGS iterations take MNIST to its plateau of test
+        accuracy (0.9265 after 30, 0.9243 after 50, 0.9242 after 100) in half the time
+        of 100; a ``ConvergenceWarning`` says when more would still lower the cost.
+    tol : float or None, default 1e-4
+        L-BFGS/CG: stop when every component of ∇J is at most ``tol`` in size (or the cost
+        stops changing beyond rounding). GD: stop when the relative change of J is at
+        most ``tol``; ``None`` runs all ``max_iter`` iterations.
+    l2 : float, default 1.0
+        λ. The same problem as scikit-learn's ``LogisticRegression(C=1/l2)`` when
+        ``normalize=False`` (scikit-learn minimises C Σᵢ lossᵢ + ½‖W‖², i.e. m·C times J).
+    learning_rate : float, default 1.0
+        Step of ``solver="gd"`` (the original's ``alpha``); unused by the other solvers.
+    polynomial_degree, sinusoid_degree, normalize
+        Feature generation, see :class:`hml.features.FeatureTransformer`.
+    backend, device, dtype
+        Where and in which precision to compute (see :class:`hml.LinearRegression`).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The distinct labels seen in ``fit``, sorted; ``predict`` returns these.
+    coef_ : array of shape (n_features_out, K)
+        W, on the compute device.
+    intercept_ : array of shape (K,)
+        b.
+    cost_history_ : array of shape (n_iter_ + 1,) for L-BFGS/CG, (n_iter_,) for GD
+        J after each iteration (L-BFGS/CG, starting with the initial J), or at the start
+        of each iteration (GD).
+    n_iter_ : int
+    n_features_in_ : int
+    feature_transformer_ : FeatureTransformer
+
+    Examples
+    --------
+    >>> import numpy as np, hml
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> model = hml.LogisticRegression().fit(X, ["low", "low", "high", "high"])
+    >>> model.predict(np.array([[0.2], [2.8]])).tolist()
+    ['low', 'high']
+    """
+
+    def __init__(self, *, solver="lbfgs", multi_class="multinomial", max_iter=50, tol=1e-4, l2=1.0, learning_rate=1.0,
+                 polynomial_degree=0, sinusoid_degree=0, normalize=True, backend=None, device=None, dtype=None):
+        self.solver = solver
+        self.multi_class = multi_class
+        self.max_iter = max_iter
+        self.tol = tol
+        self.l2 = l2
+        self.learning_rate = learning_rate
+        self.polynomial_degree = polynomial_degree
+        self.sinusoid_degree = sinusoid_degree
+        self.normalize = normalize
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+
+    def _objective_for(self, X: Any, y: Any):
+        """Validate, transform and encode; return (ctx, objective, Θ₀, transformer, classes, X)."""
+        check_choice(self.solver, "solver", ("lbfgs", "cg", "gd"))
+        check_choice(self.multi_class, "multi_class", ("ovr", "multinomial"))
+        check_float(self.learning_rate, "learning_rate", positive=True)
+        l2 = check_float(self.l2, "l2")
+        transformer = FeatureTransformer(
+            polynomial_degree=self.polynomial_degree, sinusoid_degree=self.sinusoid_degree, normalize=self.normalize
+        )
+        transformer._validate_hyperparameters()
+        ctx = self._compute_context(X)
+        xp = ctx.xp
+        X = check_X(X, ctx, dtype=self.dtype, min_samples=2)
+        classes, codes = encode_labels(y, X.shape[0])
+        # Two classes take one sigmoid column whatever multi_class says (a two-column softmax
+        # is the same model, over-parametrised), as in scikit-learn.
+        multinomial = self.multi_class == "multinomial" and classes.size > 2
+        n_outputs = classes.size if classes.size > 2 else 1
+        Z = ctx.backend.materialize(transformer._fit_transform(ctx, X))[0]
+        codes = ctx.asarray(codes)
+        if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
+            Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))
+        else:
+            Y = one_hot(codes, n_outputs, Z.dtype, xp)
+        (Y,) = ctx.backend.materialize(Y)
+        theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
+        return ctx, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes, X, multinomial
+
+    def fit(self, X: Any, y: Any) -> "LogisticRegression":
+        """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type."""
+        max_iter = check_int(self.max_iter, "max_iter", minimum=1)
+        tol = check_float(self.tol, "tol", allow_none=True)
+        ctx, objective, theta0, transformer, classes, X, multinomial = self._objective_for(X, y)
+        result = minimize(
+            objective, theta0, ctx=ctx, method=self.solver, max_iter=max_iter, tol=tol, learning_rate=float(self.learning_rate)
+        )
+        theta = result.theta
+        self.feature_transformer_ = transformer
+        self.classes_ = classes
+        self._multinomial_ = multinomial
+        self.intercept_, self.coef_ = theta[0, :], theta[1:, :]
+        self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
+        self.n_features_in_ = X.shape[1]
+        self._dtype_ = theta.dtype
+        self._ctx_ = ctx
+        return self
+
+    def _decision(self, Xc: Any) -> Any:
+        Z = self.feature_transformer_._transform(Xc, self._ctx_.xp)
+        return Z @ self.coef_ + self.intercept_
+
+    def _proba(self, Xc: Any) -> Any:
+        xp = self._ctx_.xp
+        logits = self._decision(Xc)
+        if self._multinomial_:
+            return softmax_terms(logits, xp)[1]
+        probability = log_sigmoid_terms(logits, xp)[1]
+        if logits.shape[1] == 1:
+            return xp.concat([1.0 - probability, probability], axis=1)
+        # One-vs-all scores need not sum to one; normalise them, as scikit-learn's OvR does.
+        return probability / xp.sum(probability, axis=1, keepdims=True)
+
+    def decision_function(self, X: Any) -> Any:
+        """Logits z = ZW + b: shape (n_samples,) for two classes (z > 0 means ``classes_[1]``), else (n_samples, K)."""
+        _, Xc = self._validated(X)
+        logits = self._decision(Xc)
+        if logits.shape[1] == 1:
+            logits = logits[:, 0]
+        return backends.mirror(logits, X)

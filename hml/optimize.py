@@ -14,13 +14,24 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 from hml.backends import ComputeContext
 from hml.exceptions import ConvergenceWarning, DivergenceError
 
-__all__ = ["OptimizeResult", "gradient_descent"]
+__all__ = [
+    "OptimizeResult",
+    "check_gradient",
+    "conjugate_gradient",
+    "gradient_descent",
+    "lbfgs",
+    "minibatch_gradient_descent",
+    "minimize",
+]
 
 Objective = Callable[[Any], "tuple[Any, Any]"]
 
@@ -114,3 +125,338 @@ def _divergence(learning_rate: float, iteration: int, what: str) -> DivergenceEr
         f"learning_rate={learning_rate} is too large for this problem; try learning_rate={learning_rate / 10:g} "
         "(normalize=True also helps)"
     )
+
+
+# -- mini-batch gradient descent with momentum ---------------------------------------
+BatchObjective = Callable[[Any, Any], "tuple[Any, Any]"]
+
+
+def minibatch_gradient_descent(
+    objective: BatchObjective,
+    theta: Any,
+    *,
+    ctx: ComputeContext,
+    n_samples: int,
+    batch_size: int,
+    learning_rate: float,
+    max_iter: int,
+    rng: np.random.Generator,
+    momentum: float = 0.0,
+    tol: float | None = None,
+    check_every: int = 1,
+    divergence_factor: float = 10.0,
+) -> OptimizeResult:
+    """Mini-batch gradient descent with (heavy-ball) momentum, ``max_iter`` epochs.
+
+    Each epoch visits the rows in a fresh order drawn on the host from ``rng`` (so the
+    same seed gives the same batches on every backend) and, per batch B,
+    v ← μ v − α ∇J_B(θ), θ ← θ + v, where ``objective(theta, rows)`` returns J_B and
+    ∇J_B for the rows ``rows`` (an integer index array on the device). With μ = 0
+    this is plain stochastic gradient descent.
+
+    ``cost_history[k]`` is the mean of the batch costs of epoch k (the cost while θ moved).
+    ``tol`` stops on the relative change of that mean between epochs.
+    """
+    xp = ctx.xp
+    velocity = None
+    history: list[Any] = []
+    window: list[Any] = []
+    initial_cost = previous_cost = None
+    converged = False
+    n_iter = 0
+    starts = range(0, n_samples, batch_size)
+    for n_iter in range(1, max_iter + 1):
+        order = ctx.asarray(rng.permutation(n_samples))
+        batch_costs = []
+        for start in starts:
+            rows = order[start:min(start + batch_size, n_samples)]
+            cost, gradient = objective(theta, rows)
+            batch_costs.append(cost)
+            step = -learning_rate * gradient
+            velocity = step if velocity is None or momentum == 0.0 else momentum * velocity + step
+            theta = theta + velocity
+        window.append(xp.mean(xp.stack(batch_costs)))
+        if n_iter % check_every and n_iter != max_iter:
+            continue
+        theta, costs = ctx.backend.materialize(theta, xp.stack(window))
+        if velocity is not None:
+            (velocity,) = ctx.backend.materialize(velocity)
+        history.append(costs)
+        window = []
+        values = [float(c) for c in ctx.to_numpy(costs)]
+        if initial_cost is None:
+            initial_cost = values[0]
+        _check_divergence(values, initial_cost, divergence_factor, learning_rate, n_iter)
+        if previous_cost is not None:
+            values.insert(0, previous_cost)
+        previous_cost = values[-1]
+        if tol is not None and len(values) > 1 and abs(values[-2] - values[-1]) <= tol * max(abs(values[-1]), 1e-300):
+            converged = True
+            break
+    if not bool(xp.all(xp.isfinite(theta))):
+        raise _divergence(learning_rate, n_iter, "the parameters overflowed")
+    return OptimizeResult(theta, xp.concat(history), n_iter, converged)
+
+
+# -- line search, conjugate gradient, L-BFGS ------------------------------------------
+class _LineSearchFailed(Exception):
+    pass
+
+
+class _Line:
+    """φ(α) = J(θ + α d) along a search direction, one host read per evaluation.
+
+    ``evaluate(α)`` returns φ(α), φ'(α) = ∇J(θ + αd)·d and ‖∇J(θ + αd)‖∞ as Python
+    floats -- the three read back together, in one transfer -- and keeps the device
+    arrays (θ + αd, J, ∇J) of the last point for the caller.
+    """
+
+    def __init__(self, objective: Objective, ctx: ComputeContext, theta: Any, direction: Any):
+        self.objective, self.ctx, self.theta, self.direction = objective, ctx, theta, direction
+        self.evaluations = 0
+        self.points: dict[float, tuple[Any, Any, Any, float]] = {}
+
+    def evaluate(self, alpha: float) -> tuple[float, float, float]:
+        xp = self.ctx.xp
+        theta = self.theta + alpha * self.direction
+        cost, gradient = self.objective(theta)
+        scalars = xp.stack([cost, _dot(xp, gradient, self.direction), xp.max(xp.abs(gradient))])
+        theta, cost, gradient, scalars = self.ctx.backend.materialize(theta, cost, gradient, scalars)
+        f, slope, gnorm = (float(v) for v in self.ctx.to_numpy(scalars))
+        self.evaluations += 1
+        self.points[alpha] = (theta, cost, gradient, gnorm)
+        return f, slope, gnorm
+
+
+def _dot(xp: Any, a: Any, b: Any) -> Any:
+    """Σ a⊙b over every axis (the Frobenius inner product), a 0-d array."""
+    return xp.sum(a * b)
+
+
+def _cubic_minimum(a: float, fa: float, da: float, b: float, fb: float, db: float) -> float:
+    """The minimiser of the cubic through (a, fa, fa') and (b, fb, fb'), kept inside [a, b]
+    away from the ends (Nocedal & Wright, eq. 3.59); the midpoint when it does not exist."""
+    lo, hi = min(a, b), max(a, b)
+    try:
+        d1 = da + db - 3.0 * (fa - fb) / (a - b)
+        d2 = math.copysign(math.sqrt(d1 * d1 - da * db), b - a)
+        x = b - (b - a) * (db + d2 - d1) / (db - da + 2.0 * d2)
+    except (ValueError, ZeroDivisionError):
+        return 0.5 * (a + b)
+    margin = 0.1 * (hi - lo)
+    if not math.isfinite(x) or not lo + margin <= x <= hi - margin:
+        return 0.5 * (a + b)
+    return x
+
+
+def _wolfe_step(line: _Line, f0: float, slope0: float, alpha: float, c1: float, c2: float,
+                max_evaluations: int = 30) -> tuple[float, float, float, float]:
+    """A step α satisfying the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6):
+
+        φ(α) ≤ φ(0) + c₁ α φ'(0)        (sufficient decrease)
+        |φ'(α)| ≤ c₂ |φ'(0)|            (curvature)
+
+    Returns α, φ(α), φ'(α), ‖∇J‖∞ at α; raises _LineSearchFailed after ``max_evaluations``.
+    """
+    prev_a, prev_f, prev_s = 0.0, f0, slope0
+    for i in range(max_evaluations):
+        f, s, g = line.evaluate(alpha)
+        if not math.isfinite(f):  # overshot into overflow: come back towards the last good point
+            alpha = 0.5 * (prev_a + alpha)
+            continue
+        if f > f0 + c1 * alpha * slope0 or (i > 0 and f >= prev_f):
+            return _zoom(line, f0, slope0, prev_a, prev_f, prev_s, alpha, f, s, c1, c2, max_evaluations - i - 1)
+        if abs(s) <= -c2 * slope0:
+            return alpha, f, s, g
+        if s >= 0:
+            return _zoom(line, f0, slope0, alpha, f, s, prev_a, prev_f, prev_s, c1, c2, max_evaluations - i - 1)
+        prev_a, prev_f, prev_s = alpha, f, s
+        alpha *= 2.0
+    raise _LineSearchFailed
+
+
+def _zoom(line, f0, slope0, lo, f_lo, s_lo, hi, f_hi, s_hi, c1, c2, budget):
+    for _ in range(max(budget, 0)):
+        alpha = _cubic_minimum(lo, f_lo, s_lo, hi, f_hi, s_hi)
+        f, s, g = line.evaluate(alpha)
+        if f > f0 + c1 * alpha * slope0 or f >= f_lo:
+            hi, f_hi, s_hi = alpha, f, s
+        else:
+            if abs(s) <= -c2 * slope0:
+                return alpha, f, s, g
+            if s * (hi - lo) >= 0:
+                hi, f_hi, s_hi = lo, f_lo, s_lo
+            lo, f_lo, s_lo = alpha, f, s
+        if abs(hi - lo) <= 1e-12 * max(abs(lo), abs(hi), 1.0):
+            break
+    # No strong-Wolfe point in budget: accept the best decrease found, if any.
+    if lo > 0 and f_lo < f0:
+        return lo, f_lo, s_lo, line.points[lo][3]
+    raise _LineSearchFailed
+
+
+def _quasi_newton(
+    objective: Objective,
+    theta: Any,
+    *,
+    ctx: ComputeContext,
+    method: str,
+    max_iter: int,
+    tol: float,
+    memory: int = 10,
+) -> OptimizeResult:
+    xp = ctx.xp
+    eps = float(xp.finfo(theta.dtype).eps)
+    ftol = 64.0 * eps  # a cost change this small is rounding noise (scikit-learn's choice for L-BFGS)
+    c2 = 0.9 if method == "lbfgs" else 0.1  # CG needs a more exact line search to stay conjugate
+    cost, gradient = objective(theta)
+    scalars = ctx.to_numpy(xp.stack([cost, xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]))
+    f, gnorm, gg = (float(v) for v in scalars)
+    if not math.isfinite(f):
+        raise DivergenceError(f"the cost at the initial parameters is {f}; check the data for huge values")
+    costs = [cost]
+    history: deque = deque(maxlen=memory)  # (s, y, ρ = 1/yᵀs)
+    direction = -gradient
+    slope = -gg
+    previous_step, previous_slope = None, None
+    converged = gnorm <= tol
+    n_iter = 0
+    while not converged and n_iter < max_iter:
+        n_iter += 1
+        if previous_step is None:
+            alpha = min(1.0, 1.0 / max(gnorm, 1e-300))  # first step: unit-ish length along −g
+        elif method == "lbfgs":
+            alpha = 1.0  # a quasi-Newton step is already scaled
+        else:
+            alpha = previous_step * previous_slope / slope  # the last step's first-order change, again
+        line = _Line(objective, ctx, theta, direction)
+        try:
+            alpha, f_new, slope_new, gnorm = _wolfe_step(line, f, slope, alpha, 1e-4, c2)
+        except _LineSearchFailed:
+            if history or method == "cg" and previous_step is not None:
+                history.clear()  # the curvature model went bad: restart from steepest descent
+                direction, slope, previous_step = -gradient, -gg, None
+                n_iter -= 1
+                continue
+            warnings.warn(
+                f"{method}: the line search found no step that lowers the cost after {n_iter} iteration(s); "
+                "the cost is at the limit of floating-point precision, or the gradient is wrong",
+                ConvergenceWarning, stacklevel=3,
+            )
+            break
+        theta_new, cost_new, gradient_new, _ = line.points[alpha]
+        costs.append(cost_new)
+        change = abs(f - f_new) / max(abs(f), abs(f_new), 1.0)
+        if method == "lbfgs":
+            s, y = ctx.backend.materialize(alpha * direction, gradient_new - gradient)
+            ys = alpha * (slope_new - slope)  # yᵀs = α (φ'(α) − φ'(0)), already on the host
+            if ys > 1e-10 * alpha * abs(slope):  # keep the model positive definite
+                history.append((s, y, 1.0 / ys))
+            direction = _two_loop(xp, gradient_new, history)
+        else:
+            # Polak-Ribière+: β = max(0, g₊ᵀ(g₊ − g) / gᵀg), kept on the device.
+            beta = xp.maximum(_dot(xp, gradient_new, gradient_new - gradient) / gg, 0.0)
+            direction = -gradient_new + beta * direction
+        # Lazy backends: compute the new direction now, or every later direction (built
+        # from this one) would drag the whole history's graph along.
+        (direction,) = ctx.backend.materialize(direction)
+        theta, gradient, f = theta_new, gradient_new, f_new
+        slope_gg = ctx.to_numpy(xp.stack([_dot(xp, gradient, direction), _dot(xp, gradient, gradient)]))
+        previous_step, previous_slope = alpha, slope
+        slope, gg = float(slope_gg[0]), float(slope_gg[1])
+        if slope >= 0:  # not a descent direction (CG after a loose line search): restart
+            history.clear()
+            direction, slope = -gradient, -gg
+        converged = gnorm <= tol or change <= ftol
+    if not converged:
+        warnings.warn(
+            f"{method} did not reach tol={tol} (largest gradient component {gnorm:.3g}) in max_iter={max_iter} "
+            "iterations; increase max_iter, or loosen tol",
+            ConvergenceWarning, stacklevel=3,
+        )
+    return OptimizeResult(theta, xp.stack(costs), n_iter, converged)
+
+
+def _two_loop(xp: Any, gradient: Any, history: deque) -> Any:
+    """d = −H∇J by the L-BFGS two-loop recursion over the last (s, y) pairs (Nocedal & Wright, Alg. 7.4).
+
+    Every product stays on the device; H₀ = γI with γ = sᵀy / yᵀy of the newest pair.
+    """
+    q = gradient
+    alphas = []
+    for s, y, rho in reversed(history):
+        a = rho * _dot(xp, s, q)
+        alphas.append(a)
+        q = q - a * y
+    if history:
+        s, y, rho = history[-1]
+        q = q * (1.0 / (rho * _dot(xp, y, y)))
+    for (s, y, rho), a in zip(history, reversed(alphas)):
+        b = rho * _dot(xp, y, q)
+        q = q + (a - b) * s
+    return -q
+
+
+def lbfgs(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100, tol: float = 1e-4,
+          memory: int = 10) -> OptimizeResult:
+    """Limited-memory BFGS with a strong-Wolfe line search (c₁ = 1e-4, c₂ = 0.9).
+
+    θ_{k+1} = θ_k + α_k d_k with d_k = −H_k ∇J(θ_k), H_k built from the last ``memory``
+    steps s = θ_{k+1} − θ_k and gradient changes y. Stops when ‖∇J‖∞ ≤ ``tol`` or the
+    relative cost change falls to 64 ε (rounding noise), as scikit-learn's L-BFGS does.
+
+    Host reads: each line-search evaluation reads J, ∇J·d and ‖∇J‖∞ in one transfer --
+    the Wolfe test needs them -- and the convergence test uses those same numbers, so
+    checking convergence costs no extra GPU synchronisation. Usually one evaluation per iteration.
+    """
+    return _quasi_newton(objective, theta, ctx=ctx, method="lbfgs", max_iter=max_iter, tol=tol, memory=memory)
+
+
+def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100,
+                       tol: float = 1e-4) -> OptimizeResult:
+    """Nonlinear conjugate gradient, Polak-Ribière+ with a strong-Wolfe line search (c₂ = 0.1).
+
+    d₀ = −∇J₀; d_{k+1} = −∇J_{k+1} + β d_k, β = max(0, ∇J_{k+1}ᵀ(∇J_{k+1} − ∇J_k) / ‖∇J_k‖²),
+    restarting along −∇J whenever d is not a descent direction. Works on θ of any shape
+    (the original project passed a 2-D θ to SciPy's CG, which current SciPy rejects).
+    Stopping rule and host reads as :func:`lbfgs`.
+    """
+    return _quasi_newton(objective, theta, ctx=ctx, method="cg", max_iter=max_iter, tol=tol)
+
+
+def minimize(objective: Objective, theta: Any, *, ctx: ComputeContext, method: str, max_iter: int,
+             tol: float | None, learning_rate: float = 1.0) -> OptimizeResult:
+    """Dispatch to ``"gd"`` (:func:`gradient_descent`), ``"cg"`` or ``"lbfgs"``."""
+    if method == "gd":
+        return gradient_descent(objective, theta, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol)
+    if method == "cg":
+        return conjugate_gradient(objective, theta, ctx=ctx, max_iter=max_iter, tol=1e-4 if tol is None else tol)
+    if method == "lbfgs":
+        return lbfgs(objective, theta, ctx=ctx, max_iter=max_iter, tol=1e-4 if tol is None else tol)
+    raise ValueError(f"method must be one of ['gd', 'cg', 'lbfgs']; got {method!r}")
+
+
+def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, epsilon: float = 1e-6,
+                   coordinates: Any = None) -> float:
+    """Relative error between ``objective``'s gradient and central finite differences.
+
+        gᵢ ≈ (J(θ + ε eᵢ) − J(θ − ε eᵢ)) / (2ε),   error = ‖g − ĝ‖₂ / max(‖g‖₂, ‖ĝ‖₂)
+
+    over the flat indices ``coordinates`` of θ (default: all of them; two evaluations
+    of J each, so keep θ small). In float64 a correct gradient gives ~1e-9 or less.
+    """
+    xp = ctx.xp
+    _, gradient = objective(theta)
+    flat_gradient = ctx.to_numpy(xp.reshape(gradient, (-1,)))
+    size = flat_gradient.shape[0]
+    indices = range(size) if coordinates is None else [int(i) for i in coordinates]
+    positions = xp.reshape(xp.arange(size, device=ctx.device), theta.shape)
+    analytic, numeric = [], []
+    for i in indices:  # a loop over parameters (finite differences), not over examples
+        step = epsilon * xp.astype(positions == i, theta.dtype)
+        plus, minus = objective(theta + step)[0], objective(theta - step)[0]
+        numeric.append((float(plus) - float(minus)) / (2.0 * epsilon))
+        analytic.append(float(flat_gradient[i]))
+    difference = np.linalg.norm(np.subtract(analytic, numeric))
+    scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-300)
+    return float(difference / scale)

@@ -1,0 +1,174 @@
+"""LogisticRegression and MultilayerPerceptron, by backend and size, beside their peers in the same run.
+
+Floors (issue 4):
+- one full-batch epoch of the MLP [784, 25, 10] (sigmoid) on 60,000 × 784: hml on NumPy
+  ≤ 1.0× the same network hand-written in PyTorch on the CPU, float64 and float32
+  (``MLPEpochVsPyTorch.track_hml_over_torch``);
+- logistic regression on MNIST: ≤ 0.5× scikit-learn's ``LogisticRegression()`` fit time
+  (``LogisticRegressionVsScikitLearn`` on a 20,000-image subset here; the full data set
+  and the accuracy floors are in ``benchmarks/mnist_quality.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import hml
+from hml.linear_model import one_hot
+from hml.neural_network import mlp_objective, n_parameters
+from hml.optimize import gradient_descent
+
+from .common import LABELS, context, interleaved_ratio
+
+LAYERS = [784, 25, 10]
+
+
+def digits_like(m: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped data: pixels in [0, 1] (70% background zeros), 10 classes that are learnable."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 10, m)
+    prototypes = rng.random((10, 784)) * (rng.random((10, 784)) < 0.3)
+    X = np.clip(prototypes[codes] + 0.3 * rng.random((m, 784)) * (rng.random((m, 784)) < 0.3), 0.0, 1.0)
+    return X, codes
+
+
+class MLPEpoch:
+    """One full-batch gradient-descent epoch of [784, 25, 10] through the real optimiser loop."""
+
+    params = (LABELS, ["10000x784", "60000x784"], ["float64", "float32"])
+    param_names = ["backend", "shape", "dtype"]
+    timeout = 600
+
+    def setup(self, label, shape, dtype):
+        m = int(shape.split("x")[0])
+        self.ctx = ctx = context(label)
+        xp = ctx.xp
+        X, codes = digits_like(m)
+        X = ctx.backend.materialize(ctx.asarray(X, getattr(xp, dtype)))[0]
+        Y = ctx.backend.materialize(one_hot(ctx.asarray(codes), 10, X.dtype, xp))[0]
+        self.objective = mlp_objective(X, Y, LAYERS, "sigmoid", "sigmoid", 1.0, xp)
+        rng = np.random.default_rng(0)
+        self.theta = ctx.backend.random_uniform(rng, (n_parameters(LAYERS),), low=-0.12, high=0.12, dtype=X.dtype, device=ctx.device)
+
+    def time_epoch(self, *args):
+        gradient_descent(self.objective, self.theta, ctx=self.ctx, learning_rate=1.0, max_iter=1)
+        self.ctx.backend.synchronize(self.ctx.device)
+
+
+class MLPEpochVsPyTorch:
+    """The same epoch beside the network hand-written in PyTorch (autograd) on the CPU, same data."""
+
+    params = (["60000x784"], ["float64", "float32"])
+    param_names = ["shape", "dtype"]
+    timeout = 600
+
+    def setup(self, shape, dtype):
+        try:
+            import torch
+        except ImportError as exc:
+            raise NotImplementedError("PyTorch is not installed") from exc
+        self.hml = MLPEpoch()
+        self.hml.setup("numpy", shape, dtype)
+        m = int(shape.split("x")[0])
+        X, codes = digits_like(m)
+        self.torch = torch
+        self.X = torch.from_numpy(X.astype(dtype))
+        self.Y = torch.nn.functional.one_hot(torch.from_numpy(codes), 10).to(self.X.dtype)
+        rng = np.random.default_rng(0)
+        self.params = [
+            torch.tensor(rng.uniform(-0.12, 0.12, s).astype(dtype), requires_grad=True)
+            for s in [(784, 25), (25,), (25, 10), (10,)]
+        ]
+
+    def _torch_epoch(self):
+        torch = self.torch
+        W1, b1, W2, b2 = self.params
+        m = self.X.shape[0]
+        A = torch.sigmoid(self.X @ W1 + b1)
+        logits = A @ W2 + b2
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, self.Y, reduction="sum") / m
+        loss = loss + 0.5 / m * ((W1 * W1).sum() + (W2 * W2).sum())
+        for p in self.params:
+            p.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for p in self.params:
+                p -= 1.0 * p.grad
+        float(loss)  # the same one host read per epoch as hml's cost check
+
+    def time_hml(self, *args):
+        self.hml.time_epoch()
+
+    def time_torch(self, *args):
+        self._torch_epoch()
+
+    def track_hml_over_torch(self, *args):
+        return interleaved_ratio(self.hml.ctx, self.hml.time_epoch, self._torch_epoch)
+
+    track_hml_over_torch.unit = "ratio"
+
+
+class LogisticRegressionFit:
+    """Whole fits: 10 classes, multinomial, 20 L-BFGS iterations, validation and normalisation included."""
+
+    params = (LABELS, ["10000x784", "60000x784"])
+    param_names = ["backend", "shape"]
+    timeout = 600
+
+    def setup(self, label, shape):
+        self.ctx = ctx = context(label)
+        X, codes = digits_like(int(shape.split("x")[0]))
+        self.X, self.y = ctx.asarray(X), ctx.asarray(codes)
+
+    def time_fit_20_iterations(self, *args):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hml.LogisticRegression(max_iter=20, tol=0.0).fit(self.X, self.y)
+        self.ctx.backend.synchronize(self.ctx.device)
+
+
+class LogisticRegressionVsScikitLearn:
+    """Default fits side by side: hml ``LogisticRegression()`` vs scikit-learn's, same NumPy data.
+
+    MNIST itself when ``HML_DATA_MIRROR`` (or a cache) provides it, else MNIST-shaped data;
+    the first 20,000 training images keep the run short.
+    """
+
+    params = (["20000x784"],)
+    param_names = ["shape"]
+    timeout = 900
+
+    def setup(self, shape):
+        try:
+            from sklearn.linear_model import LogisticRegression
+        except ImportError as exc:
+            raise NotImplementedError("scikit-learn is not installed") from exc
+        m = int(shape.split("x")[0])
+        try:
+            mnist = hml.datasets.load_mnist("train")
+            self.X, self.y = mnist.data[:m] / 255.0, mnist.target[:m]
+        except hml.DatasetError:
+            self.X, self.y = digits_like(m)
+        self.peer = LogisticRegression()
+        self.ctx = context("numpy")
+
+    def _fit_hml(self):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hml.LogisticRegression().fit(self.X, self.y)
+
+    def _fit_sklearn(self):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.peer.fit(self.X, self.y)
+
+    def track_hml_over_sklearn(self, shape):
+        return interleaved_ratio(self.ctx, self._fit_hml, self._fit_sklearn, rounds=2)
+
+    track_hml_over_sklearn.unit = "ratio"

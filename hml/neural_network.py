@@ -1,0 +1,309 @@
+"""The multilayer perceptron, trained by vectorised (matrix) backpropagation.
+
+Notation (the notebook's): layer l has weights W⁽ˡ⁾ of shape (nₗ₋₁, nₗ) and biases
+b⁽ˡ⁾; A⁽⁰⁾ = X (a batch of m rows), H⁽ˡ⁾ = A⁽ˡ⁻¹⁾W⁽ˡ⁾ + b⁽ˡ⁾, A⁽ˡ⁾ = g(H⁽ˡ⁾) for hidden
+layers, and the output layer's logits H⁽ᴸ⁾ give P = σ(H⁽ᴸ⁾) (per-class sigmoid, the
+original) or softmax(H⁽ᴸ⁾). Backpropagation runs on whole matrices:
+
+    Δ⁽ᴸ⁾ = (P − Y) / m
+    ∂J/∂W⁽ˡ⁾ = A⁽ˡ⁻¹⁾ᵀ Δ⁽ˡ⁾ + λ/n W⁽ˡ⁾,   ∂J/∂b⁽ˡ⁾ = Σᵢ Δ⁽ˡ⁾ᵢ
+    Δ⁽ˡ⁻¹⁾ = (Δ⁽ˡ⁾ W⁽ˡ⁾ᵀ) ⊙ g′(H⁽ˡ⁻¹⁾)
+
+-- no loop over examples. All parameters travel as one flat vector θ, so the shared
+optimisers of :mod:`hml.optimize` train the network.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hml import backends
+from hml._array import check_choice, check_float, check_int, check_X, encode_labels
+from hml.base import BaseEstimator, ClassifierMixin
+from hml.features import FeatureTransformer
+from hml.linear_model import log_sigmoid_terms, one_hot, softmax_terms, tall_gram, tall_matmul
+from hml.optimize import check_gradient, minibatch_gradient_descent, minimize
+
+__all__ = ["MultilayerPerceptron", "gradient_check", "mlp_objective"]
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+
+def _activate(H: Any, activation: str, xp: Any) -> Any:
+    """g(H) for the hidden layers."""
+    if activation == "sigmoid":
+        # σ(h) = ½ tanh(h/2) + ½: the same function as 1/(1 + e⁻ʰ) without overflow for any h.
+        H *= 0.5
+        A = xp.tanh(H)
+        A *= 0.5
+        A += 0.5
+        return A
+    if activation == "tanh":
+        return xp.tanh(H)
+    return xp.maximum(H, 0.0)
+
+
+def _derivative_times(delta: Any, A: Any, activation: str, xp: Any) -> Any:
+    """Δ ⊙ g′(H), with g′ written through A = g(H): σ′ = A(1 − A), tanh′ = 1 − A², relu′ = [A > 0]."""
+    if activation == "sigmoid":
+        delta *= A
+        delta *= 1.0 - A
+        return delta
+    if activation == "tanh":
+        delta *= 1.0 - A * A
+        return delta
+    return xp.where(A > 0, delta, 0.0)
+
+
+def layer_shapes(layers: list[int]) -> list[tuple[int, int]]:
+    return [(n_in, n_out) for n_in, n_out in zip(layers[:-1], layers[1:])]
+
+
+def unpack(theta: Any, layers: list[int], xp: Any) -> list[tuple[Any, Any]]:
+    """The flat θ as [(W⁽¹⁾, b⁽¹⁾), ...]: each layer's W (row-major) then its b."""
+    params, offset = [], 0
+    for n_in, n_out in layer_shapes(layers):
+        W = xp.reshape(theta[offset:offset + n_in * n_out], (n_in, n_out))
+        offset += n_in * n_out
+        params.append((W, theta[offset:offset + n_out]))
+        offset += n_out
+    return params
+
+
+def n_parameters(layers: list[int]) -> int:
+    return sum(n_in * n_out + n_out for n_in, n_out in layer_shapes(layers))
+
+
+def mlp_objective(Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any):
+    """``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
+
+    J(θ) = 1/m Σᵢ loss(pᵢ, yᵢ) + λ/(2n) Σₗ ‖W⁽ˡ⁾‖² with m the rows used and n all rows
+    (so a mini-batch's J estimates the full J); biases are never regularised. The loss
+    is the per-class cross-entropy Σₖ [softplus(hₖ) − yₖhₖ] for ``output="sigmoid"``
+    and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0).
+    """
+    reg = l2 / Z.shape[0]
+
+    def objective(theta: Any, rows: Any = None) -> tuple[Any, Any]:
+        A, T = (Z, Y) if rows is None else (xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0))
+        inv_m = 1.0 / A.shape[0]
+        params = unpack(theta, layers, xp)
+        activations = [A]
+        for W, b in params[:-1]:
+            H = tall_matmul(A, W)
+            H += b
+            A = _activate(H, activation, xp)
+            activations.append(A)
+        W_out, b_out = params[-1]
+        logits = A @ W_out
+        logits += b_out
+        if output == "softmax":
+            normaliser, P = softmax_terms(logits, xp)
+            data_cost = xp.sum(normaliser)
+        else:
+            softplus, P = log_sigmoid_terms(logits, xp)
+            data_cost = xp.sum(softplus)
+        data_cost = data_cost - xp.sum(T * logits)
+        penalty = sum(xp.sum(W * W) for W, _ in params)
+        cost = inv_m * data_cost + 0.5 * reg * penalty
+        delta = P - T
+        delta *= inv_m
+        gradients: list[Any] = []
+        for layer in range(len(params) - 1, -1, -1):
+            W, _ = params[layer]
+            A_in = activations[layer]
+            gradients.append(xp.sum(delta, axis=0))
+            grad_W = tall_gram(A_in, delta)
+            grad_W += reg * W
+            gradients.append(xp.reshape(grad_W, (-1,)))
+            if layer:  # the input layer needs no Δ
+                delta = _derivative_times(delta @ W.T, A_in, activation, xp)
+        return cost, xp.concat(gradients[::-1])
+
+    return objective
+
+
+class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
+    """A fully connected neural network classifier trained by matrix backpropagation.
+
+    Parameters
+    ----------
+    layers : list of int, optional
+        Units per layer, input and output included: ``[784, 25, 10]`` is the original
+        project's MNIST network. The first must equal the number of (generated) features,
+        the last the number of classes. ``None``: one hidden layer of 25 units.
+    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
+        Hidden units.
+    output : {"sigmoid", "softmax"}, default "sigmoid"
+        Per-class sigmoids with cross-entropy summed over classes (the original), or softmax.
+    init : {"uniform", "glorot"}, default "uniform"
+        W and b uniform in ±``epsilon`` (the original), or Glorot: W uniform in
+        ±√(6/(nₗ₋₁ + nₗ)), b = 0.
+    epsilon : float, default 0.12
+        Half-width of the ``"uniform"`` initialisation.
+    learning_rate : float, default 1.0
+        Step α of gradient descent.
+    max_iter : int, default 300
+        Iterations (full batch) or epochs (``batch_size`` set).
+    l2 : float, default 1.0
+        λ, on the weights only (the original regularised its deltas instead).
+    batch_size : int or None, default None
+        ``None``: full-batch gradient descent (the original). Else mini-batches of this
+        many rows, shuffled every epoch from ``random_state``.
+    momentum : float, default 0.0
+        Heavy-ball momentum μ of mini-batch descent.
+    solver : {"gd", "lbfgs", "cg"}, default "gd"
+        Full-batch alternatives to gradient descent (not with ``batch_size``).
+    tol : float or None, default None
+        Stop when the relative change of the cost between checks is at most ``tol``.
+    normalize : bool, default True
+        Standardise the inputs with the training statistics.
+    random_state : int, Generator or None
+        Seeds the initialisation and the batch order (drawn on the host: the same seed gives
+        the same network on every backend).
+    backend, device, dtype
+        Where and in which precision to compute.
+
+    Attributes
+    ----------
+    classes_, coefs_ (list of W⁽ˡ⁾), intercepts_ (list of b⁽ˡ⁾), layers_, cost_history_,
+    n_iter_, n_features_in_, feature_transformer_
+    """
+
+    def __init__(self, *, layers=None, activation="sigmoid", output="sigmoid", init="uniform", epsilon=0.12,
+                 learning_rate=1.0, max_iter=300, l2=1.0, batch_size=None, momentum=0.0, solver="gd", tol=None,
+                 normalize=True, random_state=None, backend=None, device=None, dtype=None):
+        self.layers = layers
+        self.activation = activation
+        self.output = output
+        self.init = init
+        self.epsilon = epsilon
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.l2 = l2
+        self.batch_size = batch_size
+        self.momentum = momentum
+        self.solver = solver
+        self.tol = tol
+        self.normalize = normalize
+        self.random_state = random_state
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+
+    # -- set-up shared by fit and gradient_check -------------------------------------
+    def _problem(self, X: Any, y: Any):
+        check_choice(self.activation, "activation", ACTIVATIONS)
+        check_choice(self.output, "output", ("sigmoid", "softmax"))
+        check_choice(self.init, "init", ("uniform", "glorot"))
+        check_choice(self.solver, "solver", ("gd", "lbfgs", "cg"))
+        check_float(self.epsilon, "epsilon", positive=True)
+        l2 = check_float(self.l2, "l2")
+        transformer = FeatureTransformer(normalize=self.normalize)
+        ctx = self._compute_context(X)
+        xp = ctx.xp
+        X = check_X(X, ctx, dtype=self.dtype, min_samples=2)
+        classes, codes = encode_labels(y, X.shape[0])
+        layers = self._checked_layers(X.shape[1], classes.size)
+        Z = ctx.backend.materialize(transformer._fit_transform(ctx, X))[0]
+        Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
+        (Y,) = ctx.backend.materialize(Y)
+        objective = mlp_objective(Z, Y, layers, self.activation, self.output, l2, xp)
+        return ctx, objective, layers, transformer, classes, X
+
+    def _checked_layers(self, n_features: int, n_classes: int) -> list[int]:
+        if self.layers is None:
+            return [n_features, 25, n_classes]
+        layers = list(self.layers)
+        if len(layers) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers):
+            raise ValueError(f"layers must be a list of at least two positive integers (input, ..., output); got {self.layers!r}")
+        if layers[0] != n_features:
+            raise ValueError(f"layers[0]={layers[0]} but X has {n_features} features; set layers[0]={n_features}")
+        if layers[-1] != n_classes:
+            raise ValueError(
+                f"layers[-1]={layers[-1]} but y has {n_classes} classes; set layers[-1]={n_classes} (one output per class)"
+            )
+        return layers
+
+    def _initial_theta(self, ctx: backends.ComputeContext, layers: list[int], dtype: Any, rng) -> Any:
+        xp = ctx.xp
+        pieces = []
+        for n_in, n_out in layer_shapes(layers):
+            if self.init == "uniform":
+                bound, bias_bound = float(self.epsilon), float(self.epsilon)
+            else:
+                bound, bias_bound = math.sqrt(6.0 / (n_in + n_out)), 0.0
+            pieces.append(ctx.backend.random_uniform(rng, (n_in * n_out,), low=-bound, high=bound, dtype=dtype, device=ctx.device))
+            if bias_bound:
+                pieces.append(ctx.backend.random_uniform(rng, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype, device=ctx.device))
+            else:
+                pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
+        return xp.concat(pieces)
+
+    def fit(self, X: Any, y: Any) -> "MultilayerPerceptron":
+        """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type."""
+        learning_rate = check_float(self.learning_rate, "learning_rate", positive=True)
+        max_iter = check_int(self.max_iter, "max_iter", minimum=1)
+        momentum = check_float(self.momentum, "momentum")
+        tol = check_float(self.tol, "tol", allow_none=True)
+        if momentum >= 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got {self.momentum!r}")
+        if self.batch_size is not None:
+            check_int(self.batch_size, "batch_size", minimum=1)
+            if self.solver != "gd":
+                raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={self.solver!r}")
+        ctx, objective, layers, transformer, classes, Xc = self._problem(X, y)
+        rng = backends.check_random_state(self.random_state)
+        theta = self._initial_theta(ctx, layers, Xc.dtype, rng)
+        if self.batch_size is not None:
+            result = minibatch_gradient_descent(
+                objective, theta, ctx=ctx, n_samples=Xc.shape[0], batch_size=int(self.batch_size),
+                learning_rate=learning_rate, max_iter=max_iter, rng=rng, momentum=momentum, tol=tol,
+            )
+        else:
+            result = minimize(objective, theta, ctx=ctx, method=self.solver, max_iter=max_iter, tol=tol,
+                              learning_rate=learning_rate)
+        self.feature_transformer_ = transformer
+        self.classes_ = classes
+        self.layers_ = layers
+        self._theta_ = result.theta
+        params = unpack(result.theta, layers, ctx.xp)
+        self.coefs_ = [W for W, _ in params]
+        self.intercepts_ = [b for _, b in params]
+        self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
+        self.n_features_in_ = Xc.shape[1]
+        self._dtype_ = Xc.dtype
+        self._ctx_ = ctx
+        return self
+
+    def _proba(self, Xc: Any) -> Any:
+        xp = self._ctx_.xp
+        A = self.feature_transformer_._transform(Xc, xp)
+        for W, b in zip(self.coefs_[:-1], self.intercepts_[:-1]):
+            A = _activate(A @ W + b, self.activation, xp)
+        logits = A @ self.coefs_[-1] + self.intercepts_[-1]
+        if self.output == "softmax":
+            return softmax_terms(logits, xp)[1]
+        probability = log_sigmoid_terms(logits, xp)[1]
+        return probability / xp.sum(probability, axis=1, keepdims=True)
+
+
+def gradient_check(model: MultilayerPerceptron, X: Any, y: Any, *, epsilon: float = 1e-6,
+                   n_checks: int | None = None, random_state: Any = 0) -> float:
+    """Relative error between backpropagation and central finite differences for ``model`` on (X, y).
+
+    Uses the fitted parameters if ``model`` is fitted, else a fresh initialisation from
+    ``model.random_state``; checks ``n_checks`` randomly chosen parameters (all if None).
+    See :func:`hml.optimize.check_gradient`; < 1e-7 in float64 means backprop is right.
+    """
+    ctx, objective, layers, _, _, Xc = model._problem(X, y)
+    if hasattr(model, "_theta_"):
+        theta = ctx.asarray(ctx.to_numpy(model._theta_), dtype=Xc.dtype)
+    else:
+        theta = model._initial_theta(ctx, layers, Xc.dtype, backends.check_random_state(model.random_state))
+    coordinates = None
+    if n_checks is not None:
+        size = n_parameters(layers)
+        coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
+    return check_gradient(objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)

@@ -1,0 +1,171 @@
+"""LogisticRegression against finite differences, scikit-learn, and its own invariants."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import hml
+from hml.exceptions import ConvergenceWarning, NotFittedError
+from hml.optimize import check_gradient
+
+
+def blobs(m=90, n=3, k=3, seed=0, spread=1.5):
+    """k overlapping Gaussian clusters (so the regularised optimum is finite and unique)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=2.0, size=(k, n))
+    codes = rng.integers(0, k, m)
+    codes[:k] = np.arange(k)  # every class present
+    X = centres[codes] + spread * rng.normal(size=(m, n))
+    return X, codes
+
+
+@pytest.mark.parametrize(
+    ("k", "multi_class", "degree"), [(2, "ovr", 0), (3, "ovr", 0), (4, "multinomial", 0), (3, "ovr", 2), (3, "multinomial", 2)]
+)
+def test_gradient_matches_finite_differences(case64, k, multi_class, degree):
+    X, codes = blobs(m=40, k=k)
+    model = hml.LogisticRegression(multi_class=multi_class, polynomial_degree=degree, l2=0.7)
+    ctx, objective, theta0, *_ = model._objective_for(case64.asarray(X), codes)
+    rng = np.random.default_rng(1)
+    theta = case64.asarray(rng.normal(scale=0.5, size=tuple(theta0.shape)))
+    assert check_gradient(objective, theta, ctx=ctx) < 1e-6
+
+
+def _sklearn_fit(X, y, l2, multi_class):
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    multiclass = pytest.importorskip("sklearn.multiclass")
+    # scikit-learn minimises ½‖W‖² + C Σᵢ lossᵢ = m·C · (1/m Σ lossᵢ + 1/(2mC) ‖W‖²): our J with λ = 1/C.
+    peer = linear_model.LogisticRegression(C=1.0 / l2, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+    if multi_class == "ovr" and len(np.unique(y)) > 2:
+        peer = multiclass.OneVsRestClassifier(peer)
+    return peer.fit(X, y)
+
+
+@pytest.mark.parametrize(("k", "multi_class"), [(2, "multinomial"), (3, "ovr"), (3, "multinomial"), (5, "multinomial")])
+def test_matches_scikit_learn_on_the_same_problem(k, multi_class):
+    X, codes = blobs(m=150, k=k, seed=k)
+    labels = np.array(["ant", "bee", "cat", "dog", "eel"])[codes]
+    ours = hml.LogisticRegression(multi_class=multi_class, l2=2.0, normalize=False, tol=1e-10, max_iter=1000).fit(X, labels)
+    peer = _sklearn_fit(X, labels, 2.0, multi_class)
+    if multi_class == "ovr" and k > 2:
+        coef = np.stack([e.coef_[0] for e in peer.estimators_], axis=1)
+        intercept = np.array([e.intercept_[0] for e in peer.estimators_])
+    else:
+        coef, intercept = peer.coef_.T, peer.intercept_
+    np.testing.assert_allclose(ours.coef_, coef, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours.intercept_, intercept, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours.predict_proba(X), peer.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(ours.classes_, peer.classes_)
+    np.testing.assert_array_equal(ours.predict(X), peer.predict(X))
+    assert ours.score(X, labels) == pytest.approx(peer.score(X, labels))
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "cg", "gd"])
+def test_every_solver_reaches_the_same_optimum(case64, solver):
+    X, codes = blobs(m=60, k=3)
+    reference = hml.LogisticRegression(l2=1.0, tol=1e-10, max_iter=500).fit(X, codes)
+    settings = dict(max_iter=3000, tol=1e-12, learning_rate=2.0) if solver == "gd" else dict(max_iter=500, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = hml.LogisticRegression(solver=solver, l2=1.0, **settings).fit(case64.asarray(X), case64.asarray(codes))
+    np.testing.assert_allclose(case64.to_numpy(model.coef_), reference.coef_, atol=1e-5)
+    np.testing.assert_allclose(case64.to_numpy(model.intercept_), reference.intercept_, atol=1e-5)
+
+
+def test_cross_backend_agreement(case):
+    X, codes = blobs(m=60, k=3)
+    reference = hml.LogisticRegression(max_iter=30).fit(X, codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = hml.LogisticRegression(max_iter=30).fit(case.asarray(X), case.asarray(codes))
+    tolerance = 1e-8 if case.float64 else 2e-3
+    np.testing.assert_allclose(case.to_numpy(model.coef_), reference.coef_, atol=tolerance, rtol=tolerance)
+    proba = model.predict_proba(case.asarray(X))
+    assert type(proba) is type(case.asarray(X))  # output in the input's namespace
+    np.testing.assert_allclose(case.to_numpy(proba).sum(axis=1), 1.0, rtol=case.rtol * 10)
+    predicted = case.to_numpy(model.predict(case.asarray(X)))
+    np.testing.assert_array_equal(predicted, reference.predict(X))
+
+
+def test_binary_outputs_and_decision_function():
+    X, codes = blobs(m=80, k=2)
+    labels = np.where(codes == 1, "SETOSA", "OTHER")
+    model = hml.LogisticRegression().fit(X, labels)
+    assert model.coef_.shape == (3, 1) and list(model.classes_) == ["OTHER", "SETOSA"]
+    z = model.decision_function(X)
+    proba = model.predict_proba(X)
+    assert z.shape == (80,) and proba.shape == (80, 2)
+    np.testing.assert_allclose(proba[:, 1], 1.0 / (1.0 + np.exp(-z)), rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), np.where(z > 0, "SETOSA", "OTHER"))
+
+
+def test_ovr_probabilities_are_normalised_sigmoids():
+    X, codes = blobs(m=80, k=3)
+    model = hml.LogisticRegression(multi_class="ovr").fit(X, codes)
+    z = model.decision_function(X)
+    sigmoid = 1.0 / (1.0 + np.exp(-z))
+    np.testing.assert_allclose(model.predict_proba(X), sigmoid / sigmoid.sum(axis=1, keepdims=True), rtol=1e-12)
+
+
+def test_l2_never_touches_the_bias():
+    # Intercept-only data: with every class equally likely the biases must be equal, and with
+    # a huge λ the weights go to zero while the biases still fit the class frequencies.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = np.r_[np.zeros(300, int), np.ones(100, int)]
+    model = hml.LogisticRegression(l2=1e9, tol=1e-12, max_iter=200).fit(X, y)
+    assert np.abs(model.coef_).max() < 1e-6
+    assert 1.0 / (1.0 + np.exp(-model.intercept_[0])) == pytest.approx(0.25, rel=1e-6)
+
+
+def test_loss_is_stable_for_huge_logits():
+    X = np.array([[-1e3], [-2e3], [1e3], [2e3]])
+    model = hml.LogisticRegression(normalize=False, l2=1e-6, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, [0, 0, 1, 1])  # RuntimeWarnings (overflow, log(0)) are errors in this suite
+    assert np.isfinite(np.asarray(model.cost_history_)).all()
+    np.testing.assert_array_equal(model.predict(X), [0, 0, 1, 1])
+    assert np.isfinite(model.predict_proba(X)).all()
+
+
+def test_polynomial_boundary_separates_circles():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(300, 2))
+    y = (X ** 2).sum(axis=1) < 0.5
+    linear = hml.LogisticRegression().fit(X, y).score(X, y)
+    curved = hml.LogisticRegression(polynomial_degree=2, l2=0.01, max_iter=200).fit(X, y).score(X, y)
+    assert curved > 0.97 > linear + 0.2
+
+
+def test_works_with_scikit_learn_tools():
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    X, codes = blobs(m=90, k=3)
+    scores = model_selection.cross_val_score(hml.LogisticRegression(), X, codes, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.5
+
+
+def test_bad_input():
+    X, codes = blobs(m=30, k=3)
+    with pytest.raises(ValueError, match=r"y has only the class 'a'; a classifier needs samples of at least two classes"):
+        hml.LogisticRegression().fit(X, ["a"] * 30)
+    model = hml.LogisticRegression().fit(X, codes)
+    with pytest.raises(ValueError, match=r"y contains label\(s\) \[7\] not seen in fit; the fitted classes are \[0, 1, 2\]"):
+        model.score(X, np.r_[codes[:-1], 7])
+    with pytest.raises(ValueError, match=r"X contains 1 NaN"):
+        hml.LogisticRegression().fit(np.where(np.arange(90).reshape(30, 3) == 4, np.nan, X), codes)
+    with pytest.raises(ValueError, match=r"y contains NaN"):
+        hml.LogisticRegression().fit(X, np.r_[codes[:-1], np.nan])
+    with pytest.raises(ValueError, match=r"y has 29 labels but X has 30 rows"):
+        hml.LogisticRegression().fit(X, codes[:-1])
+    with pytest.raises(ValueError, match=r"X has 2 features, but the estimator was fitted with 3"):
+        model.predict(X[:, :2])
+    with pytest.raises(ValueError, match=r"multi_class must be one of \['ovr', 'multinomial'\]; got 'softmax'"):
+        hml.LogisticRegression(multi_class="softmax").fit(X, codes)
+    with pytest.raises(ValueError, match=r"solver must be one of"):
+        hml.LogisticRegression(solver="newton").fit(X, codes)
+    with pytest.raises(NotFittedError):
+        hml.LogisticRegression().predict(X)

@@ -1,0 +1,155 @@
+"""MultilayerPerceptron: backprop against finite differences and PyTorch autograd, on every backend."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import hml
+from hml import backends
+from hml.exceptions import ConvergenceWarning
+from hml.linear_model import one_hot
+from hml.neural_network import gradient_check, mlp_objective, n_parameters, unpack
+
+COMBINATIONS = [(a, o) for a in ("sigmoid", "tanh", "relu") for o in ("sigmoid", "softmax")]
+
+
+def blobs(m=60, n=4, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=2.0, size=(k, n))
+    codes = rng.integers(0, k, m)
+    codes[:k] = np.arange(k)
+    return centres[codes] + rng.normal(size=(m, n)), codes
+
+
+@pytest.mark.parametrize(("activation", "output"), COMBINATIONS)
+def test_backprop_matches_finite_differences(case64, activation, output):
+    X, codes = blobs(m=30)
+    model = hml.MultilayerPerceptron(layers=[4, 5, 4, 3], activation=activation, output=output, l2=0.5, random_state=0)
+    # relu has kinks; with ε = 1e-6 and these weights no pre-activation sits within ε of one.
+    # Dask builds a graph per evaluation: check a random third of the 64 parameters there.
+    n_checks = 20 if case64.lazy else None
+    assert gradient_check(model, case64.asarray(X), case64.asarray(codes), n_checks=n_checks) < 1e-6
+
+
+@pytest.mark.parametrize(("activation", "output"), COMBINATIONS)
+def test_cost_and_gradient_match_pytorch_autograd(activation, output):
+    torch = pytest.importorskip("torch")
+    X, codes = blobs(m=50)
+    layers = [4, 6, 5, 3]
+    ctx = backends.resolve("numpy")
+    Y = one_hot(np.asarray(codes), 3, np.float64, ctx.xp)
+    objective = mlp_objective(X, Y, layers, activation, output, 0.8, ctx.xp)
+    theta = np.random.default_rng(3).uniform(-0.7, 0.7, n_parameters(layers))
+    cost, gradient = objective(theta)
+
+    params = [torch.tensor(p, requires_grad=True) for pair in unpack(theta, layers, np) for p in pair]
+    act = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
+    A = torch.tensor(X)
+    for W, b in zip(params[0:-2:2], params[1:-2:2]):
+        A = act(A @ W + b)
+    logits = A @ params[-2] + params[-1]
+    target = torch.tensor(Y)
+    if output == "softmax":
+        data = torch.nn.functional.cross_entropy(logits, torch.tensor(codes), reduction="mean")
+    else:
+        data = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(X)
+    reference = data + 0.8 / (2 * len(X)) * sum((W * W).sum() for W in params[0::2])
+    reference.backward()
+    expected = np.concatenate([p.grad.numpy().reshape(-1) for p in params])
+    assert float(cost) == pytest.approx(reference.item(), rel=1e-12)
+    np.testing.assert_allclose(gradient, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_one_gradient_descent_step_is_theta_minus_alpha_gradient():
+    X, codes = blobs()
+    model = hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=1, learning_rate=0.3, random_state=0, normalize=False).fit(X, codes)
+    ctx, objective, layers, *_ = model._problem(X, codes)
+    theta0 = model._initial_theta(ctx, layers, np.float64, np.random.default_rng(0))
+    cost0, gradient0 = objective(theta0)
+    np.testing.assert_allclose(model._theta_, theta0 - 0.3 * gradient0, rtol=1e-13)
+    assert float(model.cost_history_[0]) == pytest.approx(float(cost0), rel=1e-13)
+
+
+def test_initialisation():
+    X, codes = blobs()
+    uniform = hml.MultilayerPerceptron(layers=[4, 50, 3], epsilon=0.12, max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
+    theta = uniform.fit(X, codes)._theta_
+    assert 0.115 < np.abs(theta).max() <= 0.12  # U(−ε, ε), weights and biases alike
+    glorot = hml.MultilayerPerceptron(layers=[4, 50, 3], init="glorot", max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
+    glorot.fit(X, codes)
+    bound = np.sqrt(6 / 54)
+    assert 0.95 * bound < np.abs(glorot.coefs_[0]).max() <= bound
+    np.testing.assert_allclose(glorot.intercepts_[0], 0.0, atol=1e-9)
+
+
+def test_cross_backend_agreement_from_one_seed(case):
+    X, codes = blobs()
+    kwargs = dict(layers=[4, 8, 3], activation="tanh", max_iter=15, random_state=42)
+    reference = hml.MultilayerPerceptron(**kwargs).fit(X, codes)
+    model = hml.MultilayerPerceptron(**kwargs).fit(case.asarray(X), case.asarray(codes))
+    tolerance = 1e-9 if case.float64 else 1e-4
+    np.testing.assert_allclose(case.to_numpy(model.cost_history_), reference.cost_history_, rtol=tolerance)
+    np.testing.assert_allclose(case.to_numpy(model.coefs_[0]), reference.coefs_[0], rtol=tolerance, atol=tolerance)
+    proba = model.predict_proba(case.asarray(X))
+    np.testing.assert_allclose(case.to_numpy(proba).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_minibatches_with_momentum_learn_and_are_reproducible(case):
+    X, codes = blobs(m=200, seed=1)
+    kwargs = dict(layers=[4, 16, 3], activation="relu", output="softmax", init="glorot", batch_size=32,
+                  momentum=0.9, learning_rate=0.05, max_iter=20, random_state=7)
+    model = hml.MultilayerPerceptron(**kwargs).fit(case.asarray(X), case.asarray(codes))
+    costs = case.to_numpy(model.cost_history_)
+    assert costs.shape == (20,) and costs[-1] < 0.5 * costs[0]
+    assert model.score(case.asarray(X), case.asarray(codes)) > 0.8  # the blobs overlap
+    again = hml.MultilayerPerceptron(**kwargs).fit(X, codes)  # same seed, NumPy: the same batches
+    np.testing.assert_allclose(costs, again.cost_history_, rtol=1e-9 if case.float64 else 1e-3)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "cg"])
+def test_full_batch_quasi_newton_solvers(solver):
+    X, codes = blobs(m=120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = hml.MultilayerPerceptron(layers=[4, 6, 3], solver=solver, max_iter=100, l2=0.1, random_state=0).fit(X, codes)
+    gd = hml.MultilayerPerceptron(layers=[4, 6, 3], max_iter=100, l2=0.1, random_state=0).fit(X, codes)
+    assert float(model.cost_history_[-1]) < float(gd.cost_history_[-1])
+
+
+def test_learns_xor():
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 10, dtype=float)
+    y = np.array(["off", "on", "on", "off"] * 10)
+    model = hml.MultilayerPerceptron(layers=[2, 4, 2], activation="tanh", solver="lbfgs", max_iter=200, l2=0.0,
+                                     epsilon=1.0, random_state=1, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    assert model.score(X, y) == 1.0
+    np.testing.assert_array_equal(model.predict(X[:4]), ["off", "on", "on", "off"])
+
+
+def test_bad_input():
+    X, codes = blobs()
+    with pytest.raises(ValueError, match=r"layers\[0\]=784 but X has 4 features; set layers\[0\]=4"):
+        hml.MultilayerPerceptron(layers=[784, 25, 10]).fit(X, codes)
+    with pytest.raises(ValueError, match=r"layers\[-1\]=10 but y has 3 classes; set layers\[-1\]=3"):
+        hml.MultilayerPerceptron(layers=[4, 25, 10]).fit(X, codes)
+    with pytest.raises(ValueError, match=r"layers must be a list of at least two positive integers"):
+        hml.MultilayerPerceptron(layers=[4, 0, 3]).fit(X, codes)
+    with pytest.raises(ValueError, match=r"only the class 1"):
+        hml.MultilayerPerceptron().fit(X, np.ones(60, int))
+    with pytest.raises(ValueError, match=r"X contains 1 NaN"):
+        hml.MultilayerPerceptron().fit(np.where(np.arange(240).reshape(60, 4) == 5, np.nan, X), codes)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
+        hml.MultilayerPerceptron(momentum=1.0).fit(X, codes)
+    with pytest.raises(ValueError, match=r"batch_size is for solver='gd'"):
+        hml.MultilayerPerceptron(batch_size=10, solver="lbfgs").fit(X, codes)
+    with pytest.raises(ValueError, match=r"activation must be one of \['sigmoid', 'tanh', 'relu'\]; got 'gelu'"):
+        hml.MultilayerPerceptron(activation="gelu").fit(X, codes)
+    model = hml.MultilayerPerceptron(max_iter=2).fit(X, codes)
+    assert model.layers_ == [4, 25, 3]
+    with pytest.raises(ValueError, match=r"not seen in fit"):
+        model.score(X, np.r_[codes[:-1], 9])

@@ -1,0 +1,149 @@
+"""The shared optimisers against closed forms: quadratics, Rosenbrock, the Wolfe conditions."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from hml import backends
+from hml.exceptions import ConvergenceWarning
+from hml.optimize import (
+    _Line,
+    _wolfe_step,
+    check_gradient,
+    conjugate_gradient,
+    gradient_descent,
+    lbfgs,
+    minibatch_gradient_descent,
+)
+
+
+def quadratic(case, n=12, seed=0, shape=None):
+    """J(θ) = ½ θᵀAθ − bᵀθ with A symmetric positive definite: the minimiser solves Aθ = b."""
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(n, n))
+    A = M @ M.T + 0.5 * np.eye(n)
+    b = rng.normal(size=n)
+    A_d, b_d = case.asarray(A), case.asarray(b)
+    xp = case.xp
+    shape = shape or (n,)
+
+    def objective(theta):
+        t = xp.reshape(theta, (n,))
+        gradient = A_d @ t - b_d
+        cost = 0.5 * xp.vecdot(t, A_d @ t) - xp.vecdot(b_d, t)
+        return cost, xp.reshape(gradient, shape)
+
+    return objective, np.linalg.solve(A, b).reshape(shape)
+
+
+@pytest.mark.parametrize("method", [lbfgs, conjugate_gradient])
+@pytest.mark.parametrize("shape", [(12,), (4, 3)])
+def test_quasi_newton_solves_a_quadratic(case64, method, shape):
+    objective, solution = quadratic(case64, shape=shape)
+    theta0 = case64.xp.zeros(shape, dtype=case64.xp.float64, device=case64.ctx.device)
+    result = method(objective, theta0, ctx=case64.ctx, max_iter=500, tol=1e-10)
+    assert result.converged
+    np.testing.assert_allclose(case64.to_numpy(result.theta), solution, atol=1e-7)
+    costs = case64.to_numpy(result.cost_history)
+    assert costs.shape == (result.n_iter + 1,) and np.all(np.diff(costs) <= 1e-12)  # monotone: sufficient decrease
+
+
+@pytest.mark.parametrize("method", [lbfgs, conjugate_gradient])
+def test_rosenbrock(method):
+    ctx = backends.resolve("numpy")
+
+    def rosenbrock(t):
+        x, y = t[0], t[1]
+        cost = (1 - x) ** 2 + 100 * (y - x * x) ** 2
+        return np.asarray(cost), np.array([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)])
+
+    result = method(rosenbrock, np.array([-1.2, 1.0]), ctx=ctx, max_iter=1000, tol=1e-9)
+    np.testing.assert_allclose(result.theta, [1.0, 1.0], atol=1e-5)
+
+
+def test_wolfe_step_satisfies_both_conditions():
+    ctx = backends.resolve("numpy")
+
+    def objective(t):  # φ(α) = J(θ + αd) with a minimum far from α = 1
+        return np.asarray(np.sum(np.cosh(t - 3.0))), np.sinh(t - 3.0)
+
+    theta, direction = np.zeros(3), np.ones(3)
+    f0, g0 = objective(theta)
+    slope0 = float(g0 @ direction)
+    for c2 in (0.9, 0.1):
+        line = _Line(objective, ctx, theta, direction)
+        alpha, f, slope, _ = _wolfe_step(line, float(f0), slope0, 1.0, 1e-4, c2)
+        assert f <= float(f0) + 1e-4 * alpha * slope0
+        assert abs(slope) <= c2 * abs(slope0)
+        assert f == pytest.approx(float(objective(theta + alpha * direction)[0]))
+
+
+def test_lbfgs_warns_when_max_iter_is_too_small(case64):
+    objective, _ = quadratic(case64)
+    theta0 = case64.xp.zeros(12, dtype=case64.xp.float64, device=case64.ctx.device)
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs did not reach tol=1e-12 .* max_iter=2"):
+        result = lbfgs(objective, theta0, ctx=case64.ctx, max_iter=2, tol=1e-12)
+    assert result.n_iter == 2 and not result.converged
+
+
+def test_minibatch_with_one_batch_and_no_momentum_is_gradient_descent():
+    ctx = backends.resolve("numpy")
+    rng = np.random.default_rng(0)
+    Z, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+
+    def batch_objective(theta, rows=None):
+        A, t = (Z, y) if rows is None else (Z[rows], y[rows])
+        r = A @ theta - t
+        return np.asarray(0.5 * r @ r / len(t)), A.T @ r / len(t)
+
+    full = gradient_descent(batch_objective, np.zeros(3), ctx=ctx, learning_rate=0.1, max_iter=20)
+    batch = minibatch_gradient_descent(
+        batch_objective, np.zeros(3), ctx=ctx, n_samples=40, batch_size=40, learning_rate=0.1, max_iter=20,
+        rng=np.random.default_rng(1),
+    )
+    np.testing.assert_allclose(batch.theta, full.theta, rtol=1e-12)
+    np.testing.assert_allclose(batch.cost_history, full.cost_history, rtol=1e-12)
+
+
+def test_momentum_is_the_heavy_ball_recursion():
+    ctx = backends.resolve("numpy")
+    objective = lambda theta, rows=None: (np.asarray(0.5 * theta @ theta), theta.copy())  # noqa: E731
+    result = minibatch_gradient_descent(
+        objective, np.array([1.0]), ctx=ctx, n_samples=1, batch_size=1, learning_rate=0.1, momentum=0.5,
+        max_iter=3, rng=np.random.default_rng(0),
+    )
+    theta, velocity = 1.0, 0.0
+    for _ in range(3):
+        velocity = 0.5 * velocity - 0.1 * theta
+        theta += velocity
+    assert result.theta[0] == pytest.approx(theta, rel=1e-14)
+
+
+def test_check_gradient_tells_right_from_wrong(case64):
+    objective, _ = quadratic(case64, n=5)
+    theta = case64.asarray(np.linspace(-1.0, 1.0, 5))
+    assert check_gradient(objective, theta, ctx=case64.ctx) < 1e-8
+
+    def wrong(t):
+        cost, gradient = objective(t)
+        return cost, 1.01 * gradient
+
+    assert check_gradient(wrong, theta, ctx=case64.ctx) > 1e-3
+
+
+def test_float32_quadratic(case):
+    if case.lazy:
+        pytest.skip("covered in float64")
+    objective, solution = quadratic(case, n=6)
+    xp = case.xp
+    theta0 = xp.zeros(6, dtype=xp.float32, device=case.ctx.device)
+    f32 = lambda t: tuple(xp.astype(v, xp.float32) for v in objective(xp.astype(t, case.xp.float64 if case.float64 else xp.float32)))  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = lbfgs(f32, theta0, ctx=case.ctx, max_iter=200, tol=1e-4)
+    np.testing.assert_allclose(case.to_numpy(result.theta), solution, rtol=1e-2, atol=1e-2)
+    assert math.isfinite(float(case.to_numpy(result.cost_history)[-1]))
