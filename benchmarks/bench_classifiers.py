@@ -94,7 +94,7 @@ class MLPEpochVsPyTorch:
         with torch.no_grad():
             for p in self.params:
                 p -= 1.0 * p.grad
-        float(loss)  # the same one host read per epoch as hml's cost check
+        float(loss.detach())  # the same one host read per epoch as hml's cost check
 
     def time_hml(self, *args):
         self.hml.time_epoch()
