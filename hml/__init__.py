@@ -26,6 +26,8 @@ from hml.exceptions import (
     DivergenceError,
     NotFittedError,
 )
+from hml.anomaly import GaussianAnomalyDetection
+from hml.cluster import KMeans
 from hml.features import FeatureTransformer
 from hml.linear_model import LinearRegression, LogisticRegression
 from hml.neural_network import MultilayerPerceptron
@@ -38,6 +40,8 @@ __all__ = [
     "DatasetFormatError",
     "DivergenceError",
     "FeatureTransformer",
+    "GaussianAnomalyDetection",
+    "KMeans",
     "LinearRegression",
     "LogisticRegression",
     "MultilayerPerceptron",

@@ -1,13 +1,15 @@
-"""Regression metrics, computed in the namespace of their inputs and returned as Python floats."""
+"""Metrics: regression (in the namespace of their inputs) and classification (labels on the host); Python floats out."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from hml import backends
-from hml._array import check_y, float_dtype
+import numpy as np
 
-__all__ = ["mean_squared_error", "r2_score"]
+from hml._array import _labels_on_host, check_y, float_dtype
+
+__all__ = ["confusion_matrix", "mean_squared_error", "precision_recall_f1", "r2_score"]
 
 
 def _targets(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
@@ -47,3 +49,40 @@ def _r2(xp: Any, true: Any, pred: Any) -> float:
     if total == 0.0:
         return 1.0 if residual == 0.0 else 0.0
     return 1.0 - residual / total
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None) -> np.ndarray:
+    """C[i, j] = #{samples of true class labels[i] predicted as labels[j]} (scikit-learn's layout).
+
+    ``labels`` defaults to the sorted union of the labels in ``y_true`` and ``y_pred``;
+    labels of any type. Returns a NumPy int64 array.
+    """
+    true = _labels_on_host(y_true, None, "y_true")
+    pred = _labels_on_host(y_pred, true.shape[0], "y_pred")
+    classes = np.unique(np.concatenate([true, pred])) if labels is None else np.asarray(labels)
+    k = classes.size
+    true_codes, pred_codes = np.searchsorted(classes, true), np.searchsorted(classes, pred)
+    if labels is not None:  # searchsorted needs sorted classes; map through an order instead
+        order = np.argsort(classes)
+        true_codes = order[np.searchsorted(classes[order], true).clip(0, k - 1)]
+        pred_codes = order[np.searchsorted(classes[order], pred).clip(0, k - 1)]
+    # Samples whose labels are not in ``labels`` are left out, as in scikit-learn.
+    known = (classes[true_codes.clip(0, k - 1)] == true) & (classes[pred_codes.clip(0, k - 1)] == pred)
+    flat = true_codes[known] * k + pred_codes[known]
+    return np.bincount(flat, minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tuple[float, float, float]:
+    """Precision tp/(tp + fp), recall tp/(tp + fn) and F1 = 2·P·R/(P + R) = 2tp/(2tp + fp + fn) for ``pos_label``.
+
+    A ratio with a zero denominator is 0.0 (scikit-learn's ``zero_division=0``).
+    """
+    true = _labels_on_host(y_true, None, "y_true") == pos_label
+    pred = _labels_on_host(y_pred, true.shape[0], "y_pred") == pos_label
+    tp = int(np.count_nonzero(true & pred))
+    fp = int(np.count_nonzero(pred & ~true))
+    fn = int(np.count_nonzero(true & ~pred))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return precision, recall, f1

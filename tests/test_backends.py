@@ -231,3 +231,10 @@ def test_check_random_state():
         backends.check_random_state("seed")
     with pytest.raises(ValueError, match="random_state"):
         backends.check_random_state(-1)
+
+
+def test_cholesky_is_the_lower_factor_on_every_backend(case):
+    A = np.array([[4.0, 2.0, 0.6], [2.0, 5.0, 1.0], [0.6, 1.0, 3.0]])
+    factor = case.to_numpy(case.ctx.backend.cholesky(case.asarray(A)))
+    np.testing.assert_allclose(factor, np.linalg.cholesky(A), rtol=1e-5 if not case.float64 else 1e-12)
+    assert np.allclose(np.triu(factor, 1), 0.0)

@@ -42,6 +42,8 @@ class Backend:
     install: str = ""
     #: Whether the backend computes on a GPU (and so needs one to be present).
     gpu: bool = False
+    #: Whether arrays are lazy graphs (Dask): no data-dependent shapes, batch the reads.
+    lazy: bool = False
 
     def __init__(self) -> None:
         self._xp = None
@@ -133,6 +135,34 @@ class Backend:
     def materialize(self, *arrays: Any) -> tuple[Any, ...]:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
         return arrays
+
+    # -- segment sums (the standard has no scatter-add) ----------------------------
+    #: Bytes a chunked algorithm may spend on one block of temporaries (k-means: rows × K
+    #: distances). Cache-sized on CPUs, where small blocks stay in L2; GPU and Dask
+    #: backends raise it, since for them each block is a kernel launch or a graph.
+    working_memory: int = 1 << 20
+
+    def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
+        """S[k] = Σ_{i : ids[i] = k} values[i], shape (n_segments, d): the k-means centroid update.
+
+        Portable fallback: one_hot(ids)ᵀ @ values, a GEMM (callers pass row chunks, so
+        the one-hot block stays small). Backends with a native scatter-add override it;
+        ``tests/test_backends.py`` checks every override against this fallback.
+        """
+        return self._one_hot(segment_ids, n_segments, values.dtype).T @ values
+
+    def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
+        """n[k] = #{i : ids[i] = k}, shape (n_segments,), as ``dtype`` (fallback: column sums of the one-hot)."""
+        return self.xp.sum(self._one_hot(segment_ids, n_segments, dtype), axis=0)
+
+    def _one_hot(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
+        xp = self.xp
+        segments = xp.arange(n_segments, dtype=segment_ids.dtype, device=array_api_compat.device(segment_ids))
+        return xp.astype(segment_ids[:, None] == segments[None, :], dtype)
+
+    def cholesky(self, matrix: Any) -> Any:
+        """The lower-triangular L with LLᵀ = ``matrix`` (the standard's ``linalg.cholesky``, upper=False)."""
+        return self.xp.linalg.cholesky(matrix)
 
     # -- random numbers ------------------------------------------------------------
     def random_uniform(self, rng: np.random.Generator, shape, *, low: float = 0.0,

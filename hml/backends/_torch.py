@@ -84,3 +84,11 @@ class TorchBackend(Backend):
             torch.cuda.synchronize(dev)
         elif dev.type == "mps":
             torch.mps.synchronize()
+
+    def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
+        torch = self.library()
+        sums = torch.zeros((n_segments, values.shape[1]), dtype=values.dtype, device=values.device)
+        return sums.index_add_(0, segment_ids, values)
+
+    def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
+        return self.library().bincount(segment_ids, minlength=n_segments).to(dtype)

@@ -1,0 +1,115 @@
+"""KMeans by backend and size, beside scikit-learn's Lloyd in the same run, and its memory.
+
+Floors (issue 5):
+- N = 200,000, D = 32, K = 64, float64, 20 Lloyd iterations from the same initial centroids:
+  hml on NumPy ≤ 1.5× scikit-learn's ``KMeans(algorithm="lloyd", n_init=1, tol=0)`` time
+  (``KMeansVsScikitLearn.track_hml_over_sklearn``);
+- N = 10,000,000, D = 16, K = 16, float32 on NumPy: peak memory ≤ 1.3× the size of X
+  (``KMeansMemory.track_peak_over_X``).
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+import warnings
+
+import numpy as np
+
+import hml
+
+from .common import LABELS, context, interleaved_ratio
+
+
+def clustered(n: int, d: int, k: int, dtype="float64", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform data (clusters that keep moving for many iterations) and k distinct rows as start."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, d), dtype=np.float32 if dtype == "float32" else np.float64)
+    return X, X[rng.choice(n, k, replace=False)]
+
+
+def _quiet(fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit()
+
+
+class KMeansIterations:
+    """20 Lloyd iterations (tol=0) from given centroids, by backend and size."""
+
+    params = (LABELS, ["200000x32x64", "1000000x16x16"])
+    param_names = ["backend", "shape"]
+    timeout = 600
+
+    def setup(self, label, shape):
+        n, d, k = map(int, shape.split("x"))
+        self.ctx = ctx = context(label)
+        X, start = clustered(n, d, k)
+        self.k = k
+        self.X = ctx.backend.materialize(ctx.asarray(X))[0]
+        self.start = ctx.asarray(start)
+
+    def time_20_iterations(self, *args):
+        _quiet(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
+        self.ctx.backend.synchronize(self.ctx.device)
+
+
+class KMeansVsScikitLearn:
+    """The same 20 iterations beside ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1, tol=0)``."""
+
+    params = (["200000x32x64"],)
+    param_names = ["shape"]
+    timeout = 600
+
+    def setup(self, shape):
+        try:
+            from sklearn.cluster import KMeans
+        except ImportError as exc:
+            raise NotImplementedError("scikit-learn is not installed") from exc
+        n, d, k = map(int, shape.split("x"))
+        self.X, self.start = clustered(n, d, k)
+        self.k = k
+        self.peer = KMeans(k, init=self.start, algorithm="lloyd", n_init=1, tol=0.0, max_iter=20)
+        self.ctx = context("numpy")
+
+    def _hml(self):
+        _quiet(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
+
+    def _sklearn(self):
+        _quiet(lambda: self.peer.fit(self.X))
+
+    def time_hml(self, shape):
+        self._hml()
+
+    def time_sklearn(self, shape):
+        self._sklearn()
+
+    def track_hml_over_sklearn(self, shape):
+        return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=7)
+
+    track_hml_over_sklearn.unit = "ratio"
+
+
+class KMeansMemory:
+    """Peak memory of a fit (k-means++ included) over the size of X, measured by tracemalloc."""
+
+    params = (["10000000x16x16"],)
+    param_names = ["shape"]
+    timeout = 900
+    number = 1
+    repeat = 1
+
+    def setup(self, shape):
+        n, d, self.k = map(int, shape.split("x"))
+        self.X = np.random.default_rng(0).random((n, d), dtype=np.float32)
+
+    def track_peak_over_X(self, shape):
+        """(size of X + peak of everything the fit allocates) / size of X."""
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        _quiet(lambda: hml.KMeans(self.k, max_iter=10, random_state=0).fit(self.X))
+        peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        return (self.X.nbytes + peak) / self.X.nbytes
+
+    track_peak_over_X.unit = "ratio"

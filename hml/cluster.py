@@ -1,0 +1,379 @@
+"""k-means clustering (Lloyd's algorithm), written once against the array API.
+
+Every pass over X runs in blocks of rows sized from the backend's ``working_memory``,
+so no N × K matrix is ever built: a 10-million-row fit needs X, two int32 label
+vectors and ‖x‖², plus one block.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from hml import backends
+from hml._array import check_choice, check_float, check_int, check_X
+from hml.base import BaseEstimator
+
+__all__ = ["KMeans"]
+
+
+class _Blocks:
+    """Row blocks of X with their squared norms ‖xᵢ‖², computed once per fit."""
+
+    def __init__(self, ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None):
+        xp = ctx.xp
+        self.ctx, self.X = ctx, X
+        itemsize = 4 if X.dtype == xp.float32 else 8
+        budget = ctx.backend.working_memory if working_memory is None else working_memory
+        # One block's distance matrix (rows × K) and its rows of X fit the budget.
+        rows = max(1, budget // (itemsize * (n_clusters + X.shape[1])))
+        n = X.shape[0]
+        self.bounds = [(start, min(start + rows, n)) for start in range(0, n, rows)]
+        # Computed once (Dask: persisted) and reused by every pass.
+        self.squared_norms = list(ctx.backend.materialize(*[xp.sum(block * block, axis=1) for block in self]))
+
+    def __iter__(self):
+        return (self.X[start:stop, ...] for start, stop in self.bounds)
+
+    def __len__(self):
+        return len(self.bounds)
+
+
+def _scores(block: Any, centroids: Any, centroid_norms: Any) -> Any:
+    """‖c‖² − 2 x·c for every row x of ``block`` and centroid c: ‖x − c‖² without the ‖x‖² term,
+    which argmin does not need. One GEMM; −2 is folded into the small centroid matrix."""
+    scores = block @ (-2.0 * centroids).T
+    scores += centroid_norms
+    return scores
+
+
+def _assign(blocks: _Blocks, centroids: Any, *, with_sums: bool = True, previous: tuple | None = None):
+    """The E-step: each row's nearest centroid, and (for the M-step) per-cluster sums and counts.
+
+    Returns ``(labels, sums, counts, inertia, n_changed)``: label blocks (int32, device),
+    S (K × D), n (K,), J = Σᵢ ‖xᵢ − c_{lᵢ}‖² as a 0-d array, and how many labels differ
+    from ``previous`` (None without it). J comes from the sums,
+    J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², so it costs no N-long pass.
+
+    With ``previous = (labels, sums, counts)`` of the last iteration, S and n are updated
+    from the rows whose label changed only -- after the first few iterations a few percent
+    of them -- instead of summed again from all N rows. Lazy backends (Dask), which
+    cannot select rows by a data-dependent mask, always sum all rows.
+    """
+    ctx = blocks.ctx
+    xp, backend = ctx.xp, ctx.backend
+    k = centroids.shape[0]
+    incremental = previous is not None and not backend.lazy
+    centroid_norms = xp.sum(centroids * centroids, axis=1)
+    labels, sums, counts, inertia, n_changed = [], None, None, None, None
+    if incremental:
+        sums, counts = previous[1], previous[2]
+
+    def add(total, part):
+        return part if total is None else total + part
+
+    for b, (block, norms) in enumerate(zip(blocks, blocks.squared_norms)):
+        scores = _scores(block, centroids, centroid_norms)
+        # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
+        nearest = xp.astype(xp.argmin(scores, axis=1), xp.int32)
+        labels.append(nearest)
+        if previous is not None:
+            changed = nearest != previous[0][b]
+            n_changed = add(n_changed, xp.sum(xp.astype(changed, xp.int64)))
+        if not with_sums:
+            inertia = add(inertia, xp.sum(xp.min(scores, axis=1) + norms))
+        elif incremental:
+            moved = xp.nonzero(changed)[0]
+            rows = xp.take(block, moved, axis=0)
+            to, frm = xp.take(nearest, moved), xp.take(previous[0][b], moved)
+            sums = sums + backend.segment_sum(rows, to, k) - backend.segment_sum(rows, frm, k)
+            counts = counts + backend.segment_count(to, k, block.dtype) - backend.segment_count(frm, k, block.dtype)
+        else:
+            sums = add(sums, backend.segment_sum(block, nearest, k))
+            counts = add(counts, backend.segment_count(nearest, k, block.dtype))
+    if with_sums:
+        total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
+        inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
+    return labels, sums, counts, inertia, n_changed
+
+
+def _distances_to_nearest(blocks: _Blocks, centroids: Any) -> Any:
+    """minₖ ‖xᵢ − cₖ‖² for every row, one block at a time (for k-means++ and re-seeding)."""
+    return blocks.ctx.xp.concat(_block_distances(blocks, centroids))
+
+
+def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray):
+    """Move each empty cluster to one of the points farthest from their centroid.
+
+    The rule (scikit-learn's): the n_empty points with the largest ‖xᵢ − c_{lᵢ}‖², farthest
+    first, become the centroids of the empty clusters in index order, and leave the sums
+    and counts of the clusters they were in. Deterministic: no random numbers.
+    """
+    ctx = blocks.ctx
+    xp = ctx.xp
+    # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
+    distances = _distances_to_nearest(blocks, centroids)
+    farthest = ctx.to_numpy(xp.argsort(distances, descending=True, stable=True)[:empty.size])
+    all_labels = ctx.to_numpy(xp.concat(labels))
+    k, d = sums.shape
+    sums_host, counts_host = ctx.to_numpy(sums).copy(), ctx.to_numpy(counts).copy()
+    rows = ctx.to_numpy(xp.take(blocks.X, ctx.asarray(farthest), axis=0))
+    for cluster, point, row in zip(empty, farthest, rows):  # a loop over the (few) empty clusters
+        previous = all_labels[point]
+        sums_host[previous] -= row
+        counts_host[previous] -= 1
+        sums_host[cluster] = row
+        counts_host[cluster] = 1
+    return ctx.asarray(sums_host, dtype=sums.dtype), ctx.asarray(counts_host, dtype=counts.dtype)
+
+
+def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii; the greedy variant scikit-learn uses).
+
+    The first centroid is a uniformly random row; each next one is the best, by the
+    resulting potential Σᵢ minₖ‖xᵢ − cₖ‖², of 2 + ⌊ln k⌋ rows drawn with probability
+    ∝ D(x)², the squared distance to the nearest centroid chosen so far. The random
+    numbers are drawn on the host, so a seed picks the same rows on every backend.
+    D(x)² lives in blocks, like X, so seeding adds one N-vector to the memory of a fit.
+    """
+    ctx = blocks.ctx
+    xp = ctx.xp
+    X = blocks.X
+    n = X.shape[0]
+    trials = 2 + int(math.log(k))
+    first = int(rng.integers(n))
+    closest = _block_distances(blocks, xp.take(X, ctx.asarray(np.asarray([first])), axis=0))
+    chosen = [first]
+    for _ in range(1, k):
+        block_potentials = ctx.to_numpy(xp.stack([xp.sum(part) for part in closest])).astype(np.float64)
+        ends = np.cumsum(block_potentials)
+        candidates = []
+        for target in rng.random(trials) * ends[-1]:  # a loop over the few trials
+            b = min(int(np.searchsorted(ends, target, side="right")), len(closest) - 1)
+            within = target - (ends[b - 1] if b else 0.0)
+            cumulative = xp.cumulative_sum(closest[b])
+            position = int(xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))[0])
+            candidates.append(min(blocks.bounds[b][0] + position, blocks.bounds[b][1] - 1))
+        candidate_rows = xp.take(X, ctx.asarray(np.asarray(candidates)), axis=0)
+        # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
+        candidate_norms = xp.sum(candidate_rows * candidate_rows, axis=1)
+        potentials = None
+        for block, norms, part in zip(blocks, blocks.squared_norms, closest):
+            distances = _scores(block, candidate_rows, candidate_norms) + norms[:, None]
+            total = xp.sum(xp.minimum(distances, part[:, None]), axis=0)
+            potentials = total if potentials is None else potentials + total
+        best = int(np.argmin(ctx.to_numpy(potentials)))
+        chosen.append(candidates[best])
+        new = _block_distances(blocks, candidate_rows[best:best + 1, ...])
+        closest = list(ctx.backend.materialize(*[xp.minimum(a, b) for a, b in zip(closest, new)]))
+    return xp.take(X, ctx.asarray(np.asarray(chosen)), axis=0)
+
+
+def _block_distances(blocks: _Blocks, centroids: Any) -> list[Any]:
+    """minₖ ‖xᵢ − cₖ‖² for the rows of each block (a list of blocks, like X's)."""
+    xp = blocks.ctx.xp
+    centroid_norms = xp.sum(centroids * centroids, axis=1)
+    return [xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms for block, norms in zip(blocks, blocks.squared_norms)]
+
+
+def _column_variance_mean(blocks: _Blocks) -> float:
+    """mean over features of Var(X[:, j]), by blocks (scikit-learn scales ``tol`` by it)."""
+    xp = blocks.ctx.xp
+    X = blocks.X
+    n = X.shape[0]
+    mean = xp.mean(X, axis=0)
+    squares = None
+    for block in blocks:
+        centred = block - mean
+        part = xp.sum(centred * centred, axis=0)
+        squares = part if squares is None else squares + part
+    return float(xp.mean(squares)) / n
+
+
+def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
+    """Lloyd's iterations from ``centroids``, as scikit-learn's ``algorithm="lloyd"`` runs them.
+
+    Each iteration assigns every row to its nearest centroid (E-step), then moves each
+    centroid to the mean of its rows, cₖ = Sₖ / nₖ (M-step; S and n by segment sums).
+    Stops when no label changes, or when the centroid shift Σₖ‖cₖ⁺ − cₖ‖² ≤ ``tol``.
+    Afterwards one more E-step makes ``labels`` those of the final centroids.
+    """
+    ctx = blocks.ctx
+    xp = ctx.xp
+    k = centroids.shape[0]
+    history, previous = [], None
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        labels, sums, counts, inertia, changed = _assign(blocks, centroids, previous=previous)
+        labels = list(ctx.backend.materialize(*labels))
+        history.append(inertia)
+        empty = np.flatnonzero(ctx.to_numpy(counts) == 0)
+        reseeded = bool(empty.size)
+        if reseeded:
+            sums, counts = _reseed_empty(blocks, centroids, labels, sums, counts, empty)
+        new_centroids = sums / xp.reshape(counts, (k, 1))
+        shift = xp.sum((new_centroids - centroids) ** 2)
+        centroids, sums, counts = ctx.backend.materialize(new_centroids, sums, counts)
+        if changed is not None and int(changed) == 0:
+            break
+        if float(shift) <= tol:
+            break
+        # A re-seeded point sits in its new cluster's sums but keeps its old label: sum
+        # all rows again next time rather than update from labels that disagree with S.
+        previous = None if reseeded else (labels, sums, counts)
+    del previous, labels  # free the label blocks before the final pass makes new ones
+    # One more E-step: the labels of the final centroids (unchanged after a strict
+    # convergence) and the inertia measured directly, Σᵢ minₖ ‖xᵢ − cₖ‖².
+    labels, _, _, inertia, _ = _assign(blocks, centroids, with_sums=False)
+    return centroids, labels, inertia, n_iter, xp.stack(history)
+
+
+class KMeans(BaseEstimator):
+    """k-means clustering by Lloyd's algorithm: minimise J = Σᵢ ‖xᵢ − c_{lᵢ}‖² over centroids c and labels l.
+
+    Distances come from the GEMM identity ‖x − c‖² = ‖x‖² − 2x·c + ‖c‖², computed in
+    blocks of rows sized from a memory budget, so no N × K matrix is built; the
+    centroid update is a segment sum (a native scatter-add where the backend has one).
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), default "k-means++"
+        Greedy k-means++ seeding; ``"random"``: ``n_clusters`` distinct training rows (the
+        original project); or the starting centroids themselves.
+    n_init : int or "auto", default "auto"
+        Runs from different seeds, keeping the lowest inertia. ``"auto"``: 1 for
+        k-means++ or given centroids, 10 for ``"random"`` (scikit-learn's rule).
+    max_iter : int, default 300
+    tol : float, default 1e-4
+        Stop when the centroid shift Σₖ‖cₖ⁺ − cₖ‖² is at most ``tol`` × the mean variance
+        of the features (scikit-learn's convention), or when no label changes.
+    random_state : int, Generator or None
+        Seeds the initialisation (drawn on the host: the same on every backend).
+    working_memory : int or None
+        Bytes for one block of distances; ``None``: the backend's default (1 MiB on
+        CPUs, where blocks stay in cache; more on GPUs and Dask).
+    backend, device, dtype
+        Where and in which precision to compute.
+
+    Attributes
+    ----------
+    cluster_centers_ : array (n_clusters, n_features), on the compute device
+    labels_ : array (n_samples,) of int32
+    inertia_ : float
+        Σᵢ ‖xᵢ − c_{lᵢ}‖² for the final centroids and labels.
+    n_iter_ : int
+    cost_history_ : array (n_iter_,)
+        The distortion J at each iteration's E-step.
+    n_features_in_ : int
+
+    Empty clusters never produce NaN centroids: an empty cluster takes the point
+    farthest from its own centroid (the next farthest for a second empty cluster, ...),
+    which leaves its former cluster -- a deterministic rule, scikit-learn's.
+    """
+
+    _estimator_type = "clusterer"
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, random_state=None,
+                 working_memory=None, backend=None, device=None, dtype=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.working_memory = working_memory
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+
+    def _n_init(self) -> int:
+        if self.n_init == "auto":
+            return 10 if isinstance(self.init, str) and self.init == "random" else 1
+        return check_int(self.n_init, "n_init", minimum=1)
+
+    def fit(self, X: Any, y: Any = None) -> "KMeans":
+        """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
+        k = check_int(self.n_clusters, "n_clusters", minimum=1)
+        max_iter = check_int(self.max_iter, "max_iter", minimum=1)
+        tol = check_float(self.tol, "tol")
+        n_init = self._n_init()
+        if self.working_memory is not None:
+            check_int(self.working_memory, "working_memory", minimum=1)
+        given = not isinstance(self.init, str)
+        if not given:
+            check_choice(self.init, "init", ("k-means++", "random"))
+        ctx = self._compute_context(X)
+        X = check_X(X, ctx, dtype=self.dtype)
+        n = X.shape[0]
+        if k > n:
+            raise ValueError(f"n_clusters={k} is larger than the number of samples, {n}; use n_clusters <= {n}")
+        blocks = _Blocks(ctx, X, k, self.working_memory)
+        if given:
+            start = check_X(self.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
+            if start.shape[0] != k:
+                raise ValueError(f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})")
+        rng = backends.check_random_state(self.random_state)
+        scaled_tol = tol * _column_variance_mean(blocks)
+        best = None
+        for _ in range(n_init):  # a loop over restarts
+            if given:
+                centroids = start
+            elif self.init == "random":
+                centroids = xp_take_rows(ctx, X, rng.choice(n, size=k, replace=False))
+            else:
+                centroids = _kmeans_plus_plus(blocks, k, rng)
+            run = _lloyd(blocks, centroids, max_iter, scaled_tol)
+            if best is None or float(run[2]) < float(best[2]):
+                best = run
+        centroids, labels, inertia, n_iter, history = best
+        self.cluster_centers_ = centroids
+        self.labels_ = ctx.xp.concat(labels)
+        self.inertia_ = float(inertia)
+        self.n_iter_ = n_iter
+        self.cost_history_ = history
+        self.n_features_in_ = X.shape[1]
+        self._ctx_ = ctx
+        return self
+
+    def _blocks(self, X: Any) -> _Blocks:
+        ctx = self._fitted_context()
+        Xc = check_X(X, ctx, dtype=self.cluster_centers_.dtype, n_features=self.n_features_in_)
+        return _Blocks(ctx, Xc, self.n_clusters, self.working_memory)
+
+    def predict(self, X: Any) -> Any:
+        """The index of each row's nearest centroid (int32), in the namespace and device of ``X``."""
+        blocks = self._blocks(X)
+        labels = _assign(blocks, self.cluster_centers_, with_sums=False)[0]
+        return backends.mirror(blocks.ctx.xp.concat(labels), X)
+
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
+        """``fit(X)`` then the labels of its rows."""
+        self.fit(X)
+        return backends.mirror(self.labels_, X)
+
+    def transform(self, X: Any) -> Any:
+        """‖x − cₖ‖ for every row and centroid, shape (n_samples, n_clusters), block by block."""
+        blocks = self._blocks(X)
+        xp = blocks.ctx.xp
+        centroids = self.cluster_centers_
+        centroid_norms = xp.sum(centroids * centroids, axis=1)
+        distances = xp.concat([
+            xp.sqrt(xp.maximum(_scores(block, centroids, centroid_norms) + norms[:, None], 0.0))
+            for block, norms in zip(blocks, blocks.squared_norms)
+        ])
+        return backends.mirror(distances, X)
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        return self.fit(X).transform(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
+        blocks = self._blocks(X)
+        return -float(_assign(blocks, self.cluster_centers_, with_sums=False)[3])
+
+
+def xp_take_rows(ctx: backends.ComputeContext, X: Any, rows: np.ndarray) -> Any:
+    return ctx.xp.take(X, ctx.asarray(np.asarray(rows)), axis=0)

@@ -1,0 +1,139 @@
+"""GaussianAnomalyDetection against direct density formulas; the threshold search against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hml
+from hml import GaussianAnomalyDetection
+from hml.metrics import confusion_matrix, precision_recall_f1
+
+
+def correlated(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    A = np.array([[2.0, 0.0, 0.0], [1.2, 0.5, 0.0], [-0.3, 0.4, 1.0]])
+    return rng.normal(size=(n, 3)) @ A.T + np.array([5.0, -1.0, 2.0])
+
+
+def test_diag_density_is_the_product_of_normals(case):
+    X = correlated()
+    model = GaussianAnomalyDetection().fit(case.asarray(X))
+    mu, var = X.mean(axis=0), X.var(axis=0)
+    expected = np.prod(np.exp(-((X - mu) ** 2) / (2 * var)) / np.sqrt(2 * np.pi * var), axis=1)
+    rtol = 1e-10 if case.float64 else 1e-4
+    np.testing.assert_allclose(case.to_numpy(model.score_samples(case.asarray(X))), expected, rtol=rtol)
+    np.testing.assert_allclose(case.to_numpy(model.log_density(case.asarray(X))), np.log(expected), rtol=rtol)
+    np.testing.assert_allclose(case.to_numpy(model.variance_), var, rtol=rtol)
+
+
+def test_full_density_matches_the_direct_formula(case):
+    X = correlated()
+    model = GaussianAnomalyDetection(covariance="full").fit(case.asarray(X))
+    mu = X.mean(axis=0)
+    sigma = (X - mu).T @ (X - mu) / len(X)
+    inverse = np.linalg.inv(sigma)
+    quadratic = np.einsum("ij,jk,ik->i", X - mu, inverse, X - mu)
+    expected = np.exp(-0.5 * quadratic) / np.sqrt((2 * np.pi) ** 3 * np.linalg.det(sigma))
+    rtol = 1e-9 if case.float64 else 1e-3
+    np.testing.assert_allclose(case.to_numpy(model.score_samples(case.asarray(X))), expected, rtol=rtol)
+    np.testing.assert_allclose(case.to_numpy(model.covariance_), sigma, rtol=rtol, atol=rtol)
+
+
+def test_log_density_stays_finite_where_the_density_underflows():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 400))
+    model = GaussianAnomalyDetection().fit(X)
+    far = X[:3] + 40.0
+    assert (model.score_samples(far) == 0.0).all()  # p underflows
+    log_p = model.log_density(far)
+    assert np.isfinite(log_p).all() and (log_p < -1e5).all()
+
+
+def brute_force(y, p):
+    """F1 of "p < ε" at every distinct ε, one full pass each."""
+    best = (-1.0, None)
+    for epsilon in np.unique(p):
+        flagged = p < epsilon
+        tp = np.sum(flagged & (y == 1))
+        f1 = 2 * tp / (flagged.sum() + (y == 1).sum())
+        if f1 > best[0]:
+            best = (f1, epsilon)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_threshold_search_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    y = (rng.random(n) < 0.1).astype(int)
+    p = np.round(np.where(y == 1, rng.random(n) * 0.5, rng.random(n)), 2)  # rounding makes ties
+    selection = GaussianAnomalyDetection.select_threshold(y, p)
+    f1, epsilon = brute_force(y, p)
+    assert selection.f1 == pytest.approx(f1, rel=1e-12)
+    assert selection.epsilon == epsilon
+    np.testing.assert_array_equal(selection.thresholds, np.unique(p))
+    for i in rng.integers(0, len(selection.thresholds), 10):  # the curves, point by point
+        flagged = p < selection.thresholds[i]
+        precision, recall, f1_i = precision_recall_f1(y, flagged.astype(int))
+        assert (selection.precision[i], selection.recall[i], selection.f1_scores[i]) == pytest.approx((precision, recall, f1_i))
+
+
+def test_threshold_search_matches_scikit_learn_curve():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(7)
+    y = (rng.random(2000) < 0.05).astype(int)
+    p = np.where(y == 1, rng.random(2000) * 0.4, rng.random(2000))
+    selection = GaussianAnomalyDetection.select_threshold(y, p)
+    # "p < ε" ranks by −p; scikit-learn's curve flags score ≥ t, i.e. p ≤ −t: the same sets, shifted by one point.
+    precision, recall, _ = metrics.precision_recall_curve(y, -p)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0)
+    assert selection.f1 == pytest.approx(f1.max(), rel=1e-12)
+
+
+def test_server_demo_flow_and_predict():
+    rng = np.random.default_rng(0)
+    normal = rng.normal([14.0, 15.0], 1.2, size=(300, 2))
+    anomalies = rng.normal([14.0, 15.0], 1.2, size=(8, 2)) + rng.choice([-8.0, 8.0], size=(8, 2))
+    X = np.r_[normal, anomalies]
+    y = np.r_[np.zeros(300, int), np.ones(8, int)]
+    model = GaussianAnomalyDetection().fit(X)
+    epsilon, f1 = model.fit_threshold(X, y)
+    assert f1 == 1.0 and model.threshold_ == epsilon
+    flagged = model.predict(X)
+    np.testing.assert_array_equal(flagged, y)
+    np.testing.assert_array_equal(confusion_matrix(y, flagged), [[300, 0], [0, 8]])
+    preset = GaussianAnomalyDetection(threshold=epsilon).fit(X)
+    np.testing.assert_array_equal(preset.predict(X), flagged)
+
+
+def test_bad_input():
+    X = correlated()
+    singular = np.c_[X, X[:, 0] + 2 * X[:, 1]]
+    with pytest.raises(ValueError, match=r"covariance matrix of X \(4 × 4, from 400 samples\) is singular.*covariance='diag'"):
+        GaussianAnomalyDetection(covariance="full").fit(singular)
+    with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X are constant"):
+        GaussianAnomalyDetection().fit(np.c_[X[:, 0], np.ones(400)])
+    with pytest.raises(ValueError, match=r"X contains 1 NaN"):
+        GaussianAnomalyDetection().fit(np.where(np.arange(1200).reshape(400, 3) == 3, np.nan, X))
+    with pytest.raises(hml.NotFittedError, match=r"no threshold ε yet: call fit_threshold"):
+        GaussianAnomalyDetection().fit(X).predict(X)
+    with pytest.raises(ValueError, match=r"y_true has no anomalies"):
+        GaussianAnomalyDetection.select_threshold(np.zeros(5), np.linspace(0, 1, 5))
+    with pytest.raises(ValueError, match=r"p contains NaN"):
+        GaussianAnomalyDetection.select_threshold([0, 1], [0.1, np.nan])
+    with pytest.raises(ValueError, match=r"covariance must be one of"):
+        GaussianAnomalyDetection(covariance="spherical").fit(X)
+
+
+def test_classification_metrics_match_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y_true = rng.choice(["cat", "dog", "eel"], 200)
+    y_pred = np.where(rng.random(200) < 0.7, y_true, rng.choice(["cat", "dog", "eel"], 200))
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), metrics.confusion_matrix(y_true, y_pred))
+    order = ["eel", "cat", "dog"]
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, labels=order), metrics.confusion_matrix(y_true, y_pred, labels=order))
+    ours = precision_recall_f1(y_true, y_pred, pos_label="dog")
+    theirs = metrics.precision_recall_fscore_support(y_true, y_pred, labels=["dog"], average=None)[:3]
+    assert ours == pytest.approx(tuple(float(t[0]) for t in theirs))
