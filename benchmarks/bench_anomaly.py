@@ -10,13 +10,13 @@ import numpy as np
 
 import hml
 
-from .common import LABELS, context, interleaved_ratio
+from .common import LABELS, context, interleaved_ratio, sizes
 
 
 class ThresholdVsScikitLearn:
     """Every distinct threshold's precision/recall/F1 (hml) vs. ``precision_recall_curve`` on −p."""
 
-    params = ([100_000, 1_000_000],)
+    params = (sizes([100_000, 1_000_000], [100_000]),)
     param_names = ["n"]
     timeout = 300
 
@@ -52,7 +52,7 @@ class ThresholdVsScikitLearn:
 class GaussianDensity:
     """fit + score_samples, diagonal and full covariance, by backend and size."""
 
-    params = (LABELS, ["100000x16", "1000000x16"], ["diag", "full"])
+    params = (LABELS, sizes(["100000x16", "1000000x16"], ["100000x16"]), ["diag", "full"])
     param_names = ["backend", "shape", "covariance"]
     timeout = 300
 

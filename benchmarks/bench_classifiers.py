@@ -18,7 +18,7 @@ from hml.linear_model import one_hot
 from hml.neural_network import mlp_objective, n_parameters
 from hml.optimize import gradient_descent
 
-from .common import LABELS, context, interleaved_ratio
+from .common import LABELS, context, interleaved_ratio, sizes
 
 LAYERS = [784, 25, 10]
 
@@ -35,7 +35,7 @@ def digits_like(m: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 class MLPEpoch:
     """One full-batch gradient-descent epoch of [784, 25, 10] through the real optimiser loop."""
 
-    params = (LABELS, ["10000x784", "60000x784"], ["float64", "float32"])
+    params = (LABELS, sizes(["10000x784", "60000x784"], ["10000x784"]), ["float64", "float32"])
     param_names = ["backend", "shape", "dtype"]
     timeout = 600
 
@@ -58,7 +58,7 @@ class MLPEpoch:
 class MLPEpochVsPyTorch:
     """The same epoch beside the network hand-written in PyTorch (autograd) on the CPU, same data."""
 
-    params = (["60000x784"], ["float64", "float32"])
+    params = (sizes(["60000x784"], ["10000x784"]), ["float64", "float32"])
     param_names = ["shape", "dtype"]
     timeout = 600
 
@@ -111,7 +111,7 @@ class MLPEpochVsPyTorch:
 class LogisticRegressionFit:
     """Whole fits: 10 classes, multinomial, 20 L-BFGS iterations, validation and normalisation included."""
 
-    params = (LABELS, ["10000x784", "60000x784"])
+    params = (LABELS, sizes(["10000x784", "60000x784"], ["10000x784"]))
     param_names = ["backend", "shape"]
     timeout = 600
 
@@ -136,7 +136,7 @@ class LogisticRegressionVsScikitLearn:
     the first 20,000 training images keep the run short.
     """
 
-    params = (["20000x784"],)
+    params = (sizes(["20000x784"], ["5000x784"]),)
     param_names = ["shape"]
     timeout = 900
 

@@ -17,7 +17,7 @@ import numpy as np
 
 import hml
 
-from .common import LABELS, context, interleaved_ratio
+from .common import LABELS, context, interleaved_ratio, sizes
 
 
 def clustered(n: int, d: int, k: int, dtype="float64", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +36,7 @@ def _quiet(fit):
 class KMeansIterations:
     """20 Lloyd iterations (tol=0) from given centroids, by backend and size."""
 
-    params = (LABELS, ["200000x32x64", "1000000x16x16"])
+    params = (LABELS, sizes(["200000x32x64", "1000000x16x16"], ["20000x32x64"]))
     param_names = ["backend", "shape"]
     timeout = 600
 
@@ -56,7 +56,7 @@ class KMeansIterations:
 class KMeansVsScikitLearn:
     """The same 20 iterations beside ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1, tol=0)``."""
 
-    params = (["200000x32x64"],)
+    params = (sizes(["200000x32x64"], ["20000x32x64"]),)
     param_names = ["shape"]
     timeout = 600
 
@@ -92,7 +92,7 @@ class KMeansVsScikitLearn:
 class KMeansMemory:
     """Peak memory of a fit (k-means++ included) over the size of X, measured by tracemalloc."""
 
-    params = (["10000000x16x16"],)
+    params = (sizes(["10000000x16x16"], ["1000000x16x16"]),)
     param_names = ["shape"]
     timeout = 900
     number = 1

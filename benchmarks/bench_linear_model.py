@@ -11,7 +11,7 @@ import hml
 from hml.linear_model import linear_regression_objective
 from hml.optimize import gradient_descent
 
-from .common import LABELS, context, interleaved_ratio, regression_data
+from .common import LABELS, context, interleaved_ratio, regression_data, sizes
 
 #: Iterations per timed call: the optimiser reads the cost back once per 10 iterations.
 ITERATIONS = 10
@@ -20,7 +20,7 @@ ITERATIONS = 10
 class LinearRegressionStep:
     """One gradient-descent iteration (through the real optimiser loop) vs. the two bare products."""
 
-    params = (LABELS, ["10000x64", "1000000x64"], ["float64", "float32"])
+    params = (LABELS, sizes(["10000x64", "1000000x64"], ["10000x64"]), ["float64", "float32"])
     param_names = ["backend", "shape", "dtype"]
     timeout = 600
 
@@ -63,7 +63,7 @@ class LinearRegressionStep:
 class LinearRegressionFit:
     """Whole fits, validation and feature expansion included."""
 
-    params = (LABELS, ["10000x16", "200000x64"])
+    params = (LABELS, sizes(["10000x16", "200000x64"], ["10000x16"]))
     param_names = ["backend", "shape"]
     timeout = 600
 
@@ -85,7 +85,7 @@ class LinearRegressionFit:
 class NormalEquationVsScikitLearn:
     """The normal-equation solver beside its peer, scikit-learn's Ridge(solver='cholesky'), on NumPy data."""
 
-    params = (["10000x16", "200000x64", "1000000x64"],)
+    params = (sizes(["10000x16", "200000x64", "1000000x64"], ["10000x16"]),)
     param_names = ["shape"]
     timeout = 600
 

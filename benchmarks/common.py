@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any, Callable
@@ -20,6 +21,15 @@ BACKENDS = [
     ("dask", "dask", None),
 ]
 LABELS = [label for label, _, _ in BACKENDS]
+
+#: ``HML_BENCH_SMOKE=1`` (set by .ci/run): every benchmark still runs, at its smallest size,
+#: so the CI smoke run proves they work without spending minutes on timings nobody reads.
+SMOKE = os.environ.get("HML_BENCH_SMOKE") == "1"
+
+
+def sizes(full: list, smoke: list) -> list:
+    """The parameter values to benchmark: ``full``, or ``smoke`` in a smoke run."""
+    return smoke if SMOKE else full
 
 
 def context(label: str) -> backends.ComputeContext:

@@ -296,6 +296,11 @@ class KMeans(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
+        ctx = self._compute_context(X)
+        with ctx.backend.small_blocks():
+            return self._fit(ctx, X)
+
+    def _fit(self, ctx: backends.ComputeContext, X: Any) -> "KMeans":
         k = check_int(self.n_clusters, "n_clusters", minimum=1)
         max_iter = check_int(self.max_iter, "max_iter", minimum=1)
         tol = check_float(self.tol, "tol")
@@ -305,7 +310,6 @@ class KMeans(BaseEstimator):
         given = not isinstance(self.init, str)
         if not given:
             check_choice(self.init, "init", ("k-means++", "random"))
-        ctx = self._compute_context(X)
         X = check_X(X, ctx, dtype=self.dtype)
         n = X.shape[0]
         if k > n:
@@ -346,7 +350,8 @@ class KMeans(BaseEstimator):
     def predict(self, X: Any) -> Any:
         """The index of each row's nearest centroid (int32), in the namespace and device of ``X``."""
         blocks = self._blocks(X)
-        labels = _assign(blocks, self.cluster_centers_, with_sums=False)[0]
+        with blocks.ctx.backend.small_blocks():
+            labels = _assign(blocks, self.cluster_centers_, with_sums=False)[0]
         return backends.mirror(blocks.ctx.xp.concat(labels), X)
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
@@ -372,7 +377,8 @@ class KMeans(BaseEstimator):
     def score(self, X: Any, y: Any = None) -> float:
         """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
         blocks = self._blocks(X)
-        return -float(_assign(blocks, self.cluster_centers_, with_sums=False)[3])
+        with blocks.ctx.backend.small_blocks():
+            return -float(_assign(blocks, self.cluster_centers_, with_sums=False)[3])
 
 
 def xp_take_rows(ctx: backends.ComputeContext, X: Any, rows: np.ndarray) -> Any:

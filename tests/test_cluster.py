@@ -153,3 +153,16 @@ def test_memory_stays_near_the_size_of_X():
     tracemalloc.stop()
     # An N × K float32 distance matrix alone would be 8 × the size of X here.
     assert peak < X.nbytes  # (0.53 × here: ‖x‖², two int32 label vectors, k-means++ distances)
+
+
+def test_single_threaded_blas_path_agrees_with_the_default(monkeypatch):
+    """NumPy's small_blocks() limits BLAS to one thread; the portable path (no limit) gives the same fit."""
+    import contextlib
+
+    X = blobs(n=3000)
+    fast = hml.KMeans(5, random_state=4).fit(X)
+    numpy_backend = backends.get_backend_object("numpy")
+    monkeypatch.setattr(numpy_backend, "small_blocks", contextlib.nullcontext)
+    portable = hml.KMeans(5, random_state=4).fit(X)
+    np.testing.assert_array_equal(fast.labels_, portable.labels_)
+    np.testing.assert_allclose(fast.cluster_centers_, portable.cluster_centers_, rtol=1e-12)

@@ -37,3 +37,11 @@ def test_data_sets_section_runs():
     namespace = {}
     exec(compile(_python_block("## Data sets"), str(README), "exec"), namespace)
     assert namespace["X"].shape == (150, 4) and namespace["mnist"].data.shape == (60000, 784)
+
+
+@pytest.mark.skipif(not os.environ.get("HML_DATA_MIRROR"), reason="needs the data mirror (HML_DATA_MIRROR)")
+def test_clustering_section_runs():
+    namespace = {}
+    exec(compile(_python_block("## Clustering and anomaly detection"), str(README), "exec"), namespace)
+    assert namespace["kmeans"].cluster_centers_.shape == (3, 4)
+    assert 0.5 < namespace["f1"] <= 1.0 and set(namespace["flags"].tolist()) <= {0, 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any
 
@@ -159,6 +160,14 @@ class Backend:
         xp = self.xp
         segments = xp.arange(n_segments, dtype=segment_ids.dtype, device=array_api_compat.device(segment_ids))
         return xp.astype(segment_ids[:, None] == segments[None, :], dtype)
+
+    def small_blocks(self) -> Any:
+        """A context for loops of many small matrix products (k-means blocks).
+
+        The default does nothing; the NumPy backend limits BLAS to one thread inside it,
+        where a thread pool per 1,000-row GEMM costs more than it gains.
+        """
+        return contextlib.nullcontext()
 
     def cholesky(self, matrix: Any) -> Any:
         """The lower-triangular L with LLᵀ = ``matrix`` (the standard's ``linalg.cholesky``, upper=False)."""

@@ -34,3 +34,12 @@ class NumpyBackend(Backend):
 
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
         return np.bincount(segment_ids, minlength=n_segments).astype(dtype)
+
+    def small_blocks(self) -> Any:
+        # OpenBLAS wakes its thread pool for every GEMM; on 1,365 × 32 @ 32 × 64 blocks that
+        # made a k-means pass 61 ms instead of 37 ms single-threaded (2 cores, 200,000 rows).
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # the portable path: BLAS as configured
+            return super().small_blocks()
+        return threadpool_limits(limits=1, user_api="blas")
