@@ -67,32 +67,44 @@ def _assign(blocks: _Blocks, centroids: Any, *, with_sums: bool = True, previous
     k = centroids.shape[0]
     incremental = previous is not None and not backend.lazy
     centroid_norms = xp.sum(centroids * centroids, axis=1)
-    labels, sums, counts, inertia, n_changed = [], None, None, None, None
-    if incremental:
-        sums, counts = previous[1], previous[2]
+    block_list = list(blocks)
 
-    def add(total, part):
-        return part if total is None else total + part
-
-    for b, (block, norms) in enumerate(zip(blocks, blocks.squared_norms)):
+    def step(b: int) -> tuple:
+        """One block: its labels, and its share of the sums, counts, changes and inertia."""
+        block, norms = block_list[b], blocks.squared_norms[b]
         scores = _scores(block, centroids, centroid_norms)
         # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
         nearest = xp.astype(xp.argmin(scores, axis=1), xp.int32)
-        labels.append(nearest)
+        changed = n_changed = sums = counts = inertia = None
         if previous is not None:
             changed = nearest != previous[0][b]
-            n_changed = add(n_changed, xp.sum(xp.astype(changed, xp.int64)))
+            n_changed = xp.sum(xp.astype(changed, xp.int64))
         if not with_sums:
-            inertia = add(inertia, xp.sum(xp.min(scores, axis=1) + norms))
+            inertia = xp.sum(xp.min(scores, axis=1) + norms)
         elif incremental:
             moved = xp.nonzero(changed)[0]
             rows = xp.take(block, moved, axis=0)
             to, frm = xp.take(nearest, moved), xp.take(previous[0][b], moved)
-            sums = sums + backend.segment_sum(rows, to, k) - backend.segment_sum(rows, frm, k)
-            counts = counts + backend.segment_count(to, k, block.dtype) - backend.segment_count(frm, k, block.dtype)
+            sums = backend.segment_sum(rows, to, k) - backend.segment_sum(rows, frm, k)
+            counts = backend.segment_count(to, k, block.dtype) - backend.segment_count(frm, k, block.dtype)
         else:
-            sums = add(sums, backend.segment_sum(block, nearest, k))
-            counts = add(counts, backend.segment_count(nearest, k, block.dtype))
+            sums = backend.segment_sum(block, nearest, k)
+            counts = backend.segment_count(nearest, k, block.dtype)
+        return nearest, sums, counts, n_changed, inertia
+
+    def total(parts: list, start: Any = None) -> Any:
+        for part in parts:  # in block order, however the blocks were scheduled
+            if part is not None:
+                start = part if start is None else start + part
+        return start
+
+    results = backend.map_blocks(step, range(len(block_list)))
+    labels = [r[0] for r in results]
+    base_sums, base_counts = (previous[1], previous[2]) if incremental else (None, None)
+    sums = total([r[1] for r in results], base_sums)
+    counts = total([r[2] for r in results], base_counts)
+    n_changed = total([r[3] for r in results])
+    inertia = total([r[4] for r in results])
     if with_sums:
         total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
         inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
@@ -253,8 +265,8 @@ class KMeans(BaseEstimator):
     random_state : int, Generator or None
         Seeds the initialisation (drawn on the host: the same on every backend).
     working_memory : int or None
-        Bytes for one block of distances; ``None``: the backend's default (1 MiB on
-        CPUs, where blocks stay in cache; more on GPUs and Dask).
+        Bytes for one block of distances; ``None``: the backend's default (8 MiB on
+        CPUs; more on GPUs and Dask).
     backend, device, dtype
         Where and in which precision to compute.
 
@@ -297,8 +309,7 @@ class KMeans(BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
         ctx = self._compute_context(X)
-        with ctx.backend.small_blocks():
-            return self._fit(ctx, X)
+        return self._fit(ctx, X)
 
     def _fit(self, ctx: backends.ComputeContext, X: Any) -> "KMeans":
         k = check_int(self.n_clusters, "n_clusters", minimum=1)
@@ -350,8 +361,7 @@ class KMeans(BaseEstimator):
     def predict(self, X: Any) -> Any:
         """The index of each row's nearest centroid (int32), in the namespace and device of ``X``."""
         blocks = self._blocks(X)
-        with blocks.ctx.backend.small_blocks():
-            labels = _assign(blocks, self.cluster_centers_, with_sums=False)[0]
+        labels = _assign(blocks, self.cluster_centers_, with_sums=False)[0]
         return backends.mirror(blocks.ctx.xp.concat(labels), X)
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
@@ -377,8 +387,7 @@ class KMeans(BaseEstimator):
     def score(self, X: Any, y: Any = None) -> float:
         """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
         blocks = self._blocks(X)
-        with blocks.ctx.backend.small_blocks():
-            return -float(_assign(blocks, self.cluster_centers_, with_sums=False)[3])
+        return -float(_assign(blocks, self.cluster_centers_, with_sums=False)[3])
 
 
 def xp_take_rows(ctx: backends.ComputeContext, X: Any, rows: np.ndarray) -> Any:
