@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hml.datasets._download import cache_path, cache_status, data_home, fetch_file, read_file, urls_for
+from hml.datasets._download import cache_status, data_home, fetch_file, read_file, urls_for
 from hml.datasets._formats import parse_csv, parse_idx
 from hml.datasets._registry import DATASETS, FILES, DataFile, DatasetInfo
 from hml.exceptions import DatasetError, DatasetFormatError
