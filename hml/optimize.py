@@ -70,44 +70,69 @@ def gradient_descent(
     ``divergence_factor`` times its initial value -- the sign of a learning rate too
     large for the curvature of J.
     """
-    xp = ctx.xp
-    history: list[Any] = []  # one device array per checked window of iterations
-    window: list[Any] = []  # 0-d device costs since the last check
-    initial_cost = previous_cost = None
+    monitor = _CostWindow(ctx, tol, learning_rate, divergence_factor)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         cost, gradient = objective(theta)
         theta = theta - learning_rate * gradient
-        window.append(cost)
+        monitor.record(cost)
         if n_iter % check_every and n_iter != max_iter:
             continue
-        # One host read per window (a GPU sync, or one Dask compute of the whole window).
-        theta, costs = ctx.backend.materialize(theta, xp.stack(window))
-        history.append(costs)
-        window = []
-        values = [float(c) for c in ctx.to_numpy(costs)]
-        if initial_cost is None:
-            initial_cost = values[0]
-        _check_divergence(values, initial_cost, divergence_factor, learning_rate, n_iter)
-        if previous_cost is not None:
-            values.insert(0, previous_cost)
-        previous_cost = values[-1]
-        if tol is not None and len(values) > 1:
-            change = abs(values[-2] - values[-1]) / max(abs(values[-1]), 1e-300)
-            if change <= tol:
-                converged = True
-                break
-    if not bool(xp.all(xp.isfinite(theta))):
-        raise _divergence(learning_rate, n_iter, "the parameters overflowed")
-    if tol is not None and not converged:
-        warnings.warn(
-            f"gradient descent did not reach tol={tol} in max_iter={max_iter} iterations; "
-            "increase max_iter or learning_rate, or loosen tol",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return OptimizeResult(theta, xp.concat(history), n_iter, converged)
+        converged, (theta,) = monitor.check(n_iter, theta)
+        if converged:
+            break
+    return monitor.result(theta, n_iter, converged, warn=True, max_iter=max_iter)
+
+
+class _CostWindow:
+    """The costs since the last check, kept on the device and read back once per window.
+
+    ``check`` reads the whole window in one transfer (a GPU sync, or one Dask compute of
+    the window, materialising the given arrays with it), raises :class:`hml.DivergenceError`
+    when the cost became non-finite or grew past ``divergence_factor`` × its first value,
+    and reports convergence when the relative change of the cost over the last iteration,
+    |J_{k−1} − J_k| / max(|J_k|, tiny), is at most ``tol``.
+    """
+
+    def __init__(self, ctx: ComputeContext, tol: float | None, learning_rate: float, divergence_factor: float):
+        self.ctx, self.tol = ctx, tol
+        self.learning_rate, self.divergence_factor = learning_rate, divergence_factor
+        self.window: list[Any] = []  # 0-d device costs since the last check
+        self.history: list[Any] = []  # one device array per checked window
+        self.initial_cost = self.previous_cost = None
+
+    def record(self, cost: Any) -> None:
+        self.window.append(cost)
+
+    def check(self, n_iter: int, *arrays: Any) -> tuple[bool, tuple]:
+        *arrays, costs = self.ctx.backend.materialize(*arrays, self.ctx.xp.stack(self.window))
+        self.history.append(costs)
+        self.window = []
+        values = [float(c) for c in self.ctx.to_numpy(costs)]
+        if self.initial_cost is None:
+            self.initial_cost = values[0]
+        _check_divergence(values, self.initial_cost, self.divergence_factor, self.learning_rate, n_iter)
+        if self.previous_cost is not None:
+            values.insert(0, self.previous_cost)
+        self.previous_cost = values[-1]
+        converged = False
+        if self.tol is not None and len(values) > 1:
+            converged = abs(values[-2] - values[-1]) / max(abs(values[-1]), 1e-300) <= self.tol
+        return converged, tuple(arrays)
+
+    def result(self, theta: Any, n_iter: int, converged: bool, *, warn: bool = False, max_iter: int = 0) -> OptimizeResult:
+        xp = self.ctx.xp
+        if not bool(xp.all(xp.isfinite(theta))):
+            raise _divergence(self.learning_rate, n_iter, "the parameters overflowed")
+        if warn and self.tol is not None and not converged:
+            warnings.warn(
+                f"gradient descent did not reach tol={self.tol} in max_iter={max_iter} iterations; "
+                "increase max_iter or learning_rate, or loosen tol",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        return OptimizeResult(theta, xp.concat(self.history), n_iter, converged)
 
 
 def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int) -> None:
@@ -158,10 +183,8 @@ def minibatch_gradient_descent(
     ``tol`` stops on the relative change of that mean between epochs.
     """
     xp = ctx.xp
+    monitor = _CostWindow(ctx, tol, learning_rate, divergence_factor)
     velocity = None
-    history: list[Any] = []
-    window: list[Any] = []
-    initial_cost = previous_cost = None
     converged = False
     n_iter = 0
     starts = range(0, n_samples, batch_size)
@@ -175,27 +198,13 @@ def minibatch_gradient_descent(
             step = -learning_rate * gradient
             velocity = step if velocity is None or momentum == 0.0 else momentum * velocity + step
             theta = theta + velocity
-        window.append(xp.mean(xp.stack(batch_costs)))
+        monitor.record(xp.mean(xp.stack(batch_costs)))
         if n_iter % check_every and n_iter != max_iter:
             continue
-        theta, costs = ctx.backend.materialize(theta, xp.stack(window))
-        if velocity is not None:
-            (velocity,) = ctx.backend.materialize(velocity)
-        history.append(costs)
-        window = []
-        values = [float(c) for c in ctx.to_numpy(costs)]
-        if initial_cost is None:
-            initial_cost = values[0]
-        _check_divergence(values, initial_cost, divergence_factor, learning_rate, n_iter)
-        if previous_cost is not None:
-            values.insert(0, previous_cost)
-        previous_cost = values[-1]
-        if tol is not None and len(values) > 1 and abs(values[-2] - values[-1]) <= tol * max(abs(values[-1]), 1e-300):
-            converged = True
+        converged, (theta, velocity) = monitor.check(n_iter, theta, velocity)
+        if converged:
             break
-    if not bool(xp.all(xp.isfinite(theta))):
-        raise _divergence(learning_rate, n_iter, "the parameters overflowed")
-    return OptimizeResult(theta, xp.concat(history), n_iter, converged)
+    return monitor.result(theta, n_iter, converged)
 
 
 # -- line search, conjugate gradient, L-BFGS ------------------------------------------
