@@ -12,6 +12,7 @@ from hml import backends
 from hml._array import _labels_on_host, check_choice, check_float, check_X
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError
+from hml.features import centred_sum_of_squares
 
 __all__ = ["GaussianAnomalyDetection", "ThresholdSelection"]
 
@@ -84,9 +85,8 @@ class GaussianAnomalyDetection(BaseEstimator):
         X = check_X(X, ctx, dtype=self.dtype, min_samples=2)
         m, d = X.shape
         mean = xp.mean(X, axis=0)
-        centred = X - mean
         if self.covariance == "diag":
-            variance = xp.sum(centred * centred, axis=0) / float(m)
+            variance = centred_sum_of_squares(X, mean, xp) / float(m)
             zero = ctx.to_numpy(variance == 0.0)
             if zero.any():
                 raise ValueError(
@@ -96,6 +96,7 @@ class GaussianAnomalyDetection(BaseEstimator):
             self.variance_ = variance
             self._log_normaliser_ = -0.5 * (d * _LOG_2PI + xp.sum(xp.log(variance)))
         else:
+            centred = X - mean
             covariance = (centred.T @ centred) / float(m)
             factor = _cholesky_or_raise(ctx, covariance, m)
             self.covariance_ = covariance

@@ -15,6 +15,7 @@ import numpy as np
 from hml import backends
 from hml._array import check_choice, check_float, check_int, check_X
 from hml.base import BaseEstimator
+from hml.features import centred_sum_of_squares
 
 __all__ = ["KMeans"]
 
@@ -37,8 +38,9 @@ class _Blocks:
     def __iter__(self):
         return (self.X[start:stop, ...] for start, stop in self.bounds)
 
-    def __len__(self):
-        return len(self.bounds)
+    def rows(self, indices: Any) -> Any:
+        """The rows of X at host ``indices``, as an array on the device."""
+        return self.ctx.xp.take(self.X, self.ctx.asarray(np.asarray(indices)), axis=0)
 
 
 def _scores(block: Any, centroids: Any, centroid_norms: Any) -> Any:
@@ -111,11 +113,6 @@ def _assign(blocks: _Blocks, centroids: Any, *, with_sums: bool = True, previous
     return labels, sums, counts, inertia, n_changed
 
 
-def _distances_to_nearest(blocks: _Blocks, centroids: Any) -> Any:
-    """minₖ ‖xᵢ − cₖ‖² for every row, one block at a time (for k-means++ and re-seeding)."""
-    return blocks.ctx.xp.concat(_block_distances(blocks, centroids))
-
-
 def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray):
     """Move each empty cluster to one of the points farthest from their centroid.
 
@@ -126,14 +123,12 @@ def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any,
     ctx = blocks.ctx
     xp = ctx.xp
     # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
-    distances = _distances_to_nearest(blocks, centroids)
+    distances = xp.concat(_block_distances(blocks, centroids))
     farthest = ctx.to_numpy(xp.argsort(distances, descending=True, stable=True)[:empty.size])
-    all_labels = ctx.to_numpy(xp.concat(labels))
-    k, d = sums.shape
+    old_labels = ctx.to_numpy(xp.take(xp.concat(labels), ctx.asarray(farthest)))
     sums_host, counts_host = ctx.to_numpy(sums).copy(), ctx.to_numpy(counts).copy()
-    rows = ctx.to_numpy(xp.take(blocks.X, ctx.asarray(farthest), axis=0))
-    for cluster, point, row in zip(empty, farthest, rows):  # a loop over the (few) empty clusters
-        previous = all_labels[point]
+    rows = ctx.to_numpy(blocks.rows(farthest))
+    for cluster, previous, row in zip(empty, old_labels, rows):  # a loop over the (few) empty clusters
         sums_host[previous] -= row
         counts_host[previous] -= 1
         sums_host[cluster] = row
@@ -152,11 +147,10 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
     """
     ctx = blocks.ctx
     xp = ctx.xp
-    X = blocks.X
-    n = X.shape[0]
+    n = blocks.X.shape[0]
     trials = 2 + int(math.log(k))
     first = int(rng.integers(n))
-    closest = _block_distances(blocks, xp.take(X, ctx.asarray(np.asarray([first])), axis=0))
+    closest = _block_distances(blocks, blocks.rows([first]))
     chosen = [first]
     for _ in range(1, k):
         block_potentials = ctx.to_numpy(xp.stack([xp.sum(part) for part in closest])).astype(np.float64)
@@ -168,7 +162,7 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
             cumulative = xp.cumulative_sum(closest[b])
             position = int(xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))[0])
             candidates.append(min(blocks.bounds[b][0] + position, blocks.bounds[b][1] - 1))
-        candidate_rows = xp.take(X, ctx.asarray(np.asarray(candidates)), axis=0)
+        candidate_rows = blocks.rows(candidates)
         # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
         candidate_norms = xp.sum(candidate_rows * candidate_rows, axis=1)
         potentials = None
@@ -180,7 +174,7 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
         chosen.append(candidates[best])
         new = _block_distances(blocks, candidate_rows[best:best + 1, ...])
         closest = list(ctx.backend.materialize(*[xp.minimum(a, b) for a, b in zip(closest, new)]))
-    return xp.take(X, ctx.asarray(np.asarray(chosen)), axis=0)
+    return blocks.rows(chosen)
 
 
 def _block_distances(blocks: _Blocks, centroids: Any) -> list[Any]:
@@ -190,18 +184,9 @@ def _block_distances(blocks: _Blocks, centroids: Any) -> list[Any]:
     return [xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms for block, norms in zip(blocks, blocks.squared_norms)]
 
 
-def _column_variance_mean(blocks: _Blocks) -> float:
-    """mean over features of Var(X[:, j]), by blocks (scikit-learn scales ``tol`` by it)."""
-    xp = blocks.ctx.xp
-    X = blocks.X
-    n = X.shape[0]
-    mean = xp.mean(X, axis=0)
-    squares = None
-    for block in blocks:
-        centred = block - mean
-        part = xp.sum(centred * centred, axis=0)
-        squares = part if squares is None else squares + part
-    return float(xp.mean(squares)) / n
+def _column_variance_mean(X: Any, xp: Any) -> float:
+    """mean over features of Var(X[:, j]) (scikit-learn scales ``tol`` by it)."""
+    return float(xp.mean(centred_sum_of_squares(X, xp.mean(X, axis=0), xp))) / X.shape[0]
 
 
 def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
@@ -331,13 +316,13 @@ class KMeans(BaseEstimator):
             if start.shape[0] != k:
                 raise ValueError(f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})")
         rng = backends.check_random_state(self.random_state)
-        scaled_tol = tol * _column_variance_mean(blocks)
+        scaled_tol = tol * _column_variance_mean(X, ctx.xp)
         best = None
         for _ in range(n_init):  # a loop over restarts
             if given:
                 centroids = start
             elif self.init == "random":
-                centroids = xp_take_rows(ctx, X, rng.choice(n, size=k, replace=False))
+                centroids = blocks.rows(rng.choice(n, size=k, replace=False))
             else:
                 centroids = _kmeans_plus_plus(blocks, k, rng)
             run = _lloyd(blocks, centroids, max_iter, scaled_tol)
@@ -389,6 +374,3 @@ class KMeans(BaseEstimator):
         blocks = self._blocks(X)
         return -float(_assign(blocks, self.cluster_centers_, with_sums=False)[3])
 
-
-def xp_take_rows(ctx: backends.ComputeContext, X: Any, rows: np.ndarray) -> Any:
-    return ctx.xp.take(X, ctx.asarray(np.asarray(rows)), axis=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_compat
+import array_api_extra as xpx
 
 from hml import backends
 from hml._array import check_choice, check_float, check_int, check_X, check_X_y, check_y, encode_labels
@@ -70,6 +71,17 @@ def normal_equation(Z: Any, y: Any, l2: float, xp: Any) -> Any:
         raise _singular()
     b = y_mean - xp.vecdot(z_mean, w)
     return xp.concat([xp.reshape(b, (1,)), w])
+
+
+def _feature_transformer(model: BaseEstimator) -> FeatureTransformer:
+    """The (validated, unfitted) feature transformer of a linear model's hyper-parameters."""
+    transformer = FeatureTransformer(
+        polynomial_degree=model.polynomial_degree,
+        sinusoid_degree=model.sinusoid_degree,
+        normalize=model.normalize,
+    )
+    transformer._validate_hyperparameters()
+    return transformer
 
 
 def _singular() -> ValueError:
@@ -153,12 +165,6 @@ class LinearRegression(BaseEstimator):
         self.device = device
         self.dtype = dtype
 
-    def _transformer(self) -> FeatureTransformer:
-        return FeatureTransformer(
-            polynomial_degree=self.polynomial_degree,
-            sinusoid_degree=self.sinusoid_degree,
-            normalize=self.normalize,
-        )
 
     def fit(self, X: Any, y: Any) -> "LinearRegression":
         """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,)."""
@@ -167,8 +173,7 @@ class LinearRegression(BaseEstimator):
         tol = check_float(self.tol, "tol", allow_none=True)
         l2 = check_float(self.l2, "l2")
         check_choice(self.solver, "solver", ("gd", "normal"))
-        transformer = self._transformer()
-        transformer._validate_hyperparameters()
+        transformer = _feature_transformer(self)
 
         ctx = self._compute_context(X)
         xp = ctx.xp
@@ -224,11 +229,6 @@ def tall_matmul(A: Any, W: Any) -> Any:
 def tall_gram(A: Any, delta: Any) -> Any:
     """Aᵀ Δ for tall A and Δ (m rows each), computed as (Δᵀ A)ᵀ (57 → 41 ms in float64, as above)."""
     return (delta.T @ A).T
-
-
-def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
-    """Y with Y[i, k] = 1 if sample i is of class k, else 0, shape (m, n_classes)."""
-    return xp.astype(codes[:, None] == xp.arange(n_classes, dtype=codes.dtype, device=array_api_compat.device(codes))[None, :], dtype)
 
 
 def log_sigmoid_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
@@ -372,10 +372,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         check_choice(self.multi_class, "multi_class", ("ovr", "multinomial"))
         check_float(self.learning_rate, "learning_rate", positive=True)
         l2 = check_float(self.l2, "l2")
-        transformer = FeatureTransformer(
-            polynomial_degree=self.polynomial_degree, sinusoid_degree=self.sinusoid_degree, normalize=self.normalize
-        )
-        transformer._validate_hyperparameters()
+        transformer = _feature_transformer(self)
         ctx = self._compute_context(X)
         xp = ctx.xp
         X = check_X(X, ctx, dtype=self.dtype, min_samples=2)
@@ -389,7 +386,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
             Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))
         else:
-            Y = one_hot(codes, n_outputs, Z.dtype, xp)
+            Y = xpx.one_hot(codes, n_outputs, dtype=Z.dtype, xp=xp)
         (Y,) = ctx.backend.materialize(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
         return ctx, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes, X, multinomial

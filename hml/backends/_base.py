@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 import array_api_compat
+import array_api_extra as xpx
 import numpy as np
 
 from hml.exceptions import BackendUnavailableError
@@ -146,25 +147,20 @@ class Backend:
     def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
         """S[k] = Σ_{i : ids[i] = k} values[i], shape (n_segments, d): the k-means centroid update.
 
-        Portable fallback: one_hot(ids)ᵀ @ values, a GEMM (callers pass row chunks, so
-        the one-hot block stays small). Backends with a native scatter-add override it;
-        ``tests/test_backends.py`` checks every override against this fallback.
+        Portable fallback: one_hot(ids)ᵀ @ values (``array_api_extra.one_hot``), a GEMM;
+        callers pass row blocks, so the one-hot block stays small. Backends with a native
+        scatter-add override it; ``tests/test_cluster.py`` checks each against this fallback.
         """
-        return self._one_hot(segment_ids, n_segments, values.dtype).T @ values
+        return xpx.one_hot(segment_ids, n_segments, dtype=values.dtype, xp=self.xp).T @ values
 
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
         """n[k] = #{i : ids[i] = k}, shape (n_segments,), as ``dtype`` (fallback: column sums of the one-hot)."""
-        return self.xp.sum(self._one_hot(segment_ids, n_segments, dtype), axis=0)
-
-    def _one_hot(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
-        xp = self.xp
-        segments = xp.arange(n_segments, dtype=segment_ids.dtype, device=array_api_compat.device(segment_ids))
-        return xp.astype(segment_ids[:, None] == segments[None, :], dtype)
+        return self.xp.sum(xpx.one_hot(segment_ids, n_segments, dtype=dtype, xp=self.xp), axis=0)
 
     def map_blocks(self, function: Any, items: Any) -> list:
         """``[function(item) for item in items]``, in order.
 
-        The default runs them one after another. The NumPy backend runs contiguous
+        The default runs them one after another. The NumPy backend runs interleaved
         groups of them on a thread per core (NumPy releases the GIL in its kernels),
         with BLAS held to one thread so the two kinds of threads do not compete.
         Results come back in item order either way, so reductions over them are identical.
