@@ -10,7 +10,7 @@ import numpy as np
 
 import hml
 
-from .common import LABELS, context, interleaved_ratio, sizes
+from .common import LABELS, context, interleaved_ratio, peer, sizes
 
 
 class ThresholdVsScikitLearn:
@@ -21,14 +21,10 @@ class ThresholdVsScikitLearn:
     timeout = 300
 
     def setup(self, n):
-        try:
-            from sklearn.metrics import precision_recall_curve
-        except ImportError as exc:
-            raise NotImplementedError("scikit-learn is not installed") from exc
         rng = np.random.default_rng(0)
         self.y = (rng.random(n) < 0.01).astype(np.int64)
         self.p = np.where(self.y == 1, rng.random(n) * 0.3, rng.random(n))
-        self.curve = precision_recall_curve
+        self.curve = peer("sklearn.metrics", "scikit-learn").precision_recall_curve
         self.ctx = context("numpy")
 
     def _hml(self):

@@ -11,14 +11,14 @@ Floors (issue 4):
 
 from __future__ import annotations
 
+import array_api_extra as xpx
 import numpy as np
 
 import hml
-from hml.linear_model import one_hot
 from hml.neural_network import mlp_objective, n_parameters
 from hml.optimize import gradient_descent
 
-from .common import LABELS, context, interleaved_ratio, sizes
+from .common import LABELS, context, interleaved_ratio, peer, quietly, sizes
 
 LAYERS = [784, 25, 10]
 
@@ -45,7 +45,7 @@ class MLPEpoch:
         xp = ctx.xp
         X, codes = digits_like(m)
         X = ctx.backend.materialize(ctx.asarray(X, getattr(xp, dtype)))[0]
-        Y = ctx.backend.materialize(one_hot(ctx.asarray(codes), 10, X.dtype, xp))[0]
+        Y = ctx.backend.materialize(xpx.one_hot(ctx.asarray(codes), 10, dtype=X.dtype, xp=xp))[0]
         self.objective = mlp_objective(X, Y, LAYERS, "sigmoid", "sigmoid", 1.0, xp)
         rng = np.random.default_rng(0)
         self.theta = ctx.backend.random_uniform(rng, (n_parameters(LAYERS),), low=-0.12, high=0.12, dtype=X.dtype, device=ctx.device)
@@ -63,10 +63,7 @@ class MLPEpochVsPyTorch:
     timeout = 600
 
     def setup(self, shape, dtype):
-        try:
-            import torch
-        except ImportError as exc:
-            raise NotImplementedError("PyTorch is not installed") from exc
+        torch = peer("torch", "PyTorch")
         self.hml = MLPEpoch()
         self.hml.setup("numpy", shape, dtype)
         m = int(shape.split("x")[0])
@@ -121,11 +118,7 @@ class LogisticRegressionFit:
         self.X, self.y = ctx.asarray(X), ctx.asarray(codes)
 
     def time_fit_20_iterations(self, *args):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            hml.LogisticRegression(max_iter=20, tol=0.0).fit(self.X, self.y)
+        quietly(lambda: hml.LogisticRegression(max_iter=20, tol=0.0).fit(self.X, self.y))
         self.ctx.backend.synchronize(self.ctx.device)
 
 
@@ -141,32 +134,20 @@ class LogisticRegressionVsScikitLearn:
     timeout = 900
 
     def setup(self, shape):
-        try:
-            from sklearn.linear_model import LogisticRegression
-        except ImportError as exc:
-            raise NotImplementedError("scikit-learn is not installed") from exc
         m = int(shape.split("x")[0])
         try:
             mnist = hml.datasets.load_mnist("train")
             self.X, self.y = mnist.data[:m] / 255.0, mnist.target[:m]
         except hml.DatasetError:
             self.X, self.y = digits_like(m)
-        self.peer = LogisticRegression()
+        self.peer = peer("sklearn.linear_model", "scikit-learn").LogisticRegression()
         self.ctx = context("numpy")
 
     def _fit_hml(self):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            hml.LogisticRegression().fit(self.X, self.y)
+        quietly(lambda: hml.LogisticRegression().fit(self.X, self.y))
 
     def _fit_sklearn(self):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.peer.fit(self.X, self.y)
+        quietly(lambda: self.peer.fit(self.X, self.y))
 
     def track_hml_over_sklearn(self, shape):
         return interleaved_ratio(self.ctx, self._fit_hml, self._fit_sklearn, rounds=2)

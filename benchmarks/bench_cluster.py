@@ -11,13 +11,12 @@ Floors (issue 5):
 from __future__ import annotations
 
 import tracemalloc
-import warnings
 
 import numpy as np
 
 import hml
 
-from .common import LABELS, context, interleaved_ratio, sizes
+from .common import LABELS, context, interleaved_ratio, peer, quietly, sizes
 
 
 def clustered(n: int, d: int, k: int, dtype="float64", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -25,12 +24,6 @@ def clustered(n: int, d: int, k: int, dtype="float64", seed: int = 0) -> tuple[n
     rng = np.random.default_rng(seed)
     X = rng.random((n, d), dtype=np.float32 if dtype == "float32" else np.float64)
     return X, X[rng.choice(n, k, replace=False)]
-
-
-def _quiet(fit):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fit()
 
 
 class KMeansIterations:
@@ -49,7 +42,7 @@ class KMeansIterations:
         self.start = ctx.asarray(start)
 
     def time_20_iterations(self, *args):
-        _quiet(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
+        quietly(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
         self.ctx.backend.synchronize(self.ctx.device)
 
 
@@ -61,21 +54,17 @@ class KMeansVsScikitLearn:
     timeout = 600
 
     def setup(self, shape):
-        try:
-            from sklearn.cluster import KMeans
-        except ImportError as exc:
-            raise NotImplementedError("scikit-learn is not installed") from exc
         n, d, k = map(int, shape.split("x"))
         self.X, self.start = clustered(n, d, k)
         self.k = k
-        self.peer = KMeans(k, init=self.start, algorithm="lloyd", n_init=1, tol=0.0, max_iter=20)
+        self.peer = peer("sklearn.cluster", "scikit-learn").KMeans(k, init=self.start, algorithm="lloyd", n_init=1, tol=0.0, max_iter=20)
         self.ctx = context("numpy")
 
     def _hml(self):
-        _quiet(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
+        quietly(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
 
     def _sklearn(self):
-        _quiet(lambda: self.peer.fit(self.X))
+        quietly(lambda: self.peer.fit(self.X))
 
     def time_hml(self, shape):
         self._hml()
@@ -107,7 +96,7 @@ class KMeansMemory:
         tracemalloc.start()
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        _quiet(lambda: hml.KMeans(self.k, max_iter=10, random_state=0).fit(self.X))
+        quietly(lambda: hml.KMeans(self.k, max_iter=10, random_state=0).fit(self.X))
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
         return (self.X.nbytes + peak) / self.X.nbytes

@@ -11,7 +11,7 @@ import hml
 from hml.linear_model import linear_regression_objective
 from hml.optimize import gradient_descent
 
-from .common import LABELS, context, interleaved_ratio, regression_data, sizes
+from .common import LABELS, context, interleaved_ratio, peer, regression_data, sizes
 
 #: Iterations per timed call: the optimiser reads the cost back once per 10 iterations.
 ITERATIONS = 10
@@ -90,11 +90,7 @@ class NormalEquationVsScikitLearn:
     timeout = 600
 
     def setup(self, shape):
-        try:
-            from sklearn.linear_model import Ridge
-        except ImportError as exc:
-            raise NotImplementedError("scikit-learn is not installed") from exc
-        self.ridge = Ridge(alpha=1.0, solver="cholesky")
+        self.ridge = peer("sklearn.linear_model", "scikit-learn").Ridge(alpha=1.0, solver="cholesky")
         self.ctx = context("numpy")
         self.X, self.y = regression_data(*map(int, shape.split("x")))
 

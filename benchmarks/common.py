@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import statistics
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -39,6 +41,21 @@ def context(label: str) -> backends.ComputeContext:
         return backends.resolve(name, device)
     except BackendUnavailableError as exc:
         raise NotImplementedError(str(exc)) from exc
+
+
+def peer(module: str, name: str) -> Any:
+    """The peer library a benchmark compares with; ``NotImplementedError`` (asv: skip) if it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise NotImplementedError(f"{name} is not installed") from exc
+
+
+def quietly(function: Callable[[], Any]) -> Any:
+    """``function()`` with warnings silenced (ConvergenceWarnings of fixed-iteration fits)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function()
 
 
 def regression_data(m: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
