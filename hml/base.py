@@ -98,6 +98,12 @@ class BaseEstimator:
         self._check_fitted()
         return self._ctx_
 
+    def _divergence_hint(self) -> str:
+        """What else helps a diverging gradient descent: standardising the features, where it is off."""
+        if getattr(self, "normalize", True):
+            return ""
+        return " (normalize=True, which standardises the features, also helps)"
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "_ctx_"):
             raise NotFittedError(

@@ -16,6 +16,7 @@ from hml import backends
 from hml._array import check_choice, check_float, check_int, check_X
 from hml.base import BaseEstimator
 from hml.features import centred_sum_of_squares
+from hml.optimize import progress_callback
 
 __all__ = ["KMeans"]
 
@@ -201,6 +202,7 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     xp = ctx.xp
     k = centroids.shape[0]
     history, previous = [], None
+    report = progress_callback()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         labels, sums, counts, inertia, changed = _assign(blocks, centroids, previous=previous)
@@ -213,6 +215,7 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
         new_centroids = sums / xp.reshape(counts, (k, 1))
         shift = xp.sum((new_centroids - centroids) ** 2)
         centroids, sums, counts = ctx.backend.materialize(new_centroids, sums, counts)
+        report(n_iter, max_iter)
         if changed is not None and int(changed) == 0:
             break
         if float(shift) <= tol:

@@ -187,7 +187,8 @@ class LinearRegression(BaseEstimator):
         else:
             theta0 = xp.zeros(Z.shape[1] + 1, dtype=Z.dtype, device=ctx.device)
             result = gradient_descent(
-                objective, theta0, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol
+                objective, theta0, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
+                hint=self._divergence_hint(),
             )
             theta, cost_history, n_iter = result.theta, result.cost_history, result.n_iter
 
@@ -259,7 +260,9 @@ def logistic_objective(Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any):
     Logits z = ZW + b (every class in one GEMM), m samples, λ = ``l2`` (never on b).
 
     One-vs-all (K independent sigmoid problems, summed; K = 1 for two classes):
-        J(Θ) = 1/m Σᵢ Σₖ [softplus(zᵢₖ) − yᵢₖ zᵢₖ] + λ/(2m) ‖W‖²
+        J(Θ) = Σₖ Jₖ,  Jₖ = 1/m Σᵢ [softplus(zᵢₖ) − yᵢₖ zᵢₖ] + λ/(2m) ‖Wₖ‖²
+    returned as the K parts Jₖ (a 1-D cost; the optimisers minimise their sum and keep
+    each class's history from the same pass)
     Multinomial (softmax):
         J(Θ) = 1/m Σᵢ [log Σₖ exp zᵢₖ − Σₖ yᵢₖ zᵢₖ] + λ/(2m) ‖W‖²
     Both:
@@ -276,12 +279,12 @@ def logistic_objective(Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any):
         logits += b
         if multinomial:
             normaliser, probability = softmax_terms(logits, xp)
-            data_cost = xp.sum(normaliser) - xp.sum(Y * logits)
+            cost = inv_m * (xp.sum(normaliser) - xp.sum(Y * logits)) + 0.5 * reg * xp.sum(W * W)
         else:
             softplus, probability = log_sigmoid_terms(logits, xp)
-            data_cost = xp.sum(softplus) - xp.sum(Y * logits)
+            # Per class: column sums of the same terms (one pass), so the parts cost nothing extra.
+            cost = inv_m * xp.sum(softplus - Y * logits, axis=0) + 0.5 * reg * xp.sum(W * W, axis=0)
         residual = probability - Y
-        cost = inv_m * data_cost + 0.5 * reg * xp.sum(W * W)
         grad_b = inv_m * xp.sum(residual, axis=0, keepdims=True)
         grad_W = inv_m * tall_gram(Z, residual) + reg * W
         return cost, xp.concat([grad_b, grad_W], axis=0)
@@ -338,6 +341,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     cost_history_ : array of shape (n_iter_ + 1,) for L-BFGS/CG, (n_iter_,) for GD
         J after each iteration (L-BFGS/CG, starting with the initial J), or at the start
         of each iteration (GD).
+    class_cost_history_ : array of shape (len(cost_history_), K)
+        One-vs-all only: each sigmoid classifier's own cost Jₖ at the same iterations (the
+        original project's one curve per class); the rows sum to ``cost_history_``. The
+        problems are separable, so this costs no extra pass. With ``solver="gd"`` column k
+        follows, iteration for iteration, the cost of class k's binary fit on its own.
     n_iter_ : int
     n_features_in_ : int
     feature_transformer_ : FeatureTransformer
@@ -397,7 +405,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         tol = check_float(self.tol, "tol", allow_none=True)
         ctx, objective, theta0, transformer, classes, X, multinomial = self._objective_for(X, y)
         result = minimize(
-            objective, theta0, ctx=ctx, method=self.solver, max_iter=max_iter, tol=tol, learning_rate=float(self.learning_rate)
+            objective, theta0, ctx=ctx, method=self.solver, max_iter=max_iter, tol=tol,
+            learning_rate=float(self.learning_rate), hint=self._divergence_hint(),
         )
         theta = result.theta
         self.feature_transformer_ = transformer
@@ -405,6 +414,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self._multinomial_ = multinomial
         self.intercept_, self.coef_ = theta[0, :], theta[1:, :]
         self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
+        if result.cost_parts is not None:
+            self.class_cost_history_ = result.cost_parts
+        elif hasattr(self, "class_cost_history_"):  # from an earlier one-vs-all fit
+            del self.class_cost_history_
         self.n_features_in_ = X.shape[1]
         self._dtype_ = theta.dtype
         self._ctx_ = ctx

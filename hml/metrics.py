@@ -9,7 +9,14 @@ import numpy as np
 
 from hml._array import _labels_on_host, check_y, float_dtype
 
-__all__ = ["confusion_matrix", "mean_squared_error", "precision_recall_f1", "r2_score"]
+__all__ = [
+    "accuracy_score",
+    "adjusted_rand_score",
+    "confusion_matrix",
+    "mean_squared_error",
+    "precision_recall_f1",
+    "r2_score",
+]
 
 
 def _targets(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
@@ -86,3 +93,48 @@ def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tupl
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     return precision, recall, f1
+
+
+def accuracy_score(y_true: Any, y_pred: Any) -> float:
+    """Accuracy = 1/m Σᵢ [yᵢ = ŷᵢ]: the fraction of labels predicted exactly (labels of any type)."""
+    true = _labels_on_host(y_true, None, "y_true")
+    pred = _labels_on_host(y_pred, true.shape[0], "y_pred")
+    if true.shape[0] == 0:
+        raise ValueError("y_true is empty; accuracy needs at least one sample")
+    return float(np.mean(true == pred))
+
+
+def adjusted_rand_score(labels_true: Any, labels_pred: Any) -> float:
+    """Agreement of two partitions of the same samples, corrected for chance (Hubert & Arabie, 1985).
+
+    With the contingency table nᵢⱼ = #{samples in class i and cluster j}, its row sums aᵢ,
+    column sums bⱼ and C(x) = x(x − 1)/2 the number of pairs:
+
+        index    = Σᵢⱼ C(nᵢⱼ)                      (pairs grouped together in both)
+        expected = Σᵢ C(aᵢ) Σⱼ C(bⱼ) / C(m)        (its mean over random partitions of the same sizes)
+        ARI      = (index − expected) / (½[Σᵢ C(aᵢ) + Σⱼ C(bⱼ)] − expected)
+
+    1 for identical partitions (whatever the names of their clusters), about 0 for a
+    random one, negative when worse than chance. Labels of any type.
+    """
+    true = _labels_on_host(labels_true, None, "labels_true")
+    pred = _labels_on_host(labels_pred, true.shape[0], "labels_pred")
+    m = true.shape[0]
+    if m == 0:
+        raise ValueError("labels_true is empty; the adjusted Rand index needs at least one sample")
+    true_codes = np.unique(true, return_inverse=True)[1].ravel()
+    pred_codes, n_pred = np.unique(pred, return_inverse=True)[1].ravel(), np.unique(pred).size
+    contingency = np.bincount(true_codes * n_pred + pred_codes).astype(np.float64)
+
+    def pairs(counts: np.ndarray) -> float:
+        return float(np.sum(counts * (counts - 1.0)) / 2.0)
+
+    index = pairs(contingency)
+    rows = pairs(np.bincount(true_codes).astype(np.float64))
+    columns = pairs(np.bincount(pred_codes).astype(np.float64))
+    expected = rows * columns / (m * (m - 1.0) / 2.0) if m > 1 else 0.0
+    maximum = 0.5 * (rows + columns)
+    # The denominator is 0 only for identical partitions (all in one cluster, or all apart).
+    if maximum == expected:
+        return 1.0
+    return (index - expected) / (maximum - expected)

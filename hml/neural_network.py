@@ -262,10 +262,11 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             result = minibatch_gradient_descent(
                 objective, theta, ctx=ctx, n_samples=Xc.shape[0], batch_size=int(self.batch_size),
                 learning_rate=learning_rate, max_iter=max_iter, rng=rng, momentum=momentum, tol=tol,
+                hint=self._divergence_hint(),
             )
         else:
             result = minimize(objective, theta, ctx=ctx, method=self.solver, max_iter=max_iter, tol=tol,
-                              learning_rate=learning_rate)
+                              learning_rate=learning_rate, hint=self._divergence_hint())
         self.feature_transformer_ = transformer
         self.classes_ = classes
         self.layers_ = layers

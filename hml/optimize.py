@@ -5,13 +5,23 @@ an array shaped like ``theta``, both on the device. Computing both together lets
 model reuse its residual for the cost, so recording the cost history costs no
 extra pass over the data.
 
+An objective of a *separable* problem (one-vs-all logistic regression: K independent
+classifiers trained as one matrix problem) may return its cost as a 1-D array of
+the parts, J = Σₖ Jₖ; the optimisers then minimise the sum and also keep the
+history of the parts (``OptimizeResult.cost_parts``) -- from the same pass.
+
 Convergence scalars are read back to the host only every ``check_every``
 iterations (``float(x)`` on a GPU array waits for the GPU, and on a Dask array
 computes the graph); the cost history stays on the device until the end.
+
+:func:`progress` lets a caller watch the iterations of any fit (a progress bar)
+without adding a host read: the callback receives Python ints only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import warnings
 from collections import deque
@@ -31,9 +41,48 @@ __all__ = [
     "lbfgs",
     "minibatch_gradient_descent",
     "minimize",
+    "progress",
+    "progress_callback",
 ]
 
 Objective = Callable[[Any], "tuple[Any, Any]"]
+ProgressCallback = Callable[[int, int], None]
+
+_progress: contextvars.ContextVar[ProgressCallback | None] = contextvars.ContextVar("hml_progress", default=None)
+
+
+@contextlib.contextmanager
+def progress(callback: ProgressCallback):
+    """Call ``callback(iteration, max_iter)`` after every iteration (or epoch) of the fits run inside.
+
+    Every optimiser here and k-means' Lloyd iterations report; ``callback`` gets Python
+    ints only, so watching a fit adds no GPU synchronisation. Local to the thread or
+    asyncio task, like :func:`hml.use_backend`::
+
+        from tqdm.auto import tqdm
+        bar = tqdm(total=model.max_iter)
+        with hml.optimize.progress(lambda iteration, max_iter: bar.update(1)):
+            model.fit(X, y)
+    """
+    token = _progress.set(callback)
+    try:
+        yield callback
+    finally:
+        _progress.reset(token)
+
+
+def progress_callback() -> ProgressCallback:
+    """The callback :func:`progress` set for this context (a no-op when none is), looked up once per fit."""
+    return _progress.get() or _no_progress
+
+
+def _no_progress(iteration: int, max_iter: int) -> None:
+    pass
+
+
+def _total(xp: Any, cost: Any) -> Any:
+    """J from an objective's cost: the cost itself, or the sum of its parts when it is 1-D."""
+    return cost if cost.ndim == 0 else xp.sum(cost)
 
 
 @dataclass
@@ -41,13 +90,16 @@ class OptimizeResult:
     """What an optimiser found.
 
     ``cost_history[k]`` is J(θ_k), the cost at the parameters iteration k started
-    from (θ_0 is the initial guess), so it has ``n_iter`` entries.
+    from (θ_0 is the initial guess), so it has ``n_iter`` entries. For an objective
+    whose cost is 1-D (the parts Jₖ of a separable problem), ``cost_parts[k]`` holds
+    the parts and ``cost_history`` their sum; otherwise ``cost_parts`` is None.
     """
 
     theta: Any
     cost_history: Any
     n_iter: int
     converged: bool
+    cost_parts: Any = None
 
 
 def gradient_descent(
@@ -60,6 +112,7 @@ def gradient_descent(
     tol: float | None = None,
     check_every: int = 10,
     divergence_factor: float = 10.0,
+    hint: str = "",
 ) -> OptimizeResult:
     """Batch gradient descent: θ ← θ − α ∇J(θ), for at most ``max_iter`` iterations.
 
@@ -68,15 +121,18 @@ def gradient_descent(
 
     Raises :class:`hml.DivergenceError` when the cost becomes non-finite or grows past
     ``divergence_factor`` times its initial value -- the sign of a learning rate too
-    large for the curvature of J.
+    large for the curvature of J; ``hint`` is appended to its advice (the caller knows
+    what else would help, such as ``normalize=True``).
     """
-    monitor = _CostWindow(ctx, tol, learning_rate, divergence_factor)
+    monitor = _CostWindow(ctx, tol, learning_rate, divergence_factor, hint)
+    report = progress_callback()
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         cost, gradient = objective(theta)
         theta = theta - learning_rate * gradient
         monitor.record(cost)
+        report(n_iter, max_iter)
         if n_iter % check_every and n_iter != max_iter:
             continue
         converged, (theta,) = monitor.check(n_iter, theta)
@@ -92,27 +148,35 @@ class _CostWindow:
     the window, materialising the given arrays with it), raises :class:`hml.DivergenceError`
     when the cost became non-finite or grew past ``divergence_factor`` × its first value,
     and reports convergence when the relative change of the cost over the last iteration,
-    |J_{k−1} − J_k| / max(|J_k|, tiny), is at most ``tol``.
+    |J_{k−1} − J_k| / max(|J_k|, tiny), is at most ``tol``. Costs given as parts (1-D)
+    are checked by their sum, and the parts are kept for the result.
     """
 
-    def __init__(self, ctx: ComputeContext, tol: float | None, learning_rate: float, divergence_factor: float):
+    def __init__(self, ctx: ComputeContext, tol: float | None, learning_rate: float, divergence_factor: float,
+                 hint: str = ""):
         self.ctx, self.tol = ctx, tol
-        self.learning_rate, self.divergence_factor = learning_rate, divergence_factor
-        self.window: list[Any] = []  # 0-d device costs since the last check
-        self.history: list[Any] = []  # one device array per checked window
+        self.learning_rate, self.divergence_factor, self.hint = learning_rate, divergence_factor, hint
+        self.window: list[Any] = []  # device costs (0-d, or 1-D parts) since the last check
+        self.history: list[Any] = []  # one device array of totals per checked window
+        self.parts: list[Any] = []  # the same windows' parts, for separable objectives
         self.initial_cost = self.previous_cost = None
 
     def record(self, cost: Any) -> None:
         self.window.append(cost)
 
     def check(self, n_iter: int, *arrays: Any) -> tuple[bool, tuple]:
-        *arrays, costs = self.ctx.backend.materialize(*arrays, self.ctx.xp.stack(self.window))
+        xp = self.ctx.xp
+        costs = xp.stack(self.window)
+        if costs.ndim == 2:
+            self.parts.append(costs)
+            costs = xp.sum(costs, axis=1)
+        *arrays, costs = self.ctx.backend.materialize(*arrays, costs)
         self.history.append(costs)
         self.window = []
         values = [float(c) for c in self.ctx.to_numpy(costs)]
         if self.initial_cost is None:
             self.initial_cost = values[0]
-        _check_divergence(values, self.initial_cost, self.divergence_factor, self.learning_rate, n_iter)
+        _check_divergence(values, self.initial_cost, self.divergence_factor, self.learning_rate, n_iter, self.hint)
         if self.previous_cost is not None:
             values.insert(0, self.previous_cost)
         self.previous_cost = values[-1]
@@ -124,7 +188,7 @@ class _CostWindow:
     def result(self, theta: Any, n_iter: int, converged: bool, *, warn: bool = False, max_iter: int = 0) -> OptimizeResult:
         xp = self.ctx.xp
         if not bool(xp.all(xp.isfinite(theta))):
-            raise _divergence(self.learning_rate, n_iter, "the parameters overflowed")
+            raise _divergence(self.learning_rate, n_iter, "the parameters overflowed", self.hint)
         if warn and self.tol is not None and not converged:
             warnings.warn(
                 f"gradient descent did not reach tol={self.tol} in max_iter={max_iter} iterations; "
@@ -132,23 +196,24 @@ class _CostWindow:
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        return OptimizeResult(theta, xp.concat(self.history), n_iter, converged)
+        parts = xp.concat(self.parts) if self.parts else None
+        return OptimizeResult(theta, xp.concat(self.history), n_iter, converged, parts)
 
 
-def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int) -> None:
+def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int,
+                      hint: str = "") -> None:
     for cost in window:
         if not math.isfinite(cost):
-            raise _divergence(learning_rate, iteration, "the cost became non-finite")
+            raise _divergence(learning_rate, iteration, "the cost became non-finite", hint)
         # The absolute floor keeps a zero initial cost (y ≡ 0) from flagging rounding noise.
         if cost > factor * max(initial, 1e-300) and cost > 1e-12:
-            raise _divergence(learning_rate, iteration, f"the cost grew from {initial:.4g} to {cost:.4g}")
+            raise _divergence(learning_rate, iteration, f"the cost grew from {initial:.4g} to {cost:.4g}", hint)
 
 
-def _divergence(learning_rate: float, iteration: int, what: str) -> DivergenceError:
+def _divergence(learning_rate: float, iteration: int, what: str, hint: str = "") -> DivergenceError:
     return DivergenceError(
         f"gradient descent diverged by iteration {iteration}: {what}. "
-        f"learning_rate={learning_rate} is too large for this problem; try learning_rate={learning_rate / 10:g} "
-        "(normalize=True also helps)"
+        f"learning_rate={learning_rate} is too large for this problem; try learning_rate={learning_rate / 10:g}{hint}"
     )
 
 
@@ -170,6 +235,7 @@ def minibatch_gradient_descent(
     tol: float | None = None,
     check_every: int = 1,
     divergence_factor: float = 10.0,
+    hint: str = "",
 ) -> OptimizeResult:
     """Mini-batch gradient descent with (heavy-ball) momentum, ``max_iter`` epochs.
 
@@ -180,10 +246,12 @@ def minibatch_gradient_descent(
     this is plain stochastic gradient descent.
 
     ``cost_history[k]`` is the mean of the batch costs of epoch k (the cost while θ moved).
-    ``tol`` stops on the relative change of that mean between epochs.
+    ``tol`` stops on the relative change of that mean between epochs; divergence is
+    reported as by :func:`gradient_descent`.
     """
     xp = ctx.xp
-    monitor = _CostWindow(ctx, tol, learning_rate, divergence_factor)
+    monitor = _CostWindow(ctx, tol, learning_rate, divergence_factor, hint)
+    report = progress_callback()
     velocity = None
     converged = False
     n_iter = 0
@@ -198,7 +266,8 @@ def minibatch_gradient_descent(
             step = -learning_rate * gradient
             velocity = step if velocity is None or momentum == 0.0 else momentum * velocity + step
             theta = theta + velocity
-        monitor.record(xp.mean(xp.stack(batch_costs)))
+        monitor.record(xp.mean(xp.stack(batch_costs), axis=0))
+        report(n_iter, max_iter)
         if n_iter % check_every and n_iter != max_iter:
             continue
         converged, (theta, velocity) = monitor.check(n_iter, theta, velocity)
@@ -229,7 +298,7 @@ class _Line:
         xp = self.ctx.xp
         theta = self.theta + alpha * self.direction
         cost, gradient = self.objective(theta)
-        scalars = xp.stack([cost, _dot(xp, gradient, self.direction), xp.max(xp.abs(gradient))])
+        scalars = xp.stack([_total(xp, cost), _dot(xp, gradient, self.direction), xp.max(xp.abs(gradient))])
         theta, cost, gradient, scalars = self.ctx.backend.materialize(theta, cost, gradient, scalars)
         f, slope, gnorm = (float(v) for v in self.ctx.to_numpy(scalars))
         self.evaluations += 1
@@ -318,8 +387,9 @@ def _quasi_newton(
     eps = float(xp.finfo(theta.dtype).eps)
     ftol = 64.0 * eps  # a cost change this small is rounding noise (scikit-learn's choice for L-BFGS)
     c2 = 0.9 if method == "lbfgs" else 0.1  # CG needs a more exact line search to stay conjugate
+    report = progress_callback()
     cost, gradient = objective(theta)
-    scalars = ctx.to_numpy(xp.stack([cost, xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]))
+    scalars = ctx.to_numpy(xp.stack([_total(xp, cost), xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]))
     f, gnorm, gg = (float(v) for v in scalars)
     if not math.isfinite(f):
         raise DivergenceError(f"the cost at the initial parameters is {f}; check the data for huge values")
@@ -377,13 +447,17 @@ def _quasi_newton(
             history.clear()
             direction, slope = -gradient, -gg
         converged = gnorm <= tol or change <= ftol
+        report(n_iter, max_iter)
     if not converged:
         warnings.warn(
             f"{method} did not reach tol={tol} (largest gradient component {gnorm:.3g}) in max_iter={max_iter} "
             "iterations; increase max_iter, or loosen tol",
             ConvergenceWarning, stacklevel=3,
         )
-    return OptimizeResult(theta, xp.stack(costs), n_iter, converged)
+    costs = xp.stack(costs)
+    if costs.ndim == 2:
+        return OptimizeResult(theta, xp.sum(costs, axis=1), n_iter, converged, costs)
+    return OptimizeResult(theta, costs, n_iter, converged)
 
 
 def _two_loop(xp: Any, gradient: Any, history: deque) -> Any:
@@ -434,10 +508,11 @@ def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext,
 
 
 def minimize(objective: Objective, theta: Any, *, ctx: ComputeContext, method: str, max_iter: int,
-             tol: float | None, learning_rate: float = 1.0) -> OptimizeResult:
-    """Dispatch to ``"gd"`` (:func:`gradient_descent`), ``"cg"`` or ``"lbfgs"``."""
+             tol: float | None, learning_rate: float = 1.0, hint: str = "") -> OptimizeResult:
+    """Dispatch to ``"gd"`` (:func:`gradient_descent`, with ``hint``), ``"cg"`` or ``"lbfgs"``."""
     if method == "gd":
-        return gradient_descent(objective, theta, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol)
+        return gradient_descent(objective, theta, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
+                                hint=hint)
     if method == "cg":
         return conjugate_gradient(objective, theta, ctx=ctx, max_iter=max_iter, tol=1e-4 if tol is None else tol)
     if method == "lbfgs":
@@ -463,7 +538,7 @@ def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, eps
     analytic, numeric = [], []
     for i in indices:  # a loop over parameters (finite differences), not over examples
         step = epsilon * xp.astype(positions == i, theta.dtype)
-        plus, minus = objective(theta + step)[0], objective(theta - step)[0]
+        plus, minus = _total(xp, objective(theta + step)[0]), _total(xp, objective(theta - step)[0])
         numeric.append((float(plus) - float(minus)) / (2.0 * epsilon))
         analytic.append(float(flat_gradient[i]))
     difference = np.linalg.norm(np.subtract(analytic, numeric))

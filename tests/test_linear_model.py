@@ -156,9 +156,15 @@ def test_divergence_is_detected_with_advice():
     model = hml.LinearRegression(learning_rate=5.0, max_iter=500)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's own overflow warning, if any
-        with pytest.raises(hml.DivergenceError, match=r"learning_rate=5.0 is too large.*try learning_rate=0.5"):
+        with pytest.raises(hml.DivergenceError, match=r"learning_rate=5.0 is too large.*try learning_rate=0.5") as info:
             model.fit(X, y)
     assert not hasattr(model, "coef_")
+    assert "normalize" not in str(info.value)  # it is on already: no advice to turn it on
+    model.set_params(normalize=False, learning_rate=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(hml.DivergenceError, match=r"try learning_rate=0.1 \(normalize=True, which standardises"):
+            model.fit(100.0 * X, y)
 
 
 def test_dtype_policy(case):

@@ -169,3 +169,42 @@ def test_bad_input():
         hml.LogisticRegression(solver="newton").fit(X, codes)
     with pytest.raises(NotFittedError):
         hml.LogisticRegression().predict(X)
+
+
+def test_one_vs_all_class_costs_are_each_class_on_its_own(case64):
+    """The K sigmoid problems are separable: with gradient descent, class k's column of
+    ``class_cost_history_`` is the cost history of a binary fit of "k or not" alone."""
+    X, codes = blobs(m=120, k=3, seed=4)
+    kwargs = dict(solver="gd", learning_rate=0.5, max_iter=40, tol=None, l2=0.3)
+    model = hml.LogisticRegression(multi_class="ovr", **kwargs).fit(case64.asarray(X), codes)
+    parts = case64.to_numpy(model.class_cost_history_)
+    assert parts.shape == (model.n_iter_, 3)
+    np.testing.assert_allclose(parts.sum(axis=1), case64.to_numpy(model.cost_history_), rtol=1e-12)
+    for k in range(3):
+        alone = hml.LogisticRegression(**kwargs).fit(X, (codes == k).astype(int))
+        np.testing.assert_allclose(parts[:, k], alone.cost_history_, rtol=1e-10)
+
+
+def test_class_costs_with_lbfgs_sum_to_the_cost_and_only_exist_for_one_vs_all():
+    X, codes = blobs(m=120, k=4, seed=5)
+    model = hml.LogisticRegression(multi_class="ovr").fit(X, codes)
+    assert model.class_cost_history_.shape == (model.n_iter_ + 1, 4)
+    np.testing.assert_allclose(model.class_cost_history_.sum(axis=1), model.cost_history_, rtol=1e-12)
+    assert np.all(model.class_cost_history_[-1] < model.class_cost_history_[0])
+    model.set_params(multi_class="multinomial").fit(X, codes)  # a refit drops the old attribute
+    assert not hasattr(model, "class_cost_history_")
+
+
+def test_divergence_advice_suggests_normalize_only_when_it_is_off():
+    X, codes = blobs(m=60, k=3, seed=6)
+    X = 1e3 * X  # unscaled features: a step of 50 overshoots
+    for normalize in (False, True):
+        model = hml.LogisticRegression(solver="gd", learning_rate=50.0, max_iter=50, normalize=normalize,
+                                       multi_class="ovr")
+        try:
+            model.fit(X, codes)
+        except hml.DivergenceError as exc:
+            assert ("normalize=True" in str(exc)) == (not normalize), str(exc)
+            assert "try learning_rate=5" in str(exc)
+        else:
+            assert normalize, "gradient descent on unscaled features should diverge"

@@ -29,3 +29,41 @@ def test_metric_edge_cases():
         metrics.r2_score([1.0], [1.0])
     with pytest.raises(ValueError, match="NaN"):
         metrics.mean_squared_error([1.0, np.nan], [1.0, 2.0])
+
+
+def test_accuracy_matches_scikit_learn(case):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, size=200)
+    pred = np.where(rng.random(200) < 0.7, y, rng.integers(0, 4, size=200))
+    expected = sk_metrics.accuracy_score(y, pred)
+    assert metrics.accuracy_score(case.asarray(y), case.asarray(pred)) == pytest.approx(expected, rel=1e-15)
+    assert metrics.accuracy_score(["a", "b", "b"], ["a", "b", "a"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="y_pred has 2 labels but X has 3 rows"):
+        metrics.accuracy_score([1, 2, 3], [1, 2])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_adjusted_rand_index_matches_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    true = rng.integers(0, int(rng.integers(1, 6)), size=n)
+    # A noisy relabelling of the truth: agreement well above chance, but not perfect.
+    pred = np.where(rng.random(n) < 0.6, (true + 1) % 7, rng.integers(0, int(rng.integers(1, 8)), size=n))
+    assert metrics.adjusted_rand_score(true, pred) == pytest.approx(sk_metrics.adjusted_rand_score(true, pred), abs=1e-12)
+
+
+def test_adjusted_rand_index_invariants(case):
+    true = np.array([0, 0, 1, 1, 2, 2, 2])
+    renamed = np.array([5, 5, 3, 3, 9, 9, 9])  # the same partition under other names
+    assert metrics.adjusted_rand_score(case.asarray(true), case.asarray(renamed)) == 1.0
+    assert metrics.adjusted_rand_score(["a", "a", "b"], ["x", "x", "y"]) == 1.0
+    # The degenerate partitions: everything together, everything apart (scikit-learn gives 1.0).
+    assert metrics.adjusted_rand_score([1, 1, 1], [2, 2, 2]) == 1.0
+    assert metrics.adjusted_rand_score([0, 1, 2], [2, 0, 1]) == 1.0
+    # Symmetric in its arguments; about 0 for independent random labellings.
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 3, size=20_000), rng.integers(0, 3, size=20_000)
+    assert metrics.adjusted_rand_score(a, b) == pytest.approx(metrics.adjusted_rand_score(b, a), abs=1e-15)
+    assert abs(metrics.adjusted_rand_score(a, b)) < 5e-3
+    with pytest.raises(ValueError, match="labels_pred has 2 labels but X has 3 rows"):
+        metrics.adjusted_rand_score([0, 1, 1], [0, 1])

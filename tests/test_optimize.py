@@ -147,3 +147,54 @@ def test_float32_quadratic(case):
         result = lbfgs(f32, theta0, ctx=case.ctx, max_iter=200, tol=1e-4)
     np.testing.assert_allclose(case.to_numpy(result.theta), solution, rtol=1e-2, atol=1e-2)
     assert math.isfinite(float(case.to_numpy(result.cost_history)[-1]))
+
+
+def test_separable_costs_keep_their_parts_on_every_optimiser(case64):
+    """An objective returning its cost as parts Jₖ is minimised as Σₖ Jₖ, with each part's history."""
+    xp = case64.xp
+    targets = case64.asarray(np.array([1.0, -2.0, 3.0]))
+
+    def objective(theta):  # Jₖ = (θₖ − tₖ)², separable
+        difference = theta - targets
+        return difference * difference, 2.0 * difference
+
+    theta0 = xp.zeros(3, dtype=xp.float64, device=case64.ctx.device)
+    for result in (
+        gradient_descent(objective, theta0, ctx=case64.ctx, learning_rate=0.25, max_iter=40),
+        lbfgs(objective, theta0, ctx=case64.ctx, max_iter=30),
+        conjugate_gradient(objective, theta0, ctx=case64.ctx, max_iter=30),
+    ):
+        parts, total = case64.to_numpy(result.cost_parts), case64.to_numpy(result.cost_history)
+        assert parts.shape == (total.shape[0], 3)
+        np.testing.assert_allclose(parts.sum(axis=1), total, rtol=1e-14)
+        np.testing.assert_allclose(parts[0], [1.0, 4.0, 9.0])
+        np.testing.assert_allclose(case64.to_numpy(result.theta), [1.0, -2.0, 3.0], atol=1e-4)
+    # Gradient descent on a separable problem: part k decays as (1 − 2α)^(2j) tₖ², on its own.
+    gd = gradient_descent(objective, theta0, ctx=case64.ctx, learning_rate=0.1, max_iter=5)
+    expected = np.outer(0.8 ** (2 * np.arange(5)), [1.0, 4.0, 9.0])
+    np.testing.assert_allclose(case64.to_numpy(gd.cost_parts), expected, rtol=1e-12)
+    scalar = gradient_descent(lambda t: (xp.sum(objective(t)[0]), objective(t)[1]), theta0, ctx=case64.ctx,
+                              learning_rate=0.1, max_iter=5)
+    assert scalar.cost_parts is None
+
+
+def test_progress_reports_every_iteration_without_reading_the_device():
+    from hml.optimize import progress
+
+    ctx = backends.resolve("numpy")
+    scales = np.linspace(1.0, 3.0, 12)
+
+    def objective(theta):  # J = ½ Σ sₖ (θₖ − 1)²
+        return np.asarray(0.5 * np.sum(scales * (theta - 1.0) ** 2)), scales * (theta - 1.0)
+
+    seen = []
+    with progress(lambda iteration, max_iter: seen.append((type(iteration), iteration, max_iter))):
+        gradient_descent(objective, np.zeros(12), ctx=ctx, learning_rate=0.01, max_iter=25)
+    assert seen == [(int, i, 25) for i in range(1, 26)]
+    seen.clear()
+    with progress(lambda iteration, max_iter: seen.append(iteration)):
+        result = lbfgs(objective, np.zeros(12), ctx=ctx, max_iter=200, tol=1e-8)
+    assert seen == list(range(1, result.n_iter + 1))
+    seen.clear()
+    gradient_descent(objective, np.zeros(12), ctx=ctx, learning_rate=0.01, max_iter=3)
+    assert seen == []  # outside the block nothing reports
