@@ -9,7 +9,7 @@ NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch or Dask::
 
 __version__ = "0.1.0"
 
-from hml import backends, datasets, features, metrics, optimize
+from hml import backends, datasets, features, metrics, model_selection, optimize
 from hml.backends import (
     available_backends,
     get_backend,
@@ -53,6 +53,7 @@ __all__ = [
     "features",
     "get_backend",
     "metrics",
+    "model_selection",
     "optimize",
     "set_backend",
     "synchronize",
