@@ -1,4 +1,4 @@
-"""The ``hml`` command line: ``hml info``, ``hml data list|fetch|catalogue``."""
+"""The ``hml`` command line: ``hml demo``, ``hml info``, ``hml data list|fetch|catalogue``."""
 
 from __future__ import annotations
 
@@ -66,9 +66,27 @@ def _data_catalogue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from hml.demo import run_demo
+
+    return run_demo(backend=args.backend, device=args.device, only=args.only, out=args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from hml.demo import STEPS
+
     parser = argparse.ArgumentParser(prog="hml", description="homemade machine learning")
     commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo", help="train the five algorithms on their demo data sets: a table, PNG plots and results.json",
+        description="Train each algorithm on its demo data set (downloaded on first use), print a table of "
+                    "metrics, fit times and quality floors, and write PNG plots and results.json to --out.",
+    )
+    demo.add_argument("--backend", default="numpy", help="numpy (default), cupy, torch, dask or array_api_strict")
+    demo.add_argument("--device", default=None, help="a device of the backend, e.g. cuda or cuda:1 for torch")
+    demo.add_argument("--only", nargs="+", metavar="NAME", choices=list(STEPS), help=f"run only these: {', '.join(STEPS)}")
+    demo.add_argument("--out", default="hml-demo", help="folder for the plots and results.json (default ./hml-demo)")
+    demo.set_defaults(run=_demo)
     info = commands.add_parser("info", help="version, backends (importable or why not) and devices")
     info.set_defaults(run=_info)
 

@@ -142,7 +142,11 @@ def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class
                      feature_names: Sequence[str] | None = None, title: str | None = None, resolution: int = 300,
                      boundary: bool = True) -> Any:
     """The class a fitted two-feature classifier predicts everywhere (filled regions), its
-    decision boundaries (lines where the prediction changes) and, with ``y``, the points."""
+    decision boundaries and, with ``y``, the points.
+
+    A two-class model with ``predict_proba`` gets its boundary drawn where P(class 1 | x) = ½
+    (a smooth curve); otherwise the boundaries are the lines where the predicted class changes.
+    """
     if not hasattr(model, "classes_"):
         raise NotFittedError(f"decision_regions needs a fitted classifier; got {type(model).__name__} without classes_")
     ax = _axes(ax)
@@ -153,7 +157,10 @@ def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class
     cmap = ListedColormap([_colour(k) for k in range(classes.size)])
     levels = np.arange(classes.size + 1) - 0.5
     ax.contourf(xs, ys, Z, levels=levels, cmap=cmap, alpha=0.22)
-    if boundary:
+    if boundary and classes.size == 2 and hasattr(model, "predict_proba"):
+        _, _, P = prediction_grid(lambda points: _host(model.predict_proba(points))[:, 1], X, resolution=resolution)
+        ax.contour(xs, ys, P, levels=[0.5], colors="black", linewidths=1.2)
+    elif boundary:
         ax.contour(xs, ys, Z, levels=levels[1:-1], colors="black", linewidths=1.2)
     if y is not None:
         scatter_classes(X, y, ax=ax, classes=classes, class_names=class_names, feature_names=feature_names)
@@ -207,7 +214,8 @@ def image_grid(images: Any, *, labels: Any = None, predictions: Any = None, clas
             ax.set_title(caption, fontsize=8, color=colour, pad=2)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if hasattr(fig, "get_layout_engine") and fig.get_layout_engine() is None:  # a Figure (not a SubFigure) of pyplot's
+        fig.tight_layout()
     return fig
 
 
@@ -246,12 +254,13 @@ def confusion_matrix(matrix: Any, *, class_names: Sequence[str] | None = None, a
 
 # -- regression -----------------------------------------------------------------------------
 def regression_curve(model: Any, X: Any, y: Any, *, ax: Any = None, X_test: Any = None, y_test: Any = None,
-                     xlabel: str = "x", ylabel: str = "y", title: str | None = None, label: str = "prediction") -> Any:
+                     xlabel: str = "x", ylabel: str = "y", title: str | None = None, label: str = "prediction",
+                     data_label: str = "training data") -> Any:
     """Training (and test) points of a one-feature regression, with the model's prediction
     over the whole x range drawn as a curve."""
     ax = _axes(ax)
     X, y = _host(X), _host(y)
-    ax.scatter(X[:, 0], y, s=16, color=_colour(0), label="training data", zorder=3)
+    ax.scatter(X[:, 0], y, s=16, color=_colour(0), label=data_label, zorder=3)
     low, high = X[:, 0].min(), X[:, 0].max()
     if X_test is not None:
         X_test = _host(X_test)
