@@ -71,7 +71,7 @@ def run(path: Path, *, write: bool, timeout: int, png: Path | None) -> str:
     if write:
         nbformat.write(notebook, path)
     if png is not None:
-        save_images(notebook, path.stem, png)
+        save_images(notebook, f"{path.parent.name}-{path.stem}", png)
     return status
 
 

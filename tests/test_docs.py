@@ -45,3 +45,27 @@ def test_clustering_section_runs():
     exec(compile(_python_block("## Clustering and anomaly detection"), str(README), "exec"), namespace)
     assert namespace["kmeans"].cluster_centers_.shape == (3, 4)
     assert 0.5 < namespace["f1"] <= 1.0 and set(namespace["flags"].tolist()) <= {0, 1}
+
+
+def _bash_block(heading: str) -> str:
+    section = README.read_text(encoding="utf-8").split(f"\n{heading}\n", 1)[1]
+    return re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip()
+
+
+def test_try_it_and_tests_are_one_command_each():
+    """The README's contract with a new user (and what .ci/run executes): one line each."""
+    try_it, tests = _bash_block("## Try it"), _bash_block("## Tests")
+    assert "\n" not in try_it and "pip install" in try_it and try_it.endswith("hml demo")
+    assert "\n" not in tests and "pip install" in tests and "pytest" in tests
+    assert "torch" not in try_it + tests  # any torch spec but the pinned CPU build pulls GBs of CUDA packages
+
+
+def test_every_notebook_is_linked_and_every_link_resolves():
+    root = README.parent
+    text = README.read_text(encoding="utf-8")
+    links = set(re.findall(r"\]\((notebooks/[^)]+)\)", text))
+    notebooks = {p.relative_to(root).as_posix() for p in (root / "notebooks").rglob("*.ipynb")
+                 if ".ipynb_checkpoints" not in p.parts}
+    assert notebooks and notebooks <= links
+    for link in links:
+        assert (root / link).is_file(), link
