@@ -73,6 +73,17 @@ def _colour(k: int) -> str:
     return CLASS_COLOURS[k % len(CLASS_COLOURS)]
 
 
+def _label(ax: Any, feature_names: Sequence[str] | None, title: str | None, *, legend: bool = True) -> Any:
+    """Name the two feature axes and the plot, and show the legend: the end of every two-feature plot."""
+    if feature_names is not None:
+        ax.set(xlabel=feature_names[0], ylabel=feature_names[1])
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(loc="best", fontsize="small")
+    return ax
+
+
 # -- training curves -------------------------------------------------------------------
 def cost_history(history: Any, *, ax: Any = None, labels: Sequence[str] | None = None, log: bool = False,
                  title: str = "Cost history", xlabel: str = "iteration", ylabel: str = "cost J(θ)") -> Any:
@@ -112,12 +123,7 @@ def scatter_classes(X: Any, y: Any, *, ax: Any = None, classes: Any = None, clas
         name = class_names[k] if class_names is not None else str(label)
         ax.scatter(X[rows, 0], X[rows, 1], s=marker_size, color=_colour(k), edgecolor="white", linewidth=0.5,
                    label=name, zorder=3)
-    if feature_names is not None:
-        ax.set(xlabel=feature_names[0], ylabel=feature_names[1])
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
-    return ax
+    return _label(ax, feature_names, title)
 
 
 def prediction_grid(predict: Any, X: Any, *, resolution: int = 300, padding: float = 0.08) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,12 +169,8 @@ def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class
     elif boundary:
         ax.contour(xs, ys, Z, levels=levels[1:-1], colors="black", linewidths=1.2)
     if y is not None:
-        scatter_classes(X, y, ax=ax, classes=classes, class_names=class_names, feature_names=feature_names)
-    elif feature_names is not None:
-        ax.set(xlabel=feature_names[0], ylabel=feature_names[1])
-    if title:
-        ax.set_title(title)
-    return ax
+        scatter_classes(X, y, ax=ax, classes=classes, class_names=class_names)
+    return _label(ax, feature_names, title, legend=y is not None)
 
 
 # -- images -------------------------------------------------------------------------------
@@ -300,12 +302,7 @@ def density_contours(model: Any, X: Any, *, y: Any = None, ax: Any = None, featu
         flagged = _host(model.predict(X)) == 1
         ax.scatter(X[flagged, 0], X[flagged, 1], s=110, facecolors="none", edgecolors="red", linewidths=1.5,
                    label=f"flagged: p(x) < ε = {threshold:.3g}", zorder=5)
-    if feature_names is not None:
-        ax.set(xlabel=feature_names[0], ylabel=feature_names[1])
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
-    return ax
+    return _label(ax, feature_names, title)
 
 
 def threshold_curves(selection: Any, *, ax: Any = None, title: str = "Choosing ε") -> Any:
