@@ -167,10 +167,11 @@ class _CostWindow:
     def check(self, n_iter: int, *arrays: Any) -> tuple[bool, tuple]:
         xp = self.ctx.xp
         costs = xp.stack(self.window)
-        if costs.ndim == 2:
-            self.parts.append(costs)
-            costs = xp.sum(costs, axis=1)
-        *arrays, costs = self.ctx.backend.materialize(*arrays, costs)
+        if costs.ndim == 2:  # parts: computed with their sums, so a lazy backend keeps no graph of them
+            *arrays, costs, parts = self.ctx.backend.materialize(*arrays, xp.sum(costs, axis=1), costs)
+            self.parts.append(parts)
+        else:
+            *arrays, costs = self.ctx.backend.materialize(*arrays, costs)
         self.history.append(costs)
         self.window = []
         values = [float(c) for c in self.ctx.to_numpy(costs)]
