@@ -17,7 +17,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class Demo:
             # Fixed iteration budgets are the demo's choice; a ConvergenceWarning would only be noise here.
             warnings.simplefilter("ignore", ConvergenceWarning)
             start = time.perf_counter()
-            model.fit(X, y) if y is not None else model.fit(X)
+            model.fit(X, y)  # the unsupervised estimators ignore y=None
             backends.synchronize(self.backend, self.device)
             return time.perf_counter() - start
 
@@ -78,13 +78,23 @@ class Demo:
         self.plots.append(path.name)
 
     @cached_property
-    def mnist(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    def mnist(self) -> "Digits":
         """MNIST as float32 pixels in [0, 1] (float32 halves the time of every GEMM; the accuracy is the same)."""
         from hml.datasets import load_mnist
 
         train, test = load_mnist("train"), load_mnist("test")
         scale = np.float32(1.0 / 255.0)
-        return train.data * scale, train.target, test.data * scale, test.target, train.target_names
+        return Digits(train.data * scale, train.target, test.data * scale, test.target, train.target_names)
+
+
+class Digits(NamedTuple):
+    """MNIST, loaded once for both classifiers of the demo."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    names: tuple[str, ...]
 
 
 def _figure(cols: int, rows: int = 1, width: float = 5.5, height: float = 4.2) -> tuple[Any, Any]:
@@ -135,11 +145,11 @@ def logistic_regression(demo: Demo) -> list[DemoResult]:
     chips = load_microchips()
     boundary = demo.estimator(hml.LogisticRegression, polynomial_degree=5, l2=0.0, max_iter=500)
     boundary_seconds = demo.fit("microchips", boundary, chips.data, chips.target)
-    X, y, X_test, y_test, names = demo.mnist
+    mnist = demo.mnist
     digits = demo.estimator(hml.LogisticRegression, max_iter=50)
-    digits_seconds = demo.fit("MNIST", digits, X, y)
-    predicted = digits.predict(X_test)
-    accuracy = metrics.accuracy_score(y_test, predicted)
+    digits_seconds = demo.fit("MNIST", digits, mnist.X, mnist.y)
+    predicted = digits.predict(mnist.X_test)
+    accuracy = metrics.accuracy_score(mnist.y_test, predicted)
 
     figure, axes = _figure(2, rows=2)
     plotting.decision_regions(flowers, petals, iris.target, ax=axes[0], class_names=iris.target_names,
@@ -148,7 +158,7 @@ def logistic_regression(demo: Demo) -> list[DemoResult]:
                               feature_names=["test 1", "test 2"], title="Microchips, degree-5 boundary")
     plotting.cost_history(flowers.class_cost_history_, ax=axes[2], labels=iris.target_names,
                           title="Iris: each one-vs-all classifier's cost")
-    plotting.confusion_matrix(metrics.confusion_matrix(y_test, predicted), class_names=names, ax=axes[3],
+    plotting.confusion_matrix(metrics.confusion_matrix(mnist.y_test, predicted), class_names=mnist.names, ax=axes[3],
                               title=f"MNIST test: accuracy {accuracy:.4f}")
     demo.save(figure, "logistic_regression")
     return [
@@ -216,24 +226,24 @@ def anomaly_detection(demo: Demo) -> list[DemoResult]:
 def neural_network(demo: Demo) -> list[DemoResult]:
     from hml import plotting
 
-    X, y, X_test, y_test, names = demo.mnist
+    mnist = demo.mnist
     # The original's network, trained by L-BFGS: 100 iterations do what 300 of gradient descent do.
     original = demo.estimator(hml.MultilayerPerceptron, layers=[784, 25, 10], solver="lbfgs", max_iter=100, random_state=0)
-    original_seconds = demo.fit("[784, 25, 10]", original, X, y)
+    original_seconds = demo.fit("[784, 25, 10]", original, mnist.X, mnist.y)
     # Wider, relu/softmax, mini-batches with momentum: the stronger network. On raw pixels: standardising
     # would blow a rare stroke on a nearly always blank border pixel up to hundreds of deviations.
     strong = demo.estimator(hml.MultilayerPerceptron, layers=[784, 256, 10], activation="relu", output="softmax",
                             init="glorot", batch_size=128, momentum=0.9, learning_rate=0.05, l2=5.0, max_iter=10,
                             normalize=False, random_state=0)
-    strong_seconds = demo.fit("[784, 256, 10]", strong, X, y)
-    predicted = strong.predict(X_test)
-    accuracy = metrics.accuracy_score(y_test, predicted)
+    strong_seconds = demo.fit("[784, 256, 10]", strong, mnist.X, mnist.y)
+    predicted = strong.predict(mnist.X_test)
+    accuracy = metrics.accuracy_score(mnist.y_test, predicted)
 
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(16, 6.4), layout="constrained")
     left, middle, right = figure.subfigures(1, 3, width_ratios=[1.1, 1.0, 1.0])
-    plotting.image_grid(X_test, labels=y_test, predictions=predicted, rows=8, cols=8, fig=left,
+    plotting.image_grid(mnist.X_test, labels=mnist.y_test, predictions=predicted, rows=8, cols=8, fig=left,
                         title=f"[784, 256, 10] on MNIST test: {accuracy:.4f}")
     plotting.weight_images(original.coefs_[0], cols=5, fig=middle, title="[784, 25, 10]: first-layer weights")
     plotting.cost_history({"[784, 25, 10], L-BFGS": original.cost_history_}, ax=right.subplots(2, 1)[0],
@@ -243,7 +253,7 @@ def neural_network(demo: Demo) -> list[DemoResult]:
     demo.save(figure, "neural_network")
     return [
         DemoResult("multilayer perceptron", "MNIST [784, 25, 10] (the original's)", "test accuracy",
-                   original.score(X_test, y_test), 0.92, original_seconds),
+                   original.score(mnist.X_test, mnist.y_test), 0.92, original_seconds),
         DemoResult("multilayer perceptron", "MNIST [784, 256, 10] relu/softmax", "test accuracy",
                    accuracy, 0.97, strong_seconds),
     ]

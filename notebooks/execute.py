@@ -61,7 +61,7 @@ def run(path: Path, *, write: bool, timeout: int, png: Path | None) -> str:
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute()
-    except CellExecutionError as error:
+    except CellExecutionError:
         reason = skip_reason(notebook)
         if reason is None:
             raise
