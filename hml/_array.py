@@ -15,7 +15,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from hml.backends import ComputeContext, backend_of, dtype_name, is_array
+from hml.backends import ComputeContext, backend_of, dtype_name, is_array, to_numpy
 
 __all__ = [
     "check_X",
@@ -177,7 +177,7 @@ def _labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
     """Class labels as a 1-D NumPy array: labels may be strings, so they live on the host."""
     if y is None:
         raise ValueError(f"{name} is None; pass one class label per sample")
-    labels = backend_of(y).to_numpy(y) if is_array(y) else np.asarray(y)
+    labels = to_numpy(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:

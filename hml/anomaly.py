@@ -183,8 +183,7 @@ class GaussianAnomalyDetection(BaseEstimator):
 
 
 def _scores_on_host(p: Any) -> np.ndarray:
-    array = backends.backend_of(p).to_numpy(p) if backends.is_array(p) else np.asarray(p, dtype=float)
-    array = np.asarray(array, dtype=np.float64)
+    array = np.asarray(backends.to_numpy(p), dtype=np.float64)
     if array.ndim != 1:
         raise ValueError(f"p must be 1-D (one density per sample); got shape {array.shape}")
     return array

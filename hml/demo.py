@@ -178,7 +178,7 @@ def k_means(demo: Demo) -> list[DemoResult]:
     petals = iris.data[:, 2:]
     model = demo.estimator(hml.KMeans, n_clusters=3, random_state=0)
     seconds = demo.fit("k-means", model, petals)
-    clusters = backends.backend_of(model.labels_).to_numpy(model.labels_)
+    clusters = backends.to_numpy(model.labels_)
     agreement = metrics.adjusted_rand_score(iris.target, clusters)
 
     figure, axes = _figure(3)
@@ -193,7 +193,7 @@ def k_means(demo: Demo) -> list[DemoResult]:
         shown, cluster_names = clusters, [f"cluster {k}" for k in range(3)]
     plotting.scatter_classes(petals, shown, ax=axes[1], classes=np.arange(3), class_names=cluster_names,
                              feature_names=names, title=f"k-means clusters (ARI {agreement:.3f})")
-    centroids = backends.backend_of(model.cluster_centers_).to_numpy(model.cluster_centers_)
+    centroids = backends.to_numpy(model.cluster_centers_)
     axes[1].scatter(centroids[:, 0], centroids[:, 1], marker="X", s=200, color="black", label="centroids", zorder=4)
     axes[1].legend(fontsize="small")
     plotting.cost_history(model.cost_history_, ax=axes[2], title="Distortion J per Lloyd iteration",

@@ -123,8 +123,9 @@ def adjusted_rand_score(labels_true: Any, labels_pred: Any) -> float:
     if m == 0:
         raise ValueError("labels_true is empty; the adjusted Rand index needs at least one sample")
     true_codes = np.unique(true, return_inverse=True)[1].ravel()
-    pred_codes, n_pred = np.unique(pred, return_inverse=True)[1].ravel(), np.unique(pred).size
-    contingency = np.bincount(true_codes * n_pred + pred_codes).astype(np.float64)
+    pred_classes, pred_codes = np.unique(pred, return_inverse=True)
+    pred_codes = pred_codes.ravel()
+    contingency = np.bincount(true_codes * pred_classes.size + pred_codes).astype(np.float64)
 
     def pairs(counts: np.ndarray) -> float:
         return float(np.sum(counts * (counts - 1.0)) / 2.0)

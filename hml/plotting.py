@@ -55,16 +55,9 @@ def _axes(ax: Any, figsize: tuple[float, float] = (6.0, 4.0)) -> Any:
     return _pyplot().subplots(figsize=figsize)[1]
 
 
-def _host(array: Any) -> np.ndarray:
-    """Any backend's array (or a list) as a NumPy array."""
-    if backends.is_array(array):
-        return np.asarray(backends.backend_of(array).to_numpy(array))
-    return np.asarray(array)
-
-
 def _codes(labels: Any, classes: np.ndarray) -> np.ndarray:
     """Each label's index in ``classes`` (so the colour of a class is the same everywhere)."""
-    labels = _host(labels)
+    labels = backends.to_numpy(labels)
     order = np.argsort(classes)
     return order[np.searchsorted(classes[order], labels).clip(0, classes.size - 1)]
 
@@ -91,9 +84,9 @@ def cost_history(history: Any, *, ax: Any = None, labels: Sequence[str] | None =
     ``class_cost_history_``, named by ``labels``), or one per entry of a ``{label: history}`` mapping."""
     ax = _axes(ax)
     if isinstance(history, Mapping):
-        curves = [(str(name), _host(values)) for name, values in history.items()]
+        curves = [(str(name), backends.to_numpy(values)) for name, values in history.items()]
     else:
-        values = _host(history)
+        values = backends.to_numpy(history)
         if values.ndim == 1:
             curves = [(labels[0] if labels else None, values)]
         else:
@@ -115,8 +108,8 @@ def scatter_classes(X: Any, y: Any, *, ax: Any = None, classes: Any = None, clas
                     feature_names: Sequence[str] | None = None, title: str | None = None, marker_size: float = 24.0) -> Any:
     """The rows of a two-column ``X`` as points coloured by class ``y``."""
     ax = _axes(ax)
-    X, labels = _host(X), _host(y)
-    classes = np.unique(labels) if classes is None else _host(classes)
+    X, labels = backends.to_numpy(X), backends.to_numpy(y)
+    classes = np.unique(labels) if classes is None else backends.to_numpy(classes)
     codes = _codes(labels, classes)
     for k, label in enumerate(classes):
         rows = codes == k
@@ -134,14 +127,14 @@ def prediction_grid(predict: Any, X: Any, *, resolution: int = 300, padding: flo
     which draws the boundary transposed across the diagonal.) One call of ``predict`` on
     all ``resolution²`` points: no loop over the grid.
     """
-    X = _host(X)
+    X = backends.to_numpy(X)
     low, high = X.min(axis=0), X.max(axis=0)
     margin = padding * np.where(high > low, high - low, 1.0)
     xs = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
     ys = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
     grid_x, grid_y = np.meshgrid(xs, ys)  # shape (len(ys), len(xs)): row i is y = ys[i]
     points = np.column_stack([grid_x.ravel(), grid_y.ravel()]).astype(X.dtype if X.dtype.kind == "f" else np.float64)
-    return xs, ys, _host(predict(points)).reshape(grid_x.shape)
+    return xs, ys, backends.to_numpy(predict(points)).reshape(grid_x.shape)
 
 
 def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class_names: Sequence[str] | None = None,
@@ -156,7 +149,7 @@ def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class
     if not hasattr(model, "classes_"):
         raise NotFittedError(f"decision_regions needs a fitted classifier; got {type(model).__name__} without classes_")
     ax = _axes(ax)
-    classes = _host(model.classes_)
+    classes = backends.to_numpy(model.classes_)
     xs, ys, Z = prediction_grid(lambda points: _codes(model.predict(points), classes), X, resolution=resolution)
     from matplotlib.colors import ListedColormap
 
@@ -164,7 +157,7 @@ def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class
     levels = np.arange(classes.size + 1) - 0.5
     ax.contourf(xs, ys, Z, levels=levels, cmap=cmap, alpha=0.22)
     if boundary and classes.size == 2 and hasattr(model, "predict_proba"):
-        _, _, P = prediction_grid(lambda points: _host(model.predict_proba(points))[:, 1], X, resolution=resolution)
+        _, _, P = prediction_grid(lambda points: backends.to_numpy(model.predict_proba(points))[:, 1], X, resolution=resolution)
         ax.contour(xs, ys, P, levels=[0.5], colors="black", linewidths=1.2)
     elif boundary:
         ax.contour(xs, ys, Z, levels=levels[1:-1], colors="black", linewidths=1.2)
@@ -184,11 +177,11 @@ def image_grid(images: Any, *, labels: Any = None, predictions: Any = None, clas
     predictions are drawn in green and wrong ones in red, titled "predicted (true)".
     ``symmetric=True`` centres a diverging colour map on 0 (for weights).
     """
-    pictures = _host(images)
+    pictures = backends.to_numpy(images)
     count = min(rows * cols, pictures.shape[0])
     pictures = pictures[:count].reshape(count, *shape)
-    truth = None if labels is None else _host(labels)[:count]
-    guess = None if predictions is None else _host(predictions)[:count]
+    truth = None if labels is None else backends.to_numpy(labels)[:count]
+    guess = None if predictions is None else backends.to_numpy(predictions)[:count]
     if fig is None:
         fig = _pyplot().figure(figsize=(1.3 * cols, 1.45 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -225,7 +218,7 @@ def weight_images(weights: Any, *, titles: Sequence[str] | None = None, cols: in
                   title: str | None = None, fig: Any = None) -> Any:
     """Each column of ``weights`` (n_pixels × K: logistic regression's ``coef_``, an MLP's
     first ``coefs_``) as a ``shape`` image, red for positive and blue for negative weights."""
-    columns = _host(weights).T
+    columns = backends.to_numpy(weights).T
     rows = -(-columns.shape[0] // cols)
     return image_grid(columns, rows=rows, cols=cols, shape=shape, cmap="RdBu_r", symmetric=True,
                       titles=titles, title=title, fig=fig)
@@ -237,7 +230,7 @@ def confusion_matrix(matrix: Any, *, class_names: Sequence[str] | None = None, a
     a heat map with the counts written in (colour ∝ count^0.4, so the few mistakes show beside the many hits)."""
     from matplotlib.colors import PowerNorm
 
-    counts = _host(matrix)
+    counts = backends.to_numpy(matrix)
     k = counts.shape[0]
     ax = _axes(ax, figsize=(0.45 * k + 2.5, 0.45 * k + 2.0))
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
@@ -261,15 +254,15 @@ def regression_curve(model: Any, X: Any, y: Any, *, ax: Any = None, X_test: Any 
     """Training (and test) points of a one-feature regression, with the model's prediction
     over the whole x range drawn as a curve."""
     ax = _axes(ax)
-    X, y = _host(X), _host(y)
+    X, y = backends.to_numpy(X), backends.to_numpy(y)
     ax.scatter(X[:, 0], y, s=16, color=_colour(0), label=data_label, zorder=3)
     low, high = X[:, 0].min(), X[:, 0].max()
     if X_test is not None:
-        X_test = _host(X_test)
-        ax.scatter(X_test[:, 0], _host(y_test), s=16, color=_colour(1), label="test data", zorder=3)
+        X_test = backends.to_numpy(X_test)
+        ax.scatter(X_test[:, 0], backends.to_numpy(y_test), s=16, color=_colour(1), label="test data", zorder=3)
         low, high = min(low, X_test[:, 0].min()), max(high, X_test[:, 0].max())
     xs = np.linspace(low, high, 400, dtype=X.dtype if X.dtype.kind == "f" else np.float64)[:, None]
-    ax.plot(xs[:, 0], _host(model.predict(xs)), color="black", linewidth=2, label=label)
+    ax.plot(xs[:, 0], backends.to_numpy(model.predict(xs)), color="black", linewidth=2, label=label)
     ax.set(xlabel=xlabel, ylabel=ylabel)
     if title:
         ax.set_title(title)
@@ -285,21 +278,21 @@ def density_contours(model: Any, X: Any, *, y: Any = None, ax: Any = None, featu
     model has a threshold ε, the boundary p(x) = ε (thick red) and the points it flags
     (red rings). With ``y`` (1 = anomaly), the labelled anomalies are drawn as crosses."""
     ax = _axes(ax)
-    X = _host(X)
+    X = backends.to_numpy(X)
     xs, ys, log_p = prediction_grid(model.log_density, X, resolution=resolution, padding=0.15)
     finite = log_p[np.isfinite(log_p)]
-    low = max(float(np.percentile(finite, 2)), float(_host(model.log_density(X)).min()) - 5.0)
+    low = max(float(np.percentile(finite, 2)), float(backends.to_numpy(model.log_density(X)).min()) - 5.0)
     contours = ax.contour(xs, ys, log_p, levels=np.linspace(low, float(finite.max()), levels), cmap="viridis",
                           linewidths=0.8)
     ax.clabel(contours, fontsize=6, fmt="%.0f")
     ax.scatter(X[:, 0], X[:, 1], s=10, color="#555555", label="samples", zorder=3)
     if y is not None:
-        anomalies = _host(y) == 1
+        anomalies = backends.to_numpy(y) == 1
         ax.scatter(X[anomalies, 0], X[anomalies, 1], s=40, marker="x", color="black", label="labelled anomaly", zorder=4)
     threshold = getattr(model, "threshold_", None)
     if threshold is not None and threshold > 0:
         ax.contour(xs, ys, log_p, levels=[np.log(threshold)], colors="red", linewidths=2.0, linestyles="solid")
-        flagged = _host(model.predict(X)) == 1
+        flagged = backends.to_numpy(model.predict(X)) == 1
         ax.scatter(X[flagged, 0], X[flagged, 1], s=110, facecolors="none", edgecolors="red", linewidths=1.5,
                    label=f"flagged: p(x) < ε = {threshold:.3g}", zorder=5)
     return _label(ax, feature_names, title)
@@ -309,10 +302,10 @@ def threshold_curves(selection: Any, *, ax: Any = None, title: str = "Choosing �
     """Precision, recall and F1 of "anomaly if p(x) < ε" against ε (log scale), from
     :meth:`hml.GaussianAnomalyDetection.select_threshold`, with the best ε marked."""
     ax = _axes(ax)
-    thresholds = _host(selection.thresholds)
+    thresholds = backends.to_numpy(selection.thresholds)
     for k, (name, values) in enumerate((("precision", selection.precision), ("recall", selection.recall),
                                          ("F1", selection.f1_scores))):
-        ax.step(thresholds, _host(values), where="post", label=name, color=_colour(k), linewidth=1.5)
+        ax.step(thresholds, backends.to_numpy(values), where="post", label=name, color=_colour(k), linewidth=1.5)
     ax.axvline(selection.epsilon, color="black", linestyle="--", linewidth=1,
                label=f"best ε = {selection.epsilon:.3g} (F1 = {selection.f1:.3f})")
     if thresholds.min() > 0:

@@ -238,3 +238,11 @@ def test_cholesky_is_the_lower_factor_on_every_backend(case):
     factor = case.to_numpy(case.ctx.backend.cholesky(case.asarray(A)))
     np.testing.assert_allclose(factor, np.linalg.cholesky(A), rtol=1e-5 if not case.float64 else 1e-12)
     assert np.allclose(np.triu(factor, 1), 0.0)
+
+
+def test_to_numpy_brings_any_backends_array_or_a_list_to_the_host(case):
+    values = np.arange(6.0).reshape(2, 3)
+    host = backends.to_numpy(case.asarray(values))
+    assert isinstance(host, np.ndarray)
+    np.testing.assert_array_equal(host, values.astype(host.dtype))
+    np.testing.assert_array_equal(backends.to_numpy([[1, 2], [3, 4]]), [[1, 2], [3, 4]])

@@ -69,6 +69,7 @@ __all__ = [
     "resolve",
     "set_backend",
     "synchronize",
+    "to_numpy",
     "use_backend",
 ]
 
@@ -178,6 +179,11 @@ def backend_of(array: Any) -> Backend:
         f"arrays of type {type(array).__module__}.{type(array).__qualname__} are not supported; "
         f"convert them to one of {list(_REGISTRY)}"
     )
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """``array`` on the host as NumPy: an array of any backend is copied back, anything else goes through ``np.asarray``."""
+    return backend_of(array).to_numpy(array) if is_array(array) else np.asarray(array)
 
 
 @dataclass(frozen=True)
