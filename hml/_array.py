@@ -20,6 +20,7 @@ from hml.backends import ComputeContext, backend_of, dtype_name, is_array, to_nu
 __all__ = [
     "check_X",
     "encode_labels",
+    "one_hot",
     "labels_to_codes",
     "check_X_y",
     "check_y",
@@ -98,13 +99,13 @@ def _check_finite(ctx: ComputeContext, array: Any, name: str) -> None:
         probe = xp.sum(array, axis=0)
     else:
         probe = xp.sum(array)
-    if bool(xp.all(xp.isfinite(probe))):
+    if bool(ctx.read(xp.all(xp.isfinite(probe)), "input check")):
         return
     bad = ~xp.isfinite(array)
-    count = int(xp.count_nonzero(bad))
+    count = int(ctx.read(xp.count_nonzero(bad), "input check"))
     if count == 0:
         return
-    flat = int(xp.argmax(xp.astype(xp.reshape(bad, (-1,)), xp.int8)))
+    flat = int(ctx.read(xp.argmax(xp.astype(xp.reshape(bad, (-1,)), xp.int8)), "input check"))
     where = f"row {flat // array.shape[1]}, column {flat % array.shape[1]}" if array.ndim == 2 else f"index {flat}"
     raise ValueError(
         f"{name} contains {count} NaN or infinite value(s) (the first at {where}); "
@@ -170,6 +171,17 @@ def check_X_y(X: Any, y: Any, ctx: ComputeContext, *, dtype: Any = None, min_sam
     X = check_X(X, ctx, dtype=dtype, min_samples=min_samples)
     y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
     return X, y
+
+
+def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
+    """Y[i, k] = 1 if codes[i] = k else 0, shape (n, n_classes), built on the codes' device.
+
+    A comparison against ``arange``, not ``torch.nn.functional.one_hot`` (which
+    ``array_api_extra.one_hot`` calls on torch): that one checks the codes' range on the
+    host, a GPU synchronisation. The codes come from :func:`encode_labels`, in range.
+    """
+    classes = xp.arange(n_classes, dtype=codes.dtype, device=array_api_compat.device(codes))
+    return xp.astype(xp.reshape(codes, (-1, 1)) == classes, dtype)
 
 
 # -- class labels -------------------------------------------------------------------

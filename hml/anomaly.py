@@ -87,7 +87,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         mean = xp.mean(X, axis=0)
         if self.covariance == "diag":
             variance = centred_sum_of_squares(X, mean, xp) / float(m)
-            zero = ctx.to_numpy(variance == 0.0)
+            zero = ctx.read(variance == 0.0, "constant features")
             if zero.any():
                 raise ValueError(
                     f"feature(s) {np.flatnonzero(zero).tolist()} of X are constant (variance 0), so the density is "
@@ -100,7 +100,7 @@ class GaussianAnomalyDetection(BaseEstimator):
             covariance = (centred.T @ centred) / float(m)
             factor = _cholesky_or_raise(ctx, covariance, m)
             self.covariance_ = covariance
-            self._whitening_ = xp.linalg.inv(factor)  # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
+            self._whitening_ = ctx.backend.inv(factor)  # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
             self._log_normaliser_ = -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
         self.mean_ = mean
         self.n_features_in_ = d
@@ -202,8 +202,11 @@ def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int) ->
         raise ValueError(advice) from exc
     diagonal = xp.linalg.diagonal(factor)
     # Some libraries return NaN instead of raising; a pivot at rounding level is singular too.
-    smallest = float(xp.min(diagonal)) if bool(xp.all(xp.isfinite(factor))) else float("nan")
-    largest = float(xp.max(diagonal)) if math.isfinite(smallest) else float("nan")
+    finite, smallest, largest = (float(v) for v in ctx.read(
+        xp.stack([xp.astype(xp.all(xp.isfinite(factor)), diagonal.dtype), xp.min(diagonal), xp.max(diagonal)]),
+        "covariance pivots"))
+    if not finite:
+        smallest = largest = float("nan")
     # A pivot below 100 √ε of the largest means cond(Σ) > 1/(100 √ε)² (4e11 in float64): singular in practice.
     if not math.isfinite(smallest) or smallest <= 100.0 * math.sqrt(float(xp.finfo(covariance.dtype).eps)) * largest:
         raise ValueError(advice)

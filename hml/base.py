@@ -138,12 +138,20 @@ class ClassifierMixin:
         return ctx.to_numpy(ctx.xp.argmax(self._proba(Xc), axis=1))
 
     def predict(self, X: Any) -> Any:
-        """The most probable class of each row of ``X``, as labels from ``classes_``."""
-        codes = self._predicted_codes(X)  # checks that the model is fitted first
-        labels = self.classes_[codes]
-        if labels.dtype.kind in "biuf" and backends.is_array(X):
-            return backends.mirror(labels, X)
-        return labels
+        """The most probable class of each row of ``X``, as labels from ``classes_``.
+
+        Numeric labels of array input are looked up on the compute device and come back
+        in the namespace and on the device of ``X`` (no trip through the host when those
+        are the same); other labels (strings) come back as NumPy.
+        """
+        ctx, Xc = self._validated(X)  # checks that the model is fitted first
+        codes = ctx.xp.argmax(self._proba(Xc), axis=1)
+        numeric = self.classes_.dtype.kind in "biu" or (
+            self.classes_.dtype.kind == "f" and ctx.backend.supports_float64(ctx.device))
+        if numeric and backends.is_array(X):
+            classes = ctx.asarray(self.classes_)
+            return backends.mirror(ctx.xp.take(classes, codes), X)
+        return self.classes_[ctx.to_numpy(codes)]
 
     def predict_proba(self, X: Any) -> Any:
         """P(class k | x) for each row, shape (n_samples, n_classes), columns in ``classes_`` order."""

@@ -62,13 +62,14 @@ def _assign(blocks: _Blocks, centroids: Any, *, with_sums: bool = True, previous
 
     With ``previous = (labels, sums, counts)`` of the last iteration, S and n are updated
     from the rows whose label changed only -- after the first few iterations a few percent
-    of them -- instead of summed again from all N rows. Lazy backends (Dask), which
-    cannot select rows by a data-dependent mask, always sum all rows.
+    of them -- instead of summed again from all N rows. Backends on which selecting rows
+    by a data-dependent mask waits for the device (GPUs) or cannot be done (Dask)
+    always sum all rows: on a GPU that costs one scatter-add kernel, not a synchronisation.
     """
     ctx = blocks.ctx
     xp, backend = ctx.xp, ctx.backend
     k = centroids.shape[0]
-    incremental = previous is not None and not backend.lazy
+    incremental = previous is not None and backend.cheap_data_dependent_shapes(ctx.device)
     centroid_norms = xp.sum(centroids * centroids, axis=1)
     block_list = list(blocks)
 
@@ -125,10 +126,11 @@ def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any,
     xp = ctx.xp
     # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
     distances = xp.concat(_block_distances(blocks, centroids))
-    farthest = ctx.to_numpy(xp.argsort(distances, descending=True, stable=True)[:empty.size])
-    old_labels = ctx.to_numpy(xp.take(xp.concat(labels), ctx.asarray(farthest)))
-    sums_host, counts_host = ctx.to_numpy(sums).copy(), ctx.to_numpy(counts).copy()
-    rows = ctx.to_numpy(blocks.rows(farthest))
+    why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
+    farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[:empty.size], why)
+    old_labels = ctx.read(xp.take(xp.concat(labels), ctx.asarray(farthest)), why)
+    sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
+    rows = ctx.read(blocks.rows(farthest), why)
     for cluster, previous, row in zip(empty, old_labels, rows):  # a loop over the (few) empty clusters
         sums_host[previous] -= row
         counts_host[previous] -= 1
@@ -145,6 +147,7 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
     ∝ D(x)², the squared distance to the nearest centroid chosen so far. The random
     numbers are drawn on the host, so a seed picks the same rows on every backend.
     D(x)² lives in blocks, like X, so seeding adds one N-vector to the memory of a fit.
+    Host reads: three per centroid (the block potentials, the sampled rows, the best trial).
     """
     ctx = blocks.ctx
     xp = ctx.xp
@@ -153,16 +156,18 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
     first = int(rng.integers(n))
     closest = _block_distances(blocks, blocks.rows([first]))
     chosen = [first]
+    why = "k-means++ seeding"
     for _ in range(1, k):
-        block_potentials = ctx.to_numpy(xp.stack([xp.sum(part) for part in closest])).astype(np.float64)
+        block_potentials = ctx.read(xp.stack([xp.sum(part) for part in closest]), why).astype(np.float64)
         ends = np.cumsum(block_potentials)
-        candidates = []
+        picks = []  # (block, position in the block) of each trial, found on the device
         for target in rng.random(trials) * ends[-1]:  # a loop over the few trials
             b = min(int(np.searchsorted(ends, target, side="right")), len(closest) - 1)
             within = target - (ends[b - 1] if b else 0.0)
             cumulative = xp.cumulative_sum(closest[b])
-            position = int(xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))[0])
-            candidates.append(min(blocks.bounds[b][0] + position, blocks.bounds[b][1] - 1))
+            picks.append((b, xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))))
+        positions = ctx.read(xp.concat([position for _, position in picks]), why)
+        candidates = [min(blocks.bounds[b][0] + int(p), blocks.bounds[b][1] - 1) for (b, _), p in zip(picks, positions)]
         candidate_rows = blocks.rows(candidates)
         # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
         candidate_norms = xp.sum(candidate_rows * candidate_rows, axis=1)
@@ -171,7 +176,7 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
             distances = _scores(block, candidate_rows, candidate_norms) + norms[:, None]
             total = xp.sum(xp.minimum(distances, part[:, None]), axis=0)
             potentials = total if potentials is None else potentials + total
-        best = int(np.argmin(ctx.to_numpy(potentials)))
+        best = int(np.argmin(ctx.read(potentials, why)))
         chosen.append(candidates[best])
         new = _block_distances(blocks, candidate_rows[best:best + 1, ...])
         closest = list(ctx.backend.materialize(*[xp.minimum(a, b) for a, b in zip(closest, new)]))
@@ -185,9 +190,10 @@ def _block_distances(blocks: _Blocks, centroids: Any) -> list[Any]:
     return [xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms for block, norms in zip(blocks, blocks.squared_norms)]
 
 
-def _column_variance_mean(X: Any, xp: Any) -> float:
+def _column_variance_mean(ctx: backends.ComputeContext, X: Any) -> float:
     """mean over features of Var(X[:, j]) (scikit-learn scales ``tol`` by it)."""
-    return float(xp.mean(centred_sum_of_squares(X, xp.mean(X, axis=0), xp))) / X.shape[0]
+    xp = ctx.xp
+    return float(ctx.read(xp.mean(centred_sum_of_squares(X, xp.mean(X, axis=0), xp)), "k-means tol scale")) / X.shape[0]
 
 
 def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
@@ -197,6 +203,9 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     centroid to the mean of its rows, cₖ = Sₖ / nₖ (M-step; S and n by segment sums).
     Stops when no label changes, or when the centroid shift Σₖ‖cₖ⁺ − cₖ‖² ≤ ``tol``.
     Afterwards one more E-step makes ``labels`` those of the final centroids.
+
+    Host reads: one per iteration -- the number of empty clusters, of changed labels and
+    the shift, read together -- plus a few when a cluster empties (rare).
     """
     ctx = blocks.ctx
     xp = ctx.xp
@@ -206,19 +215,29 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         labels, sums, counts, inertia, changed = _assign(blocks, centroids, previous=previous)
-        labels = list(ctx.backend.materialize(*labels))
         history.append(inertia)
-        empty = np.flatnonzero(ctx.to_numpy(counts) == 0)
-        reseeded = bool(empty.size)
-        if reseeded:
-            sums, counts = _reseed_empty(blocks, centroids, labels, sums, counts, empty)
-        new_centroids = sums / xp.reshape(counts, (k, 1))
+        empty_clusters = counts == 0
+        # Empty clusters divide by 1 here and are re-seeded below, once the read shows them.
+        new_centroids = sums / xp.reshape(xp.where(empty_clusters, xp.ones_like(counts), counts), (k, 1))
         shift = xp.sum((new_centroids - centroids) ** 2)
-        centroids, sums, counts = ctx.backend.materialize(new_centroids, sums, counts)
+        if changed is None:  # the first iteration: nothing to compare with
+            changed = xp.full((), -1, dtype=xp.int64, device=ctx.device)  # a fill: no host copy
+        status = xp.stack([xp.astype(xp.sum(xp.astype(empty_clusters, xp.int64)), shift.dtype),
+                           xp.astype(changed, shift.dtype), shift])
+        *labels, new_centroids, sums, counts, status = ctx.backend.materialize(*labels, new_centroids, sums, counts,
+                                                                               status)
+        n_empty, n_changed, shift_value = (float(v) for v in ctx.read(status, "k-means convergence"))
+        reseeded = n_empty > 0
+        if reseeded:
+            empty = np.flatnonzero(ctx.read(empty_clusters, "k-means empty-cluster re-seeding"))
+            sums, counts = _reseed_empty(blocks, centroids, labels, sums, counts, empty)
+            new_centroids = sums / xp.reshape(counts, (k, 1))
+            shift = xp.sum((new_centroids - centroids) ** 2)
+            new_centroids, sums, counts, shift = ctx.backend.materialize(new_centroids, sums, counts, shift)
+            shift_value = float(ctx.read(shift, "k-means empty-cluster re-seeding"))
+        centroids = new_centroids
         report(n_iter, max_iter)
-        if changed is not None and int(changed) == 0:
-            break
-        if float(shift) <= tol:
+        if n_changed == 0 or shift_value <= tol:
             break
         # A re-seeded point sits in its new cluster's sums but keeps its old label: sum
         # all rows again next time rather than update from labels that disagree with S.
@@ -319,7 +338,7 @@ class KMeans(BaseEstimator):
             if start.shape[0] != k:
                 raise ValueError(f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})")
         rng = backends.check_random_state(self.random_state)
-        scaled_tol = tol * _column_variance_mean(X, ctx.xp)
+        scaled_tol = tol * _column_variance_mean(ctx, X)
         best = None
         for _ in range(n_init):  # a loop over restarts
             if given:
@@ -329,12 +348,13 @@ class KMeans(BaseEstimator):
             else:
                 centroids = _kmeans_plus_plus(blocks, k, rng)
             run = _lloyd(blocks, centroids, max_iter, scaled_tol)
-            if best is None or float(run[2]) < float(best[2]):
+            run = (*run[:2], float(ctx.read(run[2], "k-means inertia")), *run[3:])
+            if best is None or run[2] < best[2]:
                 best = run
         centroids, labels, inertia, n_iter, history = best
         self.cluster_centers_ = centroids
         self.labels_ = ctx.xp.concat(labels)
-        self.inertia_ = float(inertia)
+        self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.cost_history_ = history
         self.n_features_in_ = X.shape[1]
@@ -375,5 +395,5 @@ class KMeans(BaseEstimator):
     def score(self, X: Any, y: Any = None) -> float:
         """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
         blocks = self._blocks(X)
-        return -float(_assign(blocks, self.cluster_centers_, with_sums=False)[3])
+        return -float(blocks.ctx.read(_assign(blocks, self.cluster_centers_, with_sums=False)[3], "k-means score"))
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_compat
-import array_api_extra as xpx
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, check_X, check_X_y, check_y, encode_labels
+from hml._array import check_choice, check_float, check_int, check_X, check_X_y, check_y, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin
 from hml.features import FeatureTransformer
 from hml.metrics import _r2
@@ -48,7 +47,7 @@ def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any):
     return objective
 
 
-def normal_equation(Z: Any, y: Any, l2: float, xp: Any) -> Any:
+def normal_equation(Z: Any, y: Any, l2: float, ctx: backends.ComputeContext) -> Any:
     """θ = [b, w] minimising J, from the regularised normal equation.
 
     With the intercept unregularised, the optimum is the ridge solution on centred
@@ -56,6 +55,7 @@ def normal_equation(Z: Any, y: Any, l2: float, xp: Any) -> Any:
     b = mean(y) − mean(Z)·w. Centring keeps the system well conditioned when the
     features are far from zero.
     """
+    xp = ctx.xp
     n = Z.shape[1]
     z_mean, y_mean = xp.mean(Z, axis=0), xp.mean(y)
     Zc, yc = Z - z_mean, y - y_mean
@@ -64,10 +64,10 @@ def normal_equation(Z: Any, y: Any, l2: float, xp: Any) -> Any:
         gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
     rhs = xp.reshape(yc @ Zc, (n, 1))
     try:
-        w = xp.reshape(xp.linalg.solve(gram, rhs), (n,))
+        w = xp.reshape(ctx.backend.solve(gram, rhs), (n,))
     except (ValueError, RuntimeError) as exc:  # numpy's LinAlgError is a ValueError, torch's a RuntimeError
         raise _singular() from exc
-    if not bool(xp.all(xp.isfinite(w))):
+    if not bool(ctx.read(xp.all(xp.isfinite(w)), "normal equation solved")):
         raise _singular()
     b = y_mean - xp.vecdot(z_mean, w)
     return xp.concat([xp.reshape(b, (1,)), w])
@@ -182,7 +182,7 @@ class LinearRegression(BaseEstimator):
         Z, y = ctx.backend.materialize(transformer._fit_transform(ctx, X), y)
         objective = linear_regression_objective(Z, y, l2, xp)
         if self.solver == "normal":
-            theta = normal_equation(Z, y, l2, xp)
+            theta = normal_equation(Z, y, l2, ctx)
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
         else:
             theta0 = xp.zeros(Z.shape[1] + 1, dtype=Z.dtype, device=ctx.device)
@@ -394,7 +394,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
             Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))
         else:
-            Y = xpx.one_hot(codes, n_outputs, dtype=Z.dtype, xp=xp)
+            Y = one_hot(codes, n_outputs, Z.dtype, xp)
         (Y,) = ctx.backend.materialize(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
         return ctx, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes, X, multinomial

@@ -18,10 +18,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import array_api_extra as xpx
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, check_X, encode_labels
+from hml._array import check_choice, check_float, check_int, check_X, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin
 from hml.features import FeatureTransformer
 from hml.linear_model import log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
@@ -209,7 +208,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         classes, codes = encode_labels(y, X.shape[0])
         layers = self._checked_layers(X.shape[1], classes.size)
         Z = ctx.backend.materialize(transformer._fit_transform(ctx, X))[0]
-        Y = xpx.one_hot(ctx.asarray(codes), classes.size, dtype=Z.dtype, xp=xp)
+        Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
         (Y,) = ctx.backend.materialize(Y)
         objective = mlp_objective(Z, Y, layers, self.activation, self.output, l2, xp)
         return ctx, objective, layers, transformer, classes, X

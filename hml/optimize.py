@@ -174,7 +174,7 @@ class _CostWindow:
             *arrays, costs = self.ctx.backend.materialize(*arrays, costs)
         self.history.append(costs)
         self.window = []
-        values = [float(c) for c in self.ctx.to_numpy(costs)]
+        values = [float(c) for c in self.ctx.read(costs, "cost window")]
         if self.initial_cost is None:
             self.initial_cost = values[0]
         _check_divergence(values, self.initial_cost, self.divergence_factor, self.learning_rate, n_iter, self.hint)
@@ -188,7 +188,7 @@ class _CostWindow:
 
     def result(self, theta: Any, n_iter: int, converged: bool, *, warn: bool = False, max_iter: int = 0) -> OptimizeResult:
         xp = self.ctx.xp
-        if not bool(xp.all(xp.isfinite(theta))):
+        if not bool(self.ctx.read(xp.all(xp.isfinite(theta)), "final parameters are finite")):
             raise _divergence(self.learning_rate, n_iter, "the parameters overflowed", self.hint)
         if warn and self.tol is not None and not converged:
             warnings.warn(
@@ -288,6 +288,10 @@ class _Line:
     ``evaluate(α)`` returns φ(α), φ'(α) = ∇J(θ + αd)·d and ‖∇J(θ + αd)‖∞ as Python
     floats -- the three read back together, in one transfer -- and keeps the device
     arrays (θ + αd, J, ∇J) of the last point for the caller.
+
+    ``start(α, extra)`` is the first evaluation: α may still be a 0-d device array and
+    ``extra`` device scalars (the new direction's φ'(0) and ‖∇J‖²), read in the same
+    transfer, so an iteration of L-BFGS or CG costs exactly one read per evaluation.
     """
 
     def __init__(self, objective: Objective, ctx: ComputeContext, theta: Any, direction: Any):
@@ -295,16 +299,33 @@ class _Line:
         self.evaluations = 0
         self.points: dict[float, tuple[Any, Any, Any, float]] = {}
 
+    def start(self, alpha: Any, extra: Any = None) -> tuple[float, float, float, float, list[float]]:
+        """The first evaluation: α, φ(α), φ'(α), ‖∇J‖∞ and the ``extra`` values, as floats."""
+        xp = self.ctx.xp
+        more = [] if extra is None else [extra]
+        if not isinstance(alpha, float):
+            more.insert(0, xp.reshape(alpha, (1,)))
+        values = self._evaluate(alpha, more)
+        if not isinstance(alpha, float):
+            alpha, values = values[3], values[:3] + values[4:]
+            key = next(iter(self.points))
+            self.points = {alpha: self.points.pop(key)}
+        return (alpha, *values[:3], values[3:])
+
     def evaluate(self, alpha: float) -> tuple[float, float, float]:
+        return tuple(self._evaluate(alpha, []))
+
+    def _evaluate(self, alpha: Any, more: list) -> list[float]:
         xp = self.ctx.xp
         theta = self.theta + alpha * self.direction
         cost, gradient = self.objective(theta)
-        scalars = xp.stack([_total(xp, cost), _dot(xp, gradient, self.direction), xp.max(xp.abs(gradient))])
+        scalars = xp.concat([xp.stack([_total(xp, cost), _dot(xp, gradient, self.direction), xp.max(xp.abs(gradient))]),
+                             *more])
         theta, cost, gradient, scalars = self.ctx.backend.materialize(theta, cost, gradient, scalars)
-        f, slope, gnorm = (float(v) for v in self.ctx.to_numpy(scalars))
+        values = [float(v) for v in self.ctx.read(scalars, "line search")]
         self.evaluations += 1
-        self.points[alpha] = (theta, cost, gradient, gnorm)
-        return f, slope, gnorm
+        self.points[alpha if isinstance(alpha, float) else None] = (theta, cost, gradient, values[2])
+        return values
 
 
 def _dot(xp: Any, a: Any, b: Any) -> Any:
@@ -328,18 +349,20 @@ def _cubic_minimum(a: float, fa: float, da: float, b: float, fb: float, db: floa
     return x
 
 
-def _wolfe_step(line: _Line, f0: float, slope0: float, alpha: float, c1: float, c2: float,
-                max_evaluations: int = 30) -> tuple[float, float, float, float]:
+def _wolfe_step(line: _Line, f0: float, slope0: float, alpha: float, first: tuple[float, float, float],
+                c1: float, c2: float, max_evaluations: int = 30) -> tuple[float, float, float, float]:
     """A step α satisfying the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6):
 
         φ(α) ≤ φ(0) + c₁ α φ'(0)        (sufficient decrease)
         |φ'(α)| ≤ c₂ |φ'(0)|            (curvature)
 
-    Returns α, φ(α), φ'(α), ‖∇J‖∞ at α; raises _LineSearchFailed after ``max_evaluations``.
+    ``first`` is (φ, φ', ‖∇J‖∞) at the first trial ``alpha``, already evaluated by
+    :meth:`_Line.start`. Returns α, φ(α), φ'(α), ‖∇J‖∞ at α; raises _LineSearchFailed
+    after ``max_evaluations``.
     """
     prev_a, prev_f, prev_s = 0.0, f0, slope0
     for i in range(max_evaluations):
-        f, s, g = line.evaluate(alpha)
+        f, s, g = first if i == 0 else line.evaluate(alpha)
         if not math.isfinite(f):  # overshot into overflow: come back towards the last good point
             alpha = 0.5 * (prev_a + alpha)
             continue
@@ -390,7 +413,8 @@ def _quasi_newton(
     c2 = 0.9 if method == "lbfgs" else 0.1  # CG needs a more exact line search to stay conjugate
     report = progress_callback()
     cost, gradient = objective(theta)
-    scalars = ctx.to_numpy(xp.stack([_total(xp, cost), xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]))
+    scalars = ctx.read(xp.stack([_total(xp, cost), xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]),
+                       "initial cost")
     f, gnorm, gg = (float(v) for v in scalars)
     if not math.isfinite(f):
         raise DivergenceError(f"the cost at the initial parameters is {f}; check the data for huge values")
@@ -398,6 +422,9 @@ def _quasi_newton(
     history: deque = deque(maxlen=memory)  # (s, y, ρ = 1/yᵀs)
     direction = -gradient
     slope = -gg
+    # The slope φ'(0) = ∇Jᵀd and ‖∇J‖² of a new direction stay on the device and are read
+    # with the next line search's first evaluation (one read per evaluation in all).
+    pending = None
     previous_step, previous_slope = None, None
     converged = gnorm <= tol
     n_iter = 0
@@ -407,11 +434,22 @@ def _quasi_newton(
             alpha = min(1.0, 1.0 / max(gnorm, 1e-300))  # first step: unit-ish length along −g
         elif method == "lbfgs":
             alpha = 1.0  # a quasi-Newton step is already scaled
-        else:
-            alpha = previous_step * previous_slope / slope  # the last step's first-order change, again
+        else:  # the last step's first-order change, again: α₀ = α₋ φ'₋(0) / φ'(0), on the device
+            descent = pending[0] < 0  # if not, α₀ = 0 and the read below restarts along −∇J
+            alpha = xp.where(descent, (previous_step * previous_slope) / xp.where(descent, pending[0], -1.0),
+                             xp.zeros_like(pending[0]))
         line = _Line(objective, ctx, theta, direction)
+        alpha, *first, extra = line.start(alpha, pending)
+        if pending is not None:
+            slope, gg = extra
+            pending = None
+            if slope >= 0:  # not a descent direction (CG after a loose line search): restart along −∇J
+                history.clear()
+                direction, slope, previous_step = -gradient, -gg, None
+                n_iter -= 1
+                continue
         try:
-            alpha, f_new, slope_new, gnorm = _wolfe_step(line, f, slope, alpha, 1e-4, c2)
+            alpha, f_new, slope_new, gnorm = _wolfe_step(line, f, slope, alpha, tuple(first), 1e-4, c2)
         except _LineSearchFailed:
             if history or method == "cg" and previous_step is not None:
                 history.clear()  # the curvature model went bad: restart from steepest descent
@@ -439,14 +477,10 @@ def _quasi_newton(
             direction = -gradient_new + beta * direction
         # Lazy backends: compute the new direction now, or every later direction (built
         # from this one) would drag the whole history's graph along.
-        (direction,) = ctx.backend.materialize(direction)
         theta, gradient, f = theta_new, gradient_new, f_new
-        slope_gg = ctx.to_numpy(xp.stack([_dot(xp, gradient, direction), _dot(xp, gradient, gradient)]))
+        pending = xp.stack([_dot(xp, gradient, direction), _dot(xp, gradient, gradient)])
+        direction, pending = ctx.backend.materialize(direction, pending)
         previous_step, previous_slope = alpha, slope
-        slope, gg = float(slope_gg[0]), float(slope_gg[1])
-        if slope >= 0:  # not a descent direction (CG after a loose line search): restart
-            history.clear()
-            direction, slope = -gradient, -gg
         converged = gnorm <= tol or change <= ftol
         report(n_iter, max_iter)
     if not converged:
@@ -532,7 +566,7 @@ def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, eps
     """
     xp = ctx.xp
     _, gradient = objective(theta)
-    flat_gradient = ctx.to_numpy(xp.reshape(gradient, (-1,)))
+    flat_gradient = ctx.read(xp.reshape(gradient, (-1,)), "gradient check")
     size = flat_gradient.shape[0]
     indices = range(size) if coordinates is None else [int(i) for i in coordinates]
     positions = xp.reshape(xp.arange(size, device=ctx.device), theta.shape)
@@ -540,6 +574,7 @@ def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, eps
     for i in indices:  # a loop over parameters (finite differences), not over examples
         step = epsilon * xp.astype(positions == i, theta.dtype)
         plus, minus = _total(xp, objective(theta + step)[0]), _total(xp, objective(theta - step)[0])
+        plus, minus = ctx.read(xp.stack([plus, minus]), "gradient check")
         numeric.append((float(plus) - float(minus)) / (2.0 * epsilon))
         analytic.append(float(flat_gradient[i]))
     difference = np.linalg.norm(np.subtract(analytic, numeric))

@@ -240,6 +240,31 @@ def test_cholesky_is_the_lower_factor_on_every_backend(case):
     assert np.allclose(np.triu(factor, 1), 0.0)
 
 
+def test_solve_and_inv_agree_with_the_standard_on_every_backend(case):
+    """Backends' overrides (torch: the *_ex forms that skip the host check) agree with NumPy."""
+    A = np.array([[4.0, 2.0, 0.6], [2.0, 5.0, 1.0], [0.6, 1.0, 3.0]])
+    b = np.array([[1.0], [2.0], [3.0]])
+    rtol = 1e-5 if not case.float64 else 1e-12
+    backend = case.ctx.backend
+    np.testing.assert_allclose(case.to_numpy(backend.solve(case.asarray(A), case.asarray(b))), np.linalg.solve(A, b),
+                               rtol=rtol)
+    inverse = backend.inv(case.asarray(A))
+    assert inverse.dtype == case.asarray(A).dtype
+    np.testing.assert_allclose(case.to_numpy(inverse), np.linalg.inv(A), rtol=rtol)
+
+
+@pytest.mark.parametrize("operation", ["cholesky", "solve", "inv"])
+def test_a_failed_factorisation_raises_or_gives_nan(case, operation):
+    """A singular (or indefinite) matrix: an exception, or NaN that the callers' finiteness read catches."""
+    A = np.array([[1.0, 2.0], [2.0, 4.0]]) if operation != "cholesky" else np.array([[1.0, 2.0], [2.0, 1.0]])
+    args = (case.asarray(A),) + ((case.asarray(np.ones((2, 1))),) if operation == "solve" else ())
+    try:
+        result = case.to_numpy(getattr(case.ctx.backend, operation)(*args))
+    except Exception:  # noqa: BLE001 -- LinAlgError, torch's _LinAlgError, ...: each library has its own
+        return
+    assert not np.all(np.isfinite(result)) or operation == "solve" and not np.allclose(A @ result, 1.0)
+
+
 def test_to_numpy_brings_any_backends_array_or_a_list_to_the_host(case):
     values = np.arange(6.0).reshape(2, 3)
     host = backends.to_numpy(case.asarray(values))

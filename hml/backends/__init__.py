@@ -32,6 +32,7 @@ on PyPI.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import os
@@ -56,10 +57,13 @@ __all__ = [
     "BackendStatus",
     "BackendUnavailableError",
     "ComputeContext",
+    "HostTransfers",
     "available_backends",
     "backend_names",
     "backend_of",
     "check_random_state",
+    "count_host_transfers",
+    "in_host_transfer",
     "dtype_name",
     "numpy_dtype",
     "get_backend",
@@ -183,7 +187,71 @@ def backend_of(array: Any) -> Backend:
 
 def to_numpy(array: Any) -> np.ndarray:
     """``array`` on the host as NumPy: an array of any backend is copied back, anything else goes through ``np.asarray``."""
-    return backend_of(array).to_numpy(array) if is_array(array) else np.asarray(array)
+    if not is_array(array):
+        return np.asarray(array)
+    backend = backend_of(array)
+    with _transfer(backend, None):
+        return backend.to_numpy(array)
+
+
+# -- host transfers: the only places library code waits for a device ---------------------
+@dataclass
+class HostTransfers:
+    """The host transfers :func:`count_host_transfers` saw, by the reason the code gave.
+
+    ``reads``: device → host read-backs (:meth:`ComputeContext.read`), each a GPU
+    synchronisation (or a Dask compute). ``uploads``: host → device copies of host data
+    (:meth:`ComputeContext.asarray` of NumPy data onto another backend), such as the
+    random numbers drawn on the host.
+    """
+
+    reads: collections.Counter = field(default_factory=collections.Counter)
+    uploads: int = 0
+
+    @property
+    def n_reads(self) -> int:
+        return sum(self.reads.values())
+
+
+_transfers: contextvars.ContextVar[HostTransfers | None] = contextvars.ContextVar("hml_transfers", default=None)
+_in_transfer: contextvars.ContextVar[bool] = contextvars.ContextVar("hml_in_transfer", default=False)
+
+
+@contextlib.contextmanager
+def count_host_transfers() -> Iterator[HostTransfers]:
+    """Count the host reads and uploads of the hml code run inside (this thread / task only).
+
+    Every read-back in hml goes through :meth:`ComputeContext.read` with a reason, so a
+    test can hold the library to its documented reads -- one per ``check_every``
+    gradient-descent iterations, one per line-search evaluation, one per Lloyd
+    iteration -- and, with the GPU libraries' own guards on (``cupyx.allow_synchronize
+    (False)``, ``torch.cuda.set_sync_debug_mode("error")``), prove there are no others::
+
+        with hml.backends.count_host_transfers() as seen:
+            model.fit(X, y)
+        seen.reads  # Counter({'cost window': 10, 'input check': 2, ...})
+    """
+    log = HostTransfers()
+    token = _transfers.set(log)
+    try:
+        yield log
+    finally:
+        _transfers.reset(token)
+
+
+def in_host_transfer() -> bool:
+    """Whether a documented host transfer is under way (sync guards in tests let it through)."""
+    return _in_transfer.get()
+
+
+@contextlib.contextmanager
+def _transfer(backend: Backend, device: Any) -> Iterator[None]:
+    token = _in_transfer.set(True)
+    try:
+        with backend.allow_sync(device):
+            yield
+    finally:
+        _in_transfer.reset(token)
 
 
 @dataclass(frozen=True)
@@ -195,24 +263,49 @@ class ComputeContext:
     device: Any
 
     def asarray(self, array: Any, dtype: Any = None) -> Any:
-        """Move ``array`` (of any supported library, or a list) here, optionally casting."""
+        """Move ``array`` (of any supported library, or a list) here, optionally casting.
+
+        An array already of this backend, on this device and of ``dtype`` comes back as
+        is: no copy.
+        """
         source = backend_of(array)
         if not source.owns(array):  # lists, scalars, pandas objects
             array = np.asarray(array)
         if source is self.backend:
             out = self.backend.to_device(array, self.device)
         else:
-            host = source.to_numpy(array)
+            with _transfer(source, None):
+                host = source.to_numpy(array)
             if dtype is not None:
                 # Cast on the host: a device without float64 must never receive a float64 array.
                 host = host.astype(numpy_dtype(dtype), copy=False)
-            out = self.backend.from_numpy(host, self.device)
+            log = _transfers.get()
+            if log is not None:
+                log.uploads += 1
+            with _transfer(self.backend, self.device):
+                out = self.backend.from_numpy(host, self.device)
         if dtype is not None and out.dtype != dtype:
             out = self.xp.astype(out, dtype)
         return out
 
+    def read(self, array: Any, why: str) -> np.ndarray:
+        """``array`` on the host, as NumPy: the one way hml's algorithms read device values.
+
+        On a GPU this waits for the queued work (a synchronisation), on Dask it computes
+        the graph; so the algorithms batch what they need into one array and read it
+        once -- a window of costs, the line search's three scalars, the k-means
+        convergence test. ``why`` names the read for :func:`count_host_transfers`.
+        """
+        log = _transfers.get()
+        if log is not None:
+            log.reads[why] += 1
+        with _transfer(self.backend, self.device):
+            return self.backend.to_numpy(array)
+
     def to_numpy(self, array: Any) -> np.ndarray:
-        return self.backend.to_numpy(array)
+        """``array`` on the host, for results leaving the library (not counted as an algorithm's read)."""
+        with _transfer(self.backend, self.device):
+            return self.backend.to_numpy(array)
 
 
 def resolve(backend: str | None = None, device: Any = None, like: Any = None) -> ComputeContext:
@@ -252,7 +345,10 @@ def mirror(result: Any, like: Any) -> Any:
     source = backend_of(result)
     if source is target:
         return target.to_device(result, device)
-    return target.from_numpy(source.to_numpy(result), device)
+    with _transfer(source, None):
+        host = source.to_numpy(result)
+    with _transfer(target, device):
+        return target.from_numpy(host, device)
 
 
 def synchronize(backend: str | None = None, device: Any = None) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import Any
+from typing import Any, Iterator
 
 import array_api_compat
 import array_api_extra as xpx
@@ -113,6 +114,15 @@ class Backend:
     def supports_float64(self, device: Any) -> bool:
         return True
 
+    def cheap_data_dependent_shapes(self, device: Any) -> bool:
+        """Whether an array whose shape depends on its data (``nonzero``, a mask) costs no wait.
+
+        True on the CPU. False on a GPU, where the host must read the size back (a
+        synchronisation), and on Dask, where such shapes are unknown until computed:
+        there the algorithms take a fixed-shape path instead (k-means sums every row).
+        """
+        return not (self.gpu or self.lazy)
+
     # -- arrays ------------------------------------------------------------------
     def owns(self, array: Any) -> bool:
         """Whether ``array`` belongs to this backend's library."""
@@ -132,6 +142,25 @@ class Backend:
 
     def synchronize(self, device: Any = None) -> None:
         """Wait until queued work on ``device`` is done (for honest timing). No-op on the CPU."""
+
+    @contextlib.contextmanager
+    def allow_sync(self, device: Any = None) -> Iterator[None]:
+        """Let a documented host transfer synchronise while the library's sync guard is on.
+
+        GPU backends lift ``cupyx.allow_synchronize(False)`` / ``torch.cuda.set_sync_debug_mode
+        ("error")`` here, so a test that turns the guard on around a fit fails on every
+        *other* synchronisation. Nothing to lift on the CPU.
+        """
+        yield
+
+    @contextlib.contextmanager
+    def forbid_sync(self, device: Any = None) -> Iterator[bool]:
+        """Turn the library's own guard against device synchronisation on (a debugging aid).
+
+        Yields whether this backend has such a guard; CPU backends have none (their
+        reads cost no wait) and yield False.
+        """
+        yield False
 
     def materialize(self, *arrays: Any) -> tuple[Any, ...]:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
@@ -167,9 +196,21 @@ class Backend:
         """
         return [function(item) for item in items]
 
+    # -- linear algebra: a failure may come back as NaN instead of an exception ------------
+    # Libraries that check a factorisation's status on the host (PyTorch) wait for the GPU to
+    # do it; their overrides skip that check and return NaN on failure, which the callers'
+    # batched finiteness reads catch. Callers handle both an exception and NaN.
     def cholesky(self, matrix: Any) -> Any:
         """The lower-triangular L with LLᵀ = ``matrix`` (the standard's ``linalg.cholesky``, upper=False)."""
         return self.xp.linalg.cholesky(matrix)
+
+    def solve(self, matrix: Any, rhs: Any) -> Any:
+        """X with ``matrix`` X = ``rhs`` (the standard's ``linalg.solve``)."""
+        return self.xp.linalg.solve(matrix, rhs)
+
+    def inv(self, matrix: Any) -> Any:
+        """``matrix``⁻¹ in ``matrix``'s dtype (the standard's ``linalg.inv``)."""
+        return self.xp.linalg.inv(matrix)
 
     # -- random numbers ------------------------------------------------------------
     def random_uniform(self, rng: np.random.Generator, shape, *, low: float = 0.0,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import importlib
+import warnings
+from typing import Any, Iterator
 
 import array_api_compat
 import numpy as np
@@ -87,6 +90,37 @@ class CupyBackend(Backend):
     def synchronize(self, device: Any = None) -> None:
         self.normalize_device(device).synchronize()
 
+    @contextlib.contextmanager
+    def allow_sync(self, device: Any = None) -> Iterator[None]:
+        # CuPy's guard is a thread-local flag (cupy/_core/syncdetect.py); set it directly
+        # rather than through cupyx.allow_synchronize, which warns on every call.
+        try:
+            state = importlib.import_module("cupy._core.syncdetect")._thread_local
+        except ImportError:
+            yield
+            return
+        previous = getattr(state, "allowed", True)
+        state.allowed = True
+        try:
+            yield
+        finally:
+            state.allowed = previous
+
+    @contextlib.contextmanager
+    def forbid_sync(self, device: Any = None) -> Iterator[bool]:
+        guard = getattr(importlib.import_module("cupyx"), "allow_synchronize", None)
+        if guard is None:  # removed in some future CuPy: nothing to detect with
+            yield False
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental" / deprecated since CuPy 10
+            context = guard(False)
+            context.__enter__()
+        try:
+            yield True
+        finally:
+            context.__exit__(None, None, None)
+
     working_memory = 1 << 28  # a block is a kernel launch: make few, large ones
 
     def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
@@ -96,4 +130,8 @@ class CupyBackend(Backend):
         return sums
 
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
-        return self.library().bincount(segment_ids, minlength=n_segments).astype(dtype)
+        # Not cupy.bincount: it reads max(ids) back to size its output (a synchronisation).
+        cupy = self.library()
+        counts = cupy.zeros(n_segments, dtype=dtype)
+        cupy.add.at(counts, segment_ids, cupy.ones(segment_ids.shape, dtype=dtype))
+        return counts

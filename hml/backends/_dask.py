@@ -50,3 +50,7 @@ class DaskBackend(Backend):
         # dask.array.linalg.cholesky returns the *upper* factor unless told otherwise, and
         # array-api-compat passes that through; the standard promises the lower one.
         return self.library().linalg.cholesky(matrix, lower=True)
+
+    def inv(self, matrix: Any) -> Any:
+        # dask.array.linalg.inv returns float64 whatever it is given: float32 stays float32.
+        return self.xp.astype(self.library().linalg.inv(matrix), matrix.dtype)

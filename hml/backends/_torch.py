@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import array_api_compat
 import numpy as np
@@ -62,6 +63,9 @@ class TorchBackend(Backend):
             raise BackendUnavailableError(f"backend 'torch' does not support device={device!r}")
         return dev
 
+    def cheap_data_dependent_shapes(self, device: Any) -> bool:
+        return getattr(device, "type", str(device)) == "cpu"
+
     def supports_float64(self, device: Any) -> bool:
         return getattr(device, "type", str(device)) != "mps"
 
@@ -85,10 +89,66 @@ class TorchBackend(Backend):
         elif dev.type == "mps":
             torch.mps.synchronize()
 
+    def _on_cuda(self, device: Any) -> bool:
+        return getattr(device, "type", None) == "cuda" or (device is None and self.library().cuda.is_available())
+
+    @contextlib.contextmanager
+    def _sync_debug_mode(self, mode: int) -> Iterator[None]:
+        cuda = self.library().cuda
+        previous = cuda.get_sync_debug_mode()
+        if previous != mode:
+            cuda.set_sync_debug_mode(mode)
+        try:
+            yield
+        finally:
+            if previous != mode:
+                cuda.set_sync_debug_mode(previous)
+
+    @contextlib.contextmanager
+    def allow_sync(self, device: Any = None) -> Iterator[None]:
+        if not self._on_cuda(device):
+            yield
+            return
+        with self._sync_debug_mode(0):
+            yield
+
+    @contextlib.contextmanager
+    def forbid_sync(self, device: Any = None) -> Iterator[bool]:
+        # Process-wide in PyTorch (not per thread): a debugging aid for tests, as intended.
+        if not self._on_cuda(device):
+            yield False
+            return
+        with self._sync_debug_mode(2):  # "error"
+            yield True
+
+    # torch.linalg.{cholesky,solve,inv} read their status back to raise (a GPU sync); the
+    # *_ex forms return it on the device, and a failed result becomes NaN instead.
+    def _nan_unless(self, result: Any, info: Any) -> Any:
+        torch = self.library()
+        ok = (info == 0).reshape(info.shape + (1,) * (result.ndim - info.ndim))
+        return torch.where(ok, result, torch.full_like(result, float("nan")))
+
+    def cholesky(self, matrix: Any) -> Any:
+        factor, info = self.library().linalg.cholesky_ex(matrix)
+        return self._nan_unless(factor, info)
+
+    def solve(self, matrix: Any, rhs: Any) -> Any:
+        solution, info = self.library().linalg.solve_ex(matrix, rhs)
+        return self._nan_unless(solution, info)
+
+    def inv(self, matrix: Any) -> Any:
+        inverse, info = self.library().linalg.inv_ex(matrix)
+        return self._nan_unless(inverse, info)
+
     def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
         torch = self.library()
         sums = torch.zeros((n_segments, values.shape[1]), dtype=values.dtype, device=values.device)
         return sums.index_add_(0, segment_ids, values)
 
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
-        return self.library().bincount(segment_ids, minlength=n_segments).to(dtype)
+        torch = self.library()
+        if segment_ids.device.type == "cpu":
+            return torch.bincount(segment_ids, minlength=n_segments).to(dtype)
+        # Not torch.bincount on a GPU: it reads max(ids) back to size its output (a synchronisation).
+        counts = torch.zeros(n_segments, dtype=dtype, device=segment_ids.device)
+        return counts.index_add_(0, segment_ids, torch.ones(segment_ids.shape, dtype=dtype, device=segment_ids.device))
