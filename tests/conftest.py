@@ -87,13 +87,27 @@ ALL_CASES = [
 ]
 
 
-@pytest.fixture(params=ALL_CASES)
+#: ``HML_BACKEND=cupy pytest`` (or torch, dask, ...) runs the backend-parametrised tests on
+#: that backend's cases only -- and fails at once if none of them can run here, instead of
+#: passing with every case skipped. Read once, before any test clears the variable.
+SELECTED_BACKEND = os.environ.get("HML_BACKEND", "").strip() or None
+if SELECTED_BACKEND == "auto":
+    SELECTED_BACKEND = None
+
+
+def _selected(params: list) -> list:
+    if SELECTED_BACKEND is None:
+        return params
+    return [p for p in params if p.values[0].backend == SELECTED_BACKEND]
+
+
+@pytest.fixture(params=_selected(ALL_CASES))
 def case(request) -> Case:
     """Every backend/device importable here (GPU ones under the ``gpu`` marker)."""
     return request.param
 
 
-@pytest.fixture(params=[p for p in ALL_CASES if p.values[0].float64])
+@pytest.fixture(params=_selected([p for p in ALL_CASES if p.values[0].float64]))
 def case64(request) -> Case:
     """Every case whose device has float64 (for tests with float64-tight tolerances)."""
     return request.param
@@ -110,10 +124,68 @@ def _clean_backend_selection(monkeypatch):
 
 def pytest_report_header(config):
     """One line per backend case: run, or skipped and why (instead of a skip line per test)."""
-    return [
+    lines = [
         f"hml backend case {case_id}: " + ("runs" if reason is None else f"SKIPPED -- {reason}")
         for case_id, reason in CASE_STATUS.items()
     ]
+    if SELECTED_BACKEND is not None:
+        lines.append(f"HML_BACKEND={SELECTED_BACKEND}: backend-parametrised tests run on its cases only")
+    return lines
+
+
+#: Case id -> {"passed": n, "failed": n, "skipped": n}: what actually ran on each backend.
+CASE_OUTCOMES: dict[str, dict[str, int]] = {}
+_ITEM_CASES: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec and (callspec.params.get("case") or callspec.params.get("case64"))
+        if isinstance(case, Case):
+            _ITEM_CASES[item.nodeid] = case.id
+
+
+def pytest_sessionstart(session):
+    if SELECTED_BACKEND is None:
+        return
+    cases = [case_id for case_id in CASE_STATUS if case_id.split("-")[0] == _CASE_PREFIX.get(SELECTED_BACKEND)]
+    if SELECTED_BACKEND not in {c.values[0].backend for c in ALL_CASES}:
+        pytest.exit(f"HML_BACKEND={SELECTED_BACKEND!r} names no backend the tests know", returncode=4)
+    usable = [case_id for case_id in cases if CASE_STATUS[case_id] is None]
+    if not usable:
+        reasons = "; ".join(f"{case_id}: {CASE_STATUS[case_id]}" for case_id in cases)
+        pytest.exit(f"HML_BACKEND={SELECTED_BACKEND!r} was asked for, but none of its cases can run here ({reasons})",
+                    returncode=4)
+
+
+_CASE_PREFIX = {"numpy": "numpy", "array_api_strict": "strict", "torch": "torch", "dask": "dask", "cupy": "cupy"}
+
+
+def pytest_runtest_logreport(report):
+    case_id = _ITEM_CASES.get(report.nodeid)
+    if case_id is None:
+        return
+    outcome = None
+    if report.when == "call":
+        outcome = report.outcome
+    elif report.when == "setup" and report.outcome != "passed":
+        outcome = report.outcome  # skipped (or an error in a fixture)
+    if outcome is not None:
+        counts = CASE_OUTCOMES.setdefault(case_id, {"passed": 0, "failed": 0, "skipped": 0})
+        counts[outcome] = counts.get(outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many tests ran on each backend case -- on a GPU machine, the proof the GPU was used."""
+    if not CASE_OUTCOMES:
+        return
+    terminalreporter.section("hml tests per backend case")
+    for case_id in CASE_STATUS:
+        counts = CASE_OUTCOMES.get(case_id)
+        if counts:
+            terminalreporter.write_line(
+                f"{case_id:<20} {counts['passed']:>5} passed {counts['failed']:>5} failed {counts['skipped']:>5} skipped")
 
 
 #: The offline copy of the data sets beside every checkout (see ../shared/data/README.md).

@@ -46,6 +46,33 @@ def test_demo_meets_every_quality_floor(tmp_path, capsys):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _gpu_usable(backend: str, device: str | None) -> str | None:
+    from hml import backends
+
+    try:
+        backends.resolve(backend, device)
+    except backends.BackendUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+@needs_data
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend, device", [("cupy", None), ("torch", "cuda")], ids=["cupy", "torch-cuda"])
+def test_demo_on_the_gpu_meets_every_quality_floor(tmp_path, backend, device):
+    """``hml demo --backend cupy`` (and torch on cuda): every floor, as on NumPy."""
+    reason = _gpu_usable(backend, device)
+    if reason:
+        pytest.skip(reason)
+    argv = ["demo", "--backend", backend, "--out", str(tmp_path)] + (["--device", device] if device else [])
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert report["backend"] == backend and report["errors"] == {}
+    for (algorithm, word), floor in FLOORS.items():
+        row = next(r for r in report["results"] if r["algorithm"] == algorithm and word in r["dataset"])
+        assert row["value"] >= floor, f"{algorithm} on {row['dataset']}: {row['metric']} {row['value']:.4f} < {floor}"
+
+
 @needs_data
 def test_only_runs_the_named_steps_on_the_chosen_backend(tmp_path):
     assert main(["demo", "--only", "k_means", "anomaly_detection", "--backend", "array_api_strict",
