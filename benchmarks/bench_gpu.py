@@ -48,7 +48,7 @@ def _side_by_side():
 class GPUIteration:
     """Milliseconds per iteration of each workload, by implementation."""
 
-    params = (["hml-cupy", "hml-torch", "torch-eager", "torch-compile"], list(WORKLOADS))
+    params = (["hml-cupy", "hml-cupy-fused", "hml-torch", "torch-eager", "torch-compile"], list(WORKLOADS))
     param_names = ["variant", "workload"]
     timeout = 900
     unit = "ms"
@@ -56,6 +56,8 @@ class GPUIteration:
     repeat = 1
 
     def setup(self, variant, workload):
+        if variant == "hml-cupy-fused" and workload != "kmeans":
+            raise NotImplementedError("the fused kernel is k-means' E-step")
         torch = peer("torch", "PyTorch")
         device = "cuda" if torch.cuda.is_available() else None
         if device is None and not (SMOKE and variant in ("hml-torch", "torch-eager")):

@@ -76,15 +76,14 @@ def _assign(blocks: _Blocks, centroids: Any, *, with_sums: bool = True, previous
     def step(b: int) -> tuple:
         """One block: its labels, and its share of the sums, counts, changes and inertia."""
         block, norms = block_list[b], blocks.squared_norms[b]
-        scores = _scores(block, centroids, centroid_norms)
         # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
-        nearest = xp.astype(xp.argmin(scores, axis=1), xp.int32)
+        nearest, best = backend.nearest_centroid(block, centroids, centroid_norms, with_scores=not with_sums)
         changed = n_changed = sums = counts = inertia = None
         if previous is not None:
             changed = nearest != previous[0][b]
             n_changed = xp.sum(xp.astype(changed, xp.int64))
         if not with_sums:
-            inertia = xp.sum(xp.min(scores, axis=1) + norms)
+            inertia = xp.sum(best + norms)
         elif incremental:
             moved = xp.nonzero(changed)[0]
             rows = xp.take(block, moved, axis=0)

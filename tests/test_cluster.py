@@ -108,6 +108,49 @@ def test_segment_sum_paths_agree(case):
     np.testing.assert_array_equal(case.to_numpy(Backend.segment_count(backend, i, 7, dtype)), counts)
 
 
+def test_nearest_centroid_agrees_with_a_direct_computation(case):
+    """Every backend's E-step primitive: labels = argmin ‖x − c‖², best = that minimum − ‖x‖²."""
+    rng = np.random.default_rng(3)
+    X, C = rng.normal(size=(300, 5)), rng.normal(size=(7, 5))
+    Xc, Cc = case.asarray(X), case.asarray(C)
+    labels, best = case.ctx.backend.nearest_centroid(Xc, Cc, case.xp.sum(Cc * Cc, axis=1), with_scores=True)
+    distances = ((X[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(case.to_numpy(labels), distances.argmin(axis=1))
+    assert labels.dtype == case.xp.int32
+    np.testing.assert_allclose(case.to_numpy(best) + (X * X).sum(axis=1), distances.min(axis=1), rtol=case.rtol * 10)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(100_000, 32, 256), (5_000, 3, 1000), (4_097, 64, 5)])
+def test_fused_cupy_kernel_agrees_with_the_portable_e_step(shape):
+    """The fused distance + argmin kernel against the portable GEMM + argmin, float32, on the GPU."""
+    from hml.backends import Backend, resolve
+
+    try:
+        ctx = resolve("cupy")
+    except hml.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    cupy = ctx.backend.library()
+    n, d, k = shape
+    rng = np.random.default_rng(0)
+    X = cupy.asarray(rng.random((n, d), dtype=np.float32))
+    C = cupy.asarray(rng.random((k, d), dtype=np.float32))
+    norms = (C * C).sum(axis=1)
+    fused_labels, fused_best = ctx.backend.fused_nearest_centroid(X, C, norms)
+    labels, best = Backend.nearest_centroid(ctx.backend, X, C, norms, with_scores=True)
+    # Summation order differs (cuBLAS against a row-serial dot), so near-ties may pick another
+    # centroid -- but only one at the same distance to rounding.
+    np.testing.assert_allclose(cupy.asnumpy(fused_best), cupy.asnumpy(best), rtol=1e-5, atol=1e-5 * d)
+    differ = cupy.asnumpy(fused_labels != labels)
+    assert differ.mean() < 1e-3
+    host_X, host_C = cupy.asnumpy(X).astype(np.float64), cupy.asnumpy(C).astype(np.float64)
+    rows = np.flatnonzero(differ)
+    if rows.size:
+        chosen = ((host_X[rows] - host_C[cupy.asnumpy(fused_labels)[rows]]) ** 2).sum(axis=1)
+        other = ((host_X[rows] - host_C[cupy.asnumpy(labels)[rows]]) ** 2).sum(axis=1)
+        np.testing.assert_allclose(chosen, other, rtol=1e-5)
+
+
 def test_empty_clusters_are_reseeded_without_nan():
     # Two tight groups and five starting centroids, three of them far away from every point:
     # those clusters are empty after the first assignment.

@@ -3,6 +3,7 @@
 For each workload of issue 10, the time per iteration (or epoch) of
 
 * ``hml-cupy``       hml on the CuPy backend;
+* ``hml-cupy-fused``  k-means only: the same, with CuPy's fused distance + argmin kernel on;
 * ``hml-torch``      hml on the torch backend, ``device="cuda"``;
 * ``torch-eager``    the same algorithm written by hand in PyTorch on the same GPU;
 * ``torch-compile``  that code through ``torch.compile`` (a second figure);
@@ -144,7 +145,7 @@ class Bench:
     def _gpu_labels(self) -> dict[str, tuple[str, str]]:
         """label -> (backend, device) of the hml sides usable here."""
         found = {}
-        sides = {"hml-cupy": ("cupy", None), "hml-torch": ("torch", self.device)}
+        sides = {"hml-cupy": ("cupy", None), "hml-cupy-fused": ("cupy", None), "hml-torch": ("torch", self.device)}
         for label, (name, device) in sides.items():
             if not self.wanted(label):
                 continue
@@ -155,6 +156,10 @@ class Bench:
                 continue
             found[label] = (name, device)
         return found
+
+    def plain_labels(self) -> list[str]:
+        """The hml sides of workloads without a fused variant."""
+        return [label for label in self.gpu_labels if label != "hml-cupy-fused"]
 
     def to(self, label: str, array: np.ndarray) -> Any:
         name, device = self.gpu_labels[label]
@@ -217,11 +222,17 @@ class Bench:
         flops = 2.0 * n * d * k
         self.roofline_row(lambda: Row(name, "roofline", flops / self.roof["gemm_flops"], "2·N·D·K flops at the GEMM rate",
                              {"flops": flops}))
+        cupy_backend = backends.get_backend_object("cupy")
         for label in self.gpu_labels:
             Xd, Cd = self.to(label, X), self.to(label, start)
-            self.record(name, label, lambda: hml_per_iteration(
-                self.clock, lambda it: hml.KMeans(k, init=Cd, n_init=1, max_iter=it, tol=0.0).fit(Xd), 1, 6,
-                args.repeats))
+            # hml-cupy-fused: the same fit with CuPy's fused distance + argmin kernel switched on.
+            default, cupy_backend.fused_kmeans = cupy_backend.fused_kmeans, label == "hml-cupy-fused"
+            try:
+                self.record(name, label, lambda: hml_per_iteration(
+                    self.clock, lambda it: hml.KMeans(k, init=Cd, n_init=1, max_iter=it, tol=0.0).fit(Xd), 1, 6,
+                    args.repeats))
+            finally:
+                cupy_backend.fused_kmeans = default
             Xd = Cd = None  # free the device copies before the next side
         Xt, Ct = torch.asarray(X, device=self.device), torch.asarray(start, device=self.device)
 
@@ -279,7 +290,7 @@ class Bench:
                 return hml.MultilayerPerceptron(layers=layers, max_iter=it, learning_rate=0.5 if batch is None else 0.05,
                                                 batch_size=batch, momentum=0.9 if batch else 0.0, random_state=0)
 
-            for label in self.gpu_labels:
+            for label in self.plain_labels():
                 Xd, yd = self.to(label, X), self.to(label, y)
                 self.record(name, label, lambda: hml_per_iteration(
                     self.clock, lambda it: model(it).fit(Xd, yd), 1, 3 if batch is None else 2, args.repeats))
@@ -341,7 +352,7 @@ class Bench:
                                                   learning_rate=1.0)
 
                 short, long = (10, 30) if solver == "gd" else (5, 15)
-                for label in self.gpu_labels:
+                for label in self.plain_labels():
                     Xd, yd = self.to(label, X), self.to(label, y)
                     self.record(name, label, lambda: hml_per_iteration(
                         self.clock, lambda it: model(it).fit(Xd, yd), short, long, args.repeats))
@@ -408,7 +419,7 @@ class Bench:
         def model(it):
             return hml.LinearRegression(max_iter=it, learning_rate=0.1)
 
-        for label in self.gpu_labels:
+        for label in self.plain_labels():
             Xd, yd = self.to(label, X), self.to(label, y)
             self.record(name, label, lambda: hml_per_iteration(
                 self.clock, lambda it: model(it).fit(Xd, yd), 10, 50, args.repeats))
@@ -507,7 +518,7 @@ def markdown(result: dict) -> str:
 
 
 WORKLOADS = ("kmeans", "mlp", "logistic", "linear")
-VARIANTS = ("hml-cupy", "hml-torch", "torch-eager", "torch-compile", "hml-numpy", "roofline")
+VARIANTS = ("hml-cupy", "hml-cupy-fused", "hml-torch", "torch-eager", "torch-compile", "hml-numpy", "roofline")
 
 
 def main(argv: list[str] | None = None) -> int:

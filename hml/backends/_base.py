@@ -186,6 +186,21 @@ class Backend:
         """n[k] = #{i : ids[i] = k}, shape (n_segments,), as ``dtype`` (fallback: column sums of the one-hot)."""
         return self.xp.sum(xpx.one_hot(segment_ids, n_segments, dtype=dtype, xp=self.xp), axis=0)
 
+    def nearest_centroid(self, block: Any, centroids: Any, centroid_norms: Any, *,
+                         with_scores: bool = False) -> tuple[Any, Any]:
+        """The k-means E-step for a block of rows: lᵢ = argminₖ ‖cₖ‖² − 2 xᵢ·cₖ (int32) and,
+        with ``with_scores``, that minimum (‖xᵢ − c_{lᵢ}‖² without the ‖xᵢ‖² term), else None.
+
+        Portable: one GEMM for the rows × K scores (−2 folded into the small centroid
+        matrix), then argmin (and min) over them. A backend may fuse the two so that the
+        scores are never written to memory (``tests/test_cluster.py`` checks agreement).
+        """
+        xp = self.xp
+        scores = block @ (-2.0 * centroids).T
+        scores += centroid_norms
+        nearest = xp.astype(xp.argmin(scores, axis=1), xp.int32)
+        return nearest, (xp.min(scores, axis=1) if with_scores else None)
+
     def map_blocks(self, function: Any, items: Any) -> list:
         """``[function(item) for item in items]``, in order.
 

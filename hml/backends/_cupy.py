@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import warnings
 from typing import Any, Iterator
 
@@ -129,9 +130,92 @@ class CupyBackend(Backend):
         cupy.add.at(sums, segment_ids, values)  # atomic adds on the GPU
         return sums
 
+    #: Whether k-means' E-step uses the fused kernel below. Off until a GPU run shows it beats
+    #: the portable GEMM + argmin (benchmarks/gpu/side_by_side.py times both, as hml-cupy and
+    #: hml-cupy-fused); HML_CUPY_FUSED_KMEANS=1 turns it on for such a run.
+    fused_kmeans: bool = os.environ.get("HML_CUPY_FUSED_KMEANS") == "1"
+
+    def nearest_centroid(self, block: Any, centroids: Any, centroid_norms: Any, *,
+                         with_scores: bool = False) -> tuple[Any, Any]:
+        if self.fused_kmeans and block.dtype == self.library().float32 and block.shape[1] <= _FUSED_MAX_FEATURES:
+            labels, best = self.fused_nearest_centroid(block, centroids, centroid_norms)
+            return labels, (best if with_scores else None)
+        return super().nearest_centroid(block, centroids, centroid_norms, with_scores=with_scores)
+
+    def fused_nearest_centroid(self, block: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any]:
+        """argminₖ and minₖ of ‖cₖ‖² − 2 x·cₖ in one kernel: the N × K scores never reach memory.
+
+        One thread per row keeps its row in registers and walks the centroids, staged tile by
+        tile in shared memory; the FLOPs are the GEMM's (2·N·D·K), the bytes X's once. float32,
+        D ≤ 64; ties go to the lowest index, as argmin's do.
+        """
+        cupy = self.library()
+        n, d = block.shape
+        k = centroids.shape[0]
+        tile = min(k, _FUSED_SHARED_FLOATS // (d + 1))
+        kernel = _fused_kernel(cupy, d, tile)
+        labels = cupy.empty(n, dtype=cupy.int32)
+        best = cupy.empty(n, dtype=cupy.float32)
+        threads = 256
+        kernel(((n + threads - 1) // threads,), (threads,),
+               (cupy.ascontiguousarray(block), cupy.ascontiguousarray(centroids),
+                cupy.ascontiguousarray(centroid_norms), np.int64(n), np.int32(k), labels, best),
+               shared_mem=tile * (d + 1) * 4)
+        return labels, best
+
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
         # Not cupy.bincount: it reads max(ids) back to size its output (a synchronisation).
         cupy = self.library()
         counts = cupy.zeros(n_segments, dtype=dtype)
         cupy.add.at(counts, segment_ids, cupy.ones(segment_ids.shape, dtype=dtype))
         return counts
+
+
+_FUSED_MAX_FEATURES = 64  # a row lives in registers
+_FUSED_SHARED_FLOATS = 12 * 1024  # 48 KiB of shared memory per block: a tile of centroids and their norms
+_FUSED_SOURCE = r"""
+extern "C" __global__ void nearest_centroid(
+    const float* __restrict__ X, const float* __restrict__ C, const float* __restrict__ cnorm,
+    const long long n, const int k, int* __restrict__ labels, float* __restrict__ best_out)
+{
+    // D (features) and TILE (centroids per shared-memory tile) are compile-time constants.
+    extern __shared__ float shared[];
+    float* tile_c = shared;             // TILE * D centroid values
+    float* tile_n = shared + TILE * D;  // their squared norms
+    const long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    float x[D];
+    if (row < n) {
+        #pragma unroll
+        for (int j = 0; j < D; ++j) x[j] = X[row * D + j];
+    }
+    float best = __int_as_float(0x7f800000);  // +inf
+    int best_k = 0;
+    for (int start = 0; start < k; start += TILE) {
+        const int count = min(TILE, k - start);
+        __syncthreads();
+        for (int i = threadIdx.x; i < count * D; i += blockDim.x) tile_c[i] = C[(long long)start * D + i];
+        for (int i = threadIdx.x; i < count; i += blockDim.x) tile_n[i] = cnorm[start + i];
+        __syncthreads();
+        if (row < n) {
+            for (int c = 0; c < count; ++c) {
+                float dot = 0.0f;
+                #pragma unroll
+                for (int j = 0; j < D; ++j) dot = fmaf(x[j], tile_c[c * D + j], dot);
+                const float score = tile_n[c] - 2.0f * dot;
+                if (score < best) { best = score; best_k = start + c; }  // strict: the first minimum wins
+            }
+        }
+    }
+    if (row < n) { labels[row] = best_k; best_out[row] = best; }
+}
+"""
+_FUSED_KERNELS: dict[tuple[int, int], Any] = {}
+
+
+def _fused_kernel(cupy: Any, d: int, tile: int) -> Any:
+    """The nearest-centroid kernel compiled for D = ``d`` features and tiles of ``tile`` centroids (cached)."""
+    key = (d, tile)
+    if key not in _FUSED_KERNELS:
+        module = cupy.RawModule(code=_FUSED_SOURCE, options=(f"-DD={d}", f"-DTILE={tile}"))
+        _FUSED_KERNELS[key] = module.get_function("nearest_centroid")
+    return _FUSED_KERNELS[key]
