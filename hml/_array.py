@@ -198,6 +198,11 @@ def _labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
         raise ValueError(f"{name} has {labels.shape[0]} labels but X has {n_samples} rows; they must match")
     if labels.dtype.kind == "f" and not np.isfinite(labels).all():
         raise ValueError(f"{name} contains NaN or infinite labels; every sample needs a class")
+    if labels.dtype == object:
+        missing = np.flatnonzero(np.frompyfunc(lambda v: v is None, 1, 1)(labels).astype(bool))
+        if missing.size:
+            raise ValueError(f"{name} contains {missing.size} None label(s) (the first at index {missing[0]}); "
+                             "every sample needs a class -- drop those rows or give them a label")
     return labels
 
 
@@ -208,7 +213,19 @@ def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np
     two classes are required.
     """
     labels = _labels_on_host(y, n_samples, name)
-    classes, codes = np.unique(labels, return_inverse=True)
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+        # scikit-learn's word for it ("Unknown label type: continuous"), which its checks expect.
+        distinct = np.unique(labels)
+        raise ValueError(
+            f"Unknown label type: continuous. {name} holds {distinct.size} distinct floats, not all whole numbers "
+            f"(e.g. {distinct[:3].tolist()}): a classifier needs class labels. For a continuous target use a "
+            "regressor (hml.LinearRegression); for classes, pass integers or strings"
+        )
+    try:
+        classes, codes = np.unique(labels, return_inverse=True)
+    except TypeError as exc:  # labels of types that do not compare, such as 1 and "a"
+        kinds = sorted({type(v).__name__ for v in labels.tolist()})
+        raise ValueError(f"{name} mixes labels of types {kinds} that cannot be sorted; use labels of one type") from exc
     if classes.size < 2:
         found = f"only the class {classes[0].item()!r}" if classes.size else "no labels"
         raise ValueError(f"{name} has {found}; a classifier needs samples of at least two classes")

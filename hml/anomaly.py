@@ -155,10 +155,19 @@ class GaussianAnomalyDetection(BaseEstimator):
         ε = p₍ᵢ₎ (the first of its ties) flags the i points below it, of which tpᵢ are
         anomalies, so precision = tpᵢ / i, recall = tpᵢ / #anomalies and F1 = 2tpᵢ / (i + #anomalies).
         The original project tried 1,000 evenly spaced ε with a full pass each. Usable
-        without a fitted model; ``y_true`` holds 1 for anomalies (any other value: normal).
+        without a fitted model; ``y_true`` holds 1 (or True) for anomalies and 0 (or False)
+        for normal points, as the original's labels did.
         """
         p_host = _scores_on_host(p)
-        truth = _labels_on_host(y_true, p_host.shape[0], "y_true") == 1
+        labels = _labels_on_host(y_true, p_host.shape[0], "y_true")
+        found = np.unique(labels)
+        if labels.dtype.kind not in "biuf" or not np.isin(found, [0, 1]).all():
+            raise ValueError(
+                f"y_true must hold 1 for an anomaly and 0 for a normal point (or True/False); got the labels "
+                f"{found[:5].tolist()}{' ...' if found.size > 5 else ''} -- map yours first, e.g. "
+                "y_true = (labels == 'anomaly')"
+            )
+        truth = labels == 1
         if p_host.shape[0] == 0:
             raise ValueError("p is empty; select_threshold needs at least one density")
         if not np.isfinite(p_host).all():

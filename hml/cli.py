@@ -1,4 +1,7 @@
-"""The ``hml`` command line: ``hml demo``, ``hml info``, ``hml data list|fetch|catalogue``."""
+"""The ``hml`` command line: ``hml demo``, ``hml info``, ``hml data list|fetch|catalogue``.
+
+Also ``python -m hml``; a bare ``hml`` (or ``hml data``) prints its help.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +15,22 @@ __all__ = ["main"]
 def _info(args: argparse.Namespace) -> int:
     import hml
     from hml.backends import available_backends, get_backend
+    from hml.exceptions import BackendUnavailableError
 
     print(f"hml {hml.__version__} (Python {platform.python_version()}, {platform.platform()})")
-    print(f"selected backend: {get_backend()}")
+    exit_status = 0
+    try:
+        print(f"selected backend: {get_backend()}")
+    except BackendUnavailableError as exc:  # a misspelled HML_BACKEND: say so, and list what there is
+        print(f"selected backend: none -- {exc}")
+        exit_status = 1
     print("backends:")
     for status in available_backends().values():
         if status.available:
             print(f"  {status.name:<17} available    {status.version:<14} devices: {', '.join(status.devices)}")
         else:
             print(f"  {status.name:<17} unavailable  {status.reason}")
-    return 0
+    return exit_status
 
 
 def _data_list(args: argparse.Namespace) -> int:
@@ -72,11 +81,22 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(backend=args.backend, device=args.device, only=args.only, out=args.out)
 
 
+def _help(parser: argparse.ArgumentParser) -> int:
+    """A command given without its sub-command: its help, and success (it is a question, not an error)."""
+    parser.print_help()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``hml`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     from hml.demo import STEPS
 
+    import hml
+
     parser = argparse.ArgumentParser(prog="hml", description="homemade machine learning")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"hml {hml.__version__}")
+    parser.set_defaults(run=lambda args: _help(parser))
+    commands = parser.add_subparsers(dest="command", metavar="{demo,info,data}")
     demo = commands.add_parser(
         "demo", help="train the five algorithms on their demo data sets: a table, PNG plots and results.json",
         description="Train each algorithm on its demo data set (downloaded on first use), print a table of "
@@ -90,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     info = commands.add_parser("info", help="version, backends (importable or why not) and devices")
     info.set_defaults(run=_info)
 
-    data = commands.add_parser("data", help="the data sets: list, fetch, catalogue").add_subparsers(dest="action", required=True)
+    data_parser = commands.add_parser("data", help="the data sets: list, fetch, catalogue")
+    data_parser.set_defaults(run=lambda args: _help(data_parser))
+    data = data_parser.add_subparsers(dest="action", metavar="{list,fetch,catalogue}")
     listing = data.add_parser("list", help="each data set: size and whether it is in the cache (checksums verified)")
     listing.set_defaults(run=_data_list)
     fetching = data.add_parser("fetch", help="download data sets into the cache (honours HML_DATA_MIRROR)")

@@ -389,6 +389,7 @@ class KMeans(BaseEstimator):
         return backends.mirror(distances, X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """``fit(X)``, then the distances ‖x − cₖ‖ of its rows to the fitted centroids (``y`` is ignored)."""
         return self.fit(X).transform(X)
 
     def score(self, X: Any, y: Any = None) -> float:

@@ -15,7 +15,8 @@ class BackendUnavailableError(RuntimeError):
     """A backend (or a device of it) was asked for that cannot be used here.
 
     The message names what is missing and how to get it, e.g.
-    ``pip install "hml[cuda12]"``.
+    ``pip install "cupy-cuda12x>=13"`` -- the package itself, a command that works however
+    hml was installed.
     """
 
 

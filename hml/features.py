@@ -170,6 +170,7 @@ class FeatureTransformer(BaseEstimator):
         return backends.mirror(self._transform(Xc, ctx.xp), X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """``fit(X).transform(X)`` in one pass over ``X`` (``y`` is ignored)."""
         self._validate_hyperparameters()
         ctx = self._compute_context(X)
         return backends.mirror(self._fit_transform(ctx, check_X(X, ctx, dtype=self.dtype)), X)

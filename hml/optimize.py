@@ -203,6 +203,12 @@ class _CostWindow:
 
 def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int,
                       hint: str = "") -> None:
+    if not math.isfinite(initial):  # J(θ₀) itself overflowed: no learning rate can help
+        raise DivergenceError(
+            f"the cost at the starting parameters, J(θ₀), is already {initial}: the data's values are too large "
+            "for floating-point arithmetic (their squares overflow). Rescale them -- divide y (and X) by their "
+            "largest absolute value, or standardise them; a smaller learning rate cannot help"
+        )
     for cost in window:
         if not math.isfinite(cost):
             raise _divergence(learning_rate, iteration, "the cost became non-finite", hint)

@@ -120,6 +120,11 @@ def test_bad_input():
         GaussianAnomalyDetection().fit(X).predict(X)
     with pytest.raises(ValueError, match=r"y_true has no anomalies"):
         GaussianAnomalyDetection.select_threshold(np.zeros(5), np.linspace(0, 1, 5))
+    with pytest.raises(ValueError, match=r"y_true must hold 1 for an anomaly and 0.*got the labels \['anomaly', 'normal'\]"):
+        GaussianAnomalyDetection().fit(X).fit_threshold(X[:4], ["normal", "anomaly", "normal", "normal"])
+    with pytest.raises(ValueError, match=r"y_true must hold 1 for an anomaly.*\[0, 1, 2\]"):
+        GaussianAnomalyDetection.select_threshold([0, 1, 2], [0.1, 0.2, 0.3])
+    GaussianAnomalyDetection.select_threshold([False, True], [0.1, 0.2])  # booleans are 0/1
     with pytest.raises(ValueError, match=r"p contains NaN"):
         GaussianAnomalyDetection.select_threshold([0, 1], [0.1, np.nan])
     with pytest.raises(ValueError, match=r"covariance must be one of"):

@@ -132,9 +132,26 @@ def _fresh_cupy_backend(monkeypatch, module):
     return backend
 
 
+def test_install_hints_name_the_packages_of_pyprojects_extras():
+    """The hint installs the package itself (works for a checkout, -e or PyPI install alike),
+    at the version pyproject.toml's extra asks for."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    expected = {"cupy": extras["cuda12"] + extras["cuda13"], "torch": extras["torch"], "dask": extras["dask"],
+                "array_api_strict": [r for r in extras["test"] if r.startswith("array-api-strict")]}
+    for name, requirements in expected.items():
+        hint = backends.get_backend_object(name).install
+        assert "hml[" not in hint
+        for requirement in requirements:
+            assert f'pip install "{requirement}"' in hint, (name, requirement, hint)
+
+
 def test_cupy_missing_says_how_to_install(monkeypatch):
     _fresh_cupy_backend(monkeypatch, None)  # a None entry makes `import cupy` fail
-    with pytest.raises(BackendUnavailableError, match=r'pip install "hml\[cuda12\]"'):
+    with pytest.raises(BackendUnavailableError, match=r'pip install "cupy-cuda12x>=13"'):
         hml.LinearRegression(backend="cupy").fit(np.ones((3, 1)), np.ones(3))
     assert hml.available_backends()["cupy"].available is False
 

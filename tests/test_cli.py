@@ -20,3 +20,25 @@ def test_info_lists_every_backend(capsys):
 def test_console_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "hml.cli", "info"], capture_output=True, text=True, check=True)
     assert "backends:" in result.stdout
+
+
+def test_version_and_python_dash_m():
+    result = subprocess.run([sys.executable, "-m", "hml", "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"hml {hml.__version__}"
+
+
+def test_bare_commands_print_their_help_and_succeed(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "usage: hml" in out and "demo" in out and "info" in out and "data" in out
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: hml data" in out and "fetch" in out and "catalogue" in out
+
+
+def test_info_reports_a_misspelled_hml_backend_instead_of_crashing(monkeypatch, capsys):
+    monkeypatch.setenv("HML_BACKEND", "nmupy")
+    assert main(["info"]) == 1
+    out = capsys.readouterr().out
+    assert "HML_BACKEND='nmupy' names no backend" in out
+    assert "numpy" in out and "devices: cpu" in out  # the backends are still listed

@@ -365,3 +365,16 @@ def test_cli_list_on_an_empty_cache_and_bad_name(home, capsys):
     assert subprocess.run([sys.executable, "-m", "hml.cli", "data", "list"], capture_output=True, text=True, check=True).stdout.count("missing") >= 7
     assert main(["data", "fetch", "nope"]) == 1
     assert "unknown data set 'nope'" in capsys.readouterr().err
+
+
+@needs_mirror
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_cached_files_get_the_users_umask(home, umask):
+    """A cached file is created as any new file of the user (0644 under umask 022), not 0600."""
+    previous = os.umask(umask)
+    try:
+        datasets.load_iris()
+    finally:
+        os.umask(previous)
+    mode = (home / "homemade" / "iris.csv").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask

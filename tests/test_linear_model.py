@@ -167,6 +167,17 @@ def test_divergence_is_detected_with_advice():
             model.fit(100.0 * X, y)
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e160])
+def test_divergence_from_the_data_scale_says_to_rescale_not_to_lower_the_rate(scale):
+    """y × 1e300: J(θ₀) overflows before any step, so a smaller learning rate is no advice."""
+    X = np.array([[1.0], [2.0], [3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's own overflow warning
+        with pytest.raises(hml.DivergenceError, match=r"J\(θ₀\), is already inf.*Rescale them") as info:
+            hml.LinearRegression().fit(X, scale * X[:, 0])
+    assert "try learning_rate" not in str(info.value)
+
+
 def test_dtype_policy(case):
     X, y = make_regression(m=20, n=2)
     xp = case.xp

@@ -150,3 +150,22 @@ def test_singular_normal_equation_says_how_to_fix(data):
         hml.LinearRegression(solver="normal", normalize=False).fit(X, data[1])
     # ...and the advice works.
     hml.LinearRegression(solver="normal", normalize=False, l2=1e-3).fit(X, data[1])
+
+
+@pytest.mark.parametrize("estimator", [hml.LogisticRegression, hml.MultilayerPerceptron])
+def test_a_classifier_refuses_a_continuous_target(estimator):
+    """100 distinct floats are a regression target, not 100 classes: refused as scikit-learn does."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(100, 2)), rng.normal(size=100)
+    with pytest.raises(ValueError, match=r"Unknown label type: continuous.*use a regressor \(hml.LinearRegression\)"):
+        estimator().fit(X, y)
+    estimator(max_iter=5).fit(X, np.round(np.abs(y)) % 2)  # whole-number floats are class labels
+
+
+def test_a_none_label_is_named():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    y = np.array(["a", "b", None, "a", "b", "a"], dtype=object)
+    with pytest.raises(ValueError, match=r"y contains 1 None label\(s\) \(the first at index 2\)"):
+        hml.LogisticRegression().fit(X, y)
+    with pytest.raises(ValueError, match=r"y mixes labels of types \['int', 'str'\]"):
+        hml.LogisticRegression().fit(X, np.array([1, "a", 1, "a", 1, "a"], dtype=object))

@@ -19,7 +19,7 @@ from hml.exceptions import BackendUnavailableError
 class ArrayApiStrictBackend(Backend):
     name = "array_api_strict"
     module = "array_api_strict"
-    install = "pip install array-api-strict"
+    install = 'pip install "array-api-strict>=2.3"'
 
     def _namespace(self) -> Any:
         return self.library()

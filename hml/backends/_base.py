@@ -80,6 +80,7 @@ class Backend:
         return importlib.import_module(f"array_api_compat.{self.module}")
 
     def version(self) -> str:
+        """The library's version string."""
         return str(getattr(self.library(), "__version__", "unknown"))
 
     def check_available(self, device: Any = None) -> None:
@@ -98,6 +99,7 @@ class Backend:
 
     # -- devices ---------------------------------------------------------------
     def default_device(self) -> Any:
+        """The device used when ``device=None``."""
         return self.devices()[0]
 
     def normalize_device(self, device: Any) -> Any:
@@ -112,6 +114,7 @@ class Backend:
         )
 
     def supports_float64(self, device: Any) -> bool:
+        """Whether ``device`` computes in float64 (Apple's MPS, for one, does not)."""
         return True
 
     def cheap_data_dependent_shapes(self, device: Any) -> bool:
@@ -129,9 +132,11 @@ class Backend:
         raise NotImplementedError
 
     def from_numpy(self, array: np.ndarray, device: Any) -> Any:
+        """A NumPy array as an array of this backend on ``device`` (a host-to-device copy)."""
         return self.xp.asarray(array, device=device)
 
     def to_numpy(self, array: Any) -> np.ndarray:
+        """An array of this backend as NumPy (a device-to-host copy; on a GPU it waits for the device)."""
         return np.asarray(array)
 
     def to_device(self, array: Any, device: Any) -> Any:

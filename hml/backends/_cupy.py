@@ -18,7 +18,7 @@ from hml.exceptions import BackendUnavailableError
 class CupyBackend(Backend):
     name = "cupy"
     module = "cupy"
-    install = 'pip install "hml[cuda12]" (CUDA 12) or pip install "hml[cuda13]" (CUDA 13)'
+    install = 'pip install "cupy-cuda12x>=13" (CUDA 12) or pip install "cupy-cuda13x>=13" (CUDA 13)'
     gpu = True
 
     def _device_count(self) -> int:

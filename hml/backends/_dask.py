@@ -13,7 +13,7 @@ from hml.backends._base import Backend
 class DaskBackend(Backend):
     name = "dask"
     module = "dask.array"
-    install = 'pip install "hml[dask]"'
+    install = 'pip install "dask[array,distributed]>=2024.8"'
 
     def version(self) -> str:
         import dask

@@ -15,7 +15,10 @@ from hml.exceptions import BackendUnavailableError
 class TorchBackend(Backend):
     name = "torch"
     module = "torch"
-    install = 'pip install "hml[torch]" (see pytorch.org for the CUDA build that fits your driver)'
+    # The requirement itself, not "hml[torch]": that works only for an hml from PyPI, this
+    # however hml was installed (a checkout, -e, a wheel). tests/test_backends.py keeps it
+    # equal to pyproject.toml's extra.
+    install = 'pip install "torch>=2.2" (see pytorch.org for the CUDA build that fits your driver)'
 
     def devices(self) -> list[Any]:
         torch = self.library()

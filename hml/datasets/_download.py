@@ -99,6 +99,13 @@ def _progress(file: DataFile, total: int | None):
     return tqdm(total=total or file.size, unit="B", unit_scale=True, unit_divisor=1024, desc=file.filename, leave=False)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it, the only way; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _download(file: DataFile, url: str, target: Path) -> bytes:
     """Download ``url`` to ``target`` through a temporary file; return the verified content."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +124,9 @@ def _download(file: DataFile, url: str, target: Path) -> bytes:
                     bar.close()
         raw = Path(partial).read_bytes()
         content = _content(file, raw, f"{file.key} downloaded from {url}")
+        # mkstemp creates the file 0600; a cached data set gets the mode any new file of the
+        # user would (0644 under the usual umask), so a shared cache is readable by its users.
+        os.chmod(partial, 0o666 & ~_umask())
         os.replace(partial, target)
         return content
     finally:
