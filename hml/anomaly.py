@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import _labels_on_host, check_choice, check_float, check_X
+from hml._array import _labels_on_host, check_choice, check_float
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError
 from hml.features import centred_sum_of_squares
@@ -80,9 +80,9 @@ class GaussianAnomalyDetection(BaseEstimator):
         """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored."""
         check_choice(self.covariance, "covariance", ("diag", "full"))
         check_float(self.threshold, "threshold", allow_none=True)
-        ctx = self._compute_context(X)
+        fit_input = self._validate_fit_X(X, min_samples=2)
+        ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
-        X = check_X(X, ctx, dtype=self.dtype, min_samples=2)
         m, d = X.shape
         mean = xp.mean(X, axis=0)
         if self.covariance == "diag":
@@ -103,16 +103,14 @@ class GaussianAnomalyDetection(BaseEstimator):
             self._whitening_ = ctx.backend.inv(factor)  # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
             self._log_normaliser_ = -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
         self.mean_ = mean
-        self.n_features_in_ = d
         if self.threshold is not None:
             self.threshold_ = float(self.threshold)
-        self._ctx_ = ctx
+        self._remember_input(fit_input)
         return self
 
     def _log_density(self, X: Any) -> tuple[Any, Any]:
-        ctx = self._fitted_context()
+        ctx, Xc = self._validate_X(X)
         xp = ctx.xp
-        Xc = check_X(X, ctx, dtype=self.mean_.dtype, n_features=self.n_features_in_)
         centred = Xc - self.mean_
         if self.covariance == "diag":
             mahalanobis = xp.sum(centred * centred / self.variance_, axis=1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,59 @@ from hml import backends
 from hml._array import check_X, labels_to_codes
 from hml.exceptions import NotFittedError
 
-__all__ = ["BaseEstimator", "ClassifierMixin"]
+__all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
+
+
+@dataclass(frozen=True)
+class FitInput:
+    """``X`` as ``fit`` validated it, and what later calls will hold their ``X`` to.
+
+    ``X`` is a floating 2-D array on ``ctx``'s device; ``feature_names`` the column names
+    of a DataFrame (all strings), else None.
+    """
+
+    ctx: backends.ComputeContext
+    X: Any
+    feature_names: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class PreparedProblem:
+    """What data preparation hands the optimiser, and ``fit`` stores beside its result.
+
+    ``objective(θ) -> (J, ∇J)`` is built on the transformed data (targets one-hot encoded
+    once); ``theta0`` the starting parameters; ``classes`` the sorted labels of a classifier;
+    ``multinomial``/``layers`` the model's shape (logistic regression / MLP).
+    """
+
+    input: FitInput
+    objective: Any
+    theta0: Any
+    transformer: Any
+    classes: np.ndarray | None = None
+    multinomial: bool = False
+    layers: list[int] | None = None
+
+    @property
+    def ctx(self) -> backends.ComputeContext:
+        return self.input.ctx
+
+
+def _feature_names(X: Any) -> np.ndarray | None:
+    """The column names of a DataFrame-like ``X`` when they are all strings (scikit-learn's rule), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or backends.is_array(X):
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    kinds = {type(name).__name__ for name in names}
+    if names.size and kinds == {"str"}:
+        return names
+    if "str" in kinds:
+        raise TypeError(
+            f"X's column names mix strings with {sorted(kinds - {'str'})}; make them all strings "
+            "(X.columns = X.columns.astype(str)) to use them as feature names"
+        )
+    return None
 
 
 class BaseEstimator:
@@ -104,6 +158,62 @@ class BaseEstimator:
             return ""
         return " (normalize=True, which standardises the features, also helps)"
 
+    # -- the one place X is validated: at fit, and against what fit saw afterwards ----------
+    def _validate_fit_X(self, X: Any, *, min_samples: int = 1) -> FitInput:
+        """Validate ``X`` for ``fit``: where to compute, the floating array there, its column names.
+
+        Nothing is stored yet (a fit that fails later leaves the estimator as it was); call
+        :meth:`_remember_input` once the fit has succeeded.
+        """
+        ctx = self._compute_context(X)
+        names = _feature_names(X)
+        return FitInput(ctx, check_X(X, ctx, dtype=getattr(self, "dtype", None), min_samples=min_samples), names)
+
+    def _remember_input(self, fitted: FitInput) -> None:
+        """Record what later ``X`` must match: ``n_features_in_``, ``feature_names_in_``, the dtype, the device."""
+        self.n_features_in_ = fitted.X.shape[1]
+        if fitted.feature_names is not None:
+            self.feature_names_in_ = fitted.feature_names
+        elif "feature_names_in_" in self.__dict__:
+            del self.feature_names_in_
+        self._dtype_ = fitted.X.dtype
+        self._ctx_ = fitted.ctx
+
+    def _validate_X(self, X: Any) -> tuple[backends.ComputeContext, Any]:
+        """``X`` for ``predict``-like calls: checked against the fit (features, their names, the
+        dtype) and returned as a floating array on the fit's backend and device."""
+        ctx = self._fitted_context()
+        self._check_feature_names(X)
+        return ctx, check_X(X, ctx, dtype=self._dtype_, n_features=self.n_features_in_)
+
+    def _check_feature_names(self, X: Any) -> None:
+        fitted = getattr(self, "feature_names_in_", None)
+        names = _feature_names(X)
+        name = type(self).__name__
+        if fitted is None and names is None:
+            return
+        if fitted is None:
+            warnings.warn(f"X has feature names, but {name} was fitted without feature names", UserWarning,
+                          stacklevel=4)
+            return
+        if names is None:
+            warnings.warn(f"X does not have valid feature names, but {name} was fitted with feature names",
+                          UserWarning, stacklevel=4)
+            return
+        if len(names) == len(fitted) and bool(np.all(names == fitted)):
+            return
+        unseen = [n for n in names if n not in set(fitted)]
+        missing = [n for n in fitted if n not in set(names)]
+        detail = []
+        if unseen:
+            detail.append(f"feature names unseen at fit time: {unseen[:5]}")
+        if missing:
+            detail.append(f"feature names seen at fit time, yet now missing: {missing[:5]}")
+        if not detail:
+            detail.append(f"the same names in another order: fit saw {fitted.tolist()[:8]}, "
+                          f"this X has {names.tolist()[:8]} -- select the columns as X[model.feature_names_in_]")
+        raise ValueError("The feature names should match those that were passed during fit. " + "; ".join(detail))
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "_ctx_"):
             raise NotFittedError(
@@ -129,12 +239,8 @@ class ClassifierMixin:
 
     _estimator_type = "classifier"
 
-    def _validated(self, X: Any) -> tuple[backends.ComputeContext, Any]:
-        ctx = self._fitted_context()
-        return ctx, check_X(X, ctx, dtype=self._dtype_, n_features=self.n_features_in_)
-
     def _predicted_codes(self, X: Any) -> np.ndarray:
-        ctx, Xc = self._validated(X)
+        ctx, Xc = self._validate_X(X)
         return ctx.to_numpy(ctx.xp.argmax(self._proba(Xc), axis=1))
 
     def predict(self, X: Any) -> Any:
@@ -144,7 +250,7 @@ class ClassifierMixin:
         in the namespace and on the device of ``X`` (no trip through the host when those
         are the same); other labels (strings) come back as NumPy.
         """
-        ctx, Xc = self._validated(X)  # checks that the model is fitted first
+        ctx, Xc = self._validate_X(X)  # checks that the model is fitted first
         codes = ctx.xp.argmax(self._proba(Xc), axis=1)
         numeric = self.classes_.dtype.kind in "biu" or (
             self.classes_.dtype.kind == "f" and ctx.backend.supports_float64(ctx.device))
@@ -155,7 +261,7 @@ class ClassifierMixin:
 
     def predict_proba(self, X: Any) -> Any:
         """P(class k | x) for each row, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        _, Xc = self._validated(X)
+        _, Xc = self._validate_X(X)
         return backends.mirror(self._proba(Xc), X)
 
     def score(self, X: Any, y: Any) -> float:

@@ -314,10 +314,6 @@ class KMeans(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
-        ctx = self._compute_context(X)
-        return self._fit(ctx, X)
-
-    def _fit(self, ctx: backends.ComputeContext, X: Any) -> "KMeans":
         k = check_int(self.n_clusters, "n_clusters", minimum=1)
         max_iter = check_int(self.max_iter, "max_iter", minimum=1)
         tol = check_float(self.tol, "tol")
@@ -327,7 +323,8 @@ class KMeans(BaseEstimator):
         given = not isinstance(self.init, str)
         if not given:
             check_choice(self.init, "init", ("k-means++", "random"))
-        X = check_X(X, ctx, dtype=self.dtype)
+        fit_input = self._validate_fit_X(X)
+        ctx, X = fit_input.ctx, fit_input.X
         n = X.shape[0]
         if k > n:
             raise ValueError(f"n_clusters={k} is larger than the number of samples, {n}; use n_clusters <= {n}")
@@ -356,13 +353,11 @@ class KMeans(BaseEstimator):
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.cost_history_ = history
-        self.n_features_in_ = X.shape[1]
-        self._ctx_ = ctx
+        self._remember_input(fit_input)
         return self
 
     def _blocks(self, X: Any) -> _Blocks:
-        ctx = self._fitted_context()
-        Xc = check_X(X, ctx, dtype=self.cluster_centers_.dtype, n_features=self.n_features_in_)
+        ctx, Xc = self._validate_X(X)
         return _Blocks(ctx, Xc, self.n_clusters, self.working_memory)
 
     def predict(self, X: Any) -> Any:

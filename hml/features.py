@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import check_int, check_X
-from hml.base import BaseEstimator
+from hml._array import check_int
+from hml.base import BaseEstimator, FitInput
 
 __all__ = ["FeatureTransformer"]
 
@@ -158,22 +158,21 @@ class FeatureTransformer(BaseEstimator):
     # -- public API ---------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "FeatureTransformer":
         """Learn the normalisation statistics of ``X`` (``y`` is ignored)."""
-        self._validate_hyperparameters()
-        ctx = self._compute_context(X)
-        self._fit_transform(ctx, check_X(X, ctx, dtype=self.dtype))
+        self.fit_transform(X)
         return self
 
     def transform(self, X: Any) -> Any:
         """The expanded, normalised features, in the namespace and on the device of ``X``."""
-        ctx = self._fitted_context()
-        Xc = check_X(X, ctx, dtype=self.dtype_, n_features=self.n_features_in_)
+        ctx, Xc = self._validate_X(X)
         return backends.mirror(self._transform(Xc, ctx.xp), X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """``fit(X).transform(X)`` in one pass over ``X`` (``y`` is ignored)."""
         self._validate_hyperparameters()
-        ctx = self._compute_context(X)
-        return backends.mirror(self._fit_transform(ctx, check_X(X, ctx, dtype=self.dtype)), X)
+        fit_input = self._validate_fit_X(X)
+        out = self._fit_transform(fit_input.ctx, fit_input.X)
+        self._remember_input(fit_input)
+        return backends.mirror(out, X)
 
     def get_feature_names_out(self, input_features: Any = None) -> Any:
         """Names of the output columns, e.g. ``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]``."""
@@ -221,9 +220,9 @@ class FeatureTransformer(BaseEstimator):
             generated = _standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale
         self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale
-        self.dtype_ = X.dtype
-        self.n_features_in_, self.n_features_out_ = n_features, n_out
-        self._ctx_ = ctx
+        self.n_features_out_ = n_out
+        # Inside another estimator's fit, X is already validated: what later X must match.
+        self._remember_input(FitInput(ctx, X, None))
         return X if generated is None else xp.concat([X, generated], axis=1)
 
     def _transform(self, X: Any, xp: Any) -> Any:

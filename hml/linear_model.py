@@ -7,8 +7,8 @@ from typing import Any
 import array_api_compat
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, check_X, check_X_y, check_y, encode_labels, one_hot
-from hml.base import BaseEstimator, ClassifierMixin
+from hml._array import check_choice, check_float, check_int, check_y, encode_labels, one_hot
+from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.metrics import _r2
 from hml.optimize import gradient_descent, minimize
@@ -175,9 +175,10 @@ class LinearRegression(BaseEstimator):
         check_choice(self.solver, "solver", ("gd", "normal"))
         transformer = _feature_transformer(self)
 
-        ctx = self._compute_context(X)
+        fit_input = self._validate_fit_X(X)
+        ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
-        X, y = check_X_y(X, y, ctx, dtype=self.dtype)
+        y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
         # Lazy backends (Dask) would otherwise recompute the features on every iteration.
         Z, y = ctx.backend.materialize(transformer._fit_transform(ctx, X), y)
         objective = linear_regression_objective(Z, y, l2, xp)
@@ -196,13 +197,11 @@ class LinearRegression(BaseEstimator):
         self.feature_transformer_ = transformer
         self.intercept_, self.coef_ = theta[0], theta[1:]
         self.cost_history_, self.n_iter_ = cost_history, n_iter
-        self.n_features_in_ = X.shape[1]
-        self._ctx_ = ctx
+        self._remember_input(fit_input)
         return self
 
     def _predict(self, X: Any) -> tuple[Any, Any]:
-        ctx = self._fitted_context()
-        Xc = check_X(X, ctx, dtype=self.coef_.dtype, n_features=self.n_features_in_)
+        ctx, Xc = self._validate_X(X)
         Z = self.feature_transformer_._transform(Xc, ctx.xp)
         return Z @ self.coef_ + self.intercept_, Xc
 
@@ -374,16 +373,16 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.device = device
         self.dtype = dtype
 
-    def _objective_for(self, X: Any, y: Any):
-        """Validate, transform and encode; return (ctx, objective, Θ₀, transformer, classes, X)."""
+    def _prepare(self, X: Any, y: Any) -> PreparedProblem:
+        """Validate, transform and encode: the problem the optimiser solves."""
         check_choice(self.solver, "solver", ("lbfgs", "cg", "gd"))
         check_choice(self.multi_class, "multi_class", ("ovr", "multinomial"))
         check_float(self.learning_rate, "learning_rate", positive=True)
         l2 = check_float(self.l2, "l2")
         transformer = _feature_transformer(self)
-        ctx = self._compute_context(X)
+        fit_input = self._validate_fit_X(X, min_samples=2)
+        ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
-        X = check_X(X, ctx, dtype=self.dtype, min_samples=2)
         classes, codes = encode_labels(y, X.shape[0])
         # Two classes take one sigmoid column whatever multi_class says (a two-column softmax
         # is the same model, over-parametrised), as in scikit-learn.
@@ -397,30 +396,29 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             Y = one_hot(codes, n_outputs, Z.dtype, xp)
         (Y,) = ctx.backend.materialize(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
-        return ctx, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes, X, multinomial
+        return PreparedProblem(fit_input, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes,
+                               multinomial)
 
     def fit(self, X: Any, y: Any) -> "LogisticRegression":
         """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type."""
         max_iter = check_int(self.max_iter, "max_iter", minimum=1)
         tol = check_float(self.tol, "tol", allow_none=True)
-        ctx, objective, theta0, transformer, classes, X, multinomial = self._objective_for(X, y)
+        problem = self._prepare(X, y)
         result = minimize(
-            objective, theta0, ctx=ctx, method=self.solver, max_iter=max_iter, tol=tol,
+            problem.objective, problem.theta0, ctx=problem.ctx, method=self.solver, max_iter=max_iter, tol=tol,
             learning_rate=float(self.learning_rate), hint=self._divergence_hint(),
         )
         theta = result.theta
-        self.feature_transformer_ = transformer
-        self.classes_ = classes
-        self._multinomial_ = multinomial
+        self.feature_transformer_ = problem.transformer
+        self.classes_ = problem.classes
+        self._multinomial_ = problem.multinomial
         self.intercept_, self.coef_ = theta[0, :], theta[1:, :]
         self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
         if result.cost_parts is not None:
             self.class_cost_history_ = result.cost_parts
         elif hasattr(self, "class_cost_history_"):  # from an earlier one-vs-all fit
             del self.class_cost_history_
-        self.n_features_in_ = X.shape[1]
-        self._dtype_ = theta.dtype
-        self._ctx_ = ctx
+        self._remember_input(problem.input)
         return self
 
     def _decision(self, Xc: Any) -> Any:
@@ -440,7 +438,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: Any) -> Any:
         """Logits z = ZW + b: shape (n_samples,) for two classes (z > 0 means ``classes_[1]``), else (n_samples, K)."""
-        _, Xc = self._validated(X)
+        _, Xc = self._validate_X(X)
         logits = self._decision(Xc)
         if logits.shape[1] == 1:
             logits = logits[:, 0]

@@ -18,15 +18,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, check_X, encode_labels, one_hot
-from hml.base import BaseEstimator, ClassifierMixin
+from hml._array import check_choice, check_float, check_int, encode_labels, one_hot
+from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.linear_model import log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import check_gradient, minibatch_gradient_descent, minimize
 
-__all__ = ["MultilayerPerceptron", "gradient_check", "mlp_objective"]
+__all__ = ["MultilayerPerceptron", "gradient_check", "mlp_objective", "pack", "unpack"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
@@ -70,6 +71,11 @@ def unpack(theta: Any, layers: list[int], xp: Any) -> list[tuple[Any, Any]]:
         params.append((W, theta[offset:offset + n_out]))
         offset += n_out
     return params
+
+
+def pack(params: list[tuple[Any, Any]], xp: Any) -> Any:
+    """[(W⁽¹⁾, b⁽¹⁾), ...] as the flat θ (the inverse of :func:`unpack`)."""
+    return xp.concat([piece for W, b in params for piece in (xp.reshape(W, (-1,)), b)])
 
 
 def n_parameters(layers: list[int]) -> int:
@@ -194,7 +200,8 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         self.dtype = dtype
 
     # -- set-up shared by fit and gradient_check -------------------------------------
-    def _problem(self, X: Any, y: Any):
+    def _prepare(self, X: Any, y: Any, rng: np.random.Generator) -> PreparedProblem:
+        """Validate, standardise and one-hot encode; θ₀ drawn from ``rng``: the problem the optimiser solves."""
         check_choice(self.activation, "activation", ACTIVATIONS)
         check_choice(self.output, "output", ("sigmoid", "softmax"))
         check_choice(self.init, "init", ("uniform", "glorot"))
@@ -202,16 +209,17 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         check_float(self.epsilon, "epsilon", positive=True)
         l2 = check_float(self.l2, "l2")
         transformer = FeatureTransformer(normalize=self.normalize)
-        ctx = self._compute_context(X)
+        fit_input = self._validate_fit_X(X, min_samples=2)
+        ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
-        X = check_X(X, ctx, dtype=self.dtype, min_samples=2)
         classes, codes = encode_labels(y, X.shape[0])
         layers = self._checked_layers(X.shape[1], classes.size)
         Z = ctx.backend.materialize(transformer._fit_transform(ctx, X))[0]
         Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
         (Y,) = ctx.backend.materialize(Y)
         objective = mlp_objective(Z, Y, layers, self.activation, self.output, l2, xp)
-        return ctx, objective, layers, transformer, classes, X
+        theta0 = self._initial_theta(ctx, layers, X.dtype, rng)
+        return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers)
 
     def _checked_layers(self, n_features: int, n_classes: int) -> list[int]:
         if self.layers is None:
@@ -254,29 +262,26 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             check_int(self.batch_size, "batch_size", minimum=1)
             if self.solver != "gd":
                 raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={self.solver!r}")
-        ctx, objective, layers, transformer, classes, Xc = self._problem(X, y)
         rng = backends.check_random_state(self.random_state)
-        theta = self._initial_theta(ctx, layers, Xc.dtype, rng)
+        problem = self._prepare(X, y, rng)
+        ctx = problem.ctx
         if self.batch_size is not None:
             result = minibatch_gradient_descent(
-                objective, theta, ctx=ctx, n_samples=Xc.shape[0], batch_size=int(self.batch_size),
-                learning_rate=learning_rate, max_iter=max_iter, rng=rng, momentum=momentum, tol=tol,
-                hint=self._divergence_hint(),
+                problem.objective, problem.theta0, ctx=ctx, n_samples=problem.input.X.shape[0],
+                batch_size=int(self.batch_size), learning_rate=learning_rate, max_iter=max_iter, rng=rng,
+                momentum=momentum, tol=tol, hint=self._divergence_hint(),
             )
         else:
-            result = minimize(objective, theta, ctx=ctx, method=self.solver, max_iter=max_iter, tol=tol,
-                              learning_rate=learning_rate, hint=self._divergence_hint())
-        self.feature_transformer_ = transformer
-        self.classes_ = classes
-        self.layers_ = layers
-        self._theta_ = result.theta
-        params = unpack(result.theta, layers, ctx.xp)
+            result = minimize(problem.objective, problem.theta0, ctx=ctx, method=self.solver, max_iter=max_iter,
+                              tol=tol, learning_rate=learning_rate, hint=self._divergence_hint())
+        self.feature_transformer_ = problem.transformer
+        self.classes_ = problem.classes
+        self.layers_ = problem.layers
+        params = unpack(result.theta, problem.layers, ctx.xp)
         self.coefs_ = [W for W, _ in params]
         self.intercepts_ = [b for _, b in params]
         self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
-        self.n_features_in_ = Xc.shape[1]
-        self._dtype_ = Xc.dtype
-        self._ctx_ = ctx
+        self._remember_input(problem.input)
         return self
 
     def _proba(self, Xc: Any) -> Any:
@@ -299,13 +304,13 @@ def gradient_check(model: MultilayerPerceptron, X: Any, y: Any, *, epsilon: floa
     ``model.random_state``; checks ``n_checks`` randomly chosen parameters (all if None).
     See :func:`hml.optimize.check_gradient`; < 1e-7 in float64 means backprop is right.
     """
-    ctx, objective, layers, _, _, Xc = model._problem(X, y)
-    if hasattr(model, "_theta_"):
-        theta = ctx.asarray(ctx.to_numpy(model._theta_), dtype=Xc.dtype)
-    else:
-        theta = model._initial_theta(ctx, layers, Xc.dtype, backends.check_random_state(model.random_state))
+    problem = model._prepare(X, y, backends.check_random_state(model.random_state))
+    ctx, theta = problem.ctx, problem.theta0
+    if hasattr(model, "coefs_"):  # fitted: its parameters, on this problem's device and dtype
+        theta = ctx.asarray(pack(list(zip(model.coefs_, model.intercepts_)), model._fitted_context().xp),
+                            dtype=theta.dtype)
     coordinates = None
     if n_checks is not None:
-        size = n_parameters(layers)
+        size = n_parameters(problem.layers)
         coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
-    return check_gradient(objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)
+    return check_gradient(problem.objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)

@@ -28,10 +28,10 @@ def blobs(m=90, n=3, k=3, seed=0, spread=1.5):
 def test_gradient_matches_finite_differences(case64, k, multi_class, degree):
     X, codes = blobs(m=40, k=k)
     model = hml.LogisticRegression(multi_class=multi_class, polynomial_degree=degree, l2=0.7)
-    ctx, objective, theta0, *_ = model._objective_for(case64.asarray(X), codes)
+    problem = model._prepare(case64.asarray(X), codes)
     rng = np.random.default_rng(1)
-    theta = case64.asarray(rng.normal(scale=0.5, size=tuple(theta0.shape)))
-    assert check_gradient(objective, theta, ctx=ctx) < 1e-6
+    theta = case64.asarray(rng.normal(scale=0.5, size=tuple(problem.theta0.shape)))
+    assert check_gradient(problem.objective, theta, ctx=problem.ctx) < 1e-6
 
 
 def _sklearn_fit(X, y, l2, multi_class):

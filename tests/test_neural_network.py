@@ -10,7 +10,7 @@ import pytest
 import hml
 from hml import backends
 from hml.exceptions import ConvergenceWarning
-from hml.neural_network import gradient_check, mlp_objective, n_parameters, unpack
+from hml.neural_network import gradient_check, mlp_objective, n_parameters, pack, unpack
 
 COMBINATIONS = [(a, o) for a in ("sigmoid", "tanh", "relu") for o in ("sigmoid", "softmax")]
 
@@ -65,17 +65,18 @@ def test_cost_and_gradient_match_pytorch_autograd(activation, output):
 def test_one_gradient_descent_step_is_theta_minus_alpha_gradient():
     X, codes = blobs()
     model = hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=1, learning_rate=0.3, random_state=0, normalize=False).fit(X, codes)
-    ctx, objective, layers, *_ = model._problem(X, codes)
-    theta0 = model._initial_theta(ctx, layers, np.float64, np.random.default_rng(0))
-    cost0, gradient0 = objective(theta0)
-    np.testing.assert_allclose(model._theta_, theta0 - 0.3 * gradient0, rtol=1e-13)
+    problem = model._prepare(X, codes, np.random.default_rng(0))
+    cost0, gradient0 = problem.objective(problem.theta0)
+    theta1 = pack(list(zip(model.coefs_, model.intercepts_)), np)
+    np.testing.assert_allclose(theta1, problem.theta0 - 0.3 * gradient0, rtol=1e-13)
     assert float(model.cost_history_[0]) == pytest.approx(float(cost0), rel=1e-13)
 
 
 def test_initialisation():
     X, codes = blobs()
     uniform = hml.MultilayerPerceptron(layers=[4, 50, 3], epsilon=0.12, max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
-    theta = uniform.fit(X, codes)._theta_
+    uniform.fit(X, codes)
+    theta = pack(list(zip(uniform.coefs_, uniform.intercepts_)), np)
     assert 0.115 < np.abs(theta).max() <= 0.12  # U(−ε, ε), weights and biases alike
     glorot = hml.MultilayerPerceptron(layers=[4, 50, 3], init="glorot", max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
     glorot.fit(X, codes)

@@ -169,3 +169,34 @@ def test_a_none_label_is_named():
         hml.LogisticRegression().fit(X, y)
     with pytest.raises(ValueError, match=r"y mixes labels of types \['int', 'str'\]"):
         hml.LogisticRegression().fit(X, np.array([1, "a", 1, "a", 1, "a"], dtype=object))
+
+
+FEATURE_NAME_ESTIMATORS = [
+    lambda: hml.LinearRegression(), lambda: hml.LogisticRegression(), lambda: hml.KMeans(2, random_state=0),
+    lambda: hml.GaussianAnomalyDetection(threshold=1e-3), lambda: hml.MultilayerPerceptron(max_iter=3),
+    lambda: hml.FeatureTransformer(),
+]
+
+
+@pytest.mark.parametrize("make", FEATURE_NAME_ESTIMATORS)
+def test_dataframe_columns_are_remembered_and_checked(make):
+    """feature_names_in_ from a DataFrame's columns; reordered or renamed columns at predict are refused."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    y = np.arange(40) % 2
+    model = make().fit(frame, y)
+    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c"])
+    method = next(getattr(model, m) for m in ("predict", "transform", "score_samples") if hasattr(model, m))
+    method(frame)  # the same columns: accepted
+    with pytest.raises(ValueError, match=r"The feature names should match.*another order.*X\[model.feature_names_in_\]"):
+        method(frame[["c", "a", "b"]])
+    renamed = frame.rename(columns={"c": "d"})
+    with pytest.raises(ValueError, match=r"unseen at fit time: \['d'\].*now missing: \['c'\]"):
+        method(renamed)
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but .* was fitted with feature names"):
+        method(frame.to_numpy())
+    model.fit(frame.to_numpy(), y)  # a refit on an array forgets the names
+    assert not hasattr(model, "feature_names_in_")
+    with pytest.warns(UserWarning, match="X has feature names, but .* was fitted without feature names"):
+        method(frame)
