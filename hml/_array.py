@@ -9,13 +9,13 @@ and what would be accepted.
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from hml.backends import ComputeContext, backend_of, dtype_name, is_array, to_numpy
+from hml.exceptions import warn
 
 __all__ = [
     "check_X",
@@ -55,11 +55,10 @@ def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) ->
     if dtype_name(input_dtype) == "float32":
         return xp.float32
     if not has_f64:
-        warnings.warn(
+        warn(
             f"device {ctx.device!r} of backend {ctx.backend.name!r} has no float64; computing in "
             "float32 (pass dtype='float32' to silence this warning)",
             UserWarning,
-            stacklevel=3,
         )
         return xp.float32
     return xp.float64

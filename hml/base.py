@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-import warnings
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from hml import backends
 from hml._array import check_X, labels_to_codes
-from hml.exceptions import NotFittedError
+from hml.exceptions import NotFittedError, warn
 
 __all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
 
@@ -152,6 +153,30 @@ class BaseEstimator:
         self._check_fitted()
         return self._ctx_
 
+    @contextlib.contextmanager
+    def _progress_bar(self, total: int) -> Iterator[None]:
+        """With ``verbose=True``: a tqdm bar over ``total`` iterations, showing the cost the fit
+        reads anyway (:func:`hml.optimize.progress`); callbacks already set keep being called."""
+        if not getattr(self, "verbose", False):
+            yield
+            return
+        from tqdm.auto import tqdm
+
+        from hml.optimize import cost_callback, progress, progress_callback
+
+        outer_iteration, outer_cost = progress_callback(), cost_callback()
+        with tqdm(total=total, desc=type(self).__name__, unit="it", file=sys.stderr, leave=True) as bar:
+            def on_iteration(iteration: int, max_iter: int) -> None:
+                bar.update(1)
+                outer_iteration(iteration, max_iter)
+
+            def on_cost(iteration: int, cost: float) -> None:
+                bar.set_postfix(cost=f"{cost:.6g}", refresh=False)
+                outer_cost(iteration, cost)
+
+            with progress(on_iteration, on_cost=on_cost):
+                yield
+
     def _divergence_hint(self) -> str:
         """What else helps a diverging gradient descent: standardising the features, where it is off."""
         if getattr(self, "normalize", True):
@@ -193,12 +218,10 @@ class BaseEstimator:
         if fitted is None and names is None:
             return
         if fitted is None:
-            warnings.warn(f"X has feature names, but {name} was fitted without feature names", UserWarning,
-                          stacklevel=4)
+            warn(f"X has feature names, but {name} was fitted without feature names", UserWarning)
             return
         if names is None:
-            warnings.warn(f"X does not have valid feature names, but {name} was fitted with feature names",
-                          UserWarning, stacklevel=4)
+            warn(f"X does not have valid feature names, but {name} was fitted with feature names", UserWarning)
             return
         if len(names) == len(fitted) and bool(np.all(names == fitted)):
             return

@@ -16,7 +16,7 @@ from hml import backends
 from hml._array import check_choice, check_float, check_int, check_X
 from hml.base import BaseEstimator
 from hml.features import centred_sum_of_squares
-from hml.optimize import progress_callback
+from hml.optimize import cost_callback, progress_callback
 
 __all__ = ["KMeans"]
 
@@ -210,7 +210,7 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     xp = ctx.xp
     k = centroids.shape[0]
     history, previous = [], None
-    report = progress_callback()
+    report, on_cost = progress_callback(), cost_callback()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         labels, sums, counts, inertia, changed = _assign(blocks, centroids, previous=previous)
@@ -222,10 +222,11 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
         if changed is None:  # the first iteration: nothing to compare with
             changed = xp.full((), -1, dtype=xp.int64, device=ctx.device)  # a fill: no host copy
         status = xp.stack([xp.astype(xp.sum(xp.astype(empty_clusters, xp.int64)), shift.dtype),
-                           xp.astype(changed, shift.dtype), shift])
+                           xp.astype(changed, shift.dtype), shift, xp.astype(inertia, shift.dtype)])
         *labels, new_centroids, sums, counts, status = ctx.backend.materialize(*labels, new_centroids, sums, counts,
                                                                                status)
-        n_empty, n_changed, shift_value = (float(v) for v in ctx.read(status, "k-means convergence"))
+        n_empty, n_changed, shift_value, distortion = (float(v) for v in ctx.read(status, "k-means convergence"))
+        on_cost(n_iter, distortion)
         reseeded = n_empty > 0
         if reseeded:
             empty = np.flatnonzero(ctx.read(empty_clusters, "k-means empty-cluster re-seeding"))
@@ -275,6 +276,9 @@ class KMeans(BaseEstimator):
         CPUs; more on GPUs and Dask).
     backend, device, dtype
         Where and in which precision to compute.
+    verbose : bool, default False
+        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
+        for its convergence test anyway -- no extra GPU synchronisation.
 
     Attributes
     ----------
@@ -295,7 +299,7 @@ class KMeans(BaseEstimator):
     _estimator_type = "clusterer"
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, random_state=None,
-                 working_memory=None, backend=None, device=None, dtype=None):
+                 working_memory=None, backend=None, device=None, dtype=None, verbose=False):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -306,6 +310,7 @@ class KMeans(BaseEstimator):
         self.backend = backend
         self.device = device
         self.dtype = dtype
+        self.verbose = verbose
 
     def _n_init(self) -> int:
         if self.n_init == "auto":
@@ -335,9 +340,24 @@ class KMeans(BaseEstimator):
                 raise ValueError(f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})")
         rng = backends.check_random_state(self.random_state)
         scaled_tol = tol * _column_variance_mean(ctx, X)
+        with self._progress_bar(max_iter * n_init):
+            best = self._runs(blocks, k, n_init, start if given else None, rng, max_iter, scaled_tol)
+        centroids, labels, inertia, n_iter, history = best
+        self.cluster_centers_ = centroids
+        self.labels_ = ctx.xp.concat(labels)
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        self.cost_history_ = history
+        self._remember_input(fit_input)
+        return self
+
+    def _runs(self, blocks: _Blocks, k: int, n_init: int, start: Any, rng: np.random.Generator, max_iter: int,
+              scaled_tol: float) -> tuple:
+        """``n_init`` runs of Lloyd's algorithm from ``start`` (given centroids) or seeded ones; the lowest inertia."""
+        ctx, n = blocks.ctx, blocks.X.shape[0]
         best = None
         for _ in range(n_init):  # a loop over restarts
-            if given:
+            if start is not None:
                 centroids = start
             elif self.init == "random":
                 centroids = blocks.rows(rng.choice(n, size=k, replace=False))
@@ -347,14 +367,7 @@ class KMeans(BaseEstimator):
             run = (*run[:2], float(ctx.read(run[2], "k-means inertia")), *run[3:])
             if best is None or run[2] < best[2]:
                 best = run
-        centroids, labels, inertia, n_iter, history = best
-        self.cluster_centers_ = centroids
-        self.labels_ = ctx.xp.concat(labels)
-        self.inertia_ = inertia
-        self.n_iter_ = n_iter
-        self.cost_history_ = history
-        self._remember_input(fit_input)
-        return self
+        return best
 
     def _blocks(self, X: Any) -> _Blocks:
         ctx, Xc = self._validate_X(X)

@@ -1,5 +1,9 @@
 """The exceptions and warnings hml raises, in one place."""
 
+import os
+import sys
+import warnings
+
 __all__ = [
     "BackendUnavailableError",
     "ChecksumMismatchError",
@@ -8,6 +12,7 @@ __all__ = [
     "DatasetFormatError",
     "DivergenceError",
     "NotFittedError",
+    "warn",
 ]
 
 
@@ -54,3 +59,19 @@ class ChecksumMismatchError(DatasetError):
 
 class DatasetFormatError(DatasetError, ValueError):
     """A data set file is corrupt: a truncated gzip stream, a wrong IDX magic number, bad columns."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first line outside hml: the user's call.
+
+    A warning raised three or five frames deep in a fit then names the user's
+    ``model.fit(X, y)`` line, whichever path led to it (Python 3.12's
+    ``skip_file_prefixes``, for every Python hml supports).
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

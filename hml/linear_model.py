@@ -122,6 +122,9 @@ class LinearRegression(BaseEstimator):
         :func:`hml.set_backend` and ``HML_BACKEND``.
     dtype : {"float32", "float64"} or None
         Computation precision; ``None`` keeps float32 input in float32 and uses float64 otherwise.
+    verbose : bool, default False
+        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
+        for its convergence test anyway -- no extra GPU synchronisation.
 
     Attributes
     ----------
@@ -152,7 +155,7 @@ class LinearRegression(BaseEstimator):
 
     def __init__(self, *, learning_rate=0.01, max_iter=500, tol=None, l2=0.0, solver="gd",
                  polynomial_degree=0, sinusoid_degree=0, normalize=True,
-                 backend=None, device=None, dtype=None):
+                 backend=None, device=None, dtype=None, verbose=False):
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.tol = tol
@@ -164,7 +167,7 @@ class LinearRegression(BaseEstimator):
         self.backend = backend
         self.device = device
         self.dtype = dtype
-
+        self.verbose = verbose
 
     def fit(self, X: Any, y: Any) -> "LinearRegression":
         """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,)."""
@@ -187,10 +190,11 @@ class LinearRegression(BaseEstimator):
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
         else:
             theta0 = xp.zeros(Z.shape[1] + 1, dtype=Z.dtype, device=ctx.device)
-            result = gradient_descent(
-                objective, theta0, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
-                hint=self._divergence_hint(),
-            )
+            with self._progress_bar(max_iter):
+                result = gradient_descent(
+                    objective, theta0, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
+                    hint=self._divergence_hint(),
+                )
             theta, cost_history, n_iter = result.theta, result.cost_history, result.n_iter
 
         # Everything above may raise; only now is the estimator changed.
@@ -328,6 +332,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Feature generation, see :class:`hml.features.FeatureTransformer`.
     backend, device, dtype
         Where and in which precision to compute (see :class:`hml.LinearRegression`).
+    verbose : bool, default False
+        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
+        for its convergence test anyway -- no extra GPU synchronisation.
 
     Attributes
     ----------
@@ -359,7 +366,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, solver="lbfgs", multi_class="multinomial", max_iter=50, tol=1e-4, l2=1.0, learning_rate=1.0,
-                 polynomial_degree=0, sinusoid_degree=0, normalize=True, backend=None, device=None, dtype=None):
+                 polynomial_degree=0, sinusoid_degree=0, normalize=True, backend=None, device=None, dtype=None,
+                 verbose=False):
         self.solver = solver
         self.multi_class = multi_class
         self.max_iter = max_iter
@@ -372,6 +380,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.backend = backend
         self.device = device
         self.dtype = dtype
+        self.verbose = verbose
 
     def _prepare(self, X: Any, y: Any) -> PreparedProblem:
         """Validate, transform and encode: the problem the optimiser solves."""
@@ -404,10 +413,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         max_iter = check_int(self.max_iter, "max_iter", minimum=1)
         tol = check_float(self.tol, "tol", allow_none=True)
         problem = self._prepare(X, y)
-        result = minimize(
-            problem.objective, problem.theta0, ctx=problem.ctx, method=self.solver, max_iter=max_iter, tol=tol,
-            learning_rate=float(self.learning_rate), hint=self._divergence_hint(),
-        )
+        with self._progress_bar(max_iter):
+            result = minimize(
+                problem.objective, problem.theta0, ctx=problem.ctx, method=self.solver, max_iter=max_iter, tol=tol,
+                learning_rate=float(self.learning_rate), hint=self._divergence_hint(),
+            )
         theta = result.theta
         self.feature_transformer_ = problem.transformer
         self.classes_ = problem.classes

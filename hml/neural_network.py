@@ -171,6 +171,9 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         the same network on every backend).
     backend, device, dtype
         Where and in which precision to compute.
+    verbose : bool, default False
+        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
+        for its convergence test anyway -- no extra GPU synchronisation.
 
     Attributes
     ----------
@@ -180,7 +183,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, layers=None, activation="sigmoid", output="sigmoid", init="uniform", epsilon=0.12,
                  learning_rate=1.0, max_iter=300, l2=1.0, batch_size=None, momentum=0.0, solver="gd", tol=None,
-                 normalize=True, random_state=None, backend=None, device=None, dtype=None):
+                 normalize=True, random_state=None, backend=None, device=None, dtype=None, verbose=False):
         self.layers = layers
         self.activation = activation
         self.output = output
@@ -198,6 +201,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         self.backend = backend
         self.device = device
         self.dtype = dtype
+        self.verbose = verbose
 
     # -- set-up shared by fit and gradient_check -------------------------------------
     def _prepare(self, X: Any, y: Any, rng: np.random.Generator) -> PreparedProblem:
@@ -265,15 +269,16 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         rng = backends.check_random_state(self.random_state)
         problem = self._prepare(X, y, rng)
         ctx = problem.ctx
-        if self.batch_size is not None:
-            result = minibatch_gradient_descent(
-                problem.objective, problem.theta0, ctx=ctx, n_samples=problem.input.X.shape[0],
-                batch_size=int(self.batch_size), learning_rate=learning_rate, max_iter=max_iter, rng=rng,
-                momentum=momentum, tol=tol, hint=self._divergence_hint(),
-            )
-        else:
-            result = minimize(problem.objective, problem.theta0, ctx=ctx, method=self.solver, max_iter=max_iter,
-                              tol=tol, learning_rate=learning_rate, hint=self._divergence_hint())
+        with self._progress_bar(max_iter):
+            if self.batch_size is not None:
+                result = minibatch_gradient_descent(
+                    problem.objective, problem.theta0, ctx=ctx, n_samples=problem.input.X.shape[0],
+                    batch_size=int(self.batch_size), learning_rate=learning_rate, max_iter=max_iter, rng=rng,
+                    momentum=momentum, tol=tol, hint=self._divergence_hint(),
+                )
+            else:
+                result = minimize(problem.objective, problem.theta0, ctx=ctx, method=self.solver, max_iter=max_iter,
+                                  tol=tol, learning_rate=learning_rate, hint=self._divergence_hint())
         self.feature_transformer_ = problem.transformer
         self.classes_ = problem.classes
         self.layers_ = problem.layers

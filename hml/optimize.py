@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -31,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hml.backends import ComputeContext
-from hml.exceptions import ConvergenceWarning, DivergenceError
+from hml.exceptions import ConvergenceWarning, DivergenceError, warn
 
 __all__ = [
     "OptimizeResult",
@@ -41,30 +40,37 @@ __all__ = [
     "lbfgs",
     "minibatch_gradient_descent",
     "minimize",
+    "cost_callback",
     "progress",
     "progress_callback",
 ]
 
 Objective = Callable[[Any], "tuple[Any, Any]"]
 ProgressCallback = Callable[[int, int], None]
+CostCallback = Callable[[int, float], None]
 
-_progress: contextvars.ContextVar[ProgressCallback | None] = contextvars.ContextVar("hml_progress", default=None)
+_progress: contextvars.ContextVar[tuple[ProgressCallback, CostCallback] | None] = contextvars.ContextVar(
+    "hml_progress", default=None)
 
 
 @contextlib.contextmanager
-def progress(callback: ProgressCallback):
-    """Call ``callback(iteration, max_iter)`` after every iteration (or epoch) of the fits run inside.
+def progress(callback: ProgressCallback, *, on_cost: CostCallback | None = None):
+    """Call ``callback(iteration, max_iter)`` after every iteration (or epoch) of the fits run inside,
+    and ``on_cost(iteration, cost)`` whenever the fit reads its cost back anyway.
 
-    Every optimiser here and k-means' Lloyd iterations report; ``callback`` gets Python
-    ints only, so watching a fit adds no GPU synchronisation. Local to the thread or
-    asyncio task, like :func:`hml.use_backend`::
+    Every optimiser here and k-means' Lloyd iterations report. ``callback`` gets Python
+    ints only, and ``on_cost`` a float the fit has already read for its own convergence
+    test (once per cost window, line-search evaluation or Lloyd iteration), so watching a
+    fit adds no GPU synchronisation. Local to the thread or asyncio task, like
+    :func:`hml.use_backend`. Estimators' ``verbose=True`` uses it for a progress bar::
 
         from tqdm.auto import tqdm
         bar = tqdm(total=model.max_iter)
-        with hml.optimize.progress(lambda iteration, max_iter: bar.update(1)):
+        with hml.optimize.progress(lambda iteration, max_iter: bar.update(1),
+                                   on_cost=lambda iteration, cost: bar.set_postfix(cost=cost)):
             model.fit(X, y)
     """
-    token = _progress.set(callback)
+    token = _progress.set((callback, on_cost or _no_cost))
     try:
         yield callback
     finally:
@@ -72,11 +78,22 @@ def progress(callback: ProgressCallback):
 
 
 def progress_callback() -> ProgressCallback:
-    """The callback :func:`progress` set for this context (a no-op when none is), looked up once per fit."""
-    return _progress.get() or _no_progress
+    """The iteration callback :func:`progress` set for this context (a no-op when none is), looked up once per fit."""
+    hooks = _progress.get()
+    return _no_progress if hooks is None else hooks[0]
+
+
+def cost_callback() -> CostCallback:
+    """The ``on_cost`` callback :func:`progress` set for this context (a no-op when none is)."""
+    hooks = _progress.get()
+    return _no_cost if hooks is None else hooks[1]
 
 
 def _no_progress(iteration: int, max_iter: int) -> None:
+    pass
+
+
+def _no_cost(iteration: int, cost: float) -> None:
     pass
 
 
@@ -138,7 +155,7 @@ def gradient_descent(
         converged, (theta,) = monitor.check(n_iter, theta)
         if converged:
             break
-    return monitor.result(theta, n_iter, converged, warn=True, max_iter=max_iter)
+    return monitor.result(theta, n_iter, converged, warn_unconverged=True, max_iter=max_iter)
 
 
 class _CostWindow:
@@ -160,6 +177,7 @@ class _CostWindow:
         self.history: list[Any] = []  # one device array of totals per checked window
         self.parts: list[Any] = []  # the same windows' parts, for separable objectives
         self.initial_cost = self.previous_cost = None
+        self.on_cost = cost_callback()
 
     def record(self, cost: Any) -> None:
         self.window.append(cost)
@@ -181,21 +199,22 @@ class _CostWindow:
         if self.previous_cost is not None:
             values.insert(0, self.previous_cost)
         self.previous_cost = values[-1]
+        self.on_cost(n_iter, values[-1])
         converged = False
         if self.tol is not None and len(values) > 1:
             converged = abs(values[-2] - values[-1]) / max(abs(values[-1]), 1e-300) <= self.tol
         return converged, tuple(arrays)
 
-    def result(self, theta: Any, n_iter: int, converged: bool, *, warn: bool = False, max_iter: int = 0) -> OptimizeResult:
+    def result(self, theta: Any, n_iter: int, converged: bool, *, warn_unconverged: bool = False,
+               max_iter: int = 0) -> OptimizeResult:
         xp = self.ctx.xp
         if not bool(self.ctx.read(xp.all(xp.isfinite(theta)), "final parameters are finite")):
             raise _divergence(self.learning_rate, n_iter, "the parameters overflowed", self.hint)
-        if warn and self.tol is not None and not converged:
-            warnings.warn(
+        if warn_unconverged and self.tol is not None and not converged:
+            warn(
                 f"gradient descent did not reach tol={self.tol} in max_iter={max_iter} iterations; "
                 "increase max_iter or learning_rate, or loosen tol",
                 ConvergenceWarning,
-                stacklevel=4,
             )
         parts = xp.concat(self.parts) if self.parts else None
         return OptimizeResult(theta, xp.concat(self.history), n_iter, converged, parts)
@@ -417,7 +436,7 @@ def _quasi_newton(
     eps = float(xp.finfo(theta.dtype).eps)
     ftol = 64.0 * eps  # a cost change this small is rounding noise (scikit-learn's choice for L-BFGS)
     c2 = 0.9 if method == "lbfgs" else 0.1  # CG needs a more exact line search to stay conjugate
-    report = progress_callback()
+    report, on_cost = progress_callback(), cost_callback()
     cost, gradient = objective(theta)
     scalars = ctx.read(xp.stack([_total(xp, cost), xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]),
                        "initial cost")
@@ -462,10 +481,10 @@ def _quasi_newton(
                 direction, slope, previous_step = -gradient, -gg, None
                 n_iter -= 1
                 continue
-            warnings.warn(
+            warn(
                 f"{method}: the line search found no step that lowers the cost after {n_iter} iteration(s); "
                 "the cost is at the limit of floating-point precision, or the gradient is wrong",
-                ConvergenceWarning, stacklevel=3,
+                ConvergenceWarning,
             )
             break
         theta_new, cost_new, gradient_new, _ = line.points[alpha]
@@ -489,11 +508,12 @@ def _quasi_newton(
         previous_step, previous_slope = alpha, slope
         converged = gnorm <= tol or change <= ftol
         report(n_iter, max_iter)
+        on_cost(n_iter, f)
     if not converged:
-        warnings.warn(
+        warn(
             f"{method} did not reach tol={tol} (largest gradient component {gnorm:.3g}) in max_iter={max_iter} "
             "iterations; increase max_iter, or loosen tol",
-            ConvergenceWarning, stacklevel=3,
+            ConvergenceWarning,
         )
     costs = xp.stack(costs)
     if costs.ndim == 2:

@@ -267,3 +267,32 @@ def test_cost_history_stays_on_the_device(case, name):
     assert case.ctx.backend.owns(model.cost_history_)
     # J at every iterate: θ₀ … θ_{n−1} for descent, θ₀ … θₙ for L-BFGS and CG.
     assert model.cost_history_.shape[0] in (model.n_iter_, model.n_iter_ + 1)
+
+
+@pytest.mark.parametrize("name", ["linear-gd", "logistic-lbfgs", "mlp-minibatch", "kmeans"])
+def test_verbose_shows_a_progress_bar_with_the_cost_and_reads_nothing_more(case, name, capsys):
+    """verbose=True: a tqdm bar on stderr with the cost, from the reads the fit makes anyway."""
+    quiet, _, seen_quiet = _fit(case, name)
+    capsys.readouterr()
+    factory, data = FITS[name]
+    X, y = (case.asarray(a) for a in data())
+    model = factory(20).set_params(verbose=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        with backends.count_host_transfers() as seen:
+            model.fit(X, y)
+    err = capsys.readouterr().err
+    assert type(model).__name__ in err and "cost=" in err
+    assert seen.reads == seen_quiet.reads and seen.uploads == seen_quiet.uploads
+    assert model.n_iter_ == quiet.n_iter_
+
+
+def test_warnings_name_the_users_line():
+    """A ConvergenceWarning raised deep in an optimiser points at the caller's fit line."""
+    X, y = _regression()
+    with pytest.warns(hml.ConvergenceWarning) as record:
+        hml.LinearRegression(max_iter=3, tol=1e-12).fit(X, y)  # this line
+    assert record[0].filename == __file__
+    with pytest.warns(hml.ConvergenceWarning) as record:
+        hml.LogisticRegression(max_iter=1).fit(*_classification())
+    assert record[0].filename == __file__

@@ -23,12 +23,11 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 import zlib
 from pathlib import Path
 
 from hml.datasets._registry import DataFile
-from hml.exceptions import ChecksumMismatchError, DatasetError, DatasetFormatError
+from hml.exceptions import ChecksumMismatchError, DatasetError, DatasetFormatError, warn
 
 __all__ = ["cache_path", "cache_status", "data_home", "fetch_file", "read_file", "urls_for"]
 
@@ -159,7 +158,7 @@ def read_file(file: DataFile, home: str | os.PathLike | None = None, *, download
         try:
             return _content(file, target.read_bytes(), f"cached {target}")
         except DatasetError as exc:
-            warnings.warn(f"{exc}; downloading it again", stacklevel=3)
+            warn(f"{exc}; downloading it again", UserWarning)
     if not download:
         raise DatasetError(f"{file.key} is not in the cache at {target} and download=False. {_ENVIRONMENT_HELP}")
     failures: list[tuple[str, BaseException]] = []
