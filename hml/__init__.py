@@ -9,7 +9,7 @@ NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch or Dask::
 
 __version__ = "0.1.0"
 
-from hml import backends, datasets, features, metrics, model_selection, notebook, optimize, plotting
+from hml import backends, datasets, features, metrics, model_selection, notebook, numerics, optimize, plotting
 from hml.backends import (
     available_backends,
     get_backend,

@@ -20,6 +20,7 @@ from hml.exceptions import warn
 __all__ = [
     "check_X",
     "encode_labels",
+    "labels_on_host",
     "one_hot",
     "labels_to_codes",
     "check_X_y",
@@ -184,7 +185,7 @@ def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
 
 
 # -- class labels -------------------------------------------------------------------
-def _labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
+def labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
     """Class labels as a 1-D NumPy array: labels may be strings, so they live on the host."""
     if y is None:
         raise ValueError(f"{name} is None; pass one class label per sample")
@@ -211,7 +212,7 @@ def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np
     Labels of any type (``"SETOSA"``, 0/1, strings, floats) are accepted; at least
     two classes are required.
     """
-    labels = _labels_on_host(y, n_samples, name)
+    labels = labels_on_host(y, n_samples, name)
     if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
         # scikit-learn's word for it ("Unknown label type: continuous"), which its checks expect.
         distinct = np.unique(labels)
@@ -233,7 +234,7 @@ def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np
 
 def labels_to_codes(y: Any, classes: np.ndarray, n_samples: int | None, *, name: str = "y") -> np.ndarray:
     """Each label's index into the fitted ``classes``; labels not seen in ``fit`` raise ``ValueError``."""
-    labels = _labels_on_host(y, n_samples, name)
+    labels = labels_on_host(y, n_samples, name)
     codes = np.searchsorted(classes, labels)
     codes = np.minimum(codes, classes.size - 1)
     unseen = classes[codes] != labels

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import _labels_on_host, check_choice, check_float
+from hml._array import check_choice, check_float, labels_on_host
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError
-from hml.features import centred_sum_of_squares
+from hml.numerics import centred_sum_of_squares
 
 __all__ = ["GaussianAnomalyDetection", "ThresholdSelection"]
 
@@ -157,7 +157,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         for normal points, as the original's labels did.
         """
         p_host = _scores_on_host(p)
-        labels = _labels_on_host(y_true, p_host.shape[0], "y_true")
+        labels = labels_on_host(y_true, p_host.shape[0], "y_true")
         found = np.unique(labels)
         if labels.dtype.kind not in "biuf" or not np.isin(found, [0, 1]).all():
             raise ValueError(

@@ -15,7 +15,7 @@ import numpy as np
 from hml import backends
 from hml._array import check_choice, check_float, check_int, check_X
 from hml.base import BaseEstimator
-from hml.features import centred_sum_of_squares
+from hml.numerics import centred_sum_of_squares
 from hml.optimize import cost_callback, progress_callback
 
 __all__ = ["KMeans"]

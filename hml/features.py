@@ -32,6 +32,7 @@ import numpy as np
 from hml import backends
 from hml._array import check_int
 from hml.base import BaseEstimator, FitInput
+from hml.numerics import standardisation, standardise
 
 __all__ = ["FeatureTransformer"]
 
@@ -67,45 +68,6 @@ def sinusoid_terms(X: Any, degree: int, xp: Any) -> list[Any]:
 
 
 #: Rows per chunk when reducing a large X: about 1 M elements, so temporaries stay small.
-_CHUNK_ELEMENTS = 1 << 20
-
-
-def _standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
-    """Mean μ and standard deviation σ = √(1/m Σᵢ (xᵢ − μ)²) per column; σ of a constant column becomes 1."""
-    m = X.shape[0]
-    mean = xp.mean(X, axis=0)
-    scale = xp.sqrt(centred_sum_of_squares(X, mean, xp) / float(m))
-    # A constant column can come out with σ ~ 1e-17 from rounding in the mean; treat
-    # anything within a few ulps of |μ| as exactly constant rather than divide by it.
-    eps = xp.finfo(X.dtype).eps
-    constant = scale <= 10.0 * eps * xp.abs(mean)
-    scale = xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
-    return mean, scale
-
-
-def centred_sum_of_squares(X: Any, mean: Any, xp: Any) -> Any:
-    """Σᵢ (xᵢⱼ − μⱼ)² per column j, over chunks of about 1 M elements of rows.
-
-    A temporary as large as X costs more in fresh memory (page faults) than the
-    arithmetic itself -- 1.6 s against 0.3 s for a 60,000 × 784 X here.
-    """
-    m = X.shape[0]
-    rows = max(1, _CHUNK_ELEMENTS // max(X.shape[1], 1))
-    squares = None
-    for start in range(0, m, rows):
-        centred = X[start:min(start + rows, m), ...] - mean
-        part = xp.sum(centred * centred, axis=0)
-        squares = part if squares is None else squares + part
-    return squares
-
-
-def _standardise(X: Any, mean: Any, scale: Any) -> Any:
-    """(X − μ) / σ with one new array (the division in place)."""
-    Z = X - mean
-    Z /= scale
-    return Z
-
-
 class FeatureTransformer(BaseEstimator):
     """Normalisation plus polynomial and sinusoid features, fitted on training data.
 
@@ -212,12 +174,12 @@ class FeatureTransformer(BaseEstimator):
             )
         mean = scale = generated_mean = generated_scale = None
         if self.normalize:
-            mean, scale = _standardisation(X, xp)
-            X = _standardise(X, mean, scale)
+            mean, scale = standardisation(X, xp)
+            X = standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
-            generated_mean, generated_scale = _standardisation(generated, xp)
-            generated = _standardise(generated, generated_mean, generated_scale)
+            generated_mean, generated_scale = standardisation(generated, xp)
+            generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale
         self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale
         self.n_features_out_ = n_out
@@ -227,12 +189,12 @@ class FeatureTransformer(BaseEstimator):
 
     def _transform(self, X: Any, xp: Any) -> Any:
         if self.normalize:
-            X = _standardise(X, self.mean_, self.scale_)
+            X = standardise(X, self.mean_, self.scale_)
         generated = self._generate(X, xp)
         if generated is None:
             return X
         if self.normalize:
-            generated = _standardise(generated, self.generated_mean_, self.generated_scale_)
+            generated = standardise(generated, self.generated_mean_, self.generated_scale_)
         return xp.concat([X, generated], axis=1)
 
     def _generate(self, X: Any, xp: Any) -> Any:

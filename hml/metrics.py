@@ -7,7 +7,8 @@ from typing import Any
 from hml import backends
 import numpy as np
 
-from hml._array import _labels_on_host, check_y, float_dtype
+from hml._array import check_y, float_dtype, labels_on_host
+from hml.numerics import r2
 
 __all__ = [
     "accuracy_score",
@@ -45,17 +46,7 @@ def r2_score(y_true: Any, y_pred: Any) -> float:
     (scikit-learn's convention).
     """
     xp, true, pred = _targets(y_true, y_pred)
-    return _r2(xp, true, pred)
-
-
-def _r2(xp: Any, true: Any, pred: Any) -> float:
-    if true.shape[0] < 2:
-        raise ValueError("R² needs at least 2 samples (the variance of one value is undefined)")
-    residual = float(xp.sum((true - pred) ** 2))
-    total = float(xp.sum((true - xp.mean(true)) ** 2))
-    if total == 0.0:
-        return 1.0 if residual == 0.0 else 0.0
-    return 1.0 - residual / total
+    return r2(xp, true, pred)
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None) -> np.ndarray:
@@ -64,8 +55,8 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None) -> np.ndar
     ``labels`` defaults to the sorted union of the labels in ``y_true`` and ``y_pred``;
     labels of any type. Returns a NumPy int64 array.
     """
-    true = _labels_on_host(y_true, None, "y_true")
-    pred = _labels_on_host(y_pred, true.shape[0], "y_pred")
+    true = labels_on_host(y_true, None, "y_true")
+    pred = labels_on_host(y_pred, true.shape[0], "y_pred")
     classes = np.unique(np.concatenate([true, pred])) if labels is None else np.asarray(labels)
     k = classes.size
     true_codes, pred_codes = np.searchsorted(classes, true), np.searchsorted(classes, pred)
@@ -84,8 +75,8 @@ def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tupl
 
     A ratio with a zero denominator is 0.0 (scikit-learn's ``zero_division=0``).
     """
-    true = _labels_on_host(y_true, None, "y_true") == pos_label
-    pred = _labels_on_host(y_pred, true.shape[0], "y_pred") == pos_label
+    true = labels_on_host(y_true, None, "y_true") == pos_label
+    pred = labels_on_host(y_pred, true.shape[0], "y_pred") == pos_label
     tp = int(np.count_nonzero(true & pred))
     fp = int(np.count_nonzero(pred & ~true))
     fn = int(np.count_nonzero(true & ~pred))
@@ -97,8 +88,8 @@ def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tupl
 
 def accuracy_score(y_true: Any, y_pred: Any) -> float:
     """Accuracy = 1/m Σᵢ [yᵢ = ŷᵢ]: the fraction of labels predicted exactly (labels of any type)."""
-    true = _labels_on_host(y_true, None, "y_true")
-    pred = _labels_on_host(y_pred, true.shape[0], "y_pred")
+    true = labels_on_host(y_true, None, "y_true")
+    pred = labels_on_host(y_pred, true.shape[0], "y_pred")
     if true.shape[0] == 0:
         raise ValueError("y_true is empty; accuracy needs at least one sample")
     return float(np.mean(true == pred))
@@ -117,8 +108,8 @@ def adjusted_rand_score(labels_true: Any, labels_pred: Any) -> float:
     1 for identical partitions (whatever the names of their clusters), about 0 for a
     random one, negative when worse than chance. Labels of any type.
     """
-    true = _labels_on_host(labels_true, None, "labels_true")
-    pred = _labels_on_host(labels_pred, true.shape[0], "labels_pred")
+    true = labels_on_host(labels_true, None, "labels_true")
+    pred = labels_on_host(labels_pred, true.shape[0], "labels_pred")
     m = true.shape[0]
     if m == 0:
         raise ValueError("labels_true is empty; the adjusted Rand index needs at least one sample")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import _labels_on_host
+from hml._array import labels_on_host
 
 __all__ = ["train_test_split"]
 
@@ -51,7 +51,7 @@ def train_test_split(*arrays: Any, test_size: float | int | None = None, train_s
         order = backends.check_random_state(random_state).permutation(n)
         train, test = order[:n_train], order[n_train:n_train + n_test]
     else:
-        train, test = _stratified(_labels_on_host(stratify, n, "stratify"), n_train, n_test,
+        train, test = _stratified(labels_on_host(stratify, n, "stratify"), n_train, n_test,
                                   backends.check_random_state(random_state))
     return [part for array in arrays for part in (_take(array, train), _take(array, test))]
 

@@ -24,7 +24,7 @@ from hml import backends
 from hml._array import check_choice, check_float, check_int, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
-from hml.linear_model import log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
+from hml.numerics import log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import check_gradient, minibatch_gradient_descent, minimize
 
 __all__ = ["MultilayerPerceptron", "gradient_check", "mlp_objective", "pack", "unpack"]

@@ -72,7 +72,7 @@ def test_every_notebook_is_linked_and_every_link_resolves():
 
 
 PUBLIC_MODULES = ["hml", "hml.backends", "hml.optimize", "hml.metrics", "hml.model_selection", "hml.plotting",
-                  "hml.datasets", "hml.features", "hml.linear_model", "hml.cluster", "hml.anomaly",
+                  "hml.datasets", "hml.features", "hml.numerics", "hml.linear_model", "hml.cluster", "hml.anomaly",
                   "hml.neural_network", "hml.notebook", "hml.exceptions", "hml.base", "hml.demo", "hml.cli"]
 
 

@@ -1,0 +1,108 @@
+"""The numerical building blocks the models share, written once against the array API.
+
+Each is a formula with the care it needs -- no overflow, no log(0), no temporary as
+large as X, the fastest BLAS orientation -- so that the models (``linear_model``,
+``neural_network``, ``cluster``, ``anomaly``, ``features``, ``metrics``) import them from
+here rather than from each other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "centred_sum_of_squares",
+    "log_sigmoid_terms",
+    "r2",
+    "softmax_terms",
+    "standardisation",
+    "standardise",
+    "tall_gram",
+    "tall_matmul",
+]
+
+
+def tall_matmul(A: Any, W: Any) -> Any:
+    """A @ W for a tall A (m × n, m ≫ n), computed as (Wᵀ Aᵀ)ᵀ.
+
+    The same product; OpenBLAS picks a faster kernel for this orientation in float64
+    (60,000 × 784 @ 784 × 25: 63 → 40 ms here) and PyTorch is no slower either way.
+    """
+    return (W.T @ A.T).T
+
+
+def tall_gram(A: Any, delta: Any) -> Any:
+    """Aᵀ Δ for tall A and Δ (m rows each), computed as (Δᵀ A)ᵀ (57 → 41 ms in float64, as above)."""
+    return (delta.T @ A).T
+
+
+def log_sigmoid_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
+    """``(softplus(z), σ(z))`` elementwise, without overflow for any z.
+
+    With e = exp(−|z|) ∈ (0, 1]: softplus(z) = log(1 + eᶻ) = max(z, 0) + log1p(e), and
+    σ(z) = 1/(1 + e) for z ≥ 0, e/(1 + e) for z < 0. The binary cross-entropy of a
+    label y ∈ {0, 1} is then −y log σ(z) − (1−y) log(1−σ(z)) = softplus(z) − y z: no log(0).
+    """
+    e = xp.exp(-xp.abs(logits))
+    softplus = xp.maximum(logits, 0.0) + xp.log1p(e)
+    ones = xp.ones_like(e)
+    probability = xp.where(logits >= 0, ones, e) / (ones + e)
+    return softplus, probability
+
+
+def softmax_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
+    """``(log Σₖ exp zₖ per row, softmax(z))``, by the log-sum-exp shift (no overflow)."""
+    shift = xp.max(logits, axis=1, keepdims=True)
+    exp = xp.exp(logits - shift)
+    total = xp.sum(exp, axis=1, keepdims=True)
+    return xp.log(total) + shift, exp / total
+
+
+_CHUNK_ELEMENTS = 1 << 20
+
+
+def standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
+    """Mean μ and standard deviation σ = √(1/m Σᵢ (xᵢ − μ)²) per column; σ of a constant column becomes 1."""
+    m = X.shape[0]
+    mean = xp.mean(X, axis=0)
+    scale = xp.sqrt(centred_sum_of_squares(X, mean, xp) / float(m))
+    # A constant column can come out with σ ~ 1e-17 from rounding in the mean; treat
+    # anything within a few ulps of |μ| as exactly constant rather than divide by it.
+    eps = xp.finfo(X.dtype).eps
+    constant = scale <= 10.0 * eps * xp.abs(mean)
+    scale = xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
+    return mean, scale
+
+
+def centred_sum_of_squares(X: Any, mean: Any, xp: Any) -> Any:
+    """Σᵢ (xᵢⱼ − μⱼ)² per column j, over chunks of about 1 M elements of rows.
+
+    A temporary as large as X costs more in fresh memory (page faults) than the
+    arithmetic itself -- 1.6 s against 0.3 s for a 60,000 × 784 X here.
+    """
+    m = X.shape[0]
+    rows = max(1, _CHUNK_ELEMENTS // max(X.shape[1], 1))
+    squares = None
+    for start in range(0, m, rows):
+        centred = X[start:min(start + rows, m), ...] - mean
+        part = xp.sum(centred * centred, axis=0)
+        squares = part if squares is None else squares + part
+    return squares
+
+
+def standardise(X: Any, mean: Any, scale: Any) -> Any:
+    """(X − μ) / σ with one new array (the division in place)."""
+    Z = X - mean
+    Z /= scale
+    return Z
+
+
+def r2(xp: Any, true: Any, pred: Any) -> float:
+    """R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² of validated arrays (see :func:`hml.metrics.r2_score`)."""
+    if true.shape[0] < 2:
+        raise ValueError("R² needs at least 2 samples (the variance of one value is undefined)")
+    residual = float(xp.sum((true - pred) ** 2))
+    total = float(xp.sum((true - xp.mean(true)) ** 2))
+    if total == 0.0:
+        return 1.0 if residual == 0.0 else 0.0
+    return 1.0 - residual / total

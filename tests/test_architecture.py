@@ -1,0 +1,106 @@
+"""The layers of the library and which may import which -- the table CONTRIBUTING.md shows.
+
+Read from the source (every ``import`` of every module, at any depth), so the page and
+the code cannot drift apart:
+
+* a module imports only from layers below its own, never from its own layer (the
+  estimators never import each other; shared numerics live in ``hml.numerics``);
+* no module imports another module's private (``_``-prefixed) name.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hml"
+
+#: Bottom to top. A module may import any module of a lower layer; the top layer (the
+#: applications built on the library) may import anything.
+LAYERS: list[set[str]] = [
+    {"hml.exceptions"},
+    {"hml.backends"},
+    {"hml._array", "hml.numerics"},
+    {"hml.optimize", "hml.metrics", "hml.model_selection", "hml.datasets"},
+    {"hml.base"},
+    {"hml.features"},
+    {"hml.linear_model", "hml.neural_network", "hml.cluster", "hml.anomaly"},
+    {"hml", "hml.__main__", "hml.plotting", "hml.notebook", "hml.demo", "hml.cli"},
+]
+
+
+def _unit(module: str) -> str:
+    """The layer unit of a module: a subpackage's private modules belong to the subpackage."""
+    parts = module.split(".")
+    if len(parts) > 2 and parts[1] in ("backends", "datasets"):
+        return ".".join(parts[:2])
+    return module
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """(imported module, imported names, line) for every import of hml in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hml":
+            names = [alias.name for alias in node.names]
+            if node.module == "hml":  # from hml import backends, ... : submodules
+                submodules = [n for n in names if (PACKAGE / f"{n}.py").exists() or (PACKAGE / n).is_dir()]
+                found += [(f"hml.{n}", [], node.lineno) for n in submodules]
+                names = [n for n in names if n not in submodules]
+                if names:
+                    found.append(("hml", names, node.lineno))
+            else:
+                found.append((node.module, names, node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, [], node.lineno) for alias in node.names if alias.name.split(".")[0] == "hml"]
+    return found
+
+
+def _layer(unit: str) -> int:
+    for index, layer in enumerate(LAYERS):
+        if unit in layer:
+            return index
+    raise AssertionError(f"{unit} is in no layer: add it to LAYERS here and to CONTRIBUTING.md")
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) for p in MODULES])
+def test_imports_follow_the_layers(path):
+    unit = _unit(_module_name(path))
+    level = _layer(unit)
+    if level == len(LAYERS) - 1:
+        return
+    for module, _, line in _imports(path):
+        target = _unit(module)
+        if target == unit:
+            continue  # a subpackage's own modules
+        assert _layer(target) < level, (
+            f"{_module_name(path)}:{line} imports {module} (layer {_layer(target)}) from layer {level}: "
+            "import only from lower layers (see CONTRIBUTING.md)")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) for p in MODULES])
+def test_no_module_imports_another_modules_private_name(path):
+    unit = _unit(_module_name(path))
+    for module, names, line in _imports(path):
+        if _unit(module) == unit:
+            continue
+        private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+        assert not private, f"{_module_name(path)}:{line} imports private {private} from {module}"
+
+
+def test_every_module_is_in_a_layer():
+    for path in MODULES:
+        _layer(_unit(_module_name(path)))
