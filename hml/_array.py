@@ -15,7 +15,7 @@ import array_api_compat
 import numpy as np
 
 from hml.backends import ComputeContext, backend_of, dtype_name, is_array, to_numpy
-from hml.exceptions import warn
+from hml.exceptions import DataConversionWarning, warn
 
 __all__ = [
     "check_X",
@@ -66,9 +66,18 @@ def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) ->
 
 
 def _as_array(value: Any, name: str) -> Any:
-    """An array-API array of real numbers for ``value``: arrays pass through, anything else goes through NumPy."""
+    """An array-API array of real numbers for ``value``: arrays pass through, anything else goes through NumPy.
+
+    The messages carry the phrases scikit-learn's ``check_estimator`` looks for
+    ("sparse", "Complex data not supported", "argument must be a string or a number").
+    """
     if value is None:
         raise ValueError(f"{name} is None; pass an array of numbers")
+    if type(value).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(value).__name__}); sparse input is not supported: hml computes on "
+            f"dense arrays. Pass {name}.toarray() if it fits in memory"
+        )
     if not is_array(value):
         try:
             value = np.asarray(value)
@@ -76,13 +85,16 @@ def _as_array(value: Any, name: str) -> Any:
             raise ValueError(
                 f"{name} could not be read as a numeric array ({exc}); pass a rectangular array of numbers"
             ) from exc
-        if value.dtype == object:  # e.g. a pandas frame of mixed numeric columns
-            try:
-                value = value.astype(np.float64)
-            except (ValueError, TypeError):
-                pass
+    if isinstance(value, np.ndarray) and value.dtype == object:  # e.g. a pandas frame of mixed numeric columns
+        try:
+            value = value.astype(np.float64)
+        except (ValueError, TypeError) as exc:  # Python's own words: "float() argument must be a string or ..."
+            raise TypeError(f"{name} holds values that are not numbers ({exc}); encode categories as numbers "
+                            "first") from exc
     backend_of(value)  # raises for array types no backend supports
     dtype = value.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "c" or "complex" in str(dtype):
+        raise ValueError(f"Complex data not supported: {name} has dtype {dtype}; pass real numbers")
     if isinstance(dtype, np.dtype) and dtype.kind not in "biuf":
         hint = " (text?) -- encode categories as numbers first" if dtype.kind in "OUS" else ""
         raise TypeError(f"{name} must hold real numbers; got dtype {dtype}{hint}")
@@ -121,6 +133,7 @@ def check_X(
     min_samples: int = 1,
     n_features: int | None = None,
     name: str = "X",
+    estimator: str | None = None,
 ) -> Any:
     """Validate ``X`` and return it as a floating 2-D array on ``ctx``'s device.
 
@@ -130,21 +143,22 @@ def check_X(
     if X.ndim != 2:
         hint = ""
         if X.ndim == 1:
-            hint = " Reshape with X.reshape(-1, 1) if it holds one feature, or X.reshape(1, -1) if it holds one sample."
+            hint = (" Reshape your data either using X.reshape(-1, 1) if it holds one feature, or X.reshape(1, -1) "
+                    "if it holds one sample.")
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features); got a {X.ndim}-D array of shape {tuple(X.shape)}.{hint}"
         )
     n_samples = X.shape[0]
     if n_samples is not None and n_samples < min_samples:
         raise ValueError(
-            f"{name} has {n_samples} sample(s) (rows); at least {min_samples} are needed"
+            f"{name} has {n_samples} sample(s) (shape={tuple(X.shape)}) while a minimum of {min_samples} is required."
         )
     if X.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features (columns); at least 1 is needed")
+        raise ValueError(f"{name} has 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is required.")
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
-            f"{name} has {X.shape[1]} features, but the estimator was fitted with {n_features}; "
-            "pass data with the same columns as in fit"
+            f"{name} has {X.shape[1]} features, but {estimator or 'the estimator'} is expecting {n_features} "
+            "features as input (it was fitted on that many); pass data with the same columns as in fit"
         )
     target_dtype = float_dtype(ctx, X.dtype, dtype)
     X = ctx.asarray(X, dtype=target_dtype)
@@ -153,9 +167,12 @@ def check_X(
 
 
 def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, name: str = "y") -> Any:
-    """Validate a target: 1-D, or a column of shape (n, 1), with one value per row of X."""
+    """Validate a target: 1-D, or a column of shape (n, 1) (with a warning), one value per row of X."""
+    if y is None:
+        raise ValueError(f"this estimator requires y to be passed, but the target {name} is None")
     y = _as_array(y, name)
     if y.ndim == 2 and y.shape[1] == 1:
+        _warn_column(name)
         y = array_api_compat.array_namespace(y).reshape(y, (-1,))
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one target per sample) or a column of shape (n, 1); got shape {tuple(y.shape)}")
@@ -164,6 +181,11 @@ def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, n
     y = ctx.asarray(y, dtype=dtype)
     _check_finite(ctx, y, name)
     return y
+
+
+def _warn_column(name: str) -> None:
+    warn(f"A column-vector {name} was passed when a 1d array was expected; it is used as {name}.ravel(). "
+         f"Pass an array of shape (n_samples,) to silence this warning", DataConversionWarning)
 
 
 def check_X_y(X: Any, y: Any, ctx: ComputeContext, *, dtype: Any = None, min_samples: int = 1) -> tuple[Any, Any]:
@@ -188,9 +210,11 @@ def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
 def labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
     """Class labels as a 1-D NumPy array: labels may be strings, so they live on the host."""
     if y is None:
-        raise ValueError(f"{name} is None; pass one class label per sample")
+        raise ValueError(f"this estimator requires y to be passed, but the target {name} is None; "
+                         "pass one class label per sample")
     labels = to_numpy(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
+        _warn_column(name)
         labels = labels[:, 0]
     if labels.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one class label per sample); got shape {labels.shape}")

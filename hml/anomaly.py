@@ -11,7 +11,7 @@ import numpy as np
 from hml import backends
 from hml._array import check_choice, check_float, labels_on_host
 from hml.base import BaseEstimator
-from hml.exceptions import NotFittedError
+from hml.exceptions import NotFittedError, as_sklearn
 from hml.numerics import centred_sum_of_squares
 
 __all__ = ["GaussianAnomalyDetection", "ThresholdSelection"]
@@ -48,14 +48,24 @@ class GaussianAnomalyDetection(BaseEstimator):
         log p(x) = −½ [d log 2π + log det Σ + ‖L⁻¹(x − μ)‖²],  Σ = LLᵀ (Cholesky),
     so log det Σ = 2 Σ log Lₖₖ and the Mahalanobis term is one GEMM with L⁻¹.
 
-    A point is an anomaly when p(x) < ε. Choose ε on labelled data with
-    :meth:`select_threshold` (or :meth:`fit_threshold`), or pass ``threshold=``.
+    A point is an anomaly when p(x) < ε. ε comes, in this order of precedence, from
+    :meth:`fit_threshold` on labelled data (the original project's F1-selected ε, see
+    :meth:`select_threshold`), from ``threshold=``, or from ``contamination``: the
+    fraction of the training points to flag, with no labels needed.
+
+    A density estimator in scikit-learn's terms: ``score_samples`` is p(x), ``score`` the
+    mean log-likelihood (what ``GridSearchCV`` maximises), and ``predict`` keeps the
+    original's flags, 1 for an anomaly and 0 for a normal point.
 
     Parameters
     ----------
     covariance : {"diag", "full"}, default "diag"
     threshold : float or None
-        ε; ``predict`` needs it (or :meth:`fit_threshold`).
+        ε itself.
+    contamination : float in (0, 0.5] or None, default 0.01
+        Without ``threshold``: ε is the ``contamination`` quantile of p over the training
+        points, so that fraction of them is flagged. None: ``predict`` waits for
+        :meth:`fit_threshold` (or ``threshold``).
     backend, device, dtype
         Where and in which precision to compute.
 
@@ -63,15 +73,18 @@ class GaussianAnomalyDetection(BaseEstimator):
     ----------
     mean_ : array (n_features,)
     variance_ : array (n_features,) for "diag"; covariance_ : array (d, d) for "full"
-    threshold_ : float (after :meth:`fit_threshold`, or ``threshold``)
+    threshold_ : float
+        ε (from ``threshold``, ``contamination``, or a later :meth:`fit_threshold`).
     n_features_in_ : int
     """
 
-    _estimator_type = "outlier_detector"
+    _estimator_type = "density_estimator"
 
-    def __init__(self, *, covariance="diag", threshold=None, backend=None, device=None, dtype=None):
+    def __init__(self, *, covariance="diag", threshold=None, contamination=0.01, backend=None, device=None,
+                 dtype=None):
         self.covariance = covariance
         self.threshold = threshold
+        self.contamination = contamination
         self.backend = backend
         self.device = device
         self.dtype = dtype
@@ -80,6 +93,10 @@ class GaussianAnomalyDetection(BaseEstimator):
         """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored."""
         check_choice(self.covariance, "covariance", ("diag", "full"))
         check_float(self.threshold, "threshold", allow_none=True)
+        contamination = check_float(self.contamination, "contamination", positive=True, allow_none=True)
+        if contamination is not None and contamination > 0.5:
+            raise ValueError(f"contamination must be in (0, 0.5] (the fraction of training points to flag) or None; "
+                             f"got {self.contamination!r}")
         fit_input = self._validate_fit_X(X, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
@@ -105,11 +122,35 @@ class GaussianAnomalyDetection(BaseEstimator):
         self.mean_ = mean
         if self.threshold is not None:
             self.threshold_ = float(self.threshold)
+        elif contamination is not None:
+            self.threshold_ = self._quantile_threshold(ctx, X, contamination)
+        elif "threshold_" in self.__dict__:  # from an earlier fit
+            del self.threshold_
         self._remember_input(fit_input)
         return self
 
+    def _quantile_threshold(self, ctx: backends.ComputeContext, X: Any, q: float) -> float:
+        """ε = the q-quantile of p over the rows of ``X`` (linear interpolation, as ``numpy.quantile``)."""
+        xp = ctx.xp
+        p = xp.sort(xp.exp(self._log_density_of(ctx, X)))
+        position = q * (X.shape[0] - 1)
+        below = int(math.floor(position))
+        above = min(below + 1, X.shape[0] - 1)
+        fraction = position - below
+        epsilon = p[below] + fraction * (p[above] - p[below])
+        return float(ctx.read(epsilon, "contamination threshold"))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """The mean log-likelihood 1/m Σᵢ log p(xᵢ) of the rows of ``X`` (higher: the model fits them better)."""
+        log_p, _ = self._log_density(X)
+        return float(self._ctx_.read(self._ctx_.xp.mean(log_p), "score"))
+
     def _log_density(self, X: Any) -> tuple[Any, Any]:
         ctx, Xc = self._validate_X(X)
+        return self._log_density_of(ctx, Xc), Xc
+
+    def _log_density_of(self, ctx: backends.ComputeContext, Xc: Any) -> Any:
+        """log p(x) for the rows of a validated ``Xc``."""
         xp = ctx.xp
         centred = Xc - self.mean_
         if self.covariance == "diag":
@@ -117,7 +158,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         else:
             whitened = centred @ self._whitening_.T
             mahalanobis = xp.sum(whitened * whitened, axis=1)
-        return self._log_normaliser_ - 0.5 * mahalanobis, Xc
+        return self._log_normaliser_ - 0.5 * mahalanobis
 
     def log_density(self, X: Any) -> Any:
         """log p(x) for each row: finite where p(x) itself underflows to 0 (high dimension, far points)."""
@@ -132,7 +173,9 @@ class GaussianAnomalyDetection(BaseEstimator):
         """1 where p(x) < ε (an anomaly), else 0, as int64 in the namespace of ``X``."""
         if not hasattr(self, "threshold_"):
             self._check_fitted()
-            raise NotFittedError("no threshold ε yet: call fit_threshold(X_val, y_val) or pass threshold= to the constructor")
+            raise as_sklearn(NotFittedError)(
+                "no threshold ε yet (contamination=None): call fit_threshold(X_val, y_val), or pass threshold= or "
+                "contamination= to the constructor")
         log_p, _ = self._log_density(X)
         xp = self._ctx_.xp
         # Compare p itself, as select_threshold did: exp then compare, never log ε (rounding

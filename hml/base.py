@@ -12,7 +12,7 @@ import numpy as np
 
 from hml import backends
 from hml._array import check_X, labels_to_codes
-from hml.exceptions import NotFittedError, warn
+from hml.exceptions import NotFittedError, as_sklearn, warn
 
 __all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
 
@@ -117,17 +117,25 @@ class BaseEstimator:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def __sklearn_tags__(self) -> Any:
-        """Tags for scikit-learn's ``clone``/``cross_val_score``/pipelines.
+        """What scikit-learn's tools and its ``check_estimator`` should know about this estimator.
 
         Only scikit-learn calls this, so importing it here adds no run-time dependency.
+        The tags say what each estimator honestly is: the kind, its target, that it
+        accepts array-API arrays (NumPy, CuPy, torch, Dask) but no sparse matrices or NaN,
+        and that float32 input stays float32.
         """
-        from sklearn.utils import InputTags, Tags, TargetTags
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags, TransformerTags
 
         kind = self._estimator_type or None
         return Tags(
-            estimator_type=kind if kind != "transformer" else None,
+            estimator_type=None if kind == "transformer" else kind,
             target_tags=TargetTags(required=kind in ("regressor", "classifier")),
-            input_tags=InputTags(allow_nan=False),
+            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]) if hasattr(self, "transform")
+            else None,
+            classifier_tags=ClassifierTags(multi_class=True) if kind == "classifier" else None,
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            array_api_support=True,
+            input_tags=InputTags(allow_nan=False, sparse=False),
         )
 
     # -- pickling: the compute context holds modules, so it travels as (backend name, device) --
@@ -209,7 +217,7 @@ class BaseEstimator:
         dtype) and returned as a floating array on the fit's backend and device."""
         ctx = self._fitted_context()
         self._check_feature_names(X)
-        return ctx, check_X(X, ctx, dtype=self._dtype_, n_features=self.n_features_in_)
+        return ctx, check_X(X, ctx, dtype=self._dtype_, n_features=self.n_features_in_, estimator=type(self).__name__)
 
     def _check_feature_names(self, X: Any) -> None:
         fitted = getattr(self, "feature_names_in_", None)
@@ -239,7 +247,7 @@ class BaseEstimator:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "_ctx_"):
-            raise NotFittedError(
+            raise as_sklearn(NotFittedError)(
                 f"this {type(self).__name__} is not fitted yet; call fit(X, y) before using it"
             )
 

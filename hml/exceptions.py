@@ -1,5 +1,6 @@
 """The exceptions and warnings hml raises, in one place."""
 
+import functools
 import os
 import sys
 import warnings
@@ -11,7 +12,9 @@ __all__ = [
     "DatasetError",
     "DatasetFormatError",
     "DivergenceError",
+    "DataConversionWarning",
     "NotFittedError",
+    "as_sklearn",
     "warn",
 ]
 
@@ -29,8 +32,33 @@ class NotFittedError(ValueError, AttributeError):
     """An estimator was used before ``fit``.
 
     Subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's does,
-    so code written against either keeps working.
+    so code written against either keeps working. Raised through :func:`as_sklearn`,
+    so where scikit-learn is in use it is scikit-learn's ``NotFittedError`` too.
     """
+
+
+class DataConversionWarning(UserWarning):
+    """The input had to be reshaped or converted (a column vector ``y``, for one)."""
+
+
+def as_sklearn(cls: type) -> type:
+    """``cls``, or -- when scikit-learn is already imported -- a subclass of ``cls`` and of
+    scikit-learn's class of the same name.
+
+    hml does not depend on scikit-learn, and importing it would cost a second at every
+    ``import hml``; but a user of scikit-learn's tools (``GridSearchCV``, ``check_estimator``)
+    has it imported already, and there ``except sklearn.exceptions.NotFittedError`` should
+    catch hml's too. ``except hml.NotFittedError`` catches both kinds.
+    """
+    module = sys.modules.get("sklearn.exceptions")
+    if module is None or cls not in _SKLEARN_NAMES:
+        return cls
+    return _both(cls, getattr(module, _SKLEARN_NAMES[cls]))
+
+
+@functools.lru_cache(maxsize=None)
+def _both(cls: type, sklearn_cls: type) -> type:
+    return type(cls.__name__, (cls, sklearn_cls), {"__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 class DivergenceError(FloatingPointError):
@@ -74,4 +102,9 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     frame, level = sys._getframe(1), 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    warnings.warn(message, as_sklearn(category), stacklevel=level)
+
+
+#: hml's exceptions and warnings that scikit-learn has a class of the same name and meaning for.
+_SKLEARN_NAMES = {NotFittedError: "NotFittedError", DataConversionWarning: "DataConversionWarning",
+                  ConvergenceWarning: "ConvergenceWarning"}

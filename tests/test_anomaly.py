@@ -116,8 +116,8 @@ def test_bad_input():
         GaussianAnomalyDetection().fit(np.c_[X[:, 0], np.ones(400)])
     with pytest.raises(ValueError, match=r"X contains 1 NaN"):
         GaussianAnomalyDetection().fit(np.where(np.arange(1200).reshape(400, 3) == 3, np.nan, X))
-    with pytest.raises(hml.NotFittedError, match=r"no threshold ε yet: call fit_threshold"):
-        GaussianAnomalyDetection().fit(X).predict(X)
+    with pytest.raises(hml.NotFittedError, match=r"no threshold ε yet \(contamination=None\): call fit_threshold"):
+        GaussianAnomalyDetection(contamination=None).fit(X).predict(X)
     with pytest.raises(ValueError, match=r"y_true has no anomalies"):
         GaussianAnomalyDetection.select_threshold(np.zeros(5), np.linspace(0, 1, 5))
     with pytest.raises(ValueError, match=r"y_true must hold 1 for an anomaly and 0.*got the labels \['anomaly', 'normal'\]"):

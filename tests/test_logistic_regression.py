@@ -161,7 +161,7 @@ def test_bad_input():
         hml.LogisticRegression().fit(X, np.r_[codes[:-1], np.nan])
     with pytest.raises(ValueError, match=r"y has 29 labels but X has 30 rows"):
         hml.LogisticRegression().fit(X, codes[:-1])
-    with pytest.raises(ValueError, match=r"X has 2 features, but the estimator was fitted with 3"):
+    with pytest.raises(ValueError, match=r"X has 2 features, but \w+ is expecting 3 features as input"):
         model.predict(X[:, :2])
     with pytest.raises(ValueError, match=r"multi_class must be one of \['ovr', 'multinomial'\]; got 'softmax'"):
         hml.LogisticRegression(multi_class="softmax").fit(X, codes)

@@ -36,10 +36,14 @@ BAD_X = [
      ValueError, r"X contains 1 NaN or infinite.*row 0, column 0"),
     ("1-D", lambda X: X[:, 0], ValueError, r"X must be a 2-D array.*got a 1-D array of shape \(20,\).*reshape\(-1, 1\)"),
     ("3-D", lambda X: X[:, :, None], ValueError, r"X must be a 2-D array.*got a 3-D array"),
-    ("zero rows", lambda X: X[:0], ValueError, r"X has 0 sample\(s\) \(rows\); at least 1 are needed"),
+    ("zero rows", lambda X: X[:0], ValueError, r"X has 0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1 is required"),
     ("strings", lambda X: X.astype(str), TypeError, r"X must hold real numbers; got dtype <U.*encode categories"),
     ("ragged", lambda X: [[1.0, 2.0], [3.0]], ValueError, r"X could not be read as a numeric array"),
-    ("complex", lambda X: X.astype(complex), TypeError, r"X must hold real numbers; got dtype complex128"),
+    ("complex", lambda X: X.astype(complex), ValueError, r"Complex data not supported: X has dtype complex128"),
+    ("sparse", lambda X: __import__("scipy.sparse").sparse.csr_array(X), TypeError,
+     r"X is a sparse matrix \(csr_array\); sparse input is not supported.*X.toarray\(\)"),
+    ("objects", lambda X: np.array([[{"a": 1}] * X.shape[1]] * X.shape[0], dtype=object), TypeError,
+     r"X holds values that are not numbers \(float\(\) argument must be a string or a.*number"),
     ("None", lambda X: None, ValueError, r"X is None"),
 ]
 
@@ -82,12 +86,16 @@ def test_bad_y(data, bad_y, message):
     assert not hasattr(model, "coef_")
 
 
-def test_column_y_is_accepted(data):
+def test_column_y_is_accepted_with_a_warning(data):
+    """A column y is used as y.ravel(), with scikit-learn's DataConversionWarning (on this line)."""
     X, y = data
-    np.testing.assert_allclose(
-        hml.LinearRegression(solver="normal").fit(X, y[:, None]).coef_,
-        hml.LinearRegression(solver="normal").fit(X, y).coef_,
-    )
+    with pytest.warns(hml.DataConversionWarning, match=r"A column-vector y was passed when a 1d array") as record:
+        column = hml.LinearRegression(solver="normal").fit(X, y[:, None])
+    assert record[0].filename == __file__
+    np.testing.assert_allclose(column.coef_, hml.LinearRegression(solver="normal").fit(X, y).coef_)
+    labels = (y > np.median(y)).astype(int)
+    with pytest.warns(hml.DataConversionWarning):
+        hml.LogisticRegression().fit(X, labels[:, None])
 
 
 @pytest.mark.parametrize("params,message", [
@@ -130,7 +138,7 @@ def test_predict_before_fit(data):
 
 def test_predict_with_a_different_number_of_features(data):
     model = _fitted(data)
-    with pytest.raises(ValueError, match=r"X has 2 features, but the estimator was fitted with 3"):
+    with pytest.raises(ValueError, match=r"X has 2 features, but \w+ is expecting 3 features as input"):
         model.predict(data[0][:, :2])
 
 

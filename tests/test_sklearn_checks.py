@@ -1,0 +1,94 @@
+"""scikit-learn's own estimator checks, on every hml estimator (scikit-learn is a test dependency only).
+
+``check_estimator`` runs about 70 checks per estimator -- cloning, pickling, input
+validation messages, dtypes, invariance to sample order, fit idempotence -- against
+the tags each estimator declares (``BaseEstimator.__sklearn_tags__``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import hml
+
+sklearn = pytest.importorskip("sklearn", minversion="1.6")
+from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
+
+ESTIMATORS = [hml.LinearRegression(), hml.LogisticRegression(), hml.KMeans(), hml.GaussianAnomalyDetection(),
+              hml.MultilayerPerceptron(), hml.FeatureTransformer()]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_check_estimator_passes(estimator):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checks provoke ConvergenceWarnings on purpose-small data
+        results = check_estimator(estimator, on_fail=None)
+    failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
+    assert len(results) > 50
+    assert not failed, "\n".join(failed)
+
+
+def test_tags_say_what_each_estimator_is():
+    from sklearn.utils import get_tags
+
+    kinds = {type(e).__name__: get_tags(e).estimator_type for e in ESTIMATORS}
+    assert kinds == {"LinearRegression": "regressor", "LogisticRegression": "classifier", "KMeans": "clusterer",
+                     "GaussianAnomalyDetection": "density_estimator", "MultilayerPerceptron": "classifier",
+                     "FeatureTransformer": None}
+    assert get_tags(hml.KMeans()).transformer_tags is not None  # it has transform
+    assert not get_tags(hml.LinearRegression()).input_tags.allow_nan
+
+
+def test_not_fitted_error_is_scikit_learns_too_when_it_is_in_use():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        hml.LogisticRegression().predict(np.zeros((2, 2)))
+    with pytest.raises(hml.NotFittedError):
+        hml.LogisticRegression().predict(np.zeros((2, 2)))
+
+
+def test_anomaly_detection_in_grid_search_gets_real_scores():
+    """GridSearchCV over the covariance: the mean log-likelihood per fold, never NaN."""
+    from sklearn.model_selection import GridSearchCV
+
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([0.0, 0.0], [[1.0, 0.9], [0.9, 1.0]], size=400)
+    search = GridSearchCV(hml.GaussianAnomalyDetection(), {"covariance": ["diag", "full"]}, cv=4).fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))
+    assert search.best_params_ == {"covariance": "full"}  # the correlated Gaussian fits better
+
+
+def test_anomaly_score_is_the_mean_log_likelihood():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 3)) @ np.array([[1.0, 0.3, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    model = hml.GaussianAnomalyDetection(covariance="full").fit(X)
+    reference = stats.multivariate_normal(X.mean(axis=0), np.cov(X.T, bias=True)).logpdf(X).mean()
+    assert model.score(X) == pytest.approx(reference, rel=1e-10)
+
+
+@pytest.mark.parametrize("contamination", [0.01, 0.05, 0.2])
+def test_contamination_flags_that_fraction_of_the_training_points(case, contamination):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(1000, 3))
+    model = hml.GaussianAnomalyDetection(contamination=contamination).fit(case.asarray(X))
+    p = case.to_numpy(model.score_samples(case.asarray(X)))
+    assert model.threshold_ == pytest.approx(np.quantile(p, contamination), rel=1e-4 if not case.float64 else 1e-9)
+    flagged = case.to_numpy(model.predict(case.asarray(X)))
+    assert abs(flagged.mean() - contamination) <= 1.5 / 1000
+
+
+def test_threshold_precedence():
+    X = np.random.default_rng(3).normal(size=(200, 2))
+    assert hml.GaussianAnomalyDetection(threshold=1e-3, contamination=0.2).fit(X).threshold_ == 1e-3
+    model = hml.GaussianAnomalyDetection(contamination=0.2).fit(X)
+    y = (np.arange(200) < 10).astype(int)
+    epsilon, _ = model.fit_threshold(X, y)  # labelled data replaces the contamination's ε
+    assert model.threshold_ == epsilon
+    with pytest.raises(ValueError, match=r"contamination must be in \(0, 0.5\]"):
+        hml.GaussianAnomalyDetection(contamination=0.7).fit(X)
