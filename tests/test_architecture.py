@@ -104,3 +104,15 @@ def test_no_module_imports_another_modules_private_name(path):
 def test_every_module_is_in_a_layer():
     for path in MODULES:
         _layer(_unit(_module_name(path)))
+
+
+def test_contributing_page_shows_the_same_layers():
+    """CONTRIBUTING.md's layer table lists exactly the modules of LAYERS, layer by layer."""
+    import re
+
+    text = (PACKAGE.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d) \| (.*?) \|", text, flags=re.M)
+    assert [int(number) for number, _ in rows] == list(range(len(LAYERS)))
+    for (number, cell), layer in zip(rows, LAYERS):
+        named = set(re.findall(r"`(hml[\w.]*)`", cell))
+        assert named == layer, f"layer {number}: CONTRIBUTING.md names {sorted(named)}, the test {sorted(layer)}"
