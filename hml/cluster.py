@@ -8,7 +8,7 @@ vectors and ‖x‖², plus one block.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,19 +52,55 @@ def _scores(block: Any, centroids: Any, centroid_norms: Any) -> Any:
     return scores
 
 
-def _assign(blocks: _Blocks, centroids: Any, *, with_sums: bool = True, previous: tuple | None = None):
-    """The E-step: each row's nearest centroid, and (for the M-step) per-cluster sums and counts.
+class Assignment(NamedTuple):
+    """The E-step alone: each row's nearest centroid and the distortion they give."""
 
-    Returns ``(labels, sums, counts, inertia, n_changed)``: label blocks (int32, device),
-    S (K × D), n (K,), J = Σᵢ ‖xᵢ − c_{lᵢ}‖² as a 0-d array, and how many labels differ
-    from ``previous`` (None without it). J comes from the sums,
-    J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², so it costs no N-long pass.
+    labels: list[Any]  # int32 label blocks, on the device
+    inertia: Any  # J = Σᵢ minₖ ‖xᵢ − cₖ‖², a 0-d array
 
-    With ``previous = (labels, sums, counts)`` of the last iteration, S and n are updated
-    from the rows whose label changed only -- after the first few iterations a few percent
-    of them -- instead of summed again from all N rows. Backends on which selecting rows
-    by a data-dependent mask waits for the device (GPUs) or cannot be done (Dask)
-    always sum all rows: on a GPU that costs one scatter-add kernel, not a synchronisation.
+
+class LloydStep(NamedTuple):
+    """One Lloyd iteration's E-step with what its M-step needs."""
+
+    labels: list[Any]  # int32 label blocks
+    sums: Any  # S (K × D): Sₖ = Σ_{i: lᵢ = k} xᵢ
+    counts: Any  # n (K,): nₖ = #{i: lᵢ = k}
+    inertia: Any  # J at the centroids the labels were chosen for, 0-d
+    n_changed: Any  # how many labels differ from the previous step's (None on the first)
+
+
+def _total(parts: list, start: Any = None) -> Any:
+    """The sum of the blocks' parts, in block order however the blocks were scheduled (None parts skipped)."""
+    for part in parts:
+        if part is not None:
+            start = part if start is None else start + part
+    return start
+
+
+def _assign(blocks: _Blocks, centroids: Any) -> Assignment:
+    """The E-step: lᵢ = argminₖ ‖xᵢ − cₖ‖² and J = Σᵢ ‖xᵢ − c_{lᵢ}‖², measured directly, block by block."""
+    ctx = blocks.ctx
+    xp, backend = ctx.xp, ctx.backend
+    centroid_norms = xp.sum(centroids * centroids, axis=1)
+    block_list = list(blocks)
+
+    def step(b: int) -> tuple[Any, Any]:
+        nearest, best = backend.nearest_centroid(block_list[b], centroids, centroid_norms, with_scores=True)
+        return nearest, xp.sum(best + blocks.squared_norms[b])
+
+    results = backend.map_blocks(step, range(len(block_list)))
+    return Assignment([r[0] for r in results], _total([r[1] for r in results]))
+
+
+def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = None) -> LloydStep:
+    """The E-step with the M-step's per-cluster sums S and counts n.
+
+    J comes from the sums, J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², so it costs no N-long pass.
+    With the ``previous`` step, S and n are updated from the rows whose label changed only
+    -- after the first few iterations a few percent of them -- instead of summed again from
+    all N rows. Backends on which selecting rows by a data-dependent mask waits for the device
+    (GPUs) or cannot be done (Dask) always sum all rows: on a GPU that costs one scatter-add
+    kernel, not a synchronisation.
     """
     ctx = blocks.ctx
     xp, backend = ctx.xp, ctx.backend
@@ -74,44 +110,31 @@ def _assign(blocks: _Blocks, centroids: Any, *, with_sums: bool = True, previous
     block_list = list(blocks)
 
     def step(b: int) -> tuple:
-        """One block: its labels, and its share of the sums, counts, changes and inertia."""
-        block, norms = block_list[b], blocks.squared_norms[b]
+        """One block: its labels, and its share of the sums, counts and changes."""
+        block = block_list[b]
         # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
-        nearest, best = backend.nearest_centroid(block, centroids, centroid_norms, with_scores=not with_sums)
-        changed = n_changed = sums = counts = inertia = None
+        nearest, _ = backend.nearest_centroid(block, centroids, centroid_norms)
+        changed = n_changed = None
         if previous is not None:
-            changed = nearest != previous[0][b]
+            changed = nearest != previous.labels[b]
             n_changed = xp.sum(xp.astype(changed, xp.int64))
-        if not with_sums:
-            inertia = xp.sum(best + norms)
-        elif incremental:
+        if incremental:
             moved = xp.nonzero(changed)[0]
             rows = xp.take(block, moved, axis=0)
-            to, frm = xp.take(nearest, moved), xp.take(previous[0][b], moved)
+            to, frm = xp.take(nearest, moved), xp.take(previous.labels[b], moved)
             sums = backend.segment_sum(rows, to, k) - backend.segment_sum(rows, frm, k)
             counts = backend.segment_count(to, k, block.dtype) - backend.segment_count(frm, k, block.dtype)
         else:
             sums = backend.segment_sum(block, nearest, k)
             counts = backend.segment_count(nearest, k, block.dtype)
-        return nearest, sums, counts, n_changed, inertia
-
-    def total(parts: list, start: Any = None) -> Any:
-        for part in parts:  # in block order, however the blocks were scheduled
-            if part is not None:
-                start = part if start is None else start + part
-        return start
+        return nearest, sums, counts, n_changed
 
     results = backend.map_blocks(step, range(len(block_list)))
-    labels = [r[0] for r in results]
-    base_sums, base_counts = (previous[1], previous[2]) if incremental else (None, None)
-    sums = total([r[1] for r in results], base_sums)
-    counts = total([r[2] for r in results], base_counts)
-    n_changed = total([r[3] for r in results])
-    inertia = total([r[4] for r in results])
-    if with_sums:
-        total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
-        inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
-    return labels, sums, counts, inertia, n_changed
+    sums = _total([r[1] for r in results], previous.sums if incremental else None)
+    counts = _total([r[2] for r in results], previous.counts if incremental else None)
+    total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
+    inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
+    return LloydStep([r[0] for r in results], sums, counts, inertia, _total([r[3] for r in results]))
 
 
 def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray):
@@ -213,7 +236,7 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     report, on_cost = progress_callback(), cost_callback()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        labels, sums, counts, inertia, changed = _assign(blocks, centroids, previous=previous)
+        labels, sums, counts, inertia, changed = _lloyd_step(blocks, centroids, previous)
         history.append(inertia)
         empty_clusters = counts == 0
         # Empty clusters divide by 1 here and are re-seeded below, once the read shows them.
@@ -241,11 +264,11 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
             break
         # A re-seeded point sits in its new cluster's sums but keeps its old label: sum
         # all rows again next time rather than update from labels that disagree with S.
-        previous = None if reseeded else (labels, sums, counts)
+        previous = None if reseeded else LloydStep(labels, sums, counts, inertia, None)
     del previous, labels  # free the label blocks before the final pass makes new ones
     # One more E-step: the labels of the final centroids (unchanged after a strict
     # convergence) and the inertia measured directly, Σᵢ minₖ ‖xᵢ − cₖ‖².
-    labels, _, _, inertia, _ = _assign(blocks, centroids, with_sums=False)
+    labels, inertia = _assign(blocks, centroids)
     return centroids, labels, inertia, n_iter, xp.stack(history)
 
 
@@ -376,7 +399,7 @@ class KMeans(BaseEstimator):
     def predict(self, X: Any) -> Any:
         """The index of each row's nearest centroid (int32), in the namespace and device of ``X``."""
         blocks = self._blocks(X)
-        labels = _assign(blocks, self.cluster_centers_, with_sums=False)[0]
+        labels = _assign(blocks, self.cluster_centers_).labels
         return backends.mirror(blocks.ctx.xp.concat(labels), X)
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
@@ -403,5 +426,5 @@ class KMeans(BaseEstimator):
     def score(self, X: Any, y: Any = None) -> float:
         """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
         blocks = self._blocks(X)
-        return -float(blocks.ctx.read(_assign(blocks, self.cluster_centers_, with_sums=False)[3], "k-means score"))
+        return -float(blocks.ctx.read(_assign(blocks, self.cluster_centers_).inertia, "k-means score"))
 

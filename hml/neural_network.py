@@ -27,7 +27,7 @@ from hml.features import FeatureTransformer
 from hml.numerics import log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import check_gradient, minibatch_gradient_descent, minimize
 
-__all__ = ["MultilayerPerceptron", "gradient_check", "mlp_objective", "pack", "unpack"]
+__all__ = ["MultilayerPerceptron", "forward", "gradient_check", "mlp_objective", "pack", "unpack"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
@@ -82,6 +82,25 @@ def n_parameters(layers: list[int]) -> int:
     return sum(n_in * n_out + n_out for n_in, n_out in layer_shapes(layers))
 
 
+def forward(Z: Any, params: list[tuple[Any, Any]], activation: str, xp: Any) -> tuple[list[Any], Any]:
+    """The forward pass, written once for training and prediction.
+
+    A⁽⁰⁾ = Z, A⁽ˡ⁾ = g(A⁽ˡ⁻¹⁾ W⁽ˡ⁾ + b⁽ˡ⁾) for the hidden layers, then the output logits
+    H = A⁽ᴸ⁻¹⁾ W⁽ᴸ⁾ + b⁽ᴸ⁾. Returns ([A⁽⁰⁾, …, A⁽ᴸ⁻¹⁾], H): backpropagation needs the activations.
+    """
+    activations = [Z]
+    A = Z
+    for W, b in params[:-1]:
+        H = tall_matmul(A, W)
+        H += b
+        A = _activate(H, activation, xp)
+        activations.append(A)
+    W_out, b_out = params[-1]
+    logits = A @ W_out
+    logits += b_out
+    return activations, logits
+
+
 def mlp_objective(Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any):
     """``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
 
@@ -96,15 +115,7 @@ def mlp_objective(Z: Any, Y: Any, layers: list[int], activation: str, output: st
         A, T = (Z, Y) if rows is None else (xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0))
         inv_m = 1.0 / A.shape[0]
         params = unpack(theta, layers, xp)
-        activations = [A]
-        for W, b in params[:-1]:
-            H = tall_matmul(A, W)
-            H += b
-            A = _activate(H, activation, xp)
-            activations.append(A)
-        W_out, b_out = params[-1]
-        logits = A @ W_out
-        logits += b_out
+        activations, logits = forward(A, params, activation, xp)
         if output == "softmax":
             normaliser, P = softmax_terms(logits, xp)
             data_cost = xp.sum(normaliser)
@@ -291,10 +302,8 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
 
     def _proba(self, Xc: Any) -> Any:
         xp = self._ctx_.xp
-        A = self.feature_transformer_._transform(Xc, xp)
-        for W, b in zip(self.coefs_[:-1], self.intercepts_[:-1]):
-            A = _activate(A @ W + b, self.activation, xp)
-        logits = A @ self.coefs_[-1] + self.intercepts_[-1]
+        Z = self.feature_transformer_._transform(Xc, xp)
+        _, logits = forward(Z, list(zip(self.coefs_, self.intercepts_)), self.activation, xp)
         if self.output == "softmax":
             return softmax_terms(logits, xp)[1]
         probability = log_sigmoid_terms(logits, xp)[1]
