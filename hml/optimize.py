@@ -206,13 +206,13 @@ class _CostWindow:
         return converged, tuple(arrays)
 
     def result(self, theta: Any, n_iter: int, converged: bool, *, warn_unconverged: bool = False,
-               max_iter: int = 0) -> OptimizeResult:
+               max_iter: int = 0, what: str = "gradient descent") -> OptimizeResult:
         xp = self.ctx.xp
         if not bool(self.ctx.read(xp.all(xp.isfinite(theta)), "final parameters are finite")):
             raise _divergence(self.learning_rate, n_iter, "the parameters overflowed", self.hint)
         if warn_unconverged and self.tol is not None and not converged:
             warn(
-                f"gradient descent did not reach tol={self.tol} in max_iter={max_iter} iterations; "
+                f"{what} did not reach tol={self.tol} in max_iter={max_iter} iterations; "
                 "increase max_iter or learning_rate, or loosen tol",
                 ConvergenceWarning,
             )
@@ -299,7 +299,8 @@ def minibatch_gradient_descent(
         converged, (theta, velocity) = monitor.check(n_iter, theta, velocity)
         if converged:
             break
-    return monitor.result(theta, n_iter, converged)
+    return monitor.result(theta, n_iter, converged, warn_unconverged=True, max_iter=max_iter,
+                          what="mini-batch gradient descent")
 
 
 # -- line search, conjugate gradient, L-BFGS ------------------------------------------

@@ -199,3 +199,20 @@ def test_progress_reports_every_iteration_without_reading_the_device():
     seen.clear()
     gradient_descent(objective, np.zeros(12), ctx=ctx, learning_rate=0.01, max_iter=3)
     assert seen == []  # outside the block nothing reports
+
+
+def test_minibatch_descent_warns_when_max_iter_ends_an_unconverged_fit():
+    """As batch descent does: a tol that max_iter does not reach gets a ConvergenceWarning (and none without tol)."""
+    import warnings
+
+    import hml
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    model = hml.MultilayerPerceptron(layers=[4, 6, 2], batch_size=32, max_iter=2, tol=1e-12, random_state=0)
+    with pytest.warns(hml.ConvergenceWarning, match=r"mini-batch gradient descent did not reach tol=1e-12 in max_iter=2"):
+        model.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hml.ConvergenceWarning)
+        model.set_params(tol=None).fit(X, y)
