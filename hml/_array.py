@@ -9,6 +9,7 @@ and what would be accepted.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
@@ -291,3 +292,111 @@ def check_choice(value: Any, name: str, choices: tuple) -> Any:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
     return value
+
+
+# -- the constraint table each estimator declares -------------------------------------
+class Constraint:
+    """One hyper-parameter's rule: ``check(value, name)`` returns the value to use, or raises
+    a ``ValueError`` that names the parameter, the value and what is accepted."""
+
+    def check(self, value: Any, name: str) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Integer(Constraint):
+    """An integer ≥ ``minimum`` (bools refused), or None when ``allow_none``."""
+
+    minimum: int = 0
+    allow_none: bool = False
+
+    def check(self, value: Any, name: str) -> int | None:
+        if value is None and self.allow_none:
+            return None
+        try:
+            return check_int(value, name, minimum=self.minimum)
+        except ValueError:
+            if self.allow_none:
+                raise ValueError(f"{name} must be an integer >= {self.minimum} or None; got {value!r}") from None
+            raise
+
+
+@dataclass(frozen=True)
+class Real(Constraint):
+    """A finite number ≥ 0 (> 0 when ``positive``), at most ``maximum`` (below it when
+    ``below_maximum``), or None when ``allow_none``; returned as a Python float."""
+
+    positive: bool = False
+    maximum: float | None = None
+    below_maximum: bool = False
+    allow_none: bool = False
+
+    def check(self, value: Any, name: str) -> float | None:
+        value = check_float(value, name, positive=self.positive, allow_none=self.allow_none)
+        if value is not None and self.maximum is not None and (
+                value >= self.maximum if self.below_maximum else value > self.maximum):
+            interval = f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
+            raise ValueError(f"{name} must be in {interval}{' or None' if self.allow_none else ''}; got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class OneOf(Constraint):
+    """One of ``choices`` (compared by type and value, so an array is never equal to a string)."""
+
+    choices: tuple
+
+    def check(self, value: Any, name: str) -> Any:
+        for choice in self.choices:
+            if value is choice or (type(value) is type(choice) and value == choice):
+                return value
+        raise ValueError(f"{name} must be one of {list(self.choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Boolean(Constraint):
+    """True or False (NumPy's bools too)."""
+
+    def check(self, value: Any, name: str) -> bool:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Either(Constraint):
+    """The first of ``options`` that accepts the value."""
+
+    options: tuple
+
+    def check(self, value: Any, name: str) -> Any:
+        messages = []
+        for option in self.options:
+            try:
+                return option.check(value, name)
+            except ValueError as exc:
+                messages.append(str(exc).split(f"{name} must be ", 1)[-1].split("; got", 1)[0])
+        raise ValueError(f"{name} must be {' or '.join(messages)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class CheckedWhereUsed(Constraint):
+    """Validated by the code that uses it (``backend``/``device`` by :func:`hml.backends.resolve`,
+    ``random_state`` by ``check_random_state``, ``layers`` against the data); ``what`` says what it is."""
+
+    what: str
+
+    def check(self, value: Any, name: str) -> Any:
+        return value
+
+
+@dataclass(frozen=True)
+class ArrayLike(Constraint):
+    """An array (any backend's), a list or a DataFrame -- checked against the data where it is used; a string is not one."""
+
+    what: str
+
+    def check(self, value: Any, name: str) -> Any:
+        if value is None or isinstance(value, (str, bytes, numbers.Number)):
+            raise ValueError(f"{name} must be {self.what}; got {value!r}")
+        return value

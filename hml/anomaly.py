@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import check_choice, check_float, labels_on_host
+from hml._array import OneOf, Real, labels_on_host
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError, as_sklearn
 from hml.numerics import centred_sum_of_squares
@@ -79,6 +79,8 @@ class GaussianAnomalyDetection(BaseEstimator):
     """
 
     _estimator_type = "density_estimator"
+    _parameters = {"covariance": OneOf(("diag", "full")), "threshold": Real(allow_none=True),
+                   "contamination": Real(positive=True, maximum=0.5, allow_none=True), **BaseEstimator._COMPUTE}
 
     def __init__(self, *, covariance="diag", threshold=None, contamination=0.01, backend=None, device=None,
                  dtype=None):
@@ -91,12 +93,7 @@ class GaussianAnomalyDetection(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> "GaussianAnomalyDetection":
         """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored."""
-        check_choice(self.covariance, "covariance", ("diag", "full"))
-        check_float(self.threshold, "threshold", allow_none=True)
-        contamination = check_float(self.contamination, "contamination", positive=True, allow_none=True)
-        if contamination is not None and contamination > 0.5:
-            raise ValueError(f"contamination must be in (0, 0.5] (the fraction of training points to flag) or None; "
-                             f"got {self.contamination!r}")
+        contamination = self._validate_params()["contamination"]
         fit_input = self._validate_fit_X(X, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from hml import backends
-from hml._array import check_X, labels_to_codes
+from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes
 from hml.exceptions import NotFittedError, as_sklearn, warn
 
 __all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
@@ -79,6 +79,23 @@ class BaseEstimator:
 
     #: scikit-learn's estimator type ("regressor", "classifier", "clusterer", "transformer").
     _estimator_type: str = ""
+    #: Every ``__init__`` parameter's constraint, declared once per estimator and checked at
+    #: ``fit`` by :meth:`_validate_params` (``tests/test_validation.py`` checks none is missing).
+    _parameters: dict[str, Constraint] = {}
+    #: The constraints every estimator's ``backend``/``device``/``dtype`` share.
+    _COMPUTE = {
+        "backend": CheckedWhereUsed("a backend name or None (hml.backends.resolve)"),
+        "device": CheckedWhereUsed("a device of the backend or None (hml.backends.resolve)"),
+        "dtype": CheckedWhereUsed("'float32', 'float64', a dtype object or None (hml._array.float_dtype)"),
+    }
+
+    def _validate_params(self) -> dict[str, Any]:
+        """Every hyper-parameter checked against the estimator's table, as the values to use.
+
+        Called first thing in ``fit``, so a bad value is refused before anything is
+        computed or stored, with a message naming the parameter.
+        """
+        return {name: self._parameters[name].check(getattr(self, name), name) for name in self._param_names()}
 
     @classmethod
     def _param_names(cls) -> list[str]:

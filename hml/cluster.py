@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, check_X
+from hml._array import ArrayLike, Boolean, CheckedWhereUsed, Either, Integer, OneOf, Real, check_X
 from hml.base import BaseEstimator
 from hml.numerics import centred_sum_of_squares
 from hml.optimize import cost_callback, progress_callback
@@ -320,6 +320,13 @@ class KMeans(BaseEstimator):
     """
 
     _estimator_type = "clusterer"
+    _parameters = {
+        "n_clusters": Integer(1),
+        "init": Either((OneOf(("k-means++", "random")), ArrayLike("an array of starting centroids"))),
+        "n_init": Either((OneOf(("auto",)), Integer(1))), "max_iter": Integer(1), "tol": Real(),
+        "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"),
+        "working_memory": Integer(1, allow_none=True), "verbose": Boolean(), **BaseEstimator._COMPUTE,
+    }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, random_state=None,
                  working_memory=None, backend=None, device=None, dtype=None, verbose=False):
@@ -335,22 +342,17 @@ class KMeans(BaseEstimator):
         self.dtype = dtype
         self.verbose = verbose
 
-    def _n_init(self) -> int:
-        if self.n_init == "auto":
+    def _n_init(self, n_init: Any) -> int:
+        if n_init == "auto":
             return 10 if isinstance(self.init, str) and self.init == "random" else 1
-        return check_int(self.n_init, "n_init", minimum=1)
+        return n_init
 
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
-        k = check_int(self.n_clusters, "n_clusters", minimum=1)
-        max_iter = check_int(self.max_iter, "max_iter", minimum=1)
-        tol = check_float(self.tol, "tol")
-        n_init = self._n_init()
-        if self.working_memory is not None:
-            check_int(self.working_memory, "working_memory", minimum=1)
+        params = self._validate_params()
+        k, max_iter, tol = params["n_clusters"], params["max_iter"], params["tol"]
+        n_init = self._n_init(params["n_init"])
         given = not isinstance(self.init, str)
-        if not given:
-            check_choice(self.init, "init", ("k-means++", "random"))
         fit_input = self._validate_fit_X(X)
         ctx, X = fit_input.ctx, fit_input.X
         n = X.shape[0]

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import check_int
+from hml._array import Boolean, Integer
 from hml.base import BaseEstimator, FitInput
 from hml.numerics import standardisation, standardise
 
@@ -101,6 +101,8 @@ class FeatureTransformer(BaseEstimator):
     """
 
     _estimator_type = "transformer"
+    _parameters = {"polynomial_degree": Integer(0), "sinusoid_degree": Integer(0), "normalize": Boolean(),
+                   **BaseEstimator._COMPUTE}
 
     def __init__(self, *, polynomial_degree=0, sinusoid_degree=0, normalize=True,
                  backend=None, device=None, dtype=None):
@@ -111,11 +113,6 @@ class FeatureTransformer(BaseEstimator):
         self.device = device
         self.dtype = dtype
 
-    def _validate_hyperparameters(self) -> None:
-        check_int(self.polynomial_degree, "polynomial_degree", minimum=0)
-        check_int(self.sinusoid_degree, "sinusoid_degree", minimum=0)
-        if not isinstance(self.normalize, bool):
-            raise ValueError(f"normalize must be True or False; got {self.normalize!r}")
 
     # -- public API ---------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "FeatureTransformer":
@@ -130,7 +127,7 @@ class FeatureTransformer(BaseEstimator):
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """``fit(X).transform(X)`` in one pass over ``X`` (``y`` is ignored)."""
-        self._validate_hyperparameters()
+        self._validate_params()
         fit_input = self._validate_fit_X(X)
         out = self._fit_transform(fit_input.ctx, fit_input.X)
         self._remember_input(fit_input)
@@ -162,7 +159,7 @@ class FeatureTransformer(BaseEstimator):
 
     def _fit_transform(self, ctx: backends.ComputeContext, X: Any) -> Any:
         """Fit on the validated device array ``X`` and return its transform."""
-        self._validate_hyperparameters()
+        self._validate_params()
         xp = ctx.xp
         n_features = X.shape[1]
         n_out = self._n_outputs(n_features)

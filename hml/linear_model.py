@@ -7,7 +7,7 @@ from typing import Any
 import array_api_compat
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, check_y, encode_labels, one_hot
+from hml._array import Boolean, Integer, OneOf, Real, check_y, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.numerics import log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
@@ -80,7 +80,7 @@ def _feature_transformer(model: BaseEstimator) -> FeatureTransformer:
         sinusoid_degree=model.sinusoid_degree,
         normalize=model.normalize,
     )
-    transformer._validate_hyperparameters()
+    transformer._validate_params()
     return transformer
 
 
@@ -152,6 +152,11 @@ class LinearRegression(BaseEstimator):
     """
 
     _estimator_type = "regressor"
+    _parameters = {
+        "learning_rate": Real(positive=True), "max_iter": Integer(1), "tol": Real(allow_none=True), "l2": Real(),
+        "solver": OneOf(("gd", "normal")), "polynomial_degree": Integer(0), "sinusoid_degree": Integer(0),
+        "normalize": Boolean(), "verbose": Boolean(), **BaseEstimator._COMPUTE,
+    }
 
     def __init__(self, *, learning_rate=0.01, max_iter=500, tol=None, l2=0.0, solver="gd",
                  polynomial_degree=0, sinusoid_degree=0, normalize=True,
@@ -171,11 +176,8 @@ class LinearRegression(BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> "LinearRegression":
         """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,)."""
-        learning_rate = check_float(self.learning_rate, "learning_rate", positive=True)
-        max_iter = check_int(self.max_iter, "max_iter", minimum=1)
-        tol = check_float(self.tol, "tol", allow_none=True)
-        l2 = check_float(self.l2, "l2")
-        check_choice(self.solver, "solver", ("gd", "normal"))
+        params = self._validate_params()
+        learning_rate, max_iter, tol, l2 = (params[n] for n in ("learning_rate", "max_iter", "tol", "l2"))
         transformer = _feature_transformer(self)
 
         fit_input = self._validate_fit_X(X)
@@ -185,7 +187,7 @@ class LinearRegression(BaseEstimator):
         # Lazy backends (Dask) would otherwise recompute the features on every iteration.
         Z, y = ctx.backend.materialize(transformer._fit_transform(ctx, X), y)
         objective = linear_regression_objective(Z, y, l2, xp)
-        if self.solver == "normal":
+        if params["solver"] == "normal":
             theta = normal_equation(Z, y, l2, ctx)
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
         else:
@@ -329,6 +331,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     ['low', 'high']
     """
 
+    _parameters = {
+        "solver": OneOf(("lbfgs", "cg", "gd")), "multi_class": OneOf(("ovr", "multinomial")), "max_iter": Integer(1),
+        "tol": Real(allow_none=True), "l2": Real(), "learning_rate": Real(positive=True),
+        "polynomial_degree": Integer(0), "sinusoid_degree": Integer(0), "normalize": Boolean(), "verbose": Boolean(),
+        **BaseEstimator._COMPUTE,
+    }
+
     def __init__(self, *, solver="lbfgs", multi_class="multinomial", max_iter=50, tol=1e-4, l2=1.0, learning_rate=1.0,
                  polynomial_degree=0, sinusoid_degree=0, normalize=True, backend=None, device=None, dtype=None,
                  verbose=False):
@@ -348,10 +357,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _prepare(self, X: Any, y: Any) -> PreparedProblem:
         """Validate, transform and encode: the problem the optimiser solves."""
-        check_choice(self.solver, "solver", ("lbfgs", "cg", "gd"))
-        check_choice(self.multi_class, "multi_class", ("ovr", "multinomial"))
-        check_float(self.learning_rate, "learning_rate", positive=True)
-        l2 = check_float(self.l2, "l2")
+        l2 = self._validate_params()["l2"]
         transformer = _feature_transformer(self)
         fit_input = self._validate_fit_X(X, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
@@ -374,8 +380,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> "LogisticRegression":
         """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type."""
-        max_iter = check_int(self.max_iter, "max_iter", minimum=1)
-        tol = check_float(self.tol, "tol", allow_none=True)
+        params = self._validate_params()
+        max_iter, tol = params["max_iter"], params["tol"]
         problem = self._prepare(X, y)
         with self._progress_bar(max_iter):
             result = minimize(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import check_choice, check_float, check_int, encode_labels, one_hot
+from hml._array import Boolean, CheckedWhereUsed, Integer, OneOf, Real, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.numerics import log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
@@ -192,6 +192,16 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     n_iter_, n_features_in_, feature_transformer_
     """
 
+    _parameters = {
+        "layers": CheckedWhereUsed("a list of layer sizes, checked against the data in fit"),
+        "activation": OneOf(ACTIVATIONS), "output": OneOf(("sigmoid", "softmax")), "init": OneOf(("uniform", "glorot")),
+        "epsilon": Real(positive=True), "learning_rate": Real(positive=True), "max_iter": Integer(1), "l2": Real(),
+        "batch_size": Integer(1, allow_none=True), "momentum": Real(maximum=1.0, below_maximum=True),
+        "solver": OneOf(("gd", "lbfgs", "cg")), "tol": Real(allow_none=True), "normalize": Boolean(),
+        "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"), "verbose": Boolean(),
+        **BaseEstimator._COMPUTE,
+    }
+
     def __init__(self, *, layers=None, activation="sigmoid", output="sigmoid", init="uniform", epsilon=0.12,
                  learning_rate=1.0, max_iter=300, l2=1.0, batch_size=None, momentum=0.0, solver="gd", tol=None,
                  normalize=True, random_state=None, backend=None, device=None, dtype=None, verbose=False):
@@ -217,12 +227,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     # -- set-up shared by fit and gradient_check -------------------------------------
     def _prepare(self, X: Any, y: Any, rng: np.random.Generator) -> PreparedProblem:
         """Validate, standardise and one-hot encode; θ₀ drawn from ``rng``: the problem the optimiser solves."""
-        check_choice(self.activation, "activation", ACTIVATIONS)
-        check_choice(self.output, "output", ("sigmoid", "softmax"))
-        check_choice(self.init, "init", ("uniform", "glorot"))
-        check_choice(self.solver, "solver", ("gd", "lbfgs", "cg"))
-        check_float(self.epsilon, "epsilon", positive=True)
-        l2 = check_float(self.l2, "l2")
+        l2 = self._validate_params()["l2"]
         transformer = FeatureTransformer(normalize=self.normalize)
         fit_input = self._validate_fit_X(X, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
@@ -267,16 +272,10 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> "MultilayerPerceptron":
         """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type."""
-        learning_rate = check_float(self.learning_rate, "learning_rate", positive=True)
-        max_iter = check_int(self.max_iter, "max_iter", minimum=1)
-        momentum = check_float(self.momentum, "momentum")
-        tol = check_float(self.tol, "tol", allow_none=True)
-        if momentum >= 1.0:
-            raise ValueError(f"momentum must be in [0, 1); got {self.momentum!r}")
-        if self.batch_size is not None:
-            check_int(self.batch_size, "batch_size", minimum=1)
-            if self.solver != "gd":
-                raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={self.solver!r}")
+        params = self._validate_params()
+        learning_rate, max_iter, momentum, tol = (params[n] for n in ("learning_rate", "max_iter", "momentum", "tol"))
+        if params["batch_size"] is not None and params["solver"] != "gd":
+            raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={self.solver!r}")
         rng = backends.check_random_state(self.random_state)
         problem = self._prepare(X, y, rng)
         ctx = problem.ctx
@@ -284,7 +283,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             if self.batch_size is not None:
                 result = minibatch_gradient_descent(
                     problem.objective, problem.theta0, ctx=ctx, n_samples=problem.input.X.shape[0],
-                    batch_size=int(self.batch_size), learning_rate=learning_rate, max_iter=max_iter, rng=rng,
+                    batch_size=params["batch_size"], learning_rate=learning_rate, max_iter=max_iter, rng=rng,
                     momentum=momentum, tol=tol, hint=self._divergence_hint(),
                 )
             else:

@@ -208,3 +208,32 @@ def test_dataframe_columns_are_remembered_and_checked(make):
     assert not hasattr(model, "feature_names_in_")
     with pytest.warns(UserWarning, match="X has feature names, but .* was fitted without feature names"):
         method(frame)
+
+
+ALL_ESTIMATORS = [hml.LinearRegression, hml.LogisticRegression, hml.KMeans, hml.GaussianAnomalyDetection,
+                  hml.MultilayerPerceptron, hml.FeatureTransformer]
+
+
+@pytest.mark.parametrize("estimator", ALL_ESTIMATORS, ids=lambda e: e.__name__)
+def test_every_parameter_is_declared_once_in_the_constraint_table(estimator):
+    """The table is the one place a parameter's rule lives: every __init__ parameter has an entry, and no other."""
+    assert set(estimator._parameters) == set(estimator._param_names())
+    defaults = estimator()._validate_params()  # the defaults pass their own rules
+    assert set(defaults) == set(estimator._param_names())
+
+
+@pytest.mark.parametrize("estimator, params, message", [
+    (hml.KMeans, {"n_init": 0}, r"n_init must be one of \['auto'\] or an integer >= 1; got 0"),
+    (hml.KMeans, {"init": "kmeans++"},
+     r"init must be one of \['k-means\+\+', 'random'\] or an array of starting centroids; got 'kmeans\+\+'"),
+    (hml.KMeans, {"working_memory": 0}, r"working_memory must be an integer >= 1 or None; got 0"),
+    (hml.MultilayerPerceptron, {"momentum": 1.0}, r"momentum must be in \[0, 1\); got 1.0"),
+    (hml.GaussianAnomalyDetection, {"contamination": 0.7}, r"contamination must be in \(0, 0.5\] or None; got 0.7"),
+    (hml.LinearRegression, {"verbose": "yes"}, r"verbose must be True or False; got 'yes'"),
+    (hml.LogisticRegression, {"normalize": 1}, r"normalize must be True or False; got 1"),
+])
+def test_constraint_messages_name_the_parameter_the_value_and_the_rule(estimator, params, message):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    y = np.arange(30) % 2
+    with pytest.raises(ValueError, match=message):
+        estimator(**params).fit(X, y)
