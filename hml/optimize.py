@@ -308,12 +308,23 @@ class _LineSearchFailed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Point:
+    """One point of a line search: the step α, φ(α) = J(θ + αd), φ'(α) = ∇J(θ + αd)·d and
+    ‖∇J(θ + αd)‖∞ (NaN where not evaluated: the origin)."""
+
+    alpha: float
+    f: float
+    slope: float
+    gnorm: float = math.nan
+
+
 class _Line:
     """φ(α) = J(θ + α d) along a search direction, one host read per evaluation.
 
-    ``evaluate(α)`` returns φ(α), φ'(α) = ∇J(θ + αd)·d and ‖∇J(θ + αd)‖∞ as Python
-    floats -- the three read back together, in one transfer -- and keeps the device
-    arrays (θ + αd, J, ∇J) of the last point for the caller.
+    ``evaluate(α)`` returns the :class:`_Point` at α -- φ, φ' and ‖∇J‖∞ read back together,
+    in one transfer -- and keeps the device arrays (θ + αd, J, ∇J) of each point in
+    ``arrays[α]`` for the caller.
 
     ``start(α, extra)`` is the first evaluation: α may still be a 0-d device array and
     ``extra`` device scalars (the new direction's φ'(0) and ‖∇J‖²), read in the same
@@ -323,25 +334,24 @@ class _Line:
     def __init__(self, objective: Objective, ctx: ComputeContext, theta: Any, direction: Any):
         self.objective, self.ctx, self.theta, self.direction = objective, ctx, theta, direction
         self.evaluations = 0
-        self.points: dict[float, tuple[Any, Any, Any, float]] = {}
+        self.arrays: dict[float, tuple[Any, Any, Any]] = {}
 
-    def start(self, alpha: Any, extra: Any = None) -> tuple[float, float, float, float, list[float]]:
-        """The first evaluation: α, φ(α), φ'(α), ‖∇J‖∞ and the ``extra`` values, as floats."""
+    def start(self, alpha: Any, extra: Any = None) -> tuple[_Point, list[float]]:
+        """The first evaluation, and the ``extra`` values, as floats."""
         xp = self.ctx.xp
-        more = [] if extra is None else [extra]
-        if not isinstance(alpha, float):
-            more.insert(0, xp.reshape(alpha, (1,)))
-        values = self._evaluate(alpha, more)
-        if not isinstance(alpha, float):
-            alpha, values = values[3], values[:3] + values[4:]
-            key = next(iter(self.points))
-            self.points = {alpha: self.points.pop(key)}
-        return (alpha, *values[:3], values[3:])
+        on_host = isinstance(alpha, float)
+        more = ([] if on_host else [xp.reshape(alpha, (1,))]) + ([] if extra is None else [extra])
+        values, arrays = self._evaluate(alpha, more)
+        if not on_host:
+            alpha = values.pop(3)
+        self.arrays[alpha] = arrays
+        return _Point(alpha, *values[:3]), values[3:]
 
-    def evaluate(self, alpha: float) -> tuple[float, float, float]:
-        return tuple(self._evaluate(alpha, []))
+    def evaluate(self, alpha: float) -> _Point:
+        values, self.arrays[alpha] = self._evaluate(alpha, [])
+        return _Point(alpha, *values)
 
-    def _evaluate(self, alpha: Any, more: list) -> list[float]:
+    def _evaluate(self, alpha: Any, more: list) -> tuple[list[float], tuple[Any, Any, Any]]:
         xp = self.ctx.xp
         theta = self.theta + alpha * self.direction
         cost, gradient = self.objective(theta)
@@ -350,8 +360,7 @@ class _Line:
         theta, cost, gradient, scalars = self.ctx.backend.materialize(theta, cost, gradient, scalars)
         values = [float(v) for v in self.ctx.read(scalars, "line search")]
         self.evaluations += 1
-        self.points[alpha if isinstance(alpha, float) else None] = (theta, cost, gradient, values[2])
-        return values
+        return values, (theta, cost, gradient)
 
 
 def _dot(xp: Any, a: Any, b: Any) -> Any:
@@ -359,84 +368,137 @@ def _dot(xp: Any, a: Any, b: Any) -> Any:
     return xp.sum(a * b)
 
 
-def _cubic_minimum(a: float, fa: float, da: float, b: float, fb: float, db: float) -> float:
-    """The minimiser of the cubic through (a, fa, fa') and (b, fb, fb'), kept inside [a, b]
-    away from the ends (Nocedal & Wright, eq. 3.59); the midpoint when it does not exist."""
-    lo, hi = min(a, b), max(a, b)
+def _cubic_minimum(lo: _Point, hi: _Point) -> float:
+    """The minimiser of the cubic through (a, φ(a), φ'(a)) and (b, φ(b), φ'(b)), kept inside
+    [a, b] away from the ends (Nocedal & Wright, eq. 3.59); the midpoint when it does not exist."""
+    a, fa, da, b, fb, db = lo.alpha, lo.f, lo.slope, hi.alpha, hi.f, hi.slope
+    low, high = min(a, b), max(a, b)
     try:
         d1 = da + db - 3.0 * (fa - fb) / (a - b)
         d2 = math.copysign(math.sqrt(d1 * d1 - da * db), b - a)
         x = b - (b - a) * (db + d2 - d1) / (db - da + 2.0 * d2)
     except (ValueError, ZeroDivisionError):
         return 0.5 * (a + b)
-    margin = 0.1 * (hi - lo)
-    if not math.isfinite(x) or not lo + margin <= x <= hi - margin:
+    margin = 0.1 * (high - low)
+    if not math.isfinite(x) or not low + margin <= x <= high - margin:
         return 0.5 * (a + b)
     return x
 
 
-def _wolfe_step(line: _Line, f0: float, slope0: float, alpha: float, first: tuple[float, float, float],
-                c1: float, c2: float, max_evaluations: int = 30) -> tuple[float, float, float, float]:
-    """A step α satisfying the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6):
+def _wolfe_step(line: _Line, origin: _Point, first: _Point, c1: float, c2: float,
+                max_evaluations: int = 30) -> _Point:
+    """A step satisfying the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6):
 
         φ(α) ≤ φ(0) + c₁ α φ'(0)        (sufficient decrease)
         |φ'(α)| ≤ c₂ |φ'(0)|            (curvature)
 
-    ``first`` is (φ, φ', ‖∇J‖∞) at the first trial ``alpha``, already evaluated by
-    :meth:`_Line.start`. Returns α, φ(α), φ'(α), ‖∇J‖∞ at α; raises _LineSearchFailed
-    after ``max_evaluations``.
+    ``origin`` is α = 0 (φ(0), φ'(0)); ``first`` the first trial, already evaluated by
+    :meth:`_Line.start`. Raises _LineSearchFailed after ``max_evaluations``.
     """
-    prev_a, prev_f, prev_s = 0.0, f0, slope0
+    previous, point = origin, first
+    alpha = first.alpha
     for i in range(max_evaluations):
-        f, s, g = first if i == 0 else line.evaluate(alpha)
-        if not math.isfinite(f):  # overshot into overflow: come back towards the last good point
-            alpha = 0.5 * (prev_a + alpha)
+        if i:
+            point = line.evaluate(alpha)
+        if not math.isfinite(point.f):  # overshot into overflow: come back towards the last good point
+            alpha = 0.5 * (previous.alpha + point.alpha)
             continue
-        if f > f0 + c1 * alpha * slope0 or (i > 0 and f >= prev_f):
-            return _zoom(line, f0, slope0, prev_a, prev_f, prev_s, alpha, f, s, c1, c2, max_evaluations - i - 1)
-        if abs(s) <= -c2 * slope0:
-            return alpha, f, s, g
-        if s >= 0:
-            return _zoom(line, f0, slope0, alpha, f, s, prev_a, prev_f, prev_s, c1, c2, max_evaluations - i - 1)
-        prev_a, prev_f, prev_s = alpha, f, s
-        alpha *= 2.0
+        if point.f > origin.f + c1 * point.alpha * origin.slope or (i > 0 and point.f >= previous.f):
+            return _zoom(line, origin, previous, point, c1, c2, max_evaluations - i - 1)
+        if abs(point.slope) <= -c2 * origin.slope:
+            return point
+        if point.slope >= 0:
+            return _zoom(line, origin, point, previous, c1, c2, max_evaluations - i - 1)
+        previous, alpha = point, 2.0 * point.alpha
     raise _LineSearchFailed
 
 
-def _zoom(line, f0, slope0, lo, f_lo, s_lo, hi, f_hi, s_hi, c1, c2, budget):
+def _zoom(line: _Line, origin: _Point, lo: _Point, hi: _Point, c1: float, c2: float, budget: int) -> _Point:
+    """Narrow [lo, hi], which brackets a strong-Wolfe step, by cubic interpolation (Algorithm 3.6)."""
     for _ in range(max(budget, 0)):
-        alpha = _cubic_minimum(lo, f_lo, s_lo, hi, f_hi, s_hi)
-        f, s, g = line.evaluate(alpha)
-        if f > f0 + c1 * alpha * slope0 or f >= f_lo:
-            hi, f_hi, s_hi = alpha, f, s
+        point = line.evaluate(_cubic_minimum(lo, hi))
+        if point.f > origin.f + c1 * point.alpha * origin.slope or point.f >= lo.f:
+            hi = point
         else:
-            if abs(s) <= -c2 * slope0:
-                return alpha, f, s, g
-            if s * (hi - lo) >= 0:
-                hi, f_hi, s_hi = lo, f_lo, s_lo
-            lo, f_lo, s_lo = alpha, f, s
-        if abs(hi - lo) <= 1e-12 * max(abs(lo), abs(hi), 1.0):
+            if abs(point.slope) <= -c2 * origin.slope:
+                return point
+            if point.slope * (hi.alpha - lo.alpha) >= 0:
+                hi = lo
+            lo = point
+        if abs(hi.alpha - lo.alpha) <= 1e-12 * max(abs(lo.alpha), abs(hi.alpha), 1.0):
             break
     # No strong-Wolfe point in budget: accept the best decrease found, if any.
-    if lo > 0 and f_lo < f0:
-        return lo, f_lo, s_lo, line.points[lo][3]
+    if lo.alpha > 0 and lo.f < origin.f:
+        return lo
     raise _LineSearchFailed
 
 
-def _quasi_newton(
-    objective: Objective,
-    theta: Any,
-    *,
-    ctx: ComputeContext,
-    method: str,
-    max_iter: int,
-    tol: float,
-    memory: int = 10,
-) -> OptimizeResult:
+class _LBFGSDirection:
+    """d = −H∇J from the last ``memory`` (s, y) pairs; a unit first trial step (the step is already scaled)."""
+
+    name, c2 = "lbfgs", 0.9
+
+    def __init__(self, ctx: ComputeContext, memory: int):
+        self.ctx, self.history = ctx, deque(maxlen=memory)  # (s, y, ρ = 1/yᵀs)
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    def can_restart(self, previous: _Point | None) -> bool:
+        """Whether a failed line search is worth a restart along −∇J: there is curvature to drop."""
+        return bool(self.history)
+
+    def first_trial(self, previous: _Point, previous_slope: float, pending: Any) -> Any:
+        return 1.0
+
+    def next(self, step: _Point, slope: float, direction: Any, gradient: Any, gradient_new: Any, gg: float) -> Any:
+        s, y = self.ctx.backend.materialize(step.alpha * direction, gradient_new - gradient)
+        ys = step.alpha * (step.slope - slope)  # yᵀs = α (φ'(α) − φ'(0)), already on the host
+        if ys > 1e-10 * step.alpha * abs(slope):  # keep the model positive definite
+            self.history.append((s, y, 1.0 / ys))
+        return _two_loop(self.ctx.xp, gradient_new, self.history)
+
+
+class _PolakRibiereDirection:
+    """d₊ = −∇J₊ + β d, β = max(0, ∇J₊ᵀ(∇J₊ − ∇J) / ‖∇J‖²), on the device; the first trial step
+    repeats the last step's first-order change."""
+
+    name, c2 = "cg", 0.1  # CG needs a more exact line search to stay conjugate
+
+    def __init__(self, ctx: ComputeContext):
+        self.ctx = ctx
+
+    def reset(self) -> None:
+        pass
+
+    def can_restart(self, previous: _Point | None) -> bool:
+        """Whether a failed line search is worth a restart along −∇J: d was a conjugate direction."""
+        return previous is not None
+
+    def first_trial(self, previous: _Point, previous_slope: float, pending: Any) -> Any:
+        # α₀ = α₋ φ'₋(0) / φ'(0), on the device (φ'(0) is read with this very evaluation);
+        # if d is no descent direction, α₀ = 0 and the read restarts along −∇J.
+        xp = self.ctx.xp
+        descent = pending[0] < 0
+        return xp.where(descent, (previous.alpha * previous_slope) / xp.where(descent, pending[0], -1.0),
+                        xp.zeros_like(pending[0]))
+
+    def next(self, step: _Point, slope: float, direction: Any, gradient: Any, gradient_new: Any, gg: float) -> Any:
+        xp = self.ctx.xp
+        beta = xp.maximum(_dot(xp, gradient_new, gradient_new - gradient) / gg, 0.0)
+        return -gradient_new + beta * direction
+
+
+def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, direction_rule: Any, max_iter: int,
+                  tol: float) -> OptimizeResult:
+    """Line-search descent along the directions of ``direction_rule`` (L-BFGS or Polak–Ribière+).
+
+    Stops when ‖∇J‖∞ ≤ ``tol`` or the relative cost change is rounding noise (64 ε).
+    """
     xp = ctx.xp
+    rule = direction_rule
     eps = float(xp.finfo(theta.dtype).eps)
     ftol = 64.0 * eps  # a cost change this small is rounding noise (scikit-learn's choice for L-BFGS)
-    c2 = 0.9 if method == "lbfgs" else 0.1  # CG needs a more exact line search to stay conjugate
     report, on_cost = progress_callback(), cost_callback()
     cost, gradient = objective(theta)
     scalars = ctx.read(xp.stack([_total(xp, cost), xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]),
@@ -445,74 +507,61 @@ def _quasi_newton(
     if not math.isfinite(f):
         raise DivergenceError(f"the cost at the initial parameters is {f}; check the data for huge values")
     costs = [cost]
-    history: deque = deque(maxlen=memory)  # (s, y, ρ = 1/yᵀs)
     direction = -gradient
     slope = -gg
     # The slope φ'(0) = ∇Jᵀd and ‖∇J‖² of a new direction stay on the device and are read
     # with the next line search's first evaluation (one read per evaluation in all).
     pending = None
-    previous_step, previous_slope = None, None
+    previous: _Point | None = None  # the last accepted step, and the slope φ'(0) it started from
+    previous_slope = math.nan
     converged = gnorm <= tol
     n_iter = 0
     while not converged and n_iter < max_iter:
         n_iter += 1
-        if previous_step is None:
+        if previous is None:
             alpha = min(1.0, 1.0 / max(gnorm, 1e-300))  # first step: unit-ish length along −g
-        elif method == "lbfgs":
-            alpha = 1.0  # a quasi-Newton step is already scaled
-        else:  # the last step's first-order change, again: α₀ = α₋ φ'₋(0) / φ'(0), on the device
-            descent = pending[0] < 0  # if not, α₀ = 0 and the read below restarts along −∇J
-            alpha = xp.where(descent, (previous_step * previous_slope) / xp.where(descent, pending[0], -1.0),
-                             xp.zeros_like(pending[0]))
+        else:
+            alpha = rule.first_trial(previous, previous_slope, pending)
         line = _Line(objective, ctx, theta, direction)
-        alpha, *first, extra = line.start(alpha, pending)
+        first, extra = line.start(alpha, pending)
         if pending is not None:
             slope, gg = extra
             pending = None
             if slope >= 0:  # not a descent direction (CG after a loose line search): restart along −∇J
-                history.clear()
-                direction, slope, previous_step = -gradient, -gg, None
+                rule.reset()
+                direction, slope, previous = -gradient, -gg, None
                 n_iter -= 1
                 continue
         try:
-            alpha, f_new, slope_new, gnorm = _wolfe_step(line, f, slope, alpha, tuple(first), 1e-4, c2)
+            step = _wolfe_step(line, _Point(0.0, f, slope), first, 1e-4, rule.c2)
         except _LineSearchFailed:
-            if history or method == "cg" and previous_step is not None:
-                history.clear()  # the curvature model went bad: restart from steepest descent
-                direction, slope, previous_step = -gradient, -gg, None
+            if rule.can_restart(previous):
+                rule.reset()  # the curvature model went bad: restart from steepest descent
+                direction, slope, previous = -gradient, -gg, None
                 n_iter -= 1
                 continue
             warn(
-                f"{method}: the line search found no step that lowers the cost after {n_iter} iteration(s); "
+                f"{rule.name}: the line search found no step that lowers the cost after {n_iter} iteration(s); "
                 "the cost is at the limit of floating-point precision, or the gradient is wrong",
                 ConvergenceWarning,
             )
             break
-        theta_new, cost_new, gradient_new, _ = line.points[alpha]
+        theta_new, cost_new, gradient_new = line.arrays[step.alpha]
         costs.append(cost_new)
-        change = abs(f - f_new) / max(abs(f), abs(f_new), 1.0)
-        if method == "lbfgs":
-            s, y = ctx.backend.materialize(alpha * direction, gradient_new - gradient)
-            ys = alpha * (slope_new - slope)  # yᵀs = α (φ'(α) − φ'(0)), already on the host
-            if ys > 1e-10 * alpha * abs(slope):  # keep the model positive definite
-                history.append((s, y, 1.0 / ys))
-            direction = _two_loop(xp, gradient_new, history)
-        else:
-            # Polak-Ribière+: β = max(0, g₊ᵀ(g₊ − g) / gᵀg), kept on the device.
-            beta = xp.maximum(_dot(xp, gradient_new, gradient_new - gradient) / gg, 0.0)
-            direction = -gradient_new + beta * direction
+        change = abs(f - step.f) / max(abs(f), abs(step.f), 1.0)
+        direction = rule.next(step, slope, direction, gradient, gradient_new, gg)
+        theta, gradient, f, gnorm = theta_new, gradient_new, step.f, step.gnorm
+        pending = xp.stack([_dot(xp, gradient, direction), _dot(xp, gradient, gradient)])
         # Lazy backends: compute the new direction now, or every later direction (built
         # from this one) would drag the whole history's graph along.
-        theta, gradient, f = theta_new, gradient_new, f_new
-        pending = xp.stack([_dot(xp, gradient, direction), _dot(xp, gradient, gradient)])
         direction, pending = ctx.backend.materialize(direction, pending)
-        previous_step, previous_slope = alpha, slope
+        previous, previous_slope = step, slope
         converged = gnorm <= tol or change <= ftol
         report(n_iter, max_iter)
         on_cost(n_iter, f)
     if not converged:
         warn(
-            f"{method} did not reach tol={tol} (largest gradient component {gnorm:.3g}) in max_iter={max_iter} "
+            f"{rule.name} did not reach tol={tol} (largest gradient component {gnorm:.3g}) in max_iter={max_iter} "
             "iterations; increase max_iter, or loosen tol",
             ConvergenceWarning,
         )
@@ -554,7 +603,8 @@ def lbfgs(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: in
     the Wolfe test needs them -- and the convergence test uses those same numbers, so
     checking convergence costs no extra GPU synchronisation. Usually one evaluation per iteration.
     """
-    return _quasi_newton(objective, theta, ctx=ctx, method="lbfgs", max_iter=max_iter, tol=tol, memory=memory)
+    return _quasi_newton(objective, theta, ctx=ctx, direction_rule=_LBFGSDirection(ctx, memory), max_iter=max_iter,
+                         tol=tol)
 
 
 def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100,
@@ -566,7 +616,8 @@ def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext,
     (the original project passed a 2-D θ to SciPy's CG, which current SciPy rejects).
     Stopping rule and host reads as :func:`lbfgs`.
     """
-    return _quasi_newton(objective, theta, ctx=ctx, method="cg", max_iter=max_iter, tol=tol)
+    return _quasi_newton(objective, theta, ctx=ctx, direction_rule=_PolakRibiereDirection(ctx), max_iter=max_iter,
+                         tol=tol)
 
 
 def minimize(objective: Objective, theta: Any, *, ctx: ComputeContext, method: str, max_iter: int,

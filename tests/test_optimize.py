@@ -12,6 +12,7 @@ from hml import backends
 from hml.exceptions import ConvergenceWarning
 from hml.optimize import (
     _Line,
+    _Point,
     _wolfe_step,
     check_gradient,
     conjugate_gradient,
@@ -76,8 +77,9 @@ def test_wolfe_step_satisfies_both_conditions():
     slope0 = float(g0 @ direction)
     for c2 in (0.9, 0.1):
         line = _Line(objective, ctx, theta, direction)
-        alpha, *first, _ = line.start(1.0)
-        alpha, f, slope, _ = _wolfe_step(line, float(f0), slope0, alpha, tuple(first), 1e-4, c2)
+        first, _ = line.start(1.0)
+        step = _wolfe_step(line, _Point(0.0, float(f0), slope0), first, 1e-4, c2)
+        alpha, f, slope = step.alpha, step.f, step.slope
         assert f <= float(f0) + 1e-4 * alpha * slope0
         assert abs(slope) <= c2 * abs(slope0)
         assert f == pytest.approx(float(objective(theta + alpha * direction)[0]))
