@@ -1,6 +1,6 @@
 """Input validation, conversion and the dtype policy: the one place every public call goes through.
 
-``check_X``/``check_X_y`` turn whatever the user passed (NumPy, CuPy, torch, Dask,
+``check_X``/``check_y`` turn whatever the user passed (NumPy, CuPy, torch, Dask,
 array-api-strict arrays, lists, pandas objects) into a floating 2-D array on the
 compute device, or raise an error that names the parameter, the value received,
 and what would be accepted.
@@ -24,12 +24,10 @@ __all__ = [
     "labels_on_host",
     "one_hot",
     "labels_to_codes",
-    "check_X_y",
     "check_y",
     "float_dtype",
     "check_int",
     "check_float",
-    "check_choice",
 ]
 
 
@@ -189,13 +187,6 @@ def _warn_column(name: str) -> None:
          f"Pass an array of shape (n_samples,) to silence this warning", DataConversionWarning)
 
 
-def check_X_y(X: Any, y: Any, ctx: ComputeContext, *, dtype: Any = None, min_samples: int = 1) -> tuple[Any, Any]:
-    """Validate ``X`` and ``y`` together (see :func:`check_X` and :func:`check_y`)."""
-    X = check_X(X, ctx, dtype=dtype, min_samples=min_samples)
-    y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
-    return X, y
-
-
 def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
     """Y[i, k] = 1 if codes[i] = k else 0, shape (n, n_classes), built on the codes' device.
 
@@ -286,12 +277,6 @@ def check_float(value: Any, name: str, *, positive: bool = False, allow_none: bo
         return float(value)
     wanted = "a finite number > 0" if positive else "a finite number >= 0"
     raise ValueError(f"{name} must be {wanted}{' or None' if allow_none else ''}; got {value!r}")
-
-
-def check_choice(value: Any, name: str, choices: tuple) -> Any:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
-    return value
 
 
 # -- the constraint table each estimator declares -------------------------------------

@@ -333,7 +333,6 @@ class _Line:
 
     def __init__(self, objective: Objective, ctx: ComputeContext, theta: Any, direction: Any):
         self.objective, self.ctx, self.theta, self.direction = objective, ctx, theta, direction
-        self.evaluations = 0
         self.arrays: dict[float, tuple[Any, Any, Any]] = {}
 
     def start(self, alpha: Any, extra: Any = None) -> tuple[_Point, list[float]]:
@@ -359,7 +358,6 @@ class _Line:
                              *more])
         theta, cost, gradient, scalars = self.ctx.backend.materialize(theta, cost, gradient, scalars)
         values = [float(v) for v in self.ctx.read(scalars, "line search")]
-        self.evaluations += 1
         return values, (theta, cost, gradient)
 
 
