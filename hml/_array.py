@@ -335,7 +335,8 @@ class OneOf(Constraint):
         for choice in self.choices:
             if value is choice or (type(value) is type(choice) and value == choice):
                 return value
-        raise ValueError(f"{name} must be one of {list(self.choices)}; got {value!r}")
+        allowed = repr(self.choices[0]) if len(self.choices) == 1 else f"one of {list(self.choices)}"
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from typing import Any
 import array_api_compat
 
 from hml import backends
-from hml._array import Boolean, Integer, OneOf, Real, check_y, encode_labels, one_hot
+from hml._array import Boolean, Either, Integer, OneOf, Real, check_y, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.numerics import log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
-from hml.optimize import gradient_descent, minimize
+from hml.optimize import gradient_descent, largest_curvature, minimize
 
 __all__ = ["LinearRegression", "LogisticRegression", "linear_regression_objective", "logistic_objective"]
 
@@ -101,13 +101,18 @@ class LinearRegression(BaseEstimator):
 
     Parameters
     ----------
-    learning_rate : float, default 0.01
-        Step α of gradient descent (the original project's ``alpha``).
-    max_iter : int, default 500
+    learning_rate : float or "auto", default "auto"
+        Step α of gradient descent (the original project's ``alpha``). ``"auto"`` takes
+        α = 1/λ_max, λ_max the largest curvature of J (its Hessian's largest eigenvalue,
+        by power iteration: :func:`hml.optimize.largest_curvature`) -- the longest step
+        that is safe along every direction.
+    max_iter : int, default 1000
         Gradient-descent iterations (an upper bound when ``tol`` is set).
-    tol : float or None, default None
-        Stop when the relative change of J over one iteration is at most ``tol``
-        (checked every 10 iterations). ``None`` runs all ``max_iter`` iterations.
+    tol : float or None, default 1e-4
+        Stop once the largest component of ∇J has fallen to ``tol`` times its size at
+        the start (checked every 10 iterations; the same rule as every hml optimiser,
+        see :mod:`hml.optimize`), with a :class:`hml.ConvergenceWarning` when
+        ``max_iter`` ends the fit first. ``None`` runs all ``max_iter`` iterations.
     l2 : float, default 0.0
         L2 regularisation strength λ (the original project's ``lambda``).
     solver : {"gd", "normal"}, default "gd"
@@ -136,6 +141,9 @@ class LinearRegression(BaseEstimator):
         J(θ_k) at the start of each iteration k (for ``solver="normal"``: the cost of the solution).
     n_iter_ : int
         Iterations run.
+    learning_rate_ : float or None
+        The step α gradient descent took (``learning_rate``, or 1/λ_max for ``"auto"``);
+        None for ``solver="normal"``.
     n_features_in_ : int
     feature_transformer_ : FeatureTransformer
 
@@ -146,19 +154,19 @@ class LinearRegression(BaseEstimator):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(200, 3))
     >>> y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
-    >>> model = hml.LinearRegression(learning_rate=0.1, max_iter=1000).fit(X, y)
+    >>> model = hml.LinearRegression().fit(X, y)  # learning_rate="auto", stops at tol=1e-4
     >>> round(model.score(X, y), 6)
     1.0
     """
 
     _estimator_type = "regressor"
     _parameters = {
-        "learning_rate": Real(positive=True), "max_iter": Integer(1), "tol": Real(allow_none=True), "l2": Real(),
-        "solver": OneOf(("gd", "normal")), "polynomial_degree": Integer(0), "sinusoid_degree": Integer(0),
+        "learning_rate": Either((OneOf(("auto",)), Real(positive=True))), "max_iter": Integer(1),
+        "tol": Real(allow_none=True), "l2": Real(), "solver": OneOf(("gd", "normal")), "polynomial_degree": Integer(0), "sinusoid_degree": Integer(0),
         "normalize": Boolean(), "verbose": Boolean(), **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, *, learning_rate=0.01, max_iter=500, tol=None, l2=0.0, solver="gd",
+    def __init__(self, *, learning_rate="auto", max_iter=1000, tol=1e-4, l2=0.0, solver="gd",
                  polynomial_degree=0, sinusoid_degree=0, normalize=True,
                  backend=None, device=None, dtype=None, verbose=False):
         self.learning_rate = learning_rate
@@ -190,8 +198,11 @@ class LinearRegression(BaseEstimator):
         if params["solver"] == "normal":
             theta = normal_equation(Z, y, l2, ctx)
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
+            learning_rate = None
         else:
             theta0 = xp.zeros(Z.shape[1] + 1, dtype=Z.dtype, device=ctx.device)
+            if learning_rate == "auto":
+                learning_rate = 1.0 / max(largest_curvature(objective, theta0, ctx=ctx), 1e-300)
             with self._progress_bar(max_iter):
                 result = gradient_descent(
                     objective, theta0, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
@@ -202,7 +213,7 @@ class LinearRegression(BaseEstimator):
         # Everything above may raise; only now is the estimator changed.
         self.feature_transformer_ = transformer
         self.intercept_, self.coef_ = theta[0], theta[1:]
-        self.cost_history_, self.n_iter_ = cost_history, n_iter
+        self.cost_history_, self.n_iter_, self.learning_rate_ = cost_history, n_iter, learning_rate
         self._remember_input(fit_input)
         return self
 
@@ -286,9 +297,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         accuracy (0.9265 after 30, 0.9243 after 50, 0.9242 after 100) in half the time
         of 100; a ``ConvergenceWarning`` says when more would still lower the cost.
     tol : float or None, default 1e-4
-        L-BFGS/CG: stop when every component of ∇J is at most ``tol`` in size (or the cost
-        stops changing beyond rounding). GD: stop when the relative change of J is at
-        most ``tol``; ``None`` runs all ``max_iter`` iterations.
+        Stop once the largest component of ∇J has fallen to ``tol`` times its size at the
+        start -- the same rule for every solver (see :mod:`hml.optimize`); L-BFGS and CG
+        also stop where the cost no longer changes beyond rounding. ``None`` runs all
+        ``max_iter`` iterations.
     l2 : float, default 1.0
         λ. The same problem as scikit-learn's ``LogisticRegression(C=1/l2)`` when
         ``normalize=False`` (scikit-learn minimises C Σᵢ lossᵢ + ½‖W‖², i.e. m·C times J).

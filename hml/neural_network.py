@@ -173,8 +173,11 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         Heavy-ball momentum μ of mini-batch descent.
     solver : {"gd", "lbfgs", "cg"}, default "gd"
         Full-batch alternatives to gradient descent (not with ``batch_size``).
-    tol : float or None, default None
-        Stop when the relative change of the cost between checks is at most ``tol``.
+    tol : float or None, default 1e-4
+        Stop once the largest component of ∇J has fallen to ``tol`` times its size at the
+        start (every solver: the rule of :mod:`hml.optimize`; mini-batches test the mean of
+        an epoch's batch gradients), with a :class:`hml.ConvergenceWarning` when ``max_iter``
+        ends the fit first. ``None`` runs all ``max_iter`` iterations (the original's fixed budget).
     normalize : bool, default True
         Standardise the inputs with the training statistics.
     random_state : int, Generator or None
@@ -203,7 +206,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     }
 
     def __init__(self, *, layers=None, activation="sigmoid", output="sigmoid", init="uniform", epsilon=0.12,
-                 learning_rate=1.0, max_iter=300, l2=1.0, batch_size=None, momentum=0.0, solver="gd", tol=None,
+                 learning_rate=1.0, max_iter=300, l2=1.0, batch_size=None, momentum=0.0, solver="gd", tol=1e-4,
                  normalize=True, random_state=None, backend=None, device=None, dtype=None, verbose=False):
         self.layers = layers
         self.activation = activation

@@ -16,6 +16,17 @@ computes the graph); the cost history stays on the device until the end.
 
 :func:`progress` lets a caller watch the iterations of any fit (a progress bar)
 without adding a host read: the callback receives Python ints only.
+
+``tol`` means the same for every optimiser here: stop once the largest gradient
+component has fallen to ``tol`` times its size at the start,
+
+    ‖∇J(θ_k)‖∞ ≤ tol · ‖∇J(θ₀)‖∞,
+
+a first-order optimality test that, being relative, does not change when the data
+(and so J) are rescaled. ``tol=None`` runs all ``max_iter`` iterations; a ``tol``
+that ``max_iter`` does not reach ends the fit with a :class:`hml.ConvergenceWarning`.
+Mini-batch descent, which never sees ∇J itself, tests the mean of an epoch's batch
+gradients against the first batch's gradient.
 """
 
 from __future__ import annotations
@@ -37,12 +48,14 @@ __all__ = [
     "check_gradient",
     "conjugate_gradient",
     "gradient_descent",
+    "largest_curvature",
     "lbfgs",
     "minibatch_gradient_descent",
     "minimize",
     "cost_callback",
     "progress",
     "progress_callback",
+    "reached",
 ]
 
 Objective = Callable[[Any], "tuple[Any, Any]"]
@@ -97,6 +110,16 @@ def _no_cost(iteration: int, cost: float) -> None:
     pass
 
 
+def _gnorm(xp: Any, gradient: Any) -> Any:
+    """‖∇J‖∞, the largest gradient component in size (a 0-d device array)."""
+    return xp.max(xp.abs(gradient))
+
+
+def reached(gnorm: float, initial_gnorm: float, tol: float | None) -> bool:
+    """The stopping rule every optimiser shares: ‖∇J(θ_k)‖∞ ≤ tol · ‖∇J(θ₀)‖∞ (never, for ``tol=None``)."""
+    return tol is not None and gnorm <= tol * initial_gnorm
+
+
 def _total(xp: Any, cost: Any) -> Any:
     """J from an objective's cost: the cost itself, or the sum of its parts when it is 1-D."""
     return cost if cost.ndim == 0 else xp.sum(cost)
@@ -133,8 +156,8 @@ def gradient_descent(
 ) -> OptimizeResult:
     """Batch gradient descent: θ ← θ − α ∇J(θ), for at most ``max_iter`` iterations.
 
-    Stops early when ``tol`` is set and the relative change of the cost over one
-    iteration, |J_{k−1} − J_k| / max(|J_k|, tiny), falls to ``tol`` or below.
+    Stops early once ‖∇J(θ_k)‖∞ ≤ ``tol`` · ‖∇J(θ₀)‖∞ (see the module's docstring),
+    tested every ``check_every`` iterations with the cost window's one host read.
 
     Raises :class:`hml.DivergenceError` when the cost becomes non-finite or grows past
     ``divergence_factor`` times its initial value -- the sign of a learning rate too
@@ -149,24 +172,26 @@ def gradient_descent(
         cost, gradient = objective(theta)
         theta = theta - learning_rate * gradient
         monitor.record(cost)
+        if n_iter == 1:
+            monitor.start(gradient)
         report(n_iter, max_iter)
         if n_iter % check_every and n_iter != max_iter:
             continue
-        converged, (theta,) = monitor.check(n_iter, theta)
+        converged, (theta,) = monitor.check(n_iter, gradient, theta)
         if converged:
             break
-    return monitor.result(theta, n_iter, converged, warn_unconverged=True, max_iter=max_iter)
+    return monitor.result(theta, n_iter, converged, max_iter=max_iter)
 
 
 class _CostWindow:
     """The costs since the last check, kept on the device and read back once per window.
 
-    ``check`` reads the whole window in one transfer (a GPU sync, or one Dask compute of
-    the window, materialising the given arrays with it), raises :class:`hml.DivergenceError`
-    when the cost became non-finite or grew past ``divergence_factor`` × its first value,
-    and reports convergence when the relative change of the cost over the last iteration,
-    |J_{k−1} − J_k| / max(|J_k|, tiny), is at most ``tol``. Costs given as parts (1-D)
-    are checked by their sum, and the parts are kept for the result.
+    ``check`` reads the whole window in one transfer -- with ‖∇J‖∞ of the newest gradient
+    (and, the first time, of the initial one given to ``start``): a GPU sync, or one Dask
+    compute of the window, materialising the given arrays with it. It raises
+    :class:`hml.DivergenceError` when the cost became non-finite or grew past
+    ``divergence_factor`` × its first value, and reports convergence by :func:`reached`.
+    Costs given as parts (1-D) are checked by their sum, and the parts are kept for the result.
     """
 
     def __init__(self, ctx: ComputeContext, tol: float | None, learning_rate: float, divergence_factor: float,
@@ -176,48 +201,62 @@ class _CostWindow:
         self.window: list[Any] = []  # device costs (0-d, or 1-D parts) since the last check
         self.history: list[Any] = []  # one device array of totals per checked window
         self.parts: list[Any] = []  # the same windows' parts, for separable objectives
-        self.initial_cost = self.previous_cost = None
+        self.initial_cost = None
+        self.initial_gnorm: Any = None  # ‖∇J(θ₀)‖∞: a device scalar until the first check reads it
+        self.gnorm = math.inf  # ‖∇J‖∞ at the last check
         self.on_cost = cost_callback()
 
     def record(self, cost: Any) -> None:
         self.window.append(cost)
 
-    def check(self, n_iter: int, *arrays: Any) -> tuple[bool, tuple]:
+    def start(self, gradient: Any) -> None:
+        """Remember ‖∇J(θ₀)‖∞, the scale ``tol`` is relative to (read with the first window)."""
+        self.initial_gnorm = _gnorm(self.ctx.xp, gradient)
+
+    def check(self, n_iter: int, gradient: Any, *arrays: Any) -> tuple[bool, tuple]:
+        """Read the window and ‖``gradient``‖∞; whether the fit converged, and ``arrays`` materialised."""
         xp = self.ctx.xp
         costs = xp.stack(self.window)
+        norms = [_gnorm(xp, gradient)]
+        if not isinstance(self.initial_gnorm, float):
+            norms.append(self.initial_gnorm)
+        norms = xp.stack(norms)
         if costs.ndim == 2:  # parts: computed with their sums, so a lazy backend keeps no graph of them
-            *arrays, costs, parts = self.ctx.backend.materialize(*arrays, xp.sum(costs, axis=1), costs)
+            *arrays, costs, parts, norms = self.ctx.backend.materialize(*arrays, xp.sum(costs, axis=1), costs, norms)
             self.parts.append(parts)
         else:
-            *arrays, costs = self.ctx.backend.materialize(*arrays, costs)
+            *arrays, costs, norms = self.ctx.backend.materialize(*arrays, costs, norms)
         self.history.append(costs)
         self.window = []
-        values = [float(c) for c in self.ctx.read(costs, "cost window")]
+        values = [float(c) for c in self.ctx.read(xp.concat([costs, norms]), "cost window")]
+        n = costs.shape[0]
+        self.gnorm = values[n]
+        if len(values) > n + 1:
+            self.initial_gnorm = values[n + 1]
+        values = values[:n]
         if self.initial_cost is None:
             self.initial_cost = values[0]
         _check_divergence(values, self.initial_cost, self.divergence_factor, self.learning_rate, n_iter, self.hint)
-        if self.previous_cost is not None:
-            values.insert(0, self.previous_cost)
-        self.previous_cost = values[-1]
         self.on_cost(n_iter, values[-1])
-        converged = False
-        if self.tol is not None and len(values) > 1:
-            converged = abs(values[-2] - values[-1]) / max(abs(values[-1]), 1e-300) <= self.tol
-        return converged, tuple(arrays)
+        return reached(self.gnorm, self.initial_gnorm, self.tol), tuple(arrays)
 
-    def result(self, theta: Any, n_iter: int, converged: bool, *, warn_unconverged: bool = False,
-               max_iter: int = 0, what: str = "gradient descent") -> OptimizeResult:
+    def result(self, theta: Any, n_iter: int, converged: bool, *, max_iter: int,
+               what: str = "gradient descent") -> OptimizeResult:
         xp = self.ctx.xp
         if not bool(self.ctx.read(xp.all(xp.isfinite(theta)), "final parameters are finite")):
             raise _divergence(self.learning_rate, n_iter, "the parameters overflowed", self.hint)
-        if warn_unconverged and self.tol is not None and not converged:
-            warn(
-                f"{what} did not reach tol={self.tol} in max_iter={max_iter} iterations; "
-                "increase max_iter or learning_rate, or loosen tol",
-                ConvergenceWarning,
-            )
+        if self.tol is not None and not converged:
+            warn(_unconverged(what, self.tol, self.gnorm, self.initial_gnorm, max_iter,
+                              "increase max_iter or learning_rate, or loosen tol" + self.hint),
+                 ConvergenceWarning)
         parts = xp.concat(self.parts) if self.parts else None
         return OptimizeResult(theta, xp.concat(self.history), n_iter, converged, parts)
+
+
+def _unconverged(what: str, tol: float, gnorm: float, initial_gnorm: float, max_iter: int, advice: str) -> str:
+    ratio = gnorm / initial_gnorm if initial_gnorm > 0 else math.inf
+    return (f"{what} did not reach tol={tol} in max_iter={max_iter} iterations: the largest gradient component "
+            f"fell to {ratio:.3g} of its start (‖∇J‖∞ = {gnorm:.3g}), not to tol; {advice}")
 
 
 def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int,
@@ -272,8 +311,10 @@ def minibatch_gradient_descent(
     this is plain stochastic gradient descent.
 
     ``cost_history[k]`` is the mean of the batch costs of epoch k (the cost while θ moved).
-    ``tol`` stops on the relative change of that mean between epochs; divergence is
-    reported as by :func:`gradient_descent`.
+    ``tol`` stops once the mean of an epoch's batch gradients, an estimate of ∇J, has
+    ‖·‖∞ ≤ ``tol`` × that of the first batch's gradient (the module's rule, with estimates:
+    with a constant learning rate the batches' noise may keep a small ``tol`` out of
+    reach). Divergence is reported as by :func:`gradient_descent`.
     """
     xp = ctx.xp
     monitor = _CostWindow(ctx, tol, learning_rate, divergence_factor, hint)
@@ -285,10 +326,14 @@ def minibatch_gradient_descent(
     for n_iter in range(1, max_iter + 1):
         order = ctx.asarray(rng.permutation(n_samples))
         batch_costs = []
+        gradient_sum = None
         for start in starts:
             rows = order[start:min(start + batch_size, n_samples)]
             cost, gradient = objective(theta, rows)
+            if velocity is None:
+                monitor.start(gradient)
             batch_costs.append(cost)
+            gradient_sum = gradient if gradient_sum is None else gradient_sum + gradient
             step = -learning_rate * gradient
             velocity = step if velocity is None or momentum == 0.0 else momentum * velocity + step
             theta = theta + velocity
@@ -296,11 +341,10 @@ def minibatch_gradient_descent(
         report(n_iter, max_iter)
         if n_iter % check_every and n_iter != max_iter:
             continue
-        converged, (theta, velocity) = monitor.check(n_iter, theta, velocity)
+        converged, (theta, velocity) = monitor.check(n_iter, gradient_sum / len(starts), theta, velocity)
         if converged:
             break
-    return monitor.result(theta, n_iter, converged, warn_unconverged=True, max_iter=max_iter,
-                          what="mini-batch gradient descent")
+    return monitor.result(theta, n_iter, converged, max_iter=max_iter, what="mini-batch gradient descent")
 
 
 # -- line search, conjugate gradient, L-BFGS ------------------------------------------
@@ -488,10 +532,11 @@ class _PolakRibiereDirection:
 
 
 def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, direction_rule: Any, max_iter: int,
-                  tol: float) -> OptimizeResult:
+                  tol: float | None) -> OptimizeResult:
     """Line-search descent along the directions of ``direction_rule`` (L-BFGS or Polak–Ribière+).
 
-    Stops when ‖∇J‖∞ ≤ ``tol`` or the relative cost change is rounding noise (64 ε).
+    Stops when ‖∇J(θ_k)‖∞ ≤ ``tol`` · ‖∇J(θ₀)‖∞ (:func:`reached`), or when the relative
+    cost change is rounding noise (64 ε) -- no step can do better.
     """
     xp = ctx.xp
     rule = direction_rule
@@ -499,9 +544,10 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
     ftol = 64.0 * eps  # a cost change this small is rounding noise (scikit-learn's choice for L-BFGS)
     report, on_cost = progress_callback(), cost_callback()
     cost, gradient = objective(theta)
-    scalars = ctx.read(xp.stack([_total(xp, cost), xp.max(xp.abs(gradient)), _dot(xp, gradient, gradient)]),
+    scalars = ctx.read(xp.stack([_total(xp, cost), _gnorm(xp, gradient), _dot(xp, gradient, gradient)]),
                        "initial cost")
     f, gnorm, gg = (float(v) for v in scalars)
+    initial_gnorm = gnorm
     if not math.isfinite(f):
         raise DivergenceError(f"the cost at the initial parameters is {f}; check the data for huge values")
     costs = [cost]
@@ -512,7 +558,7 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
     pending = None
     previous: _Point | None = None  # the last accepted step, and the slope φ'(0) it started from
     previous_slope = math.nan
-    converged = gnorm <= tol
+    converged = reached(gnorm, initial_gnorm, tol)
     n_iter = 0
     while not converged and n_iter < max_iter:
         n_iter += 1
@@ -546,7 +592,8 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
             break
         theta_new, cost_new, gradient_new = line.arrays[step.alpha]
         costs.append(cost_new)
-        change = abs(f - step.f) / max(abs(f), abs(step.f), 1.0)
+        # Relative to the cost itself (no floor of 1, unlike SciPy), so rescaling the data changes nothing.
+        change = abs(f - step.f) / max(abs(f), abs(step.f), 1e-300)
         direction = rule.next(step, slope, direction, gradient, gradient_new, gg)
         theta, gradient, f, gnorm = theta_new, gradient_new, step.f, step.gnorm
         pending = xp.stack([_dot(xp, gradient, direction), _dot(xp, gradient, gradient)])
@@ -554,15 +601,12 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
         # from this one) would drag the whole history's graph along.
         direction, pending = ctx.backend.materialize(direction, pending)
         previous, previous_slope = step, slope
-        converged = gnorm <= tol or change <= ftol
+        converged = reached(gnorm, initial_gnorm, tol) or change <= ftol
         report(n_iter, max_iter)
         on_cost(n_iter, f)
-    if not converged:
-        warn(
-            f"{rule.name} did not reach tol={tol} (largest gradient component {gnorm:.3g}) in max_iter={max_iter} "
-            "iterations; increase max_iter, or loosen tol",
-            ConvergenceWarning,
-        )
+    if not converged and tol is not None:
+        warn(_unconverged(rule.name, tol, gnorm, initial_gnorm, max_iter, "increase max_iter, or loosen tol"),
+             ConvergenceWarning)
     costs = xp.stack(costs)
     if costs.ndim == 2:
         return OptimizeResult(theta, xp.sum(costs, axis=1), n_iter, converged, costs)
@@ -589,13 +633,13 @@ def _two_loop(xp: Any, gradient: Any, history: deque) -> Any:
     return -q
 
 
-def lbfgs(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100, tol: float = 1e-4,
-          memory: int = 10) -> OptimizeResult:
+def lbfgs(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100,
+          tol: float | None = 1e-4, memory: int = 10) -> OptimizeResult:
     """Limited-memory BFGS with a strong-Wolfe line search (c₁ = 1e-4, c₂ = 0.9).
 
     θ_{k+1} = θ_k + α_k d_k with d_k = −H_k ∇J(θ_k), H_k built from the last ``memory``
-    steps s = θ_{k+1} − θ_k and gradient changes y. Stops when ‖∇J‖∞ ≤ ``tol`` or the
-    relative cost change falls to 64 ε (rounding noise), as scikit-learn's L-BFGS does.
+    steps s = θ_{k+1} − θ_k and gradient changes y. Stops when ‖∇J(θ_k)‖∞ ≤ ``tol`` · ‖∇J(θ₀)‖∞
+    or the relative cost change falls to 64 ε (rounding noise, scikit-learn's choice for L-BFGS).
 
     Host reads: each line-search evaluation reads J, ∇J·d and ‖∇J‖∞ in one transfer --
     the Wolfe test needs them -- and the convergence test uses those same numbers, so
@@ -606,7 +650,7 @@ def lbfgs(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: in
 
 
 def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100,
-                       tol: float = 1e-4) -> OptimizeResult:
+                       tol: float | None = 1e-4) -> OptimizeResult:
     """Nonlinear conjugate gradient, Polak-Ribière+ with a strong-Wolfe line search (c₂ = 0.1).
 
     d₀ = −∇J₀; d_{k+1} = −∇J_{k+1} + β d_k, β = max(0, ∇J_{k+1}ᵀ(∇J_{k+1} − ∇J_k) / ‖∇J_k‖²),
@@ -620,15 +664,45 @@ def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext,
 
 def minimize(objective: Objective, theta: Any, *, ctx: ComputeContext, method: str, max_iter: int,
              tol: float | None, learning_rate: float = 1.0, hint: str = "") -> OptimizeResult:
-    """Dispatch to ``"gd"`` (:func:`gradient_descent`, with ``hint``), ``"cg"`` or ``"lbfgs"``."""
+    """Dispatch to ``"gd"`` (:func:`gradient_descent`, with ``hint``), ``"cg"`` or ``"lbfgs"``.
+
+    ``tol`` means the same for all three (the module's rule); ``None`` runs ``max_iter``
+    iterations (the line-search methods still stop where no step can lower the cost).
+    """
     if method == "gd":
         return gradient_descent(objective, theta, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
                                 hint=hint)
     if method == "cg":
-        return conjugate_gradient(objective, theta, ctx=ctx, max_iter=max_iter, tol=1e-4 if tol is None else tol)
+        return conjugate_gradient(objective, theta, ctx=ctx, max_iter=max_iter, tol=tol)
     if method == "lbfgs":
-        return lbfgs(objective, theta, ctx=ctx, max_iter=max_iter, tol=1e-4 if tol is None else tol)
+        return lbfgs(objective, theta, ctx=ctx, max_iter=max_iter, tol=tol)
     raise ValueError(f"method must be one of ['gd', 'cg', 'lbfgs']; got {method!r}")
+
+
+def largest_curvature(objective: Objective, theta: Any, *, ctx: ComputeContext, iterations: int = 20,
+                      seed: int = 0) -> float:
+    """λ_max, the largest eigenvalue of the Hessian H of a quadratic J, by power iteration.
+
+    H is never formed: for a quadratic, H v = ∇J(θ + v) − ∇J(θ), one objective call
+    (two GEMVs) per iteration, and λ ≈ vᵀHv for the unit vector v after ``iterations``
+    steps. The estimate approaches λ_max from below, and 1/λ is then a step for which
+    gradient descent on J cannot diverge (it does for steps past 2/λ_max) and makes
+    progress along every direction. One host read, at the end.
+    """
+    xp = ctx.xp
+    _, gradient = objective(theta)
+    # A generic start (a fixed seed, so every backend takes the same steps): any vector
+    # not orthogonal to the top eigenvector converges to it.
+    v = ctx.asarray(np.random.default_rng(seed).standard_normal(tuple(theta.shape)), dtype=theta.dtype)
+    v = v / xp.sqrt(_dot(xp, v, v))
+    curvature = xp.zeros((), dtype=theta.dtype, device=ctx.device)
+    for _ in range(iterations):
+        hv = objective(theta + v)[1] - gradient
+        curvature = _dot(xp, v, hv)
+        # The 1e-300 keeps a flat J (H v = 0) from dividing by zero; λ is then 0.
+        v = hv / xp.maximum(xp.sqrt(_dot(xp, hv, hv)), xp.asarray(1e-300, dtype=hv.dtype, device=ctx.device))
+        v, curvature = ctx.backend.materialize(v, curvature)  # lazy backends: one small graph per step
+    return float(ctx.read(curvature, "largest curvature"))
 
 
 def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, epsilon: float = 1e-6,

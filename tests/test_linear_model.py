@@ -61,7 +61,7 @@ def test_gradient_descent_converges_to_the_normal_equation(case, l2):
     exact = hml.LinearRegression(solver="normal", **kwargs).fit(X, y)
     # The Hessian's eigenvalues lie in [0.51, 1.65] here: a step of 0.6 contracts the error
     # by at least 0.7 per iteration, ~1e-23 in 150 iterations.
-    gd = hml.LinearRegression(learning_rate=0.6, max_iter=150, **kwargs).fit(case.asarray(X), case.asarray(y))
+    gd = hml.LinearRegression(learning_rate=0.6, max_iter=150, tol=None, **kwargs).fit(case.asarray(X), case.asarray(y))
     tol = 1e-6 if case.float64 else 2e-3
     np.testing.assert_allclose(case.to_numpy(gd.coef_), exact.coef_, rtol=tol, atol=tol)
     np.testing.assert_allclose(case.to_numpy(gd.intercept_), exact.intercept_, rtol=tol)
@@ -149,6 +149,37 @@ def test_tol_stops_early_and_warns_when_not_met():
     assert model.n_iter_ < 10_000 and model.n_iter_ % 10 == 0
     with pytest.warns(hml.ConvergenceWarning, match="did not reach tol"):
         hml.LinearRegression(learning_rate=1e-4, max_iter=20, tol=1e-12).fit(X, y)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_defaults_fit_y_equals_x_without_a_warning(normalize):
+    """The user's report: y = x on [1, 2, 3] predicted 3.97 for 4 (500 steps of α = 0.01, tol=None)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hml.ConvergenceWarning)
+        model = hml.LinearRegression(normalize=normalize).fit([[1.0], [2.0], [3.0]], [1.0, 2.0, 3.0])
+    # tol=1e-4 on the gradient, with the Hessian's condition number 46 (raw x): within 1e-2 of 4.
+    assert float(model.predict([[4.0]])[0]) == pytest.approx(4.0, abs=1e-6 if normalize else 1e-2)
+    assert model.n_iter_ < model.max_iter
+
+
+def test_learning_rate_auto_is_one_over_the_largest_curvature():
+    X, y = make_regression()
+    model = hml.LinearRegression(polynomial_degree=2, l2=3.0).fit(X, y)
+    Z = model.feature_transformer_.transform(X)
+    Z1 = np.column_stack([np.ones(len(Z)), Z])
+    # The Hessian of J(θ) = 1/(2m)‖Z₁θ − y‖² + λ/(2m)‖w‖²: (Z₁ᵀZ₁ + λ diag(0, I)) / m.
+    hessian = (Z1.T @ Z1 + 3.0 * np.diag([0.0] + [1.0] * Z.shape[1])) / len(Z)
+    top = np.linalg.eigvalsh(hessian)[-1]
+    assert 1.0 / top <= model.learning_rate_ <= 1.05 / top  # power iteration approaches λ_max from below
+    assert hml.LinearRegression(solver="normal").fit(X, y).learning_rate_ is None
+    assert hml.LinearRegression(learning_rate=0.3).fit(X, y).learning_rate_ == 0.3
+
+
+def test_max_iter_that_ends_an_unconverged_default_fit_warns_at_the_users_line():
+    X, y = make_regression()
+    with pytest.warns(hml.ConvergenceWarning, match=r"did not reach tol=0.0001 in max_iter=3 iterations") as record:
+        hml.LinearRegression(polynomial_degree=3, max_iter=3).fit(X, y)
+    assert record[0].filename == __file__
 
 
 def test_divergence_is_detected_with_advice():

@@ -17,6 +17,7 @@ from hml.optimize import (
     check_gradient,
     conjugate_gradient,
     gradient_descent,
+    largest_curvature,
     lbfgs,
     minibatch_gradient_descent,
 )
@@ -218,3 +219,124 @@ def test_minibatch_descent_warns_when_max_iter_ends_an_unconverged_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error", hml.ConvergenceWarning)
         model.set_params(tol=None).fit(X, y)
+
+
+# -- tol: one rule for every optimiser, ‖∇J(θ_k)‖∞ ≤ tol · ‖∇J(θ₀)‖∞ ---------------------------
+def _least_squares(scale, seed=3):
+    """J(θ) = 1/(2m) ‖Xθ − y‖² with y multiplied by ``scale``; its exact gradient on the host, for checking."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, 5)) + np.array([0.0, 1.0, 0.0, -1.0, 0.0])
+    y = scale * (X @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + rng.normal(size=200))
+    ctx = backends.resolve("numpy")
+
+    def gradient(theta):
+        return X.T @ (X @ theta - y) / X.shape[0]
+
+    def objective(theta):
+        residual = X @ theta - y
+        return 0.5 * residual @ residual / X.shape[0], X.T @ residual / X.shape[0]
+
+    return objective, gradient, ctx
+
+
+def _run(method, objective, ctx, tol):
+    theta0 = np.zeros(5)
+    if method == "gd":
+        return gradient_descent(objective, theta0, ctx=ctx, learning_rate=0.1, max_iter=20_000, tol=tol)
+    if method == "sgd":  # one batch per epoch: the epoch's mean batch gradient is ∇J, so the rule is exact
+        return minibatch_gradient_descent(lambda theta, rows: objective(theta), theta0, ctx=ctx, n_samples=200,
+                                          batch_size=200, learning_rate=0.1, max_iter=20_000, rng=np.random.default_rng(0),
+                                          tol=tol)
+    return {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](objective, theta0, ctx=ctx, max_iter=500, tol=tol)
+
+
+@pytest.mark.parametrize("method", ["gd", "sgd", "lbfgs", "cg"])
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_tol_is_the_gradient_relative_to_its_start_for_every_method(method, tol):
+    objective, gradient, ctx = _least_squares(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        result = _run(method, objective, ctx, tol)
+    assert result.converged
+    start = np.max(np.abs(gradient(np.zeros(5))))
+    # Gradient descent stops one step after the θ it tested (the update is already made), and
+    # on a convex quadratic with α < 2/λ_max a step does not undo the progress: the returned θ
+    # meets the rule too. Line-search methods may also stop on rounding noise, never above tol.
+    assert np.max(np.abs(gradient(result.theta))) <= tol * start
+    if method in ("gd", "sgd"):  # ... and not long after: the previous check had not met it
+        assert result.n_iter > 10
+
+
+@pytest.mark.parametrize("method", ["gd", "sgd", "lbfgs", "cg"])
+def test_tol_does_not_depend_on_the_scale_of_the_data(method):
+    """An absolute gradient test would stop y × 1e-6 at once (a model of zeros) and never stop y × 1e6."""
+    results = {}
+    for scale in (1e-6, 1.0, 1e6):
+        objective, _, ctx = _least_squares(scale)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            results[scale] = _run(method, objective, ctx, 1e-6)
+    exact_iterations = {result.n_iter for result in results.values()}
+    assert len(exact_iterations) == 1 if method in ("gd", "sgd") else max(exact_iterations) - min(exact_iterations) <= 2
+    for scale, result in results.items():
+        np.testing.assert_allclose(result.theta / scale, results[1.0].theta, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gd", "lbfgs", "cg"])
+def test_tol_none_runs_to_max_iter_without_a_warning(method):
+    objective, _, ctx = _least_squares(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        if method == "gd":
+            result = gradient_descent(objective, np.zeros(5), ctx=ctx, learning_rate=0.01, max_iter=37, tol=None)
+            assert result.n_iter == 37 and not result.converged
+        else:  # the line-search methods still stop where no step lowers the cost beyond rounding
+            result = {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](objective, np.zeros(5), ctx=ctx, max_iter=500,
+                                                                        tol=None)
+            assert result.converged and result.n_iter < 500
+
+
+@pytest.mark.parametrize("method", ["gd", "sgd", "lbfgs", "cg"])
+def test_an_unreached_tol_warns_with_how_far_the_gradient_fell(method):
+    objective, gradient, ctx = _least_squares(1.0)
+    theta0 = np.zeros(5)
+    with pytest.warns(ConvergenceWarning, match=r"did not reach tol=1e-15 in max_iter=3 iterations: the largest "
+                                                r"gradient component fell to [0-9.e-]+ of its start"):
+        if method == "gd":
+            gradient_descent(objective, theta0, ctx=ctx, learning_rate=0.1, max_iter=3, tol=1e-15)
+        elif method == "sgd":
+            minibatch_gradient_descent(lambda theta, rows: objective(theta), theta0, ctx=ctx, n_samples=200,
+                                       batch_size=50, learning_rate=0.1, max_iter=3, rng=np.random.default_rng(0),
+                                       tol=1e-15)
+        else:
+            {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](objective, theta0, ctx=ctx, max_iter=3, tol=1e-15)
+
+
+def test_largest_curvature_is_the_hessians_top_eigenvalue(case64):
+    objective, _ = quadratic(case64)
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(12, 12))
+    top = np.linalg.eigvalsh(M @ M.T + 0.5 * np.eye(12))[-1]  # the same A as quadratic()
+    theta0 = case64.xp.zeros(12, dtype=case64.xp.float64, device=case64.ctx.device)
+    estimate = largest_curvature(objective, theta0, ctx=case64.ctx, iterations=60)
+    assert estimate <= top * (1 + 1e-12)  # a Rayleigh quotient: never above λ_max
+    assert estimate == pytest.approx(top, rel=1e-3)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("hml").LinearRegression(polynomial_degree=3, max_iter=2),
+    lambda: __import__("hml").LogisticRegression(max_iter=2),
+    lambda: __import__("hml").LogisticRegression(solver="gd", max_iter=2),
+    lambda: __import__("hml").MultilayerPerceptron(layers=[4, 5, 3], max_iter=2, random_state=0),
+    lambda: __import__("hml").MultilayerPerceptron(layers=[4, 5, 3], max_iter=2, batch_size=16, random_state=0),
+], ids=["linear", "logistic-lbfgs", "logistic-gd", "mlp-gd", "mlp-minibatch"])
+def test_every_iterative_estimator_warns_by_default_when_max_iter_ends_the_fit(make):
+    """No estimator defaults to tol=None (the silent underfit); the warning points at the caller's fit line."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    model = make()
+    assert model.tol is not None
+    with pytest.warns(ConvergenceWarning, match="did not reach tol=0.0001 in max_iter=2") as record:
+        model.fit(X, y)
+    assert record[0].filename == __file__

@@ -101,9 +101,9 @@ def test_column_y_is_accepted_with_a_warning(data):
 @pytest.mark.parametrize("params,message", [
     (dict(max_iter=-1), r"max_iter must be an integer >= 1; got -1"),
     (dict(max_iter=2.5), r"max_iter must be an integer >= 1; got 2.5"),
-    (dict(learning_rate=0.0), r"learning_rate must be a finite number > 0; got 0.0"),
-    (dict(learning_rate=-0.1), r"learning_rate must be a finite number > 0; got -0.1"),
-    (dict(learning_rate=float("nan")), r"learning_rate must be a finite number > 0; got nan"),
+    (dict(learning_rate=0.0), r"learning_rate must be 'auto' or a finite number > 0; got 0.0"),
+    (dict(learning_rate=-0.1), r"learning_rate must be 'auto' or a finite number > 0; got -0.1"),
+    (dict(learning_rate=float("nan")), r"learning_rate must be 'auto' or a finite number > 0; got nan"),
     (dict(l2=-1.0), r"l2 must be a finite number >= 0; got -1.0"),
     (dict(tol=-1e-3), r"tol must be a finite number >= 0 or None"),
     (dict(solver="lstsq"), r"solver must be one of \['gd', 'normal'\]; got 'lstsq'"),

@@ -288,7 +288,7 @@ class Bench:
 
             def model(it, batch=batch):
                 return hml.MultilayerPerceptron(layers=layers, max_iter=it, learning_rate=0.5 if batch is None else 0.05,
-                                                batch_size=batch, momentum=0.9 if batch else 0.0, random_state=0)
+                                                batch_size=batch, momentum=0.9 if batch else 0.0, tol=None, random_state=0)
 
             for label in self.plain_labels():
                 Xd, yd = self.to(label, X), self.to(label, y)
@@ -417,7 +417,7 @@ class Bench:
                              "two passes over X at the copy bandwidth"))
 
         def model(it):
-            return hml.LinearRegression(max_iter=it, learning_rate=0.1)
+            return hml.LinearRegression(max_iter=it, learning_rate=0.1, tol=None)
 
         for label in self.plain_labels():
             Xd, yd = self.to(label, X), self.to(label, y)
