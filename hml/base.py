@@ -228,6 +228,7 @@ class BaseEstimator:
             del self.feature_names_in_
         self._dtype_ = fitted.X.dtype
         self._ctx_ = fitted.ctx
+        _make_concrete(self, fitted.ctx)
 
     def _validate_X(self, X: Any) -> tuple[backends.ComputeContext, Any]:
         """``X`` for ``predict``-like calls: checked against the fit (features, their names, the
@@ -267,6 +268,42 @@ class BaseEstimator:
             raise as_sklearn(NotFittedError)(
                 f"this {type(self).__name__} is not fitted yet; call fit(X, y) before using it"
             )
+
+
+def _make_concrete(estimator: "BaseEstimator", ctx: backends.ComputeContext) -> None:
+    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists of them, fitted
+    sub-estimators such as ``feature_transformer_``) by concrete ones, all computed together.
+
+    On Dask a fitted model would otherwise keep graphs over its training data: every
+    ``predict`` would re-read the training chunks, and a pickle would hold the whole graph.
+    Other backends' arrays are already concrete and stay as they are, with no transfer.
+    """
+    if not ctx.backend.lazy:
+        return
+    slots: list[tuple[Any, Any]] = []  # (container, key) of every lazy array
+
+    def visit(container: Any, key: Any, value: Any) -> None:
+        if ctx.backend.owns(value):
+            slots.append((container, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(value, i, item)
+        elif isinstance(value, BaseEstimator):
+            for name, item in vars(value).items():
+                if name.endswith("_") and name != "_ctx_":
+                    visit(value, name, item)
+
+    visit(None, None, estimator)
+    values = ctx.concrete(*(_get(container, key) for container, key in slots))
+    for (container, key), value in zip(slots, values):
+        if isinstance(container, list):
+            container[key] = value
+        else:
+            setattr(container, key, value)
+
+
+def _get(container: Any, key: Any) -> Any:
+    return container[key] if isinstance(container, list) else getattr(container, key)
 
 
 def _same(a: Any, b: Any) -> bool:

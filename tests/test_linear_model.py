@@ -134,8 +134,10 @@ def test_fitted_state_lives_on_the_backend_and_predict_mirrors_the_input(case):
     Xb = case.asarray(X)
     dtype = None if case.float64 else "float32"
     model = hml.LinearRegression(backend=case.backend, device=case.device, dtype=dtype, max_iter=20).fit(X, y)
-    assert hml.backends.backend_of(model.coef_).name == case.backend
-    assert hml.backends.backend_of(model.cost_history_).name == case.backend
+    # A lazy backend's fitted state is computed into its chunks' library (tests/test_dask.py).
+    where = "numpy" if case.lazy else case.backend
+    assert hml.backends.backend_of(model.coef_).name == where
+    assert hml.backends.backend_of(model.cost_history_).name == where
     assert isinstance(model.predict(X), np.ndarray)
     out = model.predict(Xb)
     assert hml.backends.backend_of(out).name == case.backend

@@ -307,6 +307,17 @@ class ComputeContext:
         with _transfer(self.backend, self.device):
             return self.backend.to_numpy(array)
 
+    def concrete(self, *arrays: Any, why: str = "fitted state") -> tuple[Any, ...]:
+        """:meth:`Backend.concrete`: lazy arrays computed, in one pass, into their chunks' library
+        (counted as one read where that computes anything); other arrays unchanged."""
+        if not self.backend.lazy or not arrays:
+            return arrays
+        log = _transfers.get()
+        if log is not None:
+            log.reads[why] += 1
+        with _transfer(self.backend, self.device):
+            return tuple(self.backend.concrete(*arrays))
+
 
 def resolve(backend: str | None = None, device: Any = None, like: Any = None) -> ComputeContext:
     """Pick where to compute, by the documented precedence.

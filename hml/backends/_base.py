@@ -171,6 +171,13 @@ class Backend:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
         return arrays
 
+    def concrete(self, *arrays: Any) -> tuple[Any, ...]:
+        """The arrays as concrete arrays of the library that holds their data: themselves, except
+        on a lazy backend, where they are computed (together, one pass) into their chunks' library
+        (NumPy, or CuPy for Dask arrays of CuPy chunks). A fitted model keeps these, so it holds no
+        graph over its training data."""
+        return arrays
+
     # -- segment sums (the standard has no scatter-add) ----------------------------
     #: Bytes a chunked algorithm may spend on one block of temporaries (k-means: rows × K
     #: distances plus the block's rows). 8 MiB on CPUs: on 2 cores, with blocks on threads,

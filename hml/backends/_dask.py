@@ -42,6 +42,11 @@ class DaskBackend(Backend):
 
         return dask.persist(*arrays)
 
+    def concrete(self, *arrays: Any) -> tuple[Any, ...]:
+        import dask
+
+        return dask.compute(*arrays) if arrays else ()
+
     lazy = True
     # Dask chunks the work itself; a Python loop over small blocks would only grow the graph.
     working_memory = 1 << 30

@@ -1,0 +1,134 @@
+"""Dask-fitted models are concrete: no fitted attribute keeps a graph over the training data.
+
+A Dask fit ends by computing its fitted state (in one pass) into the chunks' library, so
+``predict`` on five NumPy rows does not re-read the training chunks, a pickle holds the
+model and not its training graph, and ``predict`` on a dask array is a lazy graph over
+that array alone. Every estimator is checked against the same fit on NumPy.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import hml
+from hml.base import BaseEstimator
+
+da = pytest.importorskip("dask.array")
+
+
+def _classification(n=240, d=4, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(k, d))
+    y = np.arange(n) % k
+    return centres[y] + rng.normal(size=(n, d)), y
+
+
+def _regression(n=240, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return X, X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+
+
+ESTIMATORS = {
+    "linear-gd": (lambda: hml.LinearRegression(polynomial_degree=2), _regression),
+    "linear-normal": (lambda: hml.LinearRegression(solver="normal"), _regression),
+    "logistic-lbfgs": (lambda: hml.LogisticRegression(max_iter=20), _classification),
+    "logistic-ovr-gd": (lambda: hml.LogisticRegression(solver="gd", multi_class="ovr", max_iter=20),
+                        _classification),
+    "mlp-gd": (lambda: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=20, random_state=0), _classification),
+    "mlp-minibatch": (lambda: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=3, batch_size=64, momentum=0.9,
+                                                       learning_rate=0.1, random_state=0), _classification),
+    "kmeans": (lambda: hml.KMeans(3, random_state=0), _classification),
+    "anomaly-full": (lambda: hml.GaussianAnomalyDetection(covariance="full"), _classification),
+}
+OUTPUTS = ["predict", "predict_proba", "decision_function", "transform", "score_samples"]
+
+
+def _fit(name, X, y):
+    factory, _ = ESTIMATORS[name]
+    model = factory()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        return model.fit(X, y)
+
+
+def _fitted_arrays(model, prefix=""):
+    """(name, value) of every fitted array attribute, lists and fitted sub-estimators included."""
+    found = []
+    for name, value in vars(model).items():
+        if not name.endswith("_") or name == "_ctx_":
+            continue
+        values = value if isinstance(value, list) else [value]
+        for i, item in enumerate(values):
+            label = prefix + name + (f"[{i}]" if isinstance(value, list) else "")
+            if isinstance(item, BaseEstimator):
+                found += _fitted_arrays(item, label + ".")
+            elif hasattr(item, "__array_namespace__") or hasattr(item, "__dask_graph__"):
+                found.append((label, item))
+    return found
+
+
+@pytest.fixture(scope="module", params=list(ESTIMATORS))
+def fitted(request):
+    name = request.param
+    X, y = ESTIMATORS[name][1]()
+    X_train = da.from_array(X, chunks=60)  # 4 chunks
+    model = _fit(name, X_train, da.from_array(y, chunks=60))
+    reference = _fit(name, X, y)  # the same fit on NumPy
+    return name, model, reference, X, X_train
+
+
+def test_every_fitted_array_is_concrete_numpy(fitted):
+    name, model, _, _, _ = fitted
+    arrays = _fitted_arrays(model)
+    assert arrays, name
+    lazy = [label for label, value in arrays if not isinstance(value, (np.ndarray, np.generic))]  # 0-d: a scalar
+    assert not lazy, f"{name}: fitted attributes still lazy: {lazy}"
+
+
+def test_the_fitted_state_matches_the_numpy_fit(fitted):
+    name, model, reference, _, _ = fitted
+    ours, theirs = dict(_fitted_arrays(model)), dict(_fitted_arrays(reference))
+    assert ours.keys() == theirs.keys()
+    for label in ours:
+        np.testing.assert_allclose(ours[label], np.asarray(theirs[label]), rtol=1e-9, atol=1e-12, err_msg=label)
+
+
+def test_a_pickle_holds_the_model_not_the_training_graph(fitted):
+    name, model, reference, X, _ = fitted
+    dump = pickle.dumps(model)
+    # The NumPy-fitted model's pickle is the size of the model; a graph over X would add its chunks.
+    assert len(dump) < 2 * len(pickle.dumps(reference)) + 4096, name
+    restored = pickle.loads(dump)
+    for method in OUTPUTS:
+        if hasattr(model, method):
+            np.testing.assert_array_equal(getattr(restored, method)(X), getattr(model, method)(X))
+
+
+def test_predict_is_lazy_on_dask_input_and_reads_only_that_input(fitted):
+    name, model, reference, X, X_train = fitted
+    X_new = da.from_array(X[:50] + 0.01, chunks=25)
+    training_keys = {key for key in X_train.__dask_graph__() if isinstance(key, tuple)} | set(X_train.__dask_keys__()[0])
+    for method in OUTPUTS:
+        if not hasattr(model, method):
+            continue
+        out = getattr(model, method)(X_new)
+        assert hasattr(out, "__dask_graph__"), (name, method, type(out))
+        graph_keys = {key if isinstance(key, str) else key[0] for key in out.__dask_graph__()}
+        assert not graph_keys & {key if isinstance(key, str) else key[0] for key in training_keys}, (name, method)
+        expected = np.asarray(getattr(reference, method)(X[:50] + 0.01))
+        if expected.dtype.kind == "f":
+            np.testing.assert_allclose(np.asarray(out.compute()), expected, rtol=1e-9, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(np.asarray(out.compute()), expected)
+
+
+def test_predict_on_numpy_input_returns_numpy(fitted):
+    name, model, _, X, _ = fitted
+    for method in OUTPUTS:
+        if hasattr(model, method):
+            assert isinstance(getattr(model, method)(X[:5]), np.ndarray), (name, method)
