@@ -223,7 +223,7 @@ def test_every_parameter_is_declared_once_in_the_constraint_table(estimator):
 
 
 @pytest.mark.parametrize("estimator, params, message", [
-    (hml.KMeans, {"n_init": 0}, r"n_init must be one of \['auto'\] or an integer >= 1; got 0"),
+    (hml.KMeans, {"n_init": 0}, r"n_init must be 'auto' or an integer >= 1; got 0"),
     (hml.KMeans, {"init": "kmeans++"},
      r"init must be one of \['k-means\+\+', 'random'\] or an array of starting centroids; got 'kmeans\+\+'"),
     (hml.KMeans, {"working_memory": 0}, r"working_memory must be an integer >= 1 or None; got 0"),
