@@ -132,3 +132,23 @@ def test_predict_on_numpy_input_returns_numpy(fitted):
     for method in OUTPUTS:
         if hasattr(model, method):
             assert isinstance(getattr(model, method)(X[:5]), np.ndarray), (name, method)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_unknown_chunk_sizes_are_computed_once_not_misread(name):
+    """``X[mask]`` has NaN chunk sizes; every estimator used to fail on it with a misleading
+    message ("X has nan rows", a singular covariance "from nan samples", a TypeError)."""
+    X, y = ESTIMATORS[name][1]()
+    X_d, y_d = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
+    keep = X_d[:, 0] > X_d[:, 0].mean()
+    X_masked, y_masked = X_d[keep], y_d[keep]
+    assert np.isnan(X_masked.shape[0])
+    model = _fit(name, X_masked, y_masked)
+    rows = X[:, 0] > X[:, 0].mean()
+    reference = _fit(name, X[rows], y[rows])
+    assert model.n_features_in_ == 4
+    for method in OUTPUTS:
+        if hasattr(model, method):
+            ours = np.asarray(getattr(model, method)(X_masked).compute())
+            np.testing.assert_allclose(ours, np.asarray(getattr(reference, method)(X[rows])), rtol=1e-9, atol=1e-12)
+    assert np.isnan(X_masked.shape[0])  # the user's array is left as it was

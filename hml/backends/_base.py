@@ -171,6 +171,10 @@ class Backend:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
         return arrays
 
+    def with_known_shape(self, array: Any) -> Any:
+        """``array`` with every dimension's size known (Dask: ``X[mask]`` has NaN chunk sizes)."""
+        return array
+
     def concrete(self, *arrays: Any) -> tuple[Any, ...]:
         """The arrays as concrete arrays of the library that holds their data: themselves, except
         on a lazy backend, where they are computed (together, one pass) into their chunks' library

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat
@@ -41,6 +42,15 @@ class DaskBackend(Backend):
         import dask
 
         return dask.persist(*arrays)
+
+    def with_known_shape(self, array: Any) -> Any:
+        """Chunk sizes that are NaN (``X[mask]``, ``X[X[:, 0] > 0]``) are computed once, on a copy
+        (``compute_chunk_sizes`` changes the array it is called on, and this is the user's). It
+        costs one pass over the array's graph; ``X.compute_chunk_sizes()`` before ``fit`` saves it
+        when the same array is used again."""
+        if not any(math.isnan(size) for sizes in array.chunks for size in sizes):
+            return array
+        return array.copy().compute_chunk_sizes()
 
     def concrete(self, *arrays: Any) -> tuple[Any, ...]:
         import dask
