@@ -26,6 +26,7 @@ from hml.exceptions import (
     DatasetFormatError,
     DivergenceError,
     NotFittedError,
+    PerformanceWarning,
 )
 from hml.anomaly import GaussianAnomalyDetection
 from hml.cluster import KMeans
@@ -48,6 +49,7 @@ __all__ = [
     "LogisticRegression",
     "MultilayerPerceptron",
     "NotFittedError",
+    "PerformanceWarning",
     "__version__",
     "available_backends",
     "backends",

@@ -98,9 +98,11 @@ class GaussianAnomalyDetection(BaseEstimator):
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         m, d = X.shape
-        mean = xp.mean(X, axis=0)
+        # Each statistic is materialised before it is read or used again (no-ops but on Dask,
+        # where a graph computed in two calls reuses its keys with different task fusion).
+        (mean,) = ctx.backend.materialize(xp.mean(X, axis=0))
         if self.covariance == "diag":
-            variance = centred_sum_of_squares(X, mean, xp) / float(m)
+            (variance,) = ctx.backend.materialize(centred_sum_of_squares(X, mean, xp) / float(m))
             zero = ctx.read(variance == 0.0, "constant features")
             if zero.any():
                 raise ValueError(
@@ -108,14 +110,15 @@ class GaussianAnomalyDetection(BaseEstimator):
                     "degenerate; drop those columns or add more varied data"
                 )
             self.variance_ = variance
-            self._log_normaliser_ = -0.5 * (d * _LOG_2PI + xp.sum(xp.log(variance)))
+            (self._log_normaliser_,) = ctx.backend.materialize(-0.5 * (d * _LOG_2PI + xp.sum(xp.log(variance))))
         else:
             centred = X - mean
-            covariance = (centred.T @ centred) / float(m)
+            (covariance,) = ctx.backend.materialize((centred.T @ centred) / float(m))
             factor = _cholesky_or_raise(ctx, covariance, m)
             self.covariance_ = covariance
-            self._whitening_ = ctx.backend.inv(factor)  # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
-            self._log_normaliser_ = -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
+            # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
+            self._whitening_, self._log_normaliser_ = ctx.backend.materialize(
+                ctx.backend.inv(factor), -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor))))
         self.mean_ = mean
         if self.threshold is not None:
             self.threshold_ = float(self.threshold)
@@ -244,7 +247,7 @@ def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int) ->
         "linear combination of others. Use more data, drop the redundant features, or covariance='diag'"
     )
     try:
-        factor = ctx.backend.cholesky(covariance)
+        (factor,) = ctx.backend.materialize(ctx.backend.cholesky(covariance))  # read below, then used again
     except Exception as exc:  # LinAlgError (NumPy/CuPy), torch's _LinAlgError, ...
         raise ValueError(advice) from exc
     diagonal = xp.linalg.diagonal(factor)

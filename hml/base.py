@@ -12,7 +12,7 @@ import numpy as np
 
 from hml import backends
 from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes
-from hml.exceptions import NotFittedError, as_sklearn, warn
+from hml.exceptions import NotFittedError, PerformanceWarning, as_sklearn, warn
 
 __all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
 
@@ -217,7 +217,9 @@ class BaseEstimator:
         """
         ctx = self._compute_context(X)
         names = _feature_names(X)
-        return FitInput(ctx, check_X(X, ctx, dtype=getattr(self, "dtype", None), min_samples=min_samples), names)
+        X = check_X(X, ctx, dtype=getattr(self, "dtype", None), min_samples=min_samples)
+        _warn_if_small(ctx, X, type(self).__name__)
+        return FitInput(ctx, X, names)
 
     def _remember_input(self, fitted: FitInput) -> None:
         """Record what later ``X`` must match: ``n_features_in_``, ``feature_names_in_``, the dtype, the device."""
@@ -268,6 +270,24 @@ class BaseEstimator:
             raise as_sklearn(NotFittedError)(
                 f"this {type(self).__name__} is not fitted yet; call fit(X, y) before using it"
             )
+
+
+_warned_small: set[str] = set()  # backends already warned about, once per process
+
+
+def _warn_if_small(ctx: backends.ComputeContext, X: Any, estimator: str) -> None:
+    """Say once per process, per backend, that ``X`` is too small for its backend to pay off
+    (``Backend.small_data_bytes``, measured) -- and compute there anyway, as asked."""
+    limit, name = ctx.backend.small_data_bytes, ctx.backend.name
+    if limit is None or name in _warned_small:
+        return
+    size = X.shape[0] * X.shape[1] * (4 if X.dtype == ctx.xp.float32 else 8)
+    if size >= limit:
+        return
+    _warned_small.add(name)
+    warn(f"{estimator}: X is {size / 2**20:.3g} MiB, below the {limit / 2**20:.0f} MiB where {name} pays off "
+         f"on one machine -- {ctx.backend.small_data_advice}. Computing on {name} as asked; for data this size, "
+         f"backend='numpy' (or X.compute()) is faster. This warning shows once per process", PerformanceWarning)
 
 
 def _make_concrete(estimator: "BaseEstimator", ctx: backends.ComputeContext) -> None:

@@ -237,7 +237,6 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         labels, sums, counts, inertia, changed = _lloyd_step(blocks, centroids, previous)
-        history.append(inertia)
         empty_clusters = counts == 0
         # Empty clusters divide by 1 here and are re-seeded below, once the read shows them.
         new_centroids = sums / xp.reshape(xp.where(empty_clusters, xp.ones_like(counts), counts), (k, 1))
@@ -248,6 +247,9 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
                            xp.astype(changed, shift.dtype), shift, xp.astype(inertia, shift.dtype)])
         *labels, new_centroids, sums, counts, status = ctx.backend.materialize(*labels, new_centroids, sums, counts,
                                                                                status)
+        # J from the materialised status, not the inertia expression: on Dask that would keep
+        # this iteration's whole E-step in the history's graph, recomputed at the end of the fit.
+        history.append(status[3])
         n_empty, n_changed, shift_value, distortion = (float(v) for v in ctx.read(status, "k-means convergence"))
         on_cost(n_iter, distortion)
         reseeded = n_empty > 0

@@ -14,6 +14,7 @@ __all__ = [
     "DivergenceError",
     "DataConversionWarning",
     "NotFittedError",
+    "PerformanceWarning",
     "as_sklearn",
     "warn",
 ]
@@ -39,6 +40,10 @@ class NotFittedError(ValueError, AttributeError):
 
 class DataConversionWarning(UserWarning):
     """The input had to be reshaped or converted (a column vector ``y``, for one)."""
+
+
+class PerformanceWarning(UserWarning):
+    """The computation runs as asked, but measurably slower than another choice would (Dask on small data)."""
 
 
 def as_sklearn(cls: type) -> type:

@@ -170,12 +170,16 @@ class FeatureTransformer(BaseEstimator):
                 "lower the degrees"
             )
         mean = scale = generated_mean = generated_scale = None
+        # The statistics are made concrete before they are used (ctx.concrete: a no-op except on
+        # Dask), so the transform's graph holds constants, not a second copy of the graph that
+        # computed them -- which a distributed scheduler would see as one key with two meanings.
         if self.normalize:
-            mean, scale = standardisation(X, xp)
+            mean, scale = ctx.concrete(*standardisation(X, xp), why="feature statistics")
             X = standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
-            generated_mean, generated_scale = standardisation(generated, xp)
+            (generated,) = ctx.backend.materialize(generated)
+            generated_mean, generated_scale = ctx.concrete(*standardisation(generated, xp), why="feature statistics")
             generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale
         self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale

@@ -543,7 +543,10 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
     eps = float(xp.finfo(theta.dtype).eps)
     ftol = 64.0 * eps  # a cost change this small is rounding noise (scikit-learn's choice for L-BFGS)
     report, on_cost = progress_callback(), cost_callback()
-    cost, gradient = objective(theta)
+    # Materialised before they are read: both are used again (the history, the first new
+    # direction), and on Dask a graph computed twice in two calls reuses its keys with a
+    # different task fusion, which a distributed scheduler warns can deadlock.
+    cost, gradient = ctx.backend.materialize(*objective(theta))
     scalars = ctx.read(xp.stack([_total(xp, cost), _gnorm(xp, gradient), _dot(xp, gradient, gradient)]),
                        "initial cost")
     f, gnorm, gg = (float(v) for v in scalars)

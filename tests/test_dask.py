@@ -152,3 +152,21 @@ def test_unknown_chunk_sizes_are_computed_once_not_misread(name):
             ours = np.asarray(getattr(model, method)(X_masked).compute())
             np.testing.assert_allclose(ours, np.asarray(getattr(reference, method)(X[rows])), rtol=1e-9, atol=1e-12)
     assert np.isnan(X_masked.shape[0])  # the user's array is left as it was
+
+
+def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch):
+    monkeypatch.setattr("hml.base._warned_small", set())
+    X, y = _regression()
+    X_d, y_d = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
+    with pytest.warns(hml.PerformanceWarning, match=r"LinearRegression: X is 0.00732 MiB, below the 256 MiB where "
+                                                    r"dask pays off.*backend='numpy'") as record:
+        model = hml.LinearRegression().fit(X_d, y_d)
+    assert record[0].filename == __file__
+    assert hasattr(model.predict(X_d), "__dask_graph__")  # still computed on Dask
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hml.PerformanceWarning)
+        hml.KMeans(3, random_state=0).fit(X_d)  # once per process
+        monkeypatch.setattr("hml.base._warned_small", set())
+        hml.LinearRegression().fit(X, y)  # NumPy: nothing to say
+        monkeypatch.setattr("hml.backends._dask.DaskBackend.small_data_bytes", X.nbytes)
+        hml.LinearRegression().fit(X_d, y_d)  # at the threshold: no warning

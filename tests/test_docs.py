@@ -92,3 +92,21 @@ def test_every_public_function_class_and_method_has_a_docstring():
                 missing += [f"{module_name}.{name}.{attr}" for attr, member in inspect.getmembers(obj)
                             if not attr.startswith("_") and callable(member) and not inspect.getdoc(member)]
     assert not missing, f"no docstring: {sorted(set(missing))}"
+
+
+def test_dask_section_runs_on_a_local_cluster():
+    """The README's Dask example, with its remote scheduler and Zarr store swapped for local stand-ins."""
+    pytest.importorskip("distributed")
+    code = _python_block("## Dask: beyond one machine's memory")
+    assert 'Client("tcp://scheduler.example:8786")' in code and 'da.from_zarr("s3://bucket/features.zarr")' in code
+    code = code.replace('Client("tcp://scheduler.example:8786")',
+                        'Client(LocalCluster(n_workers=1, processes=False, dashboard_address=None))')
+    code = code.replace('da.from_zarr("s3://bucket/features.zarr")',
+                        'da.from_array(np.random.default_rng(0).normal(size=(400, 3)), chunks=100)')
+    namespace: dict = {}
+    exec(compile("import numpy as np\nfrom distributed import LocalCluster\n" + code, str(README), "exec"), namespace)
+    try:
+        labels = namespace["labels"]
+        assert hasattr(labels, "__dask_graph__") and labels.compute().shape == (400,)
+    finally:
+        namespace["client"].close()

@@ -171,6 +171,11 @@ class Backend:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
         return arrays
 
+    #: Below this many bytes of X, a fit here is measurably slower than on NumPy (None: never).
+    small_data_bytes: int | None = None
+    #: What to say then: the measurement behind ``small_data_bytes``.
+    small_data_advice: str = ""
+
     def with_known_shape(self, array: Any) -> Any:
         """``array`` with every dimension's size known (Dask: ``X[mask]`` has NaN chunk sizes)."""
         return array

@@ -1,0 +1,76 @@
+"""The estimators on a ``dask.distributed`` cluster: the work runs on the workers, and matches NumPy.
+
+A ``LocalCluster`` of two worker processes on 127.0.0.1 (no dashboard), started once for
+the module and closed in a ``finally``. Every fit is checked against the same fit on NumPy,
+and the scheduler's log against "Detected different `run_spec`": a graph key reused with
+other contents, which Dask warns "can cause failures and deadlocks" (hml once did it by
+reading a lazy value and then using it again in another computation).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import hml
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None, timeout="60s")
+    try:
+        with distributed.Client(cluster, timeout="60s") as client:
+            yield client
+    finally:
+        cluster.close(timeout=30)
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(600, 4))
+    return X, (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int), X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=600)
+
+
+FITS = {
+    "linear-gd": (lambda: hml.LinearRegression(), "regression"),
+    "logistic-lbfgs": (lambda: hml.LogisticRegression(max_iter=10), "classes"),
+    "mlp-minibatch": (lambda: hml.MultilayerPerceptron(layers=[4, 5, 2], max_iter=2, batch_size=200, random_state=0),
+                      "classes"),
+    "kmeans": (lambda: hml.KMeans(3, max_iter=5, random_state=0), None),
+    "anomaly-full": (lambda: hml.GaussianAnomalyDetection(covariance="full"), None),
+}
+
+
+@pytest.mark.parametrize("name", list(FITS))
+def test_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, name):
+    factory, target = FITS[name]
+    X, classes, values = _data()
+    y = {"regression": values, "classes": classes, None: None}[target]
+    X_d = da.from_array(X, chunks=150)
+    y_d = None if y is None else da.from_array(y, chunks=150)
+    earlier = _reused_keys(client)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        with distributed.get_task_stream(client) as stream:
+            model = factory().fit(X_d, y_d)
+        reference = factory().fit(X, y)
+    workers = {task["worker"] for task in stream.data}
+    assert workers and workers <= set(client.scheduler_info()["workers"])  # the fit's tasks ran on the cluster
+    predicted = model.predict(X_d)
+    assert hasattr(predicted, "__dask_graph__")
+    np.testing.assert_allclose(np.asarray(predicted.compute()), np.asarray(reference.predict(X)), rtol=1e-9,
+                               atol=1e-12)
+    reused = _reused_keys(client)[len(earlier):]
+    assert not reused, reused[:3]
+
+
+def _reused_keys(client):
+    """The scheduler's "different `run_spec`" warnings so far, oldest first."""
+    log = [message for _, message in reversed(client.get_scheduler_logs(n=100_000))]
+    return [message.splitlines()[0] for message in log if "Detected different `run_spec`" in message]
