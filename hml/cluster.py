@@ -24,7 +24,8 @@ __all__ = ["KMeans"]
 class _Blocks:
     """Row blocks of X with their squared norms ‖xᵢ‖², computed once per fit."""
 
-    def __init__(self, ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None):
+    def __init__(self, ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None,
+                 squared_norms: Any = None):
         xp = ctx.xp
         self.ctx, self.X = ctx, X
         itemsize = 4 if X.dtype == xp.float32 else 8
@@ -33,8 +34,11 @@ class _Blocks:
         rows = max(1, budget // (itemsize * (n_clusters + X.shape[1])))
         n = X.shape[0]
         self.bounds = [(start, min(start + rows, n)) for start in range(0, n, rows)]
-        # Computed once (Dask: persisted) and reused by every pass.
-        self.squared_norms = list(ctx.backend.materialize(*[xp.sum(block * block, axis=1) for block in self]))
+        # Computed once (Dask: persisted) and reused by every pass; or given, for a chunk of X.
+        if squared_norms is not None:
+            self.squared_norms = [squared_norms[start:stop] for start, stop in self.bounds]
+        else:
+            self.squared_norms = list(ctx.backend.materialize(*[xp.sum(block * block, axis=1) for block in self]))
 
     def __iter__(self):
         return (self.X[start:stop, ...] for start, stop in self.bounds)
@@ -104,6 +108,8 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
     """
     ctx = blocks.ctx
     xp, backend = ctx.xp, ctx.backend
+    if backend.lazy:
+        return _lloyd_step_by_chunks(blocks, centroids, previous)
     k = centroids.shape[0]
     incremental = previous is not None and backend.cheap_data_dependent_shapes(ctx.device)
     centroid_norms = xp.sum(centroids * centroids, axis=1)
@@ -135,6 +141,41 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
     total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
     inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
     return LloydStep([r[0] for r in results], sums, counts, inertia, _total([r[3] for r in results]))
+
+
+def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep | None) -> LloydStep:
+    """:func:`_lloyd_step` on a chunked backend (Dask): one task per chunk of X.
+
+    Each chunk runs the in-memory step in its own library (cache-sized blocks, the fused
+    E-step and scatter-add) and returns its labels, its share of S and n, and how many of
+    its labels changed; S and n are added up over the chunks. One pass over X, and a graph
+    of a few tasks per chunk instead of one per array operation.
+    """
+    ctx = blocks.ctx
+    xp = ctx.xp
+    k, d = centroids.shape
+    dtype = blocks.X.dtype
+    out = [("rows", np.int32), ("sum", (k, d), dtype), ("sum", (k,), dtype), ("sum", (), np.int64)]
+    labels, sums, counts, n_changed = [], [], [], []
+    for b, block in enumerate(blocks):
+        # No previous labels on the first iteration: compare with −1, which no label equals.
+        before = previous.labels[b] if previous is not None else xp.full((block.shape[0],), -1, dtype=xp.int32)
+        parts = ctx.backend.map_row_chunks(_lloyd_chunk, [block, blocks.squared_norms[b], before], (centroids, k), out)
+        for collected, part in zip((labels, sums, counts, n_changed), parts):
+            collected.append(part)
+    sums, counts = _total(sums), _total(counts)
+    total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
+    inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
+    return LloydStep(labels, sums, counts, inertia, _total(n_changed) if previous is not None else None)
+
+
+def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int) -> tuple:
+    """One chunk's Lloyd step, computed in the chunk's library: labels, S, n, and #labels ≠ ``before``."""
+    ctx = backends.resolve(backends.backend_of(X).name, like=X)
+    xp = ctx.xp
+    step = _lloyd_step(_Blocks(ctx, X, k, None, squared_norms=squared_norms), ctx.asarray(centroids), None)
+    labels = step.labels[0] if len(step.labels) == 1 else xp.concat(step.labels)
+    return labels, step.sums, step.counts, xp.sum(xp.astype(labels != before, xp.int64))
 
 
 def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray):

@@ -170,3 +170,25 @@ def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch)
         hml.LinearRegression().fit(X, y)  # NumPy: nothing to say
         monkeypatch.setattr("hml.backends._dask.DaskBackend.small_data_bytes", X.nbytes)
         hml.LinearRegression().fit(X_d, y_d)  # at the threshold: no warning
+
+
+def test_map_row_chunks_agrees_with_the_in_memory_call():
+    """The Dask primitive (one task per row chunk) against the portable one (one call on the whole arrays)."""
+    from hml import backends
+    from hml.backends._base import Backend
+
+    rng = np.random.default_rng(0)
+    X, w = rng.normal(size=(500, 3)), rng.normal(size=3)
+
+    def step(X, weights):
+        scores = X @ weights
+        return scores > 0, X.T @ X, np.sum(scores)
+
+    out = [("rows", np.bool_), ("sum", (3, 3), np.float64), ("sum", (), np.float64)]
+    dask_backend = backends.resolve("dask").backend
+    chunked = dask_backend.map_row_chunks(step, [da.from_array(X, chunks=(120, 2))], (w,), out)
+    whole = Backend.map_row_chunks(dask_backend, step, [X], (w,), out)
+    assert all(hasattr(part, "__dask_graph__") for part in chunked)
+    np.testing.assert_array_equal(chunked[0].compute(), whole[0])
+    np.testing.assert_allclose(chunked[1].compute(), whole[1], rtol=1e-12)
+    np.testing.assert_allclose(chunked[2].compute(), whole[2], rtol=1e-12)

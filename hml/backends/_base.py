@@ -232,6 +232,17 @@ class Backend:
         """
         return [function(item) for item in items]
 
+    def map_row_chunks(self, function: Any, arrays: list, shared: tuple, out: list) -> tuple:
+        """``function(*row_chunks, *shared)`` on each row chunk of the row-aligned ``arrays``, in the
+        chunks' own library, its outputs combined: ``("rows", dtype)`` concatenated along the rows,
+        ``("sum", shape, dtype)`` added up. In-memory arrays are one chunk: one call, as they are.
+
+        A chunked backend (Dask) runs one task per chunk, so a step written for in-memory
+        arrays -- with its cache-sized blocks and fused primitives -- runs once per chunk
+        instead of as a graph of many small array operations.
+        """
+        return tuple(function(*arrays, *shared))
+
     # -- linear algebra: a failure may come back as NaN instead of an exception ------------
     # Libraries that check a factorisation's status on the host (PyTorch) wait for the GPU to
     # do it; their overrides skip that check and return NaN on failure, which the callers'

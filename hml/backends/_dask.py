@@ -43,6 +43,25 @@ class DaskBackend(Backend):
 
         return dask.persist(*arrays)
 
+    def map_row_chunks(self, function: Any, arrays: list, shared: tuple, out: list) -> tuple:
+        import dask
+
+        da = self.library()
+        rows = arrays[0].chunks[0]
+        arrays = [a.rechunk({0: rows, **{axis: -1 for axis in range(1, a.ndim)}}) for a in arrays]
+        # dask.delayed computes the dask arguments (a chunk, the small shared arrays) before the call.
+        pieces = [dask.delayed(function, nout=len(out), pure=True)(*[a.blocks[b] for a in arrays], *shared)
+                  for b in range(len(rows))]
+        results = []
+        for i, spec in enumerate(out):
+            if spec[0] == "rows":
+                results.append(da.concatenate([da.from_delayed(piece[i], shape=(size,), dtype=spec[1])
+                                               for piece, size in zip(pieces, rows)]))
+            else:
+                parts = [da.from_delayed(piece[i], shape=spec[1], dtype=spec[2]) for piece in pieces]
+                results.append(da.sum(da.stack(parts), axis=0))
+        return tuple(results)
+
     def with_known_shape(self, array: Any) -> Any:
         """Chunk sizes that are NaN (``X[mask]``, ``X[X[:, 0] > 0]``) are computed once, on a copy
         (``compute_chunk_sizes`` changes the array it is called on, and this is the user's). It
@@ -59,13 +78,13 @@ class DaskBackend(Backend):
 
     lazy = True
     # benchmarks/dask_overhead.py, 2 cores, threaded scheduler, 8 chunks, per iteration:
-    # 1e5 × 64 (51 MB) linear-regression GD 6.6× NumPy's time, k-means 11×; 1e6 × 64 (512 MB)
-    # 1.9-2.8× and 5.8×. Each iteration costs Dask ~40 ms of scheduling whatever the size.
+    # 1e5 × 64 (51 MB) linear-regression GD 8.3× NumPy's time, k-means 14.5×; 1e6 × 64 (512 MB)
+    # 1.9-2.8× and 4.8×. Each iteration costs Dask ~40 ms of scheduling whatever the size.
     small_data_bytes = 256 * 2**20
     small_data_advice = (
         "each iteration on Dask costs about 40 ms of graph scheduling whatever the data's size; measured "
-        "(benchmarks/dask_overhead.py, 2 cores): at 51 MB a gradient-descent iteration took 6.6x NumPy's time "
-        "and a k-means one 11x; at 512 MB, 1.9-2.8x and 5.8x"
+        "(benchmarks/dask_overhead.py, 2 cores): at 51 MB a gradient-descent iteration took 8x NumPy's time "
+        "and a k-means one 14x; at 512 MB, 2-3x and 5x"
     )
     # Dask chunks the work itself; a Python loop over small blocks would only grow the graph.
     working_memory = 1 << 30
