@@ -97,7 +97,7 @@ def test_every_public_function_class_and_method_has_a_docstring():
 def test_dask_section_runs_on_a_local_cluster():
     """The README's Dask example, with its remote scheduler and Zarr store swapped for local stand-ins."""
     pytest.importorskip("distributed")
-    code = _python_block("## Dask: beyond one machine's memory")
+    code = _python_block("## Dask: chunked arrays and clusters")
     assert 'Client("tcp://scheduler.example:8786")' in code and 'da.from_zarr("s3://bucket/features.zarr")' in code
     code = code.replace('Client("tcp://scheduler.example:8786")',
                         'Client(LocalCluster(n_workers=1, processes=False, dashboard_address=None))')
