@@ -138,9 +138,15 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
     results = backend.map_blocks(step, range(len(block_list)))
     sums = _total([r[1] for r in results], previous.sums if incremental else None)
     counts = _total([r[2] for r in results], previous.counts if incremental else None)
-    total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
-    inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
+    inertia = _inertia_from_sums(blocks, centroids, centroid_norms, sums, counts)
     return LloydStep([r[0] for r in results], sums, counts, inertia, _total([r[3] for r in results]))
+
+
+def _inertia_from_sums(blocks: _Blocks, centroids: Any, centroid_norms: Any, sums: Any, counts: Any) -> Any:
+    """J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖²: the distortion from the M-step's sums, no N-long pass."""
+    xp = blocks.ctx.xp
+    total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
+    return total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
 
 
 def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep | None) -> LloydStep:
@@ -164,8 +170,7 @@ def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep |
         for collected, part in zip((labels, sums, counts, n_changed), parts):
             collected.append(part)
     sums, counts = _total(sums), _total(counts)
-    total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
-    inertia = total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
+    inertia = _inertia_from_sums(blocks, centroids, xp.sum(centroids * centroids, axis=1), sums, counts)
     return LloydStep(labels, sums, counts, inertia, _total(n_changed) if previous is not None else None)
 
 
