@@ -144,6 +144,8 @@ def pytest_collection_modifyitems(session, config, items):
         case = callspec and (callspec.params.get("case") or callspec.params.get("case64"))
         if isinstance(case, Case):
             _ITEM_CASES[item.nodeid] = case.id
+            # Under pytest-xdist the controller collects nothing: the case travels with the report.
+            item.user_properties.append(("hml_case", case.id))
 
 
 def pytest_sessionstart(session):
@@ -163,7 +165,7 @@ _CASE_PREFIX = {"numpy": "numpy", "array_api_strict": "strict", "torch": "torch"
 
 
 def pytest_runtest_logreport(report):
-    case_id = _ITEM_CASES.get(report.nodeid)
+    case_id = _ITEM_CASES.get(report.nodeid) or dict(report.user_properties).get("hml_case")
     if case_id is None:
         return
     outcome = None

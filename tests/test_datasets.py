@@ -83,7 +83,9 @@ def _idx(array: np.ndarray, type_code: int = 0x08) -> bytes:
 )
 def test_small_loaders_match_pandas(loader, file, shape, target, target_names):
     pd = pytest.importorskip("pandas")
-    frame = pd.read_csv(MIRROR / "homemade" / file)
+    # round_trip: the correctly rounded parse, as Python's float() does; pandas' default
+    # parser may differ in the last digit (3 of 930 values on pandas 2.3 / Python 3.12).
+    frame = pd.read_csv(MIRROR / "homemade" / file, float_precision="round_trip")
     dataset = getattr(datasets, loader)()
     assert dataset.data.shape == shape and dataset.data.dtype == np.float64
     assert dataset.target.shape == (shape[0],)
@@ -140,6 +142,8 @@ def test_unknown_split_and_name():
 
 @needs_mirror
 def test_fashion_mnist_from_mirror_labels_and_written_images(fake_mirror, home, monkeypatch):
+    if not (MIRROR / "fashion-mnist").is_dir():
+        pytest.skip(f"the mirror at {MIRROR} has no fashion-mnist/ labels (a partial copy, as carried to a GPU machine)")
     for split, prefix, per_class in (("train", "train", 6000), ("test", "t10k", 1000)):
         labels_key = f"fashion-mnist/{prefix}-labels-idx1-ubyte.gz"
         _serve(fake_mirror, labels_key, (MIRROR / labels_key).read_bytes())

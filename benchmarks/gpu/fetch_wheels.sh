@@ -6,9 +6,11 @@
 # .gpu-carry/ (ignored by git, carried with the run) with what it lacks:
 #   .gpu-carry/wheels/  array-api-compat, array-api-extra, array-api-strict, asv and its needs,
 #                       and the build backend (hatchling), as Python 3.12 x86-64 wheels;
-#   .gpu-carry/data/    the MNIST and homemade files of the data mirror (../shared/data does
+#   .gpu-carry/data/    the MNIST, homemade and Fashion-MNIST (labels) files of the data mirror (../shared/data does
 #                       not travel), laid out as a mirror, for HML_DATA_MIRROR.
 # Versions are pinned to what the test suite here runs with; one version of each.
+# importlib-metadata is held at 8.7: its 10.x needs lazy_importer on Python 3.12, which broke
+# asv on the first GPU run (2026-11-23).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 carry=.gpu-carry
@@ -19,7 +21,7 @@ rm -rf "$carry/wheels" && mkdir -p "$carry/wheels" "$carry/data"
 
 wheels=(
   array-api-compat==1.16.0 array-api-extra==0.11.5 array-api-strict==2.6.1
-  asv==0.6.6 asv-runner==0.3.2 json5 pympler importlib-metadata virtualenv distlib platformdirs
+  asv==0.6.6 asv-runner==0.3.2 json5 pympler importlib-metadata==8.7.0 virtualenv distlib platformdirs
   hatchling trove-classifiers pathspec
 )
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -27,7 +29,7 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$carry/wheels" "${wheels[@]}"
 
 mirror="${HML_DATA_MIRROR_DIR:-../shared/data}"
-for set in mnist homemade; do
+for set in mnist homemade fashion-mnist; do  # fashion-mnist: the labels (the mirror has no images)
   if [ -d "$mirror/$set" ]; then
     rm -rf "$carry/data/$set" && cp -r "$mirror/$set" "$carry/data/$set"
   else

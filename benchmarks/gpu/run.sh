@@ -6,7 +6,10 @@
 # Writes to $OUT (at most 8 files come back): env.txt (nvidia-smi, versions, hml info),
 # tests.log, bench.log, gpu-results.json, gpu-results.md, asv.log, summary.txt.
 # STAGES (default "tests bench asv") picks stages; each has its own time limit, so a slow
-# stage cannot eat the others' time. BENCH_SCALE (1.0) scales the benchmarks' row counts.
+# stage cannot eat the others' time. BENCH_SCALE (1.0) scales the benchmarks' row counts;
+# BENCH_ONLY (all) picks side_by_side's workloads, e.g. "kmeans,linear", so that two calls can share
+# the figures; BENCH_VARIANTS (all) likewise picks the sides, e.g. "hml-cupy,hml-torch,torch-eager";
+# TESTS_TIMEOUT (240) and BENCH_TIMEOUT (300) bound those stages in seconds.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/hml-gpu-out}"
@@ -62,13 +65,20 @@ stage() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # -- tests: the suite on CuPy, then the torch-on-cuda cases ----------------------------------------
 if stage tests; then
   start=$SECONDS
+  # One hung test must not take the stage's counts with it: pytest-timeout, where installed.
+  per_test_limit=""
+  python3 -c "import pytest_timeout" 2>/dev/null && per_test_limit="--timeout=90"
+  # The suite's CPU-side tests dominate its time: spread them over TESTS_WORKERS (4) processes
+  # with pytest-xdist where installed (the per-case counts are kept by the controller).
+  workers=""
+  python3 -c "import xdist" 2>/dev/null && workers="-n ${TESTS_WORKERS:-4}"
   {
     echo "== HML_BACKEND=cupy pytest (the suite; backend-parametrised tests on the cupy case)"
-    HML_BACKEND=cupy timeout 200 python3 -m pytest -q -p no:cacheprovider -o addopts="-rfE --strict-markers" \
-      --durations=5 2>&1
+    HML_BACKEND=cupy timeout "${TESTS_TIMEOUT:-240}" python3 -m pytest -q -p no:cacheprovider \
+      -o addopts="-rfE --strict-markers" $workers $per_test_limit --durations=10 2>&1
     echo "exit: $?"
     echo "== pytest -m gpu -k torch-cuda (the torch-on-cuda cases)"
-    timeout 100 python3 -m pytest -q -p no:cacheprovider -m gpu -k torch-cuda --durations=5 2>&1
+    timeout 120 python3 -m pytest -q -p no:cacheprovider -m gpu -k torch-cuda $per_test_limit --durations=10 2>&1
     echo "exit: $?"
   } >"$OUT/tests.log" 2>&1
   note "tests: $((SECONDS - start)) s"
@@ -84,7 +94,9 @@ fi
 # -- the side-by-side benchmarks --------------------------------------------------------------
 if stage bench; then
   start=$SECONDS
-  timeout 300 python3 benchmarks/gpu/side_by_side.py --scale "${BENCH_SCALE:-1.0}" --repeats 5 --budget 240 \
+  bench_timeout="${BENCH_TIMEOUT:-300}"
+  timeout "$bench_timeout" python3 benchmarks/gpu/side_by_side.py --scale "${BENCH_SCALE:-1.0}" --repeats 5 \
+    --budget $((bench_timeout - 60)) ${BENCH_ONLY:+--only "$BENCH_ONLY"} ${BENCH_VARIANTS:+--variants "$BENCH_VARIANTS"} \
     --json "$OUT/gpu-results.json" --markdown "$OUT/gpu-results.md" >"$OUT/bench.log" 2>&1
   note "bench: exit $?, $((SECONDS - start)) s"
   tail -n 25 "$OUT/bench.log" >>"$summary"
@@ -93,11 +105,14 @@ fi
 # -- asv: the GPU benchmarks once each (a smoke run; the timings that count are above) --------------
 if stage asv; then
   start=$SECONDS
+  # asv drops PYTHONPATH from its benchmark processes and passes ASV_PYTHONPATH in its place
+  # (asv/environment.py); without it they could not import hml or the carried packages.
+  export ASV_PYTHONPATH="$PYTHONPATH"
   {
     asv machine --yes --machine gpu-device >/dev/null
     HML_BENCH_SMOKE=1 timeout 90 asv run --python=same --quick --show-stderr --machine gpu-device -b bench_gpu 2>&1
     echo "exit: $?"
   } >"$OUT/asv.log" 2>&1
-  note "asv: $((SECONDS - start)) s; $(grep -c 'failed' "$OUT/asv.log") lines saying failed"
+  note "asv: $((SECONDS - start)) s; $(grep '^exit:' "$OUT/asv.log"); $(grep -c 'failed' "$OUT/asv.log") lines saying failed"
 fi
 note "total: $SECONDS s"
