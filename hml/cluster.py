@@ -15,7 +15,7 @@ import numpy as np
 from hml import backends
 from hml._array import ArrayLike, Boolean, CheckedWhereUsed, Either, Integer, OneOf, Real, check_X
 from hml.base import BaseEstimator
-from hml.numerics import centred_sum_of_squares
+from hml.numerics import centred_sum_of_squares, positive_part
 from hml.optimize import cost_callback, progress_callback
 
 __all__ = ["KMeans"]
@@ -29,9 +29,10 @@ class _Blocks:
         xp = ctx.xp
         self.ctx, self.X = ctx, X
         itemsize = 4 if X.dtype == xp.float32 else 8
-        budget = ctx.backend.working_memory if working_memory is None else working_memory
-        # One block's distance matrix (rows × K) and its rows of X fit the budget.
-        rows = max(1, budget // (itemsize * (n_clusters + X.shape[1])))
+        budget = ctx.backend.working_memory_for(ctx.device) if working_memory is None else working_memory
+        # One block's distance matrix (rows × K; a fused E-step writes less) and its rows fit the budget.
+        scratch = ctx.backend.nearest_centroid_scratch(n_clusters, X.shape[1], X.dtype)
+        rows = max(1, budget // (itemsize * (scratch + X.shape[1])))
         n = X.shape[0]
         self.bounds = [(start, min(start + rows, n)) for start in range(0, n, rows)]
         # Computed once (Dask: persisted) and reused by every pass; or given, for a chunk of X.
@@ -131,8 +132,7 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
             sums = backend.segment_sum(rows, to, k) - backend.segment_sum(rows, frm, k)
             counts = backend.segment_count(to, k, block.dtype) - backend.segment_count(frm, k, block.dtype)
         else:
-            sums = backend.segment_sum(block, nearest, k)
-            counts = backend.segment_count(nearest, k, block.dtype)
+            sums, counts = backend.segment_sum_and_count(block, nearest, k)
         return nearest, sums, counts, n_changed
 
     results = backend.map_blocks(step, range(len(block_list)))
@@ -464,7 +464,7 @@ class KMeans(BaseEstimator):
         centroids = self.cluster_centers_
         centroid_norms = xp.sum(centroids * centroids, axis=1)
         distances = xp.concat([
-            xp.sqrt(xp.maximum(_scores(block, centroids, centroid_norms) + norms[:, None], 0.0))
+            xp.sqrt(positive_part(_scores(block, centroids, centroid_norms) + norms[:, None], xp))
             for block, norms in zip(blocks, blocks.squared_norms)
         ])
         return backends.mirror(distances, X)

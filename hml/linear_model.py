@@ -10,7 +10,7 @@ from hml import backends
 from hml._array import Boolean, Either, Integer, OneOf, Real, check_y, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
-from hml.numerics import log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
+from hml.numerics import column_sums, log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import gradient_descent, largest_curvature, minimize
 
 __all__ = ["LinearRegression", "LogisticRegression", "linear_regression_objective", "logistic_objective"]
@@ -263,9 +263,9 @@ def logistic_objective(Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any):
         else:
             softplus, probability = log_sigmoid_terms(logits, xp)
             # Per class: column sums of the same terms (one pass), so the parts cost nothing extra.
-            cost = inv_m * xp.sum(softplus - Y * logits, axis=0) + 0.5 * reg * xp.sum(W * W, axis=0)
+            cost = inv_m * column_sums(softplus - Y * logits) + 0.5 * reg * xp.sum(W * W, axis=0)
         residual = probability - Y
-        grad_b = inv_m * xp.sum(residual, axis=0, keepdims=True)
+        grad_b = inv_m * xp.reshape(column_sums(residual), (1, -1))
         grad_W = inv_m * tall_gram(Z, residual) + reg * W
         return cost, xp.concat([grad_b, grad_W], axis=0)
 

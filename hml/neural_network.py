@@ -24,7 +24,7 @@ from hml import backends
 from hml._array import Boolean, CheckedWhereUsed, Integer, OneOf, Real, encode_labels, one_hot
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
-from hml.numerics import log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
+from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import check_gradient, minibatch_gradient_descent, minimize
 
 __all__ = ["MultilayerPerceptron", "forward", "gradient_check", "mlp_objective", "pack", "unpack"]
@@ -43,7 +43,7 @@ def _activate(H: Any, activation: str, xp: Any) -> Any:
         return A
     if activation == "tanh":
         return xp.tanh(H)
-    return xp.maximum(H, 0.0)
+    return positive_part(H, xp)
 
 
 def _derivative_times(delta: Any, A: Any, activation: str, xp: Any) -> Any:
@@ -131,7 +131,7 @@ def mlp_objective(Z: Any, Y: Any, layers: list[int], activation: str, output: st
         for layer in range(len(params) - 1, -1, -1):
             W, _ = params[layer]
             A_in = activations[layer]
-            gradients.append(xp.sum(delta, axis=0))
+            gradients.append(column_sums(delta))
             grad_W = tall_gram(A_in, delta)
             grad_W += reg * W
             gradients.append(xp.reshape(grad_W, (-1,)))

@@ -42,6 +42,7 @@ import numpy as np
 
 from hml.backends import ComputeContext
 from hml.exceptions import ConvergenceWarning, DivergenceError, warn
+from hml.numerics import positive_part
 
 __all__ = [
     "OptimizeResult",
@@ -527,7 +528,7 @@ class _PolakRibiereDirection:
 
     def next(self, step: _Point, slope: float, direction: Any, gradient: Any, gradient_new: Any, gg: float) -> Any:
         xp = self.ctx.xp
-        beta = xp.maximum(_dot(xp, gradient_new, gradient_new - gradient) / gg, 0.0)
+        beta = positive_part(_dot(xp, gradient_new, gradient_new - gradient) / gg, xp)
         return -gradient_new + beta * direction
 
 

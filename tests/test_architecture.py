@@ -116,3 +116,25 @@ def test_contributing_page_shows_the_same_layers():
     for (number, cell), layer in zip(rows, LAYERS):
         named = set(re.findall(r"`(hml[\w.]*)`", cell))
         assert named == layer, f"layer {number}: CONTRIBUTING.md names {sorted(named)}, the test {sorted(layer)}"
+
+
+#: Array-API calls whose array_api_compat forms synchronise a GPU, found by the first GPU run
+#: (tests/test_host_transfers.py catches the torch case on the CPU too): ``xp.clip`` is
+#: boolean-mask assignment on CuPy; a Python scalar operand of ``xp.maximum``/``xp.minimum`` is
+#: copied to the device on torch. ``hml.numerics.positive_part`` is max(x, 0) without either.
+_SYNCING_CALLS = {"clip": "any operands", "maximum": "a Python number", "minimum": "a Python number"}
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if "backends" not in p.parts],
+                         ids=[_module_name(p) for p in MODULES if "backends" not in p.parts])
+def test_no_array_api_call_that_synchronises_a_gpu(path):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "xp"):
+            continue
+        name = node.func.attr
+        numbers = [a for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, (int, float))
+                   or isinstance(a, ast.UnaryOp) and isinstance(a.operand, ast.Constant)]
+        assert not (name == "clip" or name in _SYNCING_CALLS and numbers), (
+            f"{_module_name(path)}:{node.lineno} calls xp.{name} with {_SYNCING_CALLS.get(name)}: on a GPU "
+            "that synchronises (use hml.numerics.positive_part, or a 0-d array made on the device)")

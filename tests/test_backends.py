@@ -289,3 +289,17 @@ def test_to_numpy_brings_any_backends_array_or_a_list_to_the_host(case):
     assert isinstance(host, np.ndarray)
     np.testing.assert_array_equal(host, values.astype(host.dtype))
     np.testing.assert_array_equal(backends.to_numpy([[1, 2], [3, 4]]), [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize("shape", [(1_000, 7), (3, 5), (50_000, 64)])
+def test_column_sums_agree_with_the_portable_sum(case, shape):
+    """Backend.column_sums (CuPy: the GEMV 1ᵀ A for tall matrices) against NumPy on the host."""
+    from hml.backends._base import Backend
+
+    host = np.random.default_rng(2).normal(size=shape)
+    A = case.asarray(host)
+    fast, portable = case.ctx.backend.column_sums(A), Backend.column_sums(case.ctx.backend, A)
+    assert fast.shape == (shape[1],) and fast.dtype == A.dtype
+    tolerance = 1e-12 if case.float64 else 1e-4
+    np.testing.assert_allclose(case.to_numpy(fast), host.sum(axis=0), rtol=tolerance, atol=tolerance * shape[0])
+    np.testing.assert_allclose(case.to_numpy(portable), host.sum(axis=0), rtol=tolerance, atol=tolerance * shape[0])

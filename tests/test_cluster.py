@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -108,6 +109,27 @@ def test_segment_sum_paths_agree(case):
     np.testing.assert_array_equal(case.to_numpy(Backend.segment_count(backend, i, 7, dtype)), counts)
 
 
+@pytest.mark.parametrize(("n", "d", "k"), [(500, 3, 7), (20_003, 32, 256), (600, 3, 4000)])
+def test_segment_sum_and_count_agrees_with_numpy(case, n, d, k):
+    """The M-step in one call -- on CuPy in float32 one kernel with per-block shared-memory sums
+    (K·(D+1) ≤ 12,288; the last shape takes the fallback), elsewhere the two segment calls --
+    against NumPy's add.at and bincount on the host, in float32 and float64."""
+    rng = np.random.default_rng(1)
+    values, ids = rng.normal(size=(n, d)), rng.integers(0, k, n)
+    expected_sums = np.zeros((k, d))
+    np.add.at(expected_sums, ids, values)
+    expected_counts = np.bincount(ids, minlength=k)
+    xp = case.xp
+    dtypes = [xp.float32] + ([xp.float64] if case.float64 else [])
+    for dtype in dtypes:
+        v = xp.astype(case.asarray(values), dtype)
+        sums, counts = case.ctx.backend.segment_sum_and_count(v, case.ctx.asarray(ids.astype(np.int32)), k)
+        assert sums.dtype == dtype and counts.dtype == dtype
+        tolerance = 1e-12 if dtype == xp.float64 else 1e-4
+        np.testing.assert_allclose(case.to_numpy(sums), expected_sums, rtol=tolerance, atol=tolerance * np.sqrt(n / k))
+        np.testing.assert_array_equal(case.to_numpy(counts), expected_counts)
+
+
 def test_nearest_centroid_agrees_with_a_direct_computation(case):
     """Every backend's E-step primitive: labels = argmin ‖x − c‖², best = that minimum − ‖x‖²."""
     rng = np.random.default_rng(3)
@@ -121,9 +143,11 @@ def test_nearest_centroid_agrees_with_a_direct_computation(case):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("shape", [(100_000, 32, 256), (5_000, 3, 1000), (4_097, 64, 5)])
+@pytest.mark.parametrize("shape", [(100_000, 32, 256), (5_000, 3, 1000), (4_097, 64, 5), (1_001, 33, 800)])
 def test_fused_cupy_kernel_agrees_with_the_portable_e_step(shape):
-    """The fused distance + argmin kernel against the portable GEMM + argmin, float32, on the GPU."""
+    """The fused distance + argmin kernel against the portable GEMM + argmin, float32, on the GPU:
+    two rows per thread with float4 loads (D = 32), two with scalar loads (D = 3), one row per
+    thread (D = 64), and three centroid tiles with scalar loads (D = 33, K = 800)."""
     from hml.backends import Backend, resolve
 
     try:
@@ -189,10 +213,12 @@ def test_memory_stays_near_the_size_of_X():
     import tracemalloc
 
     X = np.random.default_rng(0).random((400_000, 8), dtype=np.float32)
+    # Each block takes the budget and a thread per core holds one at once (two here, 16 on the
+    # GPU machine's CPU): keep all of them together at an eighth of X.
+    budget = X.nbytes // (8 * min(os.cpu_count() or 1, 64))
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    # Blocks take a fixed budget (two at once on two threads); keep it small next to this X.
-    hml.KMeans(64, max_iter=3, random_state=0, working_memory=1 << 20).fit(X)
+    hml.KMeans(64, max_iter=3, random_state=0, working_memory=budget).fit(X)
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     # An N × K float32 distance matrix alone would be 8 × the size of X here.

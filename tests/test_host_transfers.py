@@ -11,6 +11,9 @@ NumPy) waits for the device; hml batches its reads and names each one
 * on ``array_api_strict`` the same guard is imitated on the CPU: its arrays refuse
   ``bool``/``int``/``float``/DLPack outside a documented read, so CI catches an
   implicit read without a GPU;
+* on ``torch`` (CPU too) a Python scalar that array_api_compat turns into a tensor
+  (``xp.maximum(x, 0.0)``) fails: on CUDA that is a host-to-device copy, which the
+  first GPU run found the real guard rejecting (``xp.clip(x, min=0.0)`` is the fix);
 * everywhere, :func:`hml.backends.count_host_transfers` holds the training loops to
   their documented reads: one per ``check_every`` gradient-descent iterations, one per
   line-search evaluation (L-BFGS, CG), one per Lloyd iteration.
@@ -63,6 +66,31 @@ def _strict_guard():
             setattr(cls, name, original)
 
 
+class ScalarUpload(AssertionError):
+    """A Python scalar became a torch tensor: a host-to-device copy on CUDA."""
+
+
+@contextlib.contextmanager
+def _torch_scalar_guard():
+    """array_api_compat's torch wrappers (maximum, minimum, ...) turn a Python scalar operand
+    into a tensor on the other operand's device; on CUDA that copy synchronises. Refuse it
+    on every torch device, so the CPU run catches what the GPU guard would."""
+    aliases = pytest.importorskip("array_api_compat.torch._aliases")
+    original = aliases._scalar_to_tensor
+
+    def guarded(x, other):
+        if isinstance(x, aliases._py_scalars) and not backends.in_host_transfer():
+            raise ScalarUpload(f"the Python scalar {x!r} became a tensor on {other.device}: "
+                               "an upload on CUDA (use xp.clip(x, min=...) or a tensor operand)")
+        return original(x, other)
+
+    aliases._scalar_to_tensor = guarded
+    try:
+        yield
+    finally:
+        aliases._scalar_to_tensor = original
+
+
 @contextlib.contextmanager
 def no_implicit_reads(case):
     """The sync guard of ``case``'s backend: real on GPUs, imitated on array_api_strict."""
@@ -70,8 +98,22 @@ def no_implicit_reads(case):
         with _strict_guard() as active:
             yield active
     else:
-        with case.ctx.backend.forbid_sync(case.ctx.device) as active:
-            yield active
+        with contextlib.ExitStack() as stack:
+            if case.backend == "torch":
+                stack.enter_context(_torch_scalar_guard())
+            yield stack.enter_context(case.ctx.backend.forbid_sync(case.ctx.device))
+
+
+def test_the_torch_scalar_guard_catches_a_scalar_operand():
+    """The guard is real: xp.maximum(x, 0.0) fails under it, xp.clip(x, min=0.0) passes."""
+    pytest.importorskip("torch")
+    ctx = backends.resolve("torch", device="cpu")
+    x = ctx.xp.asarray([-1.0, 2.0])
+    with _torch_scalar_guard():
+        with pytest.raises(ScalarUpload):
+            ctx.xp.maximum(x, 0.0)
+        assert ctx.xp.clip(x, min=0.0).tolist() == [0.0, 2.0]
+    assert ctx.xp.maximum(x, 0.0).tolist() == [0.0, 2.0]  # restored afterwards
 
 
 def test_the_imitated_guard_catches_an_implicit_read():

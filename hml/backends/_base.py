@@ -194,6 +194,10 @@ class Backend:
     #: backends raise it, since for them each block is a kernel launch or a graph.
     working_memory: int = 1 << 23
 
+    def working_memory_for(self, device: Any) -> int:
+        """``working_memory`` on ``device``: one backend can drive both a CPU and a GPU (torch)."""
+        return self.working_memory
+
     def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
         """S[k] = Σ_{i : ids[i] = k} values[i], shape (n_segments, d): the k-means centroid update.
 
@@ -206,6 +210,23 @@ class Backend:
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
         """n[k] = #{i : ids[i] = k}, shape (n_segments,), as ``dtype`` (fallback: column sums of the one-hot)."""
         return self.xp.sum(xpx.one_hot(segment_ids, n_segments, dtype=dtype, xp=self.xp), axis=0)
+
+    def column_sums(self, matrix: Any) -> Any:
+        """Σᵢ matrix[i, :], shape (columns,): the bias gradients of tall N × d matrices."""
+        return self.xp.sum(matrix, axis=0)
+
+    def segment_sum_and_count(self, values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, Any]:
+        """``(segment_sum, segment_count)`` of one pass, the counts in ``values``' dtype: the M-step.
+
+        Two calls here; a backend may compute both in one kernel (``tests/test_cluster.py``
+        checks agreement with these two).
+        """
+        return (self.segment_sum(values, segment_ids, n_segments),
+                self.segment_count(segment_ids, n_segments, values.dtype))
+
+    def nearest_centroid_scratch(self, n_clusters: int, n_features: int, dtype: Any) -> int:
+        """Values per row that :meth:`nearest_centroid` writes to memory: the K scores, portably."""
+        return n_clusters
 
     def nearest_centroid(self, block: Any, centroids: Any, centroid_norms: Any, *,
                          with_scores: bool = False) -> tuple[Any, Any]:
@@ -268,13 +289,19 @@ class Backend:
         same numbers on every backend.
         """
         sample = rng.uniform(low, high, size=shape)
-        return self.from_numpy(sample.astype(numpy_dtype(dtype)), device)
+        return self._upload(sample.astype(numpy_dtype(dtype)), device)
 
     def random_normal(self, rng: np.random.Generator, shape, *, dtype: Any, device: Any) -> Any:
         """Standard-normal samples drawn on the host and moved here."""
         sample = rng.standard_normal(size=shape)
-        return self.from_numpy(sample.astype(numpy_dtype(dtype)), device)
+        return self._upload(sample.astype(numpy_dtype(dtype)), device)
 
     def permutation(self, rng: np.random.Generator, n: int, *, device: Any) -> Any:
         """A random permutation of ``0..n-1`` (int64 indices) drawn on the host."""
-        return self.from_numpy(rng.permutation(n).astype(np.int64), device)
+        return self._upload(rng.permutation(n).astype(np.int64), device)
+
+    def _upload(self, host: np.ndarray, device: Any) -> Any:
+        # A host draw moved to the device is an upload: it waits for the host buffer, which
+        # torch's sync-debug mode reports as a synchronisation. It happens once, at the start.
+        with self.allow_sync(device):
+            return self.from_numpy(host, device)

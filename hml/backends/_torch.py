@@ -143,6 +143,14 @@ class TorchBackend(Backend):
         inverse, info = self.library().linalg.inv_ex(matrix)
         return self._nan_unless(inverse, info)
 
+    def working_memory_for(self, device: Any) -> int:
+        # On a GPU each block is a few kernel launches: CPU-cache-sized blocks made k-means on
+        # torch-CUDA 416 ms per Lloyd iteration at 10⁷ × 32, K = 256 (1,200 blocks), CuPy's
+        # 256 MiB blocks 36 ms (benchmarks/results/gpu-h100-2026-11-23.md).
+        if getattr(device, "type", str(device)) == "cpu":
+            return self.working_memory
+        return 1 << 28
+
     def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
         torch = self.library()
         sums = torch.zeros((n_segments, values.shape[1]), dtype=values.dtype, device=values.device)
