@@ -155,30 +155,41 @@ def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep |
     Each chunk runs the in-memory step in its own library (cache-sized blocks, the fused
     E-step and scatter-add) and returns its labels, its share of S and n, and how many of
     its labels changed; S and n are added up over the chunks. One pass over X, and a graph
-    of a few tasks per chunk instead of one per array operation.
+    of a few tasks per chunk instead of one per array operation. Where the chunks' library
+    selects rows cheaply (NumPy), each chunk returns only the change of its share of S and n
+    from the rows whose label changed, added to the previous S and n -- as in memory.
     """
     ctx = blocks.ctx
     xp = ctx.xp
     k, d = centroids.shape
     dtype = blocks.X.dtype
     out = [("rows", np.int32), ("sum", (k, d), dtype), ("sum", (k,), dtype), ("sum", (), np.int64)]
+    incremental = previous is not None and ctx.backend.chunks_have_cheap_data_dependent_shapes(blocks.X)
     labels, sums, counts, n_changed = [], [], [], []
     for b, block in enumerate(blocks):
         # No previous labels on the first iteration: compare with −1, which no label equals.
         before = previous.labels[b] if previous is not None else xp.full((block.shape[0],), -1, dtype=xp.int32)
-        parts = ctx.backend.map_row_chunks(_lloyd_chunk, [block, blocks.squared_norms[b], before], (centroids, k), out)
+        parts = ctx.backend.map_row_chunks(_lloyd_chunk, [block, blocks.squared_norms[b], before],
+                                           (centroids, k, incremental), out)
         for collected, part in zip((labels, sums, counts, n_changed), parts):
             collected.append(part)
-    sums, counts = _total(sums), _total(counts)
+    sums = _total(sums, previous.sums if incremental else None)
+    counts = _total(counts, previous.counts if incremental else None)
     inertia = _inertia_from_sums(blocks, centroids, xp.sum(centroids * centroids, axis=1), sums, counts)
     return LloydStep(labels, sums, counts, inertia, _total(n_changed) if previous is not None else None)
 
 
-def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int) -> tuple:
-    """One chunk's Lloyd step, computed in the chunk's library: labels, S, n, and #labels ≠ ``before``."""
+def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int, incremental: bool) -> tuple:
+    """One chunk's Lloyd step, computed in the chunk's library: labels, S, n, and #labels ≠ ``before``;
+    ``incremental``: the change of S and n from the rows whose label is no longer ``before``."""
     ctx = backends.resolve(backends.backend_of(X).name, like=X)
     xp = ctx.xp
-    step = _lloyd_step(_Blocks(ctx, X, k, None, squared_norms=squared_norms), ctx.asarray(centroids), None)
+    blocks = _Blocks(ctx, X, k, None, squared_norms=squared_norms)
+    previous = None
+    if incremental:  # a previous step whose S and n are zero: _lloyd_step then returns the change alone
+        zeros = xp.zeros((k, X.shape[1]), dtype=X.dtype, device=ctx.device)
+        previous = LloydStep([before[start:stop] for start, stop in blocks.bounds], zeros, zeros[:, 0], None, None)
+    step = _lloyd_step(blocks, ctx.asarray(centroids), previous)
     labels = step.labels[0] if len(step.labels) == 1 else xp.concat(step.labels)
     return labels, step.sums, step.counts, xp.sum(xp.astype(labels != before, xp.int64))
 

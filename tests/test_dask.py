@@ -192,3 +192,27 @@ def test_map_row_chunks_agrees_with_the_in_memory_call():
     np.testing.assert_array_equal(chunked[0].compute(), whole[0])
     np.testing.assert_allclose(chunked[1].compute(), whole[1], rtol=1e-12)
     np.testing.assert_allclose(chunked[2].compute(), whole[2], rtol=1e-12)
+
+
+def test_incremental_chunk_sums_agree_with_full_sums(monkeypatch):
+    """k-means on Dask with NumPy chunks updates S and n from the rows whose label changed
+    (as in memory); with the chunks' library said to select rows expensively (CuPy) every chunk
+    sums all its rows. Both give the same fit, and the incremental one is taken on NumPy chunks."""
+    from hml import backends
+
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(c, 1.0, size=(400, 3)) for c in (-4.0, 0.0, 4.0)])
+    Xd = da.from_array(X, chunks=(250, 3))
+    dask_backend = backends.resolve("dask").backend
+    assert dask_backend.chunks_have_cheap_data_dependent_shapes(Xd)
+    start = X[[0, 1, 2, 3]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.PerformanceWarning)
+        incremental = hml.KMeans(4, init=start, max_iter=30, tol=0.0).fit(Xd)
+        monkeypatch.setattr(type(dask_backend), "chunks_have_cheap_data_dependent_shapes", lambda self, array: False)
+        full = hml.KMeans(4, init=start, max_iter=30, tol=0.0).fit(Xd)
+    in_memory = hml.KMeans(4, init=start, max_iter=30, tol=0.0).fit(X)
+    assert incremental.n_iter_ == full.n_iter_ == in_memory.n_iter_ > 2
+    np.testing.assert_array_equal(incremental.labels_, full.labels_)
+    np.testing.assert_allclose(incremental.cluster_centers_, full.cluster_centers_, rtol=1e-12)
+    np.testing.assert_allclose(incremental.cluster_centers_, in_memory.cluster_centers_, rtol=1e-12)

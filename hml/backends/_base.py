@@ -113,6 +113,11 @@ class Backend:
             f"{[str(d) for d in self.devices()]}"
         )
 
+    def chunks_have_cheap_data_dependent_shapes(self, array: Any) -> bool:
+        """:meth:`cheap_data_dependent_shapes` for the library that computes ``array``'s chunks:
+        the array's own library here; a chunked backend (Dask) asks its chunks' library."""
+        return self.cheap_data_dependent_shapes(array_api_compat.device(array))
+
     def supports_float64(self, device: Any) -> bool:
         """Whether ``device`` computes in float64 (Apple's MPS, for one, does not)."""
         return True

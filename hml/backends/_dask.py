@@ -62,6 +62,15 @@ class DaskBackend(Backend):
                 results.append(da.sum(da.stack(parts), axis=0))
         return tuple(results)
 
+    def chunks_have_cheap_data_dependent_shapes(self, array: Any) -> bool:
+        # The chunks' library decides (NumPy: yes; CuPy: no), read from the array's _meta.
+        from hml.backends import backend_of
+
+        meta = getattr(array, "_meta", None)
+        if meta is None:
+            return False
+        return backend_of(meta).chunks_have_cheap_data_dependent_shapes(meta)
+
     def with_known_shape(self, array: Any) -> Any:
         """Chunk sizes that are NaN (``X[mask]``, ``X[X[:, 0] > 0]``) are computed once, on a copy
         (``compute_chunk_sizes`` changes the array it is called on, and this is the user's). It
@@ -79,12 +88,12 @@ class DaskBackend(Backend):
     lazy = True
     # benchmarks/dask_overhead.py, 2 cores, threaded scheduler, 8 chunks, per iteration:
     # 1e5 × 64 (51 MB) linear-regression GD 8.3× NumPy's time, k-means 14.5×; 1e6 × 64 (512 MB)
-    # 1.9-2.8× and 4.8×. Each iteration costs Dask ~40 ms of scheduling whatever the size.
+    # 1.8-2.8× and 2.5-3.1×. Each iteration costs Dask ~40 ms of scheduling whatever the size.
     small_data_bytes = 256 * 2**20
     small_data_advice = (
         "each iteration on Dask costs about 40 ms of graph scheduling whatever the data's size; measured "
         "(benchmarks/dask_overhead.py, 2 cores): at 51 MB a gradient-descent iteration took 8x NumPy's time "
-        "and a k-means one 14x; at 512 MB, 2-3x and 5x"
+        "and a k-means one 14x; at 512 MB, 2-3x and 2.5-3x"
     )
     # Dask chunks the work itself; a Python loop over small blocks would only grow the graph.
     working_memory = 1 << 30
