@@ -22,13 +22,15 @@ from hml import backends  # noqa: E402
 from hml.neural_network import mlp_objective  # noqa: E402
 from hml.numerics import positive_part, tall_gram  # noqa: E402
 
+from events import median_ms  # noqa: E402  (beside this script)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    import cupy
+    import cupy  # noqa: F401  (fails here, early, without CuPy)
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -41,36 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         "theta": (rng.standard_normal(784 * 1024 + 1024 + 1024 * 10 + 10) * 0.01).astype(np.float32),
     }
 
-    def timer(library):
-        if library == "cupy":
-            def timed(function):
-                function()
-                start, stop, times = cupy.cuda.Event(), cupy.cuda.Event(), []
-                for _ in range(args.repeats):
-                    start.record()
-                    function()
-                    stop.record()
-                    stop.synchronize()
-                    times.append(cupy.cuda.get_elapsed_time(start, stop))
-                return float(np.median(times))
-        else:
-            def timed(function):
-                function()
-                times = []
-                for _ in range(args.repeats):
-                    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    function()
-                    stop.record()
-                    stop.synchronize()
-                    times.append(start.elapsed_time(stop))
-                return float(np.median(times))
-        return timed
-
     rows: dict[str, dict[str, float]] = {}
     for library in ("cupy", "torch"):
         ctx = backends.resolve(library, device="cuda")
-        xp, timed = ctx.xp, timer(library)
+        xp = ctx.xp
         a = {name: ctx.asarray(value) for name, value in host.items()}
         ones = xp.ones((1, n), dtype=xp.float32, device=ctx.device)
         objective = mlp_objective(a["X"], a["Y"], layers, "relu", "softmax", 0.0, xp)
@@ -86,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             "objective(θ): J and ∇J": lambda: objective(a["theta"]),
         }
         for name, function in parts.items():
-            rows.setdefault(name, {})[library] = timed(function)
+            rows.setdefault(name, {})[library] = median_ms(function, args.repeats, library=library)
         del a, objective
     print(f"N = {n:,}, float32, TF32 off; ms, median of {args.repeats}")
     print(f"{'operation':<36} {'cupy':>9} {'torch':>9} {'cupy/torch':>10}")
