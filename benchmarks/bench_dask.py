@@ -33,3 +33,26 @@ class DaskOverhead:
         return dask_s / numpy_s
 
     track_dask_over_numpy.unit = "Dask / NumPy per iteration"
+
+
+class OutOfCore:
+    """``benchmarks/dask_out_of_core.py`` at a small size, X streamed (``keep_fraction`` 0): the
+    passes over X per iteration (the issue's floor: ≤ 1.1) on a 2-worker local cluster. The 8 GB
+    proof runs by hand (``python benchmarks/dask_out_of_core.py``; benchmarks/RESULTS.md)."""
+
+    params = ["KMeans(8, init='random')", "LinearRegression (GD, standardised)",
+              "LogisticRegression (L-BFGS, standardised)"]
+    param_names = ["fit"]
+    timeout = 600
+
+    def setup(self, fit):
+        peer("dask.array", "Dask")
+        peer("distributed", "dask.distributed")
+
+    def track_passes_over_X_per_iteration(self, fit):
+        from .dask_out_of_core import measure
+
+        return measure(0.02 if SMOKE else 0.2, chunk_rows=10_000, keep_fraction=0.0, fits=[fit],
+                       out=lambda line: None)[fit]["passes"]
+
+    track_passes_over_X_per_iteration.unit = "passes over X"

@@ -178,7 +178,7 @@ class FeatureTransformer(BaseEstimator):
             X = standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
-            (generated,) = ctx.backend.materialize(generated)
+            (generated,) = ctx.backend.keep(generated)
             generated_mean, generated_scale = ctx.concrete(*standardisation(generated, xp), why="feature statistics")
             generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale

@@ -193,7 +193,7 @@ class LinearRegression(BaseEstimator):
         xp = ctx.xp
         y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
         # Lazy backends (Dask) would otherwise recompute the features on every iteration.
-        Z, y = ctx.backend.materialize(transformer._fit_transform(ctx, X), y)
+        Z, y = ctx.backend.keep(transformer._fit_transform(ctx, X), y)
         objective = linear_regression_objective(Z, y, l2, xp)
         if params["solver"] == "normal":
             theta = normal_equation(Z, y, l2, ctx)
@@ -379,13 +379,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         # is the same model, over-parametrised), as in scikit-learn.
         multinomial = self.multi_class == "multinomial" and classes.size > 2
         n_outputs = classes.size if classes.size > 2 else 1
-        Z = ctx.backend.materialize(transformer._fit_transform(ctx, X))[0]
+        Z = ctx.backend.keep(transformer._fit_transform(ctx, X))[0]
         codes = ctx.asarray(codes)
         if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
             Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))
         else:
             Y = one_hot(codes, n_outputs, Z.dtype, xp)
-        (Y,) = ctx.backend.materialize(Y)
+        (Y,) = ctx.backend.keep(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
         return PreparedProblem(fit_input, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes,
                                multinomial)

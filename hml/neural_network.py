@@ -237,9 +237,9 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         xp = ctx.xp
         classes, codes = encode_labels(y, X.shape[0])
         layers = self._checked_layers(X.shape[1], classes.size)
-        Z = ctx.backend.materialize(transformer._fit_transform(ctx, X))[0]
+        Z = ctx.backend.keep(transformer._fit_transform(ctx, X))[0]
         Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
-        (Y,) = ctx.backend.materialize(Y)
+        (Y,) = ctx.backend.keep(Y)
         objective = mlp_objective(Z, Y, layers, self.activation, self.output, l2, xp)
         theta0 = self._initial_theta(ctx, layers, X.dtype, rng)
         return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers)

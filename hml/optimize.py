@@ -172,6 +172,11 @@ def gradient_descent(
     for n_iter in range(1, max_iter + 1):
         cost, gradient = objective(theta)
         theta = theta - learning_rate * gradient
+        if ctx.backend.lazy:
+            # One pass over X per iteration and a graph that never spans two: a window of
+            # unmaterialised iterations would hold every chunk of a streamed X until the last
+            # of them had used it -- all of X in memory.
+            theta, cost, gradient = ctx.backend.materialize(theta, cost, gradient)
         monitor.record(cost)
         if n_iter == 1:
             monitor.start(gradient)

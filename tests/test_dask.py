@@ -216,3 +216,53 @@ def test_incremental_chunk_sums_agree_with_full_sums(monkeypatch):
     np.testing.assert_array_equal(incremental.labels_, full.labels_)
     np.testing.assert_allclose(incremental.cluster_centers_, full.cluster_centers_, rtol=1e-12)
     np.testing.assert_allclose(incremental.cluster_centers_, in_memory.cluster_centers_, rtol=1e-12)
+
+
+def test_training_matrices_are_kept_when_they_fit_and_streamed_when_not(monkeypatch):
+    """Backend.keep persists a fit's training matrices when they take at most keep_fraction of
+    the memory, and leaves them lazy otherwise (each pass then reads and standardises the chunks
+    itself); either way every fit equals the NumPy fit."""
+    from hml import backends
+
+    backend = backends.resolve("dask").backend
+    X = da.from_array(np.arange(12.0).reshape(6, 2), chunks=(3, 2))
+    kept = backend.keep(X * 2.0)[0]
+    assert len(kept.__dask_graph__()) == 2  # its two chunks, computed: nothing left of X or the product
+    monkeypatch.setattr(type(backend), "keep_fraction", 0.0)
+    lazy = X * 2.0
+    assert backend.keep(lazy)[0] is lazy
+    for name in ("linear-gd", "logistic-lbfgs", "mlp-gd"):
+        _, data = ESTIMATORS[name]
+        Xn, y = data()
+        streamed = _fit(name, da.from_array(Xn, chunks=(60, Xn.shape[1])), da.from_array(y, chunks=60))
+        in_memory = _fit(name, Xn, y)
+        np.testing.assert_allclose(streamed.predict(Xn), in_memory.predict(Xn), rtol=1e-9, atol=1e-12)
+
+
+def test_a_streamed_X_is_read_once_per_iteration(monkeypatch):
+    """When X is not kept (larger than keep_fraction of the memory), each iteration of gradient
+    descent and of Lloyd reads each chunk of X once -- counted where the chunks are made -- and
+    no graph spans two iterations (which would hold all of X until its last one)."""
+    from hml.backends._dask import DaskBackend
+
+    monkeypatch.setattr(DaskBackend, "keep_fraction", 0.0)
+    made = [0]
+
+    def chunk(block_id=None):
+        made[0] += 1
+        return np.random.default_rng([0, block_id[0]]).normal(size=(400, 3))
+
+    X = da.map_blocks(chunk, chunks=((400,) * 5, (3,)), dtype=np.float64, meta=np.empty((0, 0)))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    fits = {"linear GD": lambda it: hml.LinearRegression(learning_rate=0.5, max_iter=it, tol=None),
+            "k-means": lambda it: hml.KMeans(3, init=np.eye(3), max_iter=it, tol=0.0)}
+    for name, make in fits.items():
+        passes = {}
+        for max_iter in (2, 7):
+            made[0] = 0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = make(max_iter).fit(X, y)
+            assert model.n_iter_ == max_iter
+            passes[max_iter] = made[0] / 5
+        assert passes[7] - passes[2] == 5, (name, passes)

@@ -176,6 +176,12 @@ class Backend:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
         return arrays
 
+    def keep(self, *arrays: Any) -> tuple[Any, ...]:
+        """The training matrices an iterative fit passes over again and again: computed once
+        and held (:meth:`materialize`) where they fit in memory. A lazy backend streams them
+        from their source instead -- recomputing them in every pass -- when they do not."""
+        return self.materialize(*arrays)
+
     #: Below this many bytes of X, a fit here is measurably slower than on NumPy (None: never).
     small_data_bytes: int | None = None
     #: What to say then: the measurement behind ``small_data_bytes``.

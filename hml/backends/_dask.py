@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import array_api_compat
@@ -41,7 +42,17 @@ class DaskBackend(Backend):
     def materialize(self, *arrays: Any) -> tuple[Any, ...]:
         import dask
 
-        return dask.persist(*arrays)
+        persisted = dask.persist(*arrays)
+        try:  # a distributed client persists in the background: wait for it
+            from distributed import default_client, futures_of, wait
+
+            default_client()
+        except (ImportError, ValueError):
+            return persisted
+        # Otherwise the next iteration's graph would be sent before this one is done, and the
+        # scheduler would keep the chunks of a streamed X in memory for both (all of X, in the end).
+        wait(futures_of(persisted))
+        return persisted
 
     def map_row_chunks(self, function: Any, arrays: list, shared: tuple, out: list) -> tuple:
         import dask
@@ -70,6 +81,19 @@ class DaskBackend(Backend):
         if meta is None:
             return False
         return backend_of(meta).chunks_have_cheap_data_dependent_shapes(meta)
+
+    #: The share of the memory (the workers' limits; without a cluster, the host's available
+    #: memory) that the kept training matrices may take: the rest is the computations' own.
+    keep_fraction = 0.5
+
+    def keep(self, *arrays: Any) -> tuple[Any, ...]:
+        """Persisted when they take at most ``keep_fraction`` of the memory, else left lazy:
+        then every pass streams them from their source -- the chunks are read (or generated)
+        and standardised inside the pass -- and a fit needs memory for a few chunks, not X."""
+        size = sum(math.prod(a.shape) * a.dtype.itemsize for a in arrays)
+        if size <= self.keep_fraction * _memory_for_data():
+            return self.materialize(*arrays)
+        return arrays
 
     def with_known_shape(self, array: Any) -> Any:
         """Chunk sizes that are NaN (``X[mask]``, ``X[X[:, 0] > 0]``) are computed once, on a copy
@@ -106,3 +130,27 @@ class DaskBackend(Backend):
     def inv(self, matrix: Any) -> Any:
         # dask.array.linalg.inv returns float64 whatever it is given: float32 stays float32.
         return self.xp.astype(self.library().linalg.inv(matrix), matrix.dtype)
+
+
+def _memory_for_data() -> float:
+    """Bytes the scheduler in use can hold: the sum of the workers' memory limits with a
+    ``distributed`` client (unlimited workers count as the host's memory), else this host's
+    available memory (the threaded scheduler); infinite where neither can be known."""
+    try:
+        from distributed import default_client
+
+        workers = default_client().scheduler_info()["workers"].values()
+    except (ImportError, ValueError):
+        workers = None
+    host = _available_host_memory()
+    if workers is not None:
+        return float(sum(w.get("memory_limit") or host for w in workers))
+    return host
+
+
+def _available_host_memory() -> float:
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return math.inf
+
