@@ -137,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="iterations of the two fits of each estimator (1 3)")
     parser.add_argument("--keep-fraction", type=float, default=None,
                         help="hml's Dask keep_fraction (0.5): 0 streams X at any size, as CI's small run does")
+    parser.add_argument("--fits", default=None, help="comma-separated subset: kmeans, linear, logistic (all)")
     args = parser.parse_args(argv)
+    names = {"kmeans": "KMeans(8, init='random')", "linear": "LinearRegression (GD, standardised)",
+             "logistic": "LogisticRegression (L-BFGS, standardised)"}
+    fits = [names[f.strip()] for f in args.fits.split(",")] if args.fits else None
     measure(args.gigabytes, args.features, args.chunk_rows, args.workers, args.memory_limit, tuple(args.iterations),
-            args.keep_fraction, out=lambda line: print(line, flush=True))
+            args.keep_fraction, fits=fits, out=lambda line: print(line, flush=True))
     return 0
 
 
