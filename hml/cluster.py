@@ -447,6 +447,9 @@ class KMeans(BaseEstimator):
                 centroids = blocks.rows(rng.choice(n, size=k, replace=False))
             else:
                 centroids = _kmeans_plus_plus(blocks, k, rng)
+            # Materialised before use (Dask: rows taken from a streamed X would otherwise be
+            # taken again inside every chunk's task of the first iteration: 12 passes, not 1).
+            (centroids,) = ctx.backend.materialize(centroids)
             run = _lloyd(blocks, centroids, max_iter, scaled_tol)
             run = (*run[:2], float(ctx.read(run[2], "k-means inertia")), *run[3:])
             if best is None or run[2] < best[2]:

@@ -266,3 +266,11 @@ def test_a_streamed_X_is_read_once_per_iteration(monkeypatch):
             assert model.n_iter_ == max_iter
             passes[max_iter] = made[0] / 5
         assert passes[7] - passes[2] == 5, (name, passes)
+    # Random starting rows are taken from X once, not again inside each chunk's task of the first
+    # iteration (which made 12 passes of it): validation, ‖x‖², tol's scale, the rows, the
+    # iterations, the final E-step and the concrete model.
+    made[0] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hml.KMeans(3, init="random", n_init=1, max_iter=2, tol=0.0, random_state=0).fit(X)
+    assert made[0] / 5 <= 2 + 6, made[0] / 5
