@@ -34,7 +34,8 @@ class _Blocks:
         scratch = ctx.backend.nearest_centroid_scratch(n_clusters, X.shape[1], X.dtype)
         rows = max(1, budget // (itemsize * (scratch + X.shape[1])))
         n = X.shape[0]
-        self.bounds = [(start, min(start + rows, n)) for start in range(0, n, rows)]
+        self.bounds = _snap([(start, min(start + rows, n)) for start in range(0, n, rows)],
+                            ctx.backend.row_chunk_ends(X))
         # Computed once (Dask: persisted) and reused by every pass; or given, for a chunk of X.
         if squared_norms is not None:
             self.squared_norms = [squared_norms[start:stop] for start, stop in self.bounds]
@@ -72,6 +73,20 @@ class LloydStep(NamedTuple):
     counts: Any  # n (K,): nₖ = #{i: lᵢ = k}
     inertia: Any  # J at the centroids the labels were chosen for, 0-d
     n_changed: Any  # how many labels differ from the previous step's (None on the first)
+
+
+def _snap(bounds: list[tuple[int, int]], chunk_ends: list[int] | None) -> list[tuple[int, int]]:
+    """Block bounds moved to the nearest chunk ends at or after them, so that no chunk of a
+    chunked X is split between two blocks -- a streamed chunk would be read once for each."""
+    if chunk_ends is None:
+        return bounds
+    snapped, start = [], 0
+    for _, stop in bounds:
+        end = next(e for e in chunk_ends if e >= stop)
+        if end > start:
+            snapped.append((start, end))
+            start = end
+    return snapped
 
 
 def _total(parts: list, start: Any = None) -> Any:

@@ -255,7 +255,10 @@ def test_a_streamed_X_is_read_once_per_iteration(monkeypatch):
     X = da.map_blocks(chunk, chunks=((400,) * 5, (3,)), dtype=np.float64, meta=np.empty((0, 0)))
     y = X @ np.array([1.0, -2.0, 0.5])
     fits = {"linear GD": lambda it: hml.LinearRegression(learning_rate=0.5, max_iter=it, tol=None),
-            "k-means": lambda it: hml.KMeans(3, init=np.eye(3), max_iter=it, tol=0.0)}
+            "k-means": lambda it: hml.KMeans(3, init=np.eye(3), max_iter=it, tol=0.0),
+            # blocks of 500 rows over chunks of 400: snapped to chunk ends, no chunk read twice
+            "k-means, several blocks": lambda it: hml.KMeans(3, init=np.eye(3), max_iter=it, tol=0.0,
+                                                             working_memory=8 * (3 + 3) * 500)}
     for name, make in fits.items():
         passes = {}
         for max_iter in (2, 7):

@@ -176,6 +176,10 @@ class Backend:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
         return arrays
 
+    def row_chunk_ends(self, array: Any) -> list[int] | None:
+        """The row index after each row chunk of a chunked array (Dask), ascending; None in memory."""
+        return None
+
     def keep(self, *arrays: Any) -> tuple[Any, ...]:
         """The training matrices an iterative fit passes over again and again: computed once
         and held (:meth:`materialize`) where they fit in memory. A lazy backend streams them

@@ -82,6 +82,9 @@ class DaskBackend(Backend):
             return False
         return backend_of(meta).chunks_have_cheap_data_dependent_shapes(meta)
 
+    def row_chunk_ends(self, array: Any) -> list[int] | None:
+        return [int(end) for end in np.cumsum(array.chunks[0])]
+
     #: The share of the memory (the workers' limits; without a cluster, the host's available
     #: memory) that the kept training matrices may take: the rest is the computations' own.
     keep_fraction = 0.5
