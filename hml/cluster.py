@@ -41,6 +41,16 @@ class _Blocks:
             self.squared_norms = [squared_norms[start:stop] for start, stop in self.bounds]
         else:
             self.squared_norms = list(ctx.backend.materialize(*[xp.sum(block * block, axis=1) for block in self]))
+        self._total_squared_norm: Any = None
+
+    @property
+    def total_squared_norm(self) -> Any:
+        """Σᵢ‖xᵢ‖², a 0-d array computed once (Dask: persisted), not re-summed every iteration."""
+        if self._total_squared_norm is None:
+            xp = self.ctx.xp
+            (self._total_squared_norm,) = self.ctx.backend.materialize(
+                sum(xp.sum(norms) for norms in self.squared_norms))
+        return self._total_squared_norm
 
     def __iter__(self):
         return (self.X[start:stop, ...] for start, stop in self.bounds)
@@ -160,8 +170,7 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
 def _inertia_from_sums(blocks: _Blocks, centroids: Any, centroid_norms: Any, sums: Any, counts: Any) -> Any:
     """J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖²: the distortion from the M-step's sums, no N-long pass."""
     xp = blocks.ctx.xp
-    total_norm = sum(xp.sum(norms) for norms in blocks.squared_norms)
-    return total_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
+    return blocks.total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
 
 
 def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep | None) -> LloydStep:
@@ -359,6 +368,14 @@ class KMeans(BaseEstimator):
     init : {"k-means++", "random"} or array of shape (n_clusters, n_features), default "k-means++"
         Greedy k-means++ seeding; ``"random"``: ``n_clusters`` distinct training rows (the
         original project); or the starting centroids themselves.
+    init_size : int or None, default None
+        k-means++ from this many rows drawn uniformly at random (without replacement)
+        instead of all of them: one pass over X to take the sample, then about two
+        passes over the sample per centroid, instead of about two passes over X per
+        centroid. For data that does not fit in memory (Dask), where each pass reads X
+        from its source; scikit-learn's ``MiniBatchKMeans`` has the same parameter.
+        ``None``, or at least the number of rows: all rows (scikit-learn's ``KMeans``).
+        The rows are drawn on the host: the same on every backend.
     n_init : int or "auto", default "auto"
         Runs from different seeds, keeping the lowest inertia. ``"auto"``: 1 for
         k-means++ or given centroids, 10 for ``"random"`` (scikit-learn's rule).
@@ -397,15 +414,17 @@ class KMeans(BaseEstimator):
     _parameters = {
         "n_clusters": Integer(1),
         "init": Either((OneOf(("k-means++", "random")), ArrayLike("an array of starting centroids"))),
+        "init_size": Integer(1, allow_none=True),
         "n_init": Either((OneOf(("auto",)), Integer(1))), "max_iter": Integer(1), "tol": Real(),
         "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"),
         "working_memory": Integer(1, allow_none=True), "verbose": Boolean(), **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, random_state=None,
-                 working_memory=None, backend=None, device=None, dtype=None, verbose=False):
+    def __init__(self, n_clusters=8, *, init="k-means++", init_size=None, n_init="auto", max_iter=300, tol=1e-4,
+                 random_state=None, working_memory=None, backend=None, device=None, dtype=None, verbose=False):
         self.n_clusters = n_clusters
         self.init = init
+        self.init_size = init_size
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
@@ -432,6 +451,9 @@ class KMeans(BaseEstimator):
         n = X.shape[0]
         if k > n:
             raise ValueError(f"n_clusters={k} is larger than the number of samples, {n}; use n_clusters <= {n}")
+        if params["init_size"] is not None and params["init_size"] < k:
+            raise ValueError(f"init_size={params['init_size']} is smaller than n_clusters={k}: k-means++ needs at "
+                             f"least one row per centroid; use init_size >= {k}, or None for all rows")
         blocks = _Blocks(ctx, X, k, self.working_memory)
         if given:
             start = check_X(self.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
@@ -460,6 +482,11 @@ class KMeans(BaseEstimator):
                 centroids = start
             elif self.init == "random":
                 centroids = blocks.rows(rng.choice(n, size=k, replace=False))
+            elif self.init_size is not None and self.init_size < n:
+                # Sorted: on Dask the take reads each chunk once, in order.
+                sample = blocks.rows(np.sort(rng.choice(n, size=self.init_size, replace=False)))
+                (sample,) = ctx.backend.materialize(sample)  # one pass over X; the seeding reads the sample
+                centroids = _kmeans_plus_plus(_Blocks(ctx, sample, k, self.working_memory), k, rng)
             else:
                 centroids = _kmeans_plus_plus(blocks, k, rng)
             # Materialised before use (Dask: rows taken from a streamed X would otherwise be

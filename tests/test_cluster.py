@@ -82,6 +82,33 @@ def test_kmeans_plus_plus_is_reproducible_across_backends(case):
     np.testing.assert_array_equal(case.to_numpy(labels), reference.labels_)
 
 
+def test_init_size_seeds_k_means_plus_plus_from_a_uniform_sample(case, monkeypatch):
+    """init_size=m: greedy k-means++ on m rows drawn without replacement (the same rows, and so
+    the same seeds, on every backend); init_size >= n is all the rows, as without it."""
+    import hml.cluster as cluster
+
+    X = blobs(n=800, k=4)
+    starts = []
+    real_lloyd = cluster._lloyd
+
+    def capture(blocks, centroids, max_iter, tol):
+        starts.append(np.asarray(blocks.ctx.to_numpy(centroids)))
+        return real_lloyd(blocks, centroids, max_iter, tol)
+
+    monkeypatch.setattr(cluster, "_lloyd", capture)
+    hml.KMeans(4, init_size=100, random_state=7).fit(case.asarray(X))
+    rng = np.random.default_rng(7)
+    sample = X[np.sort(rng.choice(800, size=100, replace=False))]
+    ctx = backends.resolve("numpy")
+    expected = cluster._kmeans_plus_plus(cluster._Blocks(ctx, sample, 4, None), 4, rng)
+    tolerance = 1e-12 if case.float64 else 1e-5
+    np.testing.assert_allclose(starts[-1], expected, rtol=tolerance, atol=tolerance)
+    assert all(any(np.allclose(seed, row, rtol=tolerance, atol=tolerance) for row in sample) for seed in starts[-1])
+    hml.KMeans(4, init_size=800, random_state=7).fit(case.asarray(X))
+    hml.KMeans(4, random_state=7).fit(case.asarray(X))
+    np.testing.assert_array_equal(starts[-2], starts[-1])
+
+
 def test_random_init_uses_distinct_training_rows():
     X = blobs(n=300)
     model = hml.KMeans(5, init="random", n_init=1, max_iter=1, random_state=0)
@@ -204,6 +231,8 @@ def test_bad_input():
         hml.KMeans(2, init=X[:2, :3]).fit(X)
     with pytest.raises(ValueError, match=r"init must be one of \['k-means\+\+', 'random'\]"):
         hml.KMeans(2, init="kmeans").fit(X)
+    with pytest.raises(ValueError, match=r"init_size=2 is smaller than n_clusters=3.*use init_size >= 3"):
+        hml.KMeans(3, init_size=2).fit(X)
     with pytest.raises(hml.NotFittedError):
         hml.KMeans(2).predict(X)
 

@@ -74,3 +74,24 @@ def _reused_keys(client):
     """The scheduler's "different `run_spec`" warnings so far, oldest first."""
     log = [message for _, message in reversed(client.get_scheduler_logs(n=100_000))]
     return [message.splitlines()[0] for message in log if "Detected different `run_spec`" in message]
+
+
+@pytest.mark.parametrize("name", ["linear-gd", "logistic-lbfgs", "kmeans-sample"])
+def test_streamed_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, name, monkeypatch):
+    """With the training matrices streamed (not kept), every pass rebuilds the standardised chunks
+    on the workers: still the NumPy fit, and still no graph key reused with other contents."""
+    from hml.backends._dask import DaskBackend
+
+    monkeypatch.setattr(DaskBackend, "keep_fraction", 0.0)
+    factory, target = {**FITS, "kmeans-sample": (lambda: hml.KMeans(3, init_size=100, max_iter=5, random_state=0),
+                                                 None)}[name]
+    X, classes, values = _data(1)
+    y = {"regression": values, "classes": classes, None: None}[target]
+    earlier = _reused_keys(client)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        model = factory().fit(da.from_array(X, chunks=150), None if y is None else da.from_array(y, chunks=150))
+        reference = factory().fit(X, y)
+    np.testing.assert_allclose(np.asarray(model.predict(X)), np.asarray(reference.predict(X)), rtol=1e-9, atol=1e-12)
+    reused = _reused_keys(client)[len(earlier):]
+    assert not reused, reused[:3]
