@@ -67,11 +67,13 @@ class DaskBackend(Backend):
         letters = iter("abcdefghjklmnopqrstuvwxyz")  # "i" is the rows'
         args: list = []
         for a in arrays:
-            a = a.rechunk({0: rows, **{axis: -1 for axis in range(1, a.ndim)}})
+            if a.chunks[0] != rows or any(len(c) > 1 for c in a.chunks[1:]):
+                a = a.rechunk({0: rows, **{axis: -1 for axis in range(1, a.ndim)}})
             args += [a, "i" + "".join(next(letters) for _ in range(a.ndim - 1))]
         for value in shared:
             if self.owns(value):
-                value = value.rechunk(-1)
+                if any(len(c) > 1 for c in value.chunks):
+                    value = value.rechunk(-1)
                 args += [value, "".join(next(letters) for _ in range(value.ndim))]
             else:
                 args += [value, None]
