@@ -95,3 +95,16 @@ def test_streamed_fits_on_the_workers_match_numpy_without_scheduler_warnings(cli
     np.testing.assert_allclose(np.asarray(model.predict(X)), np.asarray(reference.predict(X)), rtol=1e-9, atol=1e-12)
     reused = _reused_keys(client)[len(earlier):]
     assert not reused, reused[:3]
+
+
+def test_numpy_blocks_run_on_one_thread_inside_a_worker_and_on_every_core_outside(client):
+    """In a worker's task, the worker's threads are the parallelism: hml's CPU blocks run in
+    order there, instead of a thread per core in every worker process (4 threads on 2 cores
+    for 2 workers). Outside, one per core, even though a LocalCluster has set OMP_NUM_THREADS=1
+    in this process as well."""
+    import os
+
+    from hml.backends._numpy import _threads
+
+    assert client.submit(_threads, pure=False).result(timeout=60) == 1
+    assert _threads() == (os.cpu_count() or 1)
