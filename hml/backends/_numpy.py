@@ -60,8 +60,8 @@ class NumpyBackend(Backend):
 def _threads() -> int:
     """Threads for CPU blocks: one per core, or one inside a ``distributed`` worker's task, where
     the worker's threads are the parallelism. Without that, each of 2 worker processes on
-    2 cores ran 2 block threads, and a k-means chunk step took ~50 ms there against 13-30 ms
-    alone. (Not ``OMP_NUM_THREADS``: a ``LocalCluster`` sets it to 1 in the client's process too.)"""
+    2 cores ran 2 block threads: 4 compute threads on 2 cores. (Not ``OMP_NUM_THREADS``: a
+    ``LocalCluster`` sets it to 1 in the client's process too.)"""
     distributed = sys.modules.get("distributed")  # imported in every worker; not imported here
     if distributed is not None:
         try:
