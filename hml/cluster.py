@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import array_api_compat
 import numpy as np
 
 from hml import backends
@@ -81,7 +82,6 @@ class LloydStep(NamedTuple):
     labels: list[Any]  # int32 label blocks
     sums: Any  # S (K × D): Sₖ = Σ_{i: lᵢ = k} xᵢ
     counts: Any  # n (K,): nₖ = #{i: lᵢ = k}
-    inertia: Any  # J at the centroids the labels were chosen for, 0-d
     n_changed: Any  # how many labels differ from the previous step's (None on the first)
 
 
@@ -125,7 +125,6 @@ def _assign(blocks: _Blocks, centroids: Any) -> Assignment:
 def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = None) -> LloydStep:
     """The E-step with the M-step's per-cluster sums S and counts n.
 
-    J comes from the sums, J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², so it costs no N-long pass.
     With the ``previous`` step, S and n are updated from the rows whose label changed only
     -- after the first few iterations a few percent of them -- instead of summed again from
     all N rows. Backends on which selecting rows by a data-dependent mask waits for the device
@@ -163,14 +162,29 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
     results = backend.map_blocks(step, range(len(block_list)))
     sums = _total([r[1] for r in results], previous.sums if incremental else None)
     counts = _total([r[2] for r in results], previous.counts if incremental else None)
-    inertia = _inertia_from_sums(blocks, centroids, centroid_norms, sums, counts)
-    return LloydStep([r[0] for r in results], sums, counts, inertia, _total([r[3] for r in results]))
+    return LloydStep([r[0] for r in results], sums, counts, _total([r[3] for r in results]))
 
 
-def _inertia_from_sums(blocks: _Blocks, centroids: Any, centroid_norms: Any, sums: Any, counts: Any) -> Any:
-    """J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖²: the distortion from the M-step's sums, no N-long pass."""
-    xp = blocks.ctx.xp
-    return blocks.total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * centroid_norms)
+def _lloyd_update(centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any) -> tuple:
+    """The M-step and what the convergence test reads, from the E-step's S, n and #changed labels.
+
+    cₖ⁺ = Sₖ / nₖ (an empty cluster divides by 1 here; it is re-seeded once the status shows
+    it), and status = [#empty clusters, #changed labels (−1 on the first iteration),
+    shift Σₖ‖cₖ⁺ − cₖ‖², J]. J is the distortion at the centroids ``c`` the labels were
+    chosen for, from the sums: J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², no N-long pass.
+    Returns (c⁺, S, n, status). Written for :meth:`Backend.call_once`: one task on Dask.
+    """
+    xp = array_api_compat.array_namespace(centroids, sums, counts)
+    k = centroids.shape[0]
+    empty = counts == 0
+    new_centroids = sums / xp.reshape(xp.where(empty, xp.ones_like(counts), counts), (k, 1))
+    shift = xp.sum((new_centroids - centroids) ** 2)
+    inertia = total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
+    if n_changed is None:  # the first iteration: nothing to compare with
+        n_changed = xp.full((), -1, dtype=xp.int64, device=array_api_compat.device(centroids))  # a fill: no host copy
+    status = xp.stack([xp.astype(xp.sum(xp.astype(empty, xp.int64)), shift.dtype), xp.astype(n_changed, shift.dtype),
+                       shift, xp.astype(inertia, shift.dtype)])
+    return new_centroids, sums, counts, status
 
 
 def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep | None) -> LloydStep:
@@ -199,8 +213,7 @@ def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep |
             collected.append(part)
     sums = _total(sums, previous.sums if incremental else None)
     counts = _total(counts, previous.counts if incremental else None)
-    inertia = _inertia_from_sums(blocks, centroids, xp.sum(centroids * centroids, axis=1), sums, counts)
-    return LloydStep(labels, sums, counts, inertia, _total(n_changed) if previous is not None else None)
+    return LloydStep(labels, sums, counts, _total(n_changed) if previous is not None else None)
 
 
 def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int, incremental: bool) -> tuple:
@@ -212,7 +225,7 @@ def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int
     previous = None
     if incremental:  # a previous step whose S and n are zero: _lloyd_step then returns the change alone
         zeros = xp.zeros((k, X.shape[1]), dtype=X.dtype, device=ctx.device)
-        previous = LloydStep([before[start:stop] for start, stop in blocks.bounds], zeros, zeros[:, 0], None, None)
+        previous = LloydStep([before[start:stop] for start, stop in blocks.bounds], zeros, zeros[:, 0], None)
     step = _lloyd_step(blocks, ctx.asarray(centroids), previous)
     labels = step.labels[0] if len(step.labels) == 1 else xp.concat(step.labels)
     return labels, step.sums, step.counts, xp.sum(xp.astype(labels != before, xp.int64))
@@ -317,17 +330,11 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     report, on_cost = progress_callback(), cost_callback()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        labels, sums, counts, inertia, changed = _lloyd_step(blocks, centroids, previous)
-        empty_clusters = counts == 0
-        # Empty clusters divide by 1 here and are re-seeded below, once the read shows them.
-        new_centroids = sums / xp.reshape(xp.where(empty_clusters, xp.ones_like(counts), counts), (k, 1))
-        shift = xp.sum((new_centroids - centroids) ** 2)
-        if changed is None:  # the first iteration: nothing to compare with
-            changed = xp.full((), -1, dtype=xp.int64, device=ctx.device)  # a fill: no host copy
-        status = xp.stack([xp.astype(xp.sum(xp.astype(empty_clusters, xp.int64)), shift.dtype),
-                           xp.astype(changed, shift.dtype), shift, xp.astype(inertia, shift.dtype)])
-        *labels, new_centroids, sums, counts, status = ctx.backend.materialize(*labels, new_centroids, sums, counts,
-                                                                               status)
+        labels, sums, counts, changed = _lloyd_step(blocks, centroids, previous)
+        dtype = centroids.dtype
+        update = ctx.backend.call_once(_lloyd_update, (centroids, sums, counts, changed, blocks.total_squared_norm),
+                                       [(centroids.shape, dtype), (centroids.shape, dtype), ((k,), dtype), ((4,), dtype)])
+        *labels, new_centroids, sums, counts, status = ctx.backend.materialize(*labels, *update)
         # J from the materialised status, not the inertia expression: on Dask that would keep
         # this iteration's whole E-step in the history's graph, recomputed at the end of the fit.
         history.append(status[3])
@@ -335,7 +342,7 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
         on_cost(n_iter, distortion)
         reseeded = n_empty > 0
         if reseeded:
-            empty = np.flatnonzero(ctx.read(empty_clusters, "k-means empty-cluster re-seeding"))
+            empty = np.flatnonzero(ctx.read(counts == 0, "k-means empty-cluster re-seeding"))
             sums, counts = _reseed_empty(blocks, centroids, labels, sums, counts, empty)
             new_centroids = sums / xp.reshape(counts, (k, 1))
             shift = xp.sum((new_centroids - centroids) ** 2)
@@ -347,7 +354,7 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
             break
         # A re-seeded point sits in its new cluster's sums but keeps its old label: sum
         # all rows again next time rather than update from labels that disagree with S.
-        previous = None if reseeded else LloydStep(labels, sums, counts, inertia, None)
+        previous = None if reseeded else LloydStep(labels, sums, counts, None)
     del previous, labels  # free the label blocks before the final pass makes new ones
     # One more E-step: the labels of the final centroids (unchanged after a strict
     # convergence) and the inertia measured directly, Σᵢ minₖ ‖xᵢ − cₖ‖².
@@ -454,6 +461,7 @@ class KMeans(BaseEstimator):
         if params["init_size"] is not None and params["init_size"] < k:
             raise ValueError(f"init_size={params['init_size']} is smaller than n_clusters={k}: k-means++ needs at "
                              f"least one row per centroid; use init_size >= {k}, or None for all rows")
+        (X,) = ctx.backend.keep(X)  # Dask: persisted when it fits in memory, streamed when it does not
         blocks = _Blocks(ctx, X, k, self.working_memory)
         if given:
             start = check_X(self.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")

@@ -230,6 +230,34 @@ def test_unaligned_chunks_are_aligned_before_the_chunk_step():
     assert _aligned(aligned) is aligned
 
 
+def test_call_once_is_one_task_on_the_single_chunks_and_matches_the_call():
+    """``call_once`` runs a small update (the k-means M-step) as one task in the chunks' library,
+    on arrays of several chunks merged into one, with plain arguments passed as they are."""
+    import dask
+
+    from hml import backends
+
+    seen = []
+
+    def update(a, b, scale, missing):
+        seen.append((type(a), type(b), missing))
+        return a * scale + b.sum(), (a @ b.T)[0]
+
+    a_np, b_np = np.arange(6.0).reshape(2, 3), np.ones((4, 3))
+    a_d, b_d = da.from_array(a_np, chunks=(1, 3)), da.from_array(b_np, chunks=2)
+    dask_backend = backends.resolve("dask").backend
+    out = dask_backend.call_once(update, (a_d, b_d, 2.0, None), [((2, 3), np.float64), ((4,), np.float64)])
+    calls = [key for key in dict(out[0].__dask_graph__()) if str(key[0] if isinstance(key, tuple) else key)
+             .startswith("hml-update")]
+    assert len(calls) == 1
+    first, second = dask.compute(*out, scheduler="sync")
+    expected = update(a_np, b_np, 2.0, None)
+    np.testing.assert_array_equal(first, expected[0])
+    np.testing.assert_array_equal(second, expected[1])
+    assert seen[0] == (np.ndarray, np.ndarray, None) and len(seen) == 2  # the task once, and the reference
+    assert out[0].shape == (2, 3) and out[1].shape == (4,) and out[0].dtype == np.float64
+
+
 def test_incremental_chunk_sums_agree_with_full_sums(monkeypatch):
     """k-means on Dask with NumPy chunks updates S and n from the rows whose label changed
     (as in memory); with the chunks' library said to select rows expensively (CuPy) every chunk

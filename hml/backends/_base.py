@@ -279,6 +279,18 @@ class Backend:
         """
         return tuple(function(*arrays, *shared))
 
+    def call_once(self, function: Any, args: tuple, out: list) -> tuple:
+        """``function(*args)`` on small arrays (parameters, sums over the rows), returning the
+        tuple of arrays that ``out`` lists as ``(shape, dtype)``; ``args`` that are not arrays
+        pass as they are. In-memory backends call it.
+
+        A chunked backend (Dask) runs it as one task on the arrays' single chunks, in their
+        library: an update written as ~20 small array operations (the k-means M-step and
+        its convergence status) is then one task to schedule instead of ~20, each a round
+        of the scheduler (1-5 ms on a distributed cluster).
+        """
+        return tuple(function(*args))
+
     # -- linear algebra: a failure may come back as NaN instead of an exception ------------
     # Libraries that check a factorisation's status on the host (PyTorch) wait for the GPU to
     # do it; their overrides skip that check and return NaN on failure, which the callers'

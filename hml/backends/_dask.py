@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 from typing import Any
 
 import array_api_compat
@@ -35,6 +36,11 @@ class DaskBackend(Backend):
         return da.from_array(array, chunks=chunks)
 
     def to_numpy(self, array: Any) -> np.ndarray:
+        future = _persisted_future(array)
+        if future is not None:
+            # The value of a persisted chunk (the k-means status, a line search's point):
+            # one request to the scheduler, instead of a graph sent, scheduled and run.
+            return np.asarray(future.result())
         return np.asarray(array.compute())
 
     def to_device(self, array: Any, device: Any) -> Any:
@@ -71,12 +77,7 @@ class DaskBackend(Backend):
                 a = a.rechunk({0: rows, **{axis: -1 for axis in range(1, a.ndim)}})
             args += [a, "i" + "".join(next(letters) for _ in range(a.ndim - 1))]
         for value in shared:
-            if self.owns(value):
-                if any(len(c) > 1 for c in value.chunks):
-                    value = value.rechunk(-1)
-                args += [value, "".join(next(letters) for _ in range(value.ndim))]
-            else:
-                args += [value, None]
+            args += self._whole(value, letters)
         name = "hml-" + getattr(function, "__name__", "chunk")
         parts = da.blockwise(_call_on_chunks, "i", function, None, *args, concatenate=False, dtype=object,
                              meta=np.empty((0,), dtype=object), name=f"{name}-{_token(function, args)}")
@@ -87,16 +88,39 @@ class DaskBackend(Backend):
             chunk = functools.partial(_pick, summed)
             total = da.reduction(parts, chunk, _add_parts, combine=_add_parts, axis=0, concatenate=False,
                                  split_every=32, dtype=object, meta=np.empty((), dtype=object))
+            sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
         results = []
         for i, spec in enumerate(out):
             if spec[0] == "rows":
                 results.append(parts.map_blocks(_output, i, dtype=spec[1], meta=meta_from_array(like, 1, spec[1])))
             else:
-                shape, dtype = spec[1], spec[2]
-                results.append(total.map_blocks(_output, summed.index(i), dtype=dtype,
-                                                chunks=tuple((n,) for n in shape), new_axis=list(range(len(shape))),
-                                                meta=meta_from_array(like, len(shape), dtype)))
+                results.append(sums[summed.index(i)])
         return tuple(results)
+
+    def call_once(self, function: Any, args: tuple, out: list) -> tuple:
+        da = self.library()
+        letters = iter("abcdefghijklmnopqrstuvwxyz")
+        blockwise_args: list = []
+        like = None
+        for value in args:
+            blockwise_args += self._whole(value, letters)
+            if like is None and self.owns(value):
+                like = value._meta
+        if like is None:
+            return tuple(function(*args))
+        name = "hml-" + getattr(function, "__name__", "call")
+        result = da.blockwise(_call_on_chunks, "", function, None, *blockwise_args, concatenate=False, dtype=object,
+                              meta=np.empty((), dtype=object), name=f"{name}-{_token(function, blockwise_args)}")
+        return _outputs(result, out, like)
+
+    def _whole(self, value: Any, letters: Any) -> list:
+        """A blockwise argument handed whole to each task: a dask array in one chunk with fresh
+        index letters (contracted, so the task gets its single block), anything else as it is."""
+        if not self.owns(value):
+            return [value, None]
+        if any(len(c) > 1 for c in value.chunks):
+            value = value.rechunk(-1)
+        return [value, "".join(next(letters) for _ in range(value.ndim))]
 
     def chunks_have_cheap_data_dependent_shapes(self, array: Any) -> bool:
         # The chunks' library decides (NumPy: yes; CuPy: no), read from the array's _meta.
@@ -120,7 +144,7 @@ class DaskBackend(Backend):
         and standardised inside the pass -- and a fit needs memory for a few chunks, not X."""
         size = sum(math.prod(a.shape) * a.dtype.itemsize for a in arrays)
         if size <= self.keep_fraction * _memory_for_data():
-            return self.materialize(*arrays)
+            return self.materialize(*(_realigned(a) for a in arrays))
         return arrays
 
     def with_known_shape(self, array: Any) -> Any:
@@ -178,6 +202,28 @@ def _aligned(value: Any) -> Any:
     return value
 
 
+def _realigned(array: Any) -> Any:
+    """``array``; or, where it is persisted on a ``distributed`` cluster in chunks that were
+    deserialised unaligned (see :func:`_aligned`), the graph of their aligned copies -- which
+    :meth:`DaskBackend.keep` persists, so the copy is made once per fit, not in every pass.
+
+    Only persisted arrays are checked (one round trip of a task per chunk): chunks computed on
+    the workers are aligned, and an aligned persisted chunk is not given a second key, which
+    the workers' memory accounting would count twice."""
+    if _persisted_futures(array) is None:
+        return array
+    flags = array.map_blocks(_is_aligned, chunks=tuple((1,) * len(sizes) for sizes in array.chunks), dtype=bool,
+                             meta=np.empty((0,) * array.ndim, dtype=bool))
+    if bool(np.all(flags.compute())):
+        return array
+    return array.map_blocks(_aligned, dtype=array.dtype, meta=array._meta)
+
+
+def _is_aligned(chunk: Any) -> np.ndarray:
+    aligned = not isinstance(chunk, np.ndarray) or chunk.flags.aligned
+    return np.full((1,) * chunk.ndim, aligned)
+
+
 def _single(value: Any) -> Any:
     while isinstance(value, list):
         (value,) = value
@@ -187,6 +233,32 @@ def _single(value: Any) -> Any:
 def _output(parts: Any, i: int) -> Any:
     """Output ``i`` of one chunk's call, or of the summed outputs (``parts``: their tuple)."""
     return parts[i]
+
+
+def _persisted_futures(array: Any) -> list | None:
+    """The ``distributed`` futures holding ``array``'s chunks when all of it is persisted, else None."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import Future
+
+    graph = array.__dask_graph__()
+    values = list(graph.values()) if len(graph) == array.npartitions else []
+    return values if values and all(isinstance(value, Future) for value in values) else None
+
+
+def _persisted_future(array: Any) -> Any:
+    """The ``distributed`` future holding ``array`` when it is one persisted chunk, else None."""
+    futures = _persisted_futures(array) if array.npartitions == 1 else None
+    return futures[0] if futures else None
+
+
+def _outputs(result: Any, out: list, like: Any) -> list:
+    """The arrays ``(shape, dtype)`` of ``out`` read from the 0-d dask array of one task's tuple ``result``."""
+    from dask.array.utils import meta_from_array
+
+    return [result.map_blocks(_output, i, dtype=dtype, chunks=tuple((n,) for n in shape),
+                              new_axis=list(range(len(shape))), meta=meta_from_array(like, len(shape), dtype))
+            for i, (shape, dtype) in enumerate(out)]
 
 
 def _pick(summed: list[int], parts: Any, axis: Any = None, keepdims: bool = False) -> tuple:
