@@ -172,7 +172,8 @@ def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch)
         hml.LinearRegression().fit(X_d, y_d)  # at the threshold: no warning
 
 
-def test_map_row_chunks_agrees_with_the_in_memory_call():
+@pytest.mark.parametrize("rows_per_chunk", [120, 10])  # 5 chunks: the sums in one task; 50: in a tree
+def test_map_row_chunks_agrees_with_the_in_memory_call(rows_per_chunk):
     """The Dask primitive (one task per row chunk) against the portable one (one call on the whole arrays)."""
     from hml import backends
     from hml.backends._base import Backend
@@ -186,7 +187,7 @@ def test_map_row_chunks_agrees_with_the_in_memory_call():
 
     out = [("rows", np.bool_), ("sum", (3, 3), np.float64), ("sum", (), np.float64)]
     dask_backend = backends.resolve("dask").backend
-    chunked = dask_backend.map_row_chunks(step, [da.from_array(X, chunks=(120, 2))], (w,), out)
+    chunked = dask_backend.map_row_chunks(step, [da.from_array(X, chunks=(rows_per_chunk, 2))], (w,), out)
     whole = Backend.map_row_chunks(dask_backend, step, [X], (w,), out)
     assert all(hasattr(part, "__dask_graph__") for part in chunked)
     np.testing.assert_array_equal(chunked[0].compute(), whole[0])

@@ -149,3 +149,22 @@ def test_a_persisted_chunk_is_read_from_its_future_without_a_graph(client):
         value = DaskBackend().to_numpy(status)
     np.testing.assert_array_equal(value, [0.0, 2.0, 4.0, 6.0])
     assert not stream.data
+
+
+def test_chunk_sums_are_one_task_not_a_tree_with_a_pick_and_an_alias_per_chunk(client):
+    """Each task is a round of the scheduler (1-5 ms here): at 8 chunks, a call runs the 8 chunk
+    tasks, one task adding their sums and one per output. ``da.reduction`` ran 8 more to pick
+    the sums, and 8 aliases once those were fused with the chunk tasks."""
+    from hml import backends
+
+    X = da.from_array(np.arange(240.0).reshape(80, 3), chunks=(10, 3)).persist()
+    distributed.wait(X)  # its own tasks must not finish inside the task stream below
+    out = [("sum", (), np.float64), ("sum", (3,), np.float64)]
+    sums = backends.resolve("dask").backend.map_row_chunks(lambda X: (np.sum(X), np.sum(X, axis=0)), [X], (), out)
+    with distributed.get_task_stream(client) as stream:
+        sums = client.persist(list(sums))  # persisted, as a fit's iteration is: no finalize task
+        distributed.wait(sums)
+    assert len(stream.data) == 8 + 1 + 2
+    total, columns = client.compute(sums, sync=True)
+    np.testing.assert_array_equal(columns, np.arange(240.0).reshape(80, 3).sum(axis=0))
+    assert total == np.arange(240.0).sum()

@@ -83,11 +83,20 @@ class DaskBackend(Backend):
                              meta=np.empty((0,), dtype=object), name=f"{name}-{_token(function, args)}")
         like = arrays[0]._meta
         summed = [i for i, spec in enumerate(out) if spec[0] == "sum"]
-        if summed:
+        if summed and parts.npartitions <= _SUM_FAN_IN:
+            # All sums in one task that takes every chunk's parts (no index "i" in its output:
+            # blockwise hands it the list). ``da.reduction`` would add a task per chunk to pick
+            # the summed outputs, and, once fused with the chunk's task, an alias task per chunk
+            # too: 16 extra rounds of the scheduler per call at 8 chunks.
+            total = da.blockwise(_summed_parts, "", summed, None, parts, "i",
+                                 concatenate=False, dtype=object, meta=np.empty((), dtype=object),
+                                 name=f"{name}-sum-{_token(parts.name, summed)}")
+            sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
+        elif summed:
             # All sums in one tree of tasks (32 chunks' parts per task), not one tree per output.
             chunk = functools.partial(_pick, summed)
             total = da.reduction(parts, chunk, _add_parts, combine=_add_parts, axis=0, concatenate=False,
-                                 split_every=32, dtype=object, meta=np.empty((), dtype=object))
+                                 split_every=_SUM_FAN_IN, dtype=object, meta=np.empty((), dtype=object))
             sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
         results = []
         for i, spec in enumerate(out):
@@ -184,6 +193,10 @@ class DaskBackend(Backend):
         return self.xp.astype(self.library().linalg.inv(matrix), matrix.dtype)
 
 
+#: The most chunks' parts one task adds up; more are summed in a tree of such tasks.
+_SUM_FAN_IN = 32
+
+
 def _call_on_chunks(function: Any, *args: Any) -> tuple:
     """``function`` on one row chunk: blockwise gives the blocks of uncontracted-by-concatenation
     indices (the columns, the shared arrays) as nested one-element lists."""
@@ -263,6 +276,11 @@ def _outputs(result: Any, out: list, like: Any) -> list:
 
 def _pick(summed: list[int], parts: Any, axis: Any = None, keepdims: bool = False) -> tuple:
     return tuple(parts[i] for i in summed)
+
+
+def _summed_parts(summed: list[int], parts: list) -> tuple:
+    """Outputs ``summed`` of every chunk's call (``parts``: their tuples, in chunk order), added up."""
+    return _add_parts([_pick(summed, part) for part in parts])
 
 
 def _add_parts(parts: Any, axis: Any = None, keepdims: bool = False) -> tuple:
