@@ -172,13 +172,14 @@ class DaskBackend(Backend):
 
     lazy = True
     # benchmarks/dask_overhead.py, 2 cores, threaded scheduler, 8 chunks, per iteration:
-    # 1e5 × 64 (51 MB) linear-regression GD 6.1× NumPy's time, k-means 4.8×; 1e6 × 64 (512 MB)
-    # 2.2-2.5× and 1.4-1.6×. Each iteration costs Dask 25-45 ms of scheduling whatever the size.
+    # 1e5 × 64 (51 MB) linear-regression GD 4.1× NumPy's time, k-means 3.2×; 3e5 × 64 (154 MB)
+    # 2.2× and 1.8×; 1e6 × 64 (512 MB) 1.6-1.8× and 1.3×. Each iteration costs Dask 15-30 ms of
+    # scheduling whatever the size.
     small_data_bytes = 256 * 2**20
     small_data_advice = (
-        "each iteration on Dask costs 25-45 ms of graph scheduling whatever the data's size; measured "
-        "(benchmarks/dask_overhead.py, 2 cores): at 51 MB a gradient-descent iteration took 6x NumPy's time "
-        "and a k-means one 5x; at 512 MB, 2.2-2.5x and 1.4-1.6x"
+        "each iteration on Dask costs 15-30 ms of graph scheduling whatever the data's size; measured "
+        "(benchmarks/dask_overhead.py, 2 cores): at 51 MB a gradient-descent iteration took 4x NumPy's time "
+        "and a k-means one 3x; at 512 MB, 1.6-1.8x and 1.3x"
     )
     # Dask chunks the work itself; a Python loop over small blocks would only grow the graph.
     working_memory = 1 << 30
