@@ -33,6 +33,7 @@ from hml.cluster import KMeans
 from hml.features import FeatureTransformer
 from hml.linear_model import LinearRegression, LogisticRegression
 from hml.neural_network import MultilayerPerceptron
+from hml.persistence import load
 
 __all__ = [
     "BackendUnavailableError",
@@ -56,6 +57,7 @@ __all__ = [
     "datasets",
     "features",
     "get_backend",
+    "load",
     "metrics",
     "numerics",
     "model_selection",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import sys
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from hml import backends
+from hml import backends, persistence
 from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes
 from hml.exceptions import NotFittedError, PerformanceWarning, as_sklearn, warn
 
@@ -76,6 +77,13 @@ class BaseEstimator:
     calls :meth:`_compute_context` to learn where to compute, and stores it so that
     ``predict`` computes in the same place.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("hml."):
+            persistence.register(cls)  # a saved file may name it, and only hml's own classes
+        if "fit" in cls.__dict__:
+            cls.fit = _all_or_nothing(cls.__dict__["fit"])
 
     #: scikit-learn's estimator type ("regressor", "classifier", "clusterer", "transformer").
     _estimator_type: str = ""
@@ -154,6 +162,20 @@ class BaseEstimator:
             array_api_support=True,
             input_tags=InputTags(allow_nan=False, sparse=False),
         )
+
+    # -- saving and moving a fitted model (hml.persistence: arrays in a .npz, no pickle) ---------
+    def save(self, path: Any) -> Any:
+        """Write this fitted model to ``path``, atomically, in hml's portable format (a ``.npz``
+        of arrays and JSON; see :mod:`hml.persistence`). ``hml.load(path)`` reads it back, onto
+        any backend. Returns the path."""
+        return persistence.save(self, path)
+
+    def to(self, backend: str, device: Any = None) -> "BaseEstimator":
+        """A new fitted estimator with this one's state on ``backend`` and ``device`` -- fit on a
+        GPU, then predict or save on a CPU with ``model.to("numpy")``. This model is unchanged.
+        A ``backend`` or ``device`` parameter set explicitly follows the move, so a refit of
+        the copy computes where it now lives."""
+        return persistence.moved(self, backend, device)
 
     # -- pickling: the compute context holds modules, so it travels as (backend name, device) --
     def __getstate__(self) -> dict[str, Any]:
@@ -270,6 +292,25 @@ class BaseEstimator:
             raise as_sklearn(NotFittedError)(
                 f"this {type(self).__name__} is not fitted yet; call fit(X, y) before using it"
             )
+
+
+def _all_or_nothing(fit: Any) -> Any:
+    """``fit``, leaving the estimator as it was before the call when the call does not return:
+    an exception, or a ``KeyboardInterrupt`` between any two of its steps (Dask's final
+    compute of the fitted state included) -- never half-fitted. The fitted attributes are
+    rebound, never changed in place, so the state before the call is a shallow copy."""
+
+    @functools.wraps(fit)
+    def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        before = dict(self.__dict__)
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    return wrapped
 
 
 _warned_small: set[str] = set()  # backends already warned about, once per process

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"hml.exceptions"},
     {"hml.backends"},
     {"hml._array", "hml.numerics"},
-    {"hml.optimize", "hml.metrics", "hml.model_selection", "hml.datasets"},
+    {"hml.optimize", "hml.metrics", "hml.model_selection", "hml.datasets", "hml.persistence"},
     {"hml.base"},
     {"hml.features"},
     {"hml.linear_model", "hml.neural_network", "hml.cluster", "hml.anomaly"},

@@ -1,0 +1,288 @@
+"""Saved models (``model.save``/``hml.load``) and moved ones (``model.to``): nothing lost, nothing run.
+
+Round trips on every pair of CPU backends: the loaded model predicts bit-identically on the
+backend it was saved from and within 1e-12 relative (float64) on the others. Every damaged
+or tampered file gets a ValueError naming what is wrong; none runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import hml
+from hml import persistence
+
+CPU_BACKENDS = [name for name in ("numpy", "array_api_strict", "torch", "dask")
+                if name == "numpy" or __import__("importlib").util.find_spec(name.split(".")[0]) is not None]
+
+
+def _data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(120, 3))
+    y_reg = X @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=120)
+    y_cls = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    return X, y_reg, y_cls
+
+
+MODELS = {
+    "linear": (lambda b: hml.LinearRegression(polynomial_degree=2, max_iter=50, backend=b), "reg", "predict"),
+    "logistic": (lambda b: hml.LogisticRegression(max_iter=20, backend=b), "cls", "predict_proba"),
+    "mlp": (lambda b: hml.MultilayerPerceptron(layers=[3, 4, 2], max_iter=10, random_state=0, backend=b), "cls",
+            "predict_proba"),
+    "kmeans": (lambda b: hml.KMeans(3, random_state=0, max_iter=10, backend=b), None, "transform"),
+    "anomaly": (lambda b: hml.GaussianAnomalyDetection(covariance="full", backend=b), None, "score_samples"),
+}
+
+
+def _fit(name: str, backend: str):
+    import warnings
+
+    factory, target, method = MODELS[name]
+    X, y_reg, y_cls = _data()
+    y = {"reg": y_reg, "cls": y_cls, None: None}[target]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = factory(backend).fit(X, y) if y is not None else factory(backend).fit(X)
+    return model, X, method
+
+
+def _host(values):
+    values = values.compute() if hasattr(values, "compute") else values
+    from hml import backends
+
+    return backends.backend_of(values).to_numpy(values) if not isinstance(values, np.ndarray) else values
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("source", CPU_BACKENDS)
+def test_round_trip_on_every_pair_of_cpu_backends(tmp_path, name, source):
+    model, X, method = _fit(name, source)
+    expected = _host(getattr(model, method)(X))
+    path = model.save(tmp_path / "model.npz")
+    again = hml.load(path)
+    assert type(again) is type(model) and again._ctx_.backend.name == model._ctx_.backend.name
+    np.testing.assert_array_equal(_host(getattr(again, method)(X)), expected)  # bit-identical
+    np.testing.assert_array_equal(_host(again.predict(X)), _host(model.predict(X)))
+    assert again.get_params() == model.get_params()
+    for target in CPU_BACKENDS:
+        moved = hml.load(path, backend=target)
+        assert moved._ctx_.backend.name == target
+        np.testing.assert_allclose(_host(getattr(moved, method)(X)), expected, rtol=1e-12, atol=1e-12)
+        if method != "predict":
+            np.testing.assert_array_equal(_host(moved.predict(X)), _host(model.predict(X)))
+        assert moved.backend == target  # the explicit backend parameter follows the move
+
+
+def test_saved_file_is_an_npz_of_plain_arrays_with_json(tmp_path):
+    model, X, _ = _fit("logistic", "numpy")
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        metadata = json.loads(npz["__hml__"].tobytes())
+        assert all(npz[name].dtype != object for name in npz.files)
+    assert metadata["format"] == "hml-model" and metadata["format_version"] == persistence.FORMAT_VERSION
+    assert metadata["model"]["class"] == "LogisticRegression"
+    assert metadata["versions"]["hml"] == hml.__version__ and metadata["versions"]["numpy"] == np.__version__
+    assert metadata["model"]["state"]["classes_"]["on"] == "host"
+    assert metadata["model"]["state"]["feature_transformer_"]["estimator"]["class"] == "FeatureTransformer"
+
+
+def test_to_moves_the_state_and_leaves_the_original(tmp_path):
+    model, X, _ = _fit("mlp", "torch" if "torch" in CPU_BACKENDS else "array_api_strict")
+    before = {name: _host(w).copy() for name, w in enumerate(model.coefs_)}
+    moved = model.to("numpy")
+    assert isinstance(moved.coefs_[0], np.ndarray) and moved.backend == "numpy"
+    assert model.backend != "numpy" and not isinstance(model.coefs_[0], np.ndarray)
+    for i, w in enumerate(model.coefs_):
+        np.testing.assert_array_equal(_host(w), before[i])
+    np.testing.assert_allclose(moved.predict_proba(X), _host(model.predict_proba(X)), rtol=1e-12, atol=1e-15)
+    with pytest.warns(hml.ConvergenceWarning):  # 10 iterations, as the original
+        moved.fit(X, np.where(X[:, 0] > 0, "a", "b"))  # the copy refits where it lives now
+    assert isinstance(moved.coefs_[0], np.ndarray)
+
+
+def test_dataframe_feature_names_survive_the_round_trip(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y, _ = _data()
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = hml.LinearRegression(max_iter=30).fit(frame, y)
+    again = hml.load(model.save(tmp_path / "m.npz"))
+    assert again.feature_names_in_.dtype == object and list(again.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(again.predict(frame), model.predict(frame))
+    with pytest.raises(ValueError, match="feature names should match"):
+        again.predict(frame[["c", "b", "a"]])
+
+
+def test_unfitted_models_and_unsaveable_parameters_are_refused(tmp_path):
+    with pytest.raises(hml.NotFittedError):
+        hml.LinearRegression().save(tmp_path / "m.npz")
+    model, _, _ = _fit("kmeans", "numpy")
+    model.set_params(random_state=np.random.default_rng(0))
+    with pytest.raises(TypeError, match=r"random_state=Generator.*set_params\(random_state=\.\.\.\)"):
+        model.save(tmp_path / "m.npz")
+    assert not os.listdir(tmp_path)
+
+
+# -- damaged and tampered files ------------------------------------------------------------
+def _rewrite(path, edit_metadata=None, edit_arrays=None):
+    """Rewrite a saved file with its JSON and/or arrays changed, as an attacker could."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    metadata = json.loads(arrays.pop("__hml__").tobytes())
+    if edit_metadata:
+        edit_metadata(metadata)
+    if edit_arrays:
+        edit_arrays(arrays, metadata)
+    arrays["__hml__"] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model, X, _ = _fit("logistic", "numpy")
+    return model.save(tmp_path / "m.npz")
+
+
+def _coef_array(metadata):
+    return metadata["model"]["state"]["coef_"]["array"]
+
+
+TAMPERED = {
+    "newer format": (lambda m: m.update(format_version=persistence.FORMAT_VERSION + 1), None,
+                     r"format version 2 .* reads up to version 1 -- upgrade hml"),
+    "another format": (lambda m: m.update(format="sklearn"), None, r"its format is 'sklearn'"),
+    "unknown class": (lambda m: m["model"].update({"class": "os.system"}), None, r"unknown class 'os.system'"),
+    "unknown parameter": (lambda m: m["model"]["params"].update(evil={"json": 1}), None,
+                          r"parameters are \[.*\], the file has"),
+    "dunder attribute": (lambda m: m["model"]["state"].update(__class__={"json": "x"}), None,
+                         r"'__class__' is not a fitted attribute's name"),
+    "method name": (lambda m: m["model"]["state"].update(predict={"json": 1}), None,
+                    r"'predict' is not a fitted attribute's name"),
+    "wrong shape": (None, lambda a, m: a.update({_coef_array(m): np.zeros((7, 7))}), r"arrays do not fit together"),
+    "wrong dtype": (None, lambda a, m: a.update({_coef_array(m): a[_coef_array(m)].astype(np.float32)}),
+                    r"is float32, but the model computes in float64"),
+    "complex dtype": (None, lambda a, m: a.update({_coef_array(m): a[_coef_array(m)].astype(complex)}),
+                      r"dtype complex128, which the format does not hold"),
+    "missing array": (None, lambda a, m: a.pop(_coef_array(m)), r"refers to array 'a\d+', which the file does not hold"),
+    "extra array": (None, lambda a, m: a.update(extra=np.zeros(3)), r"arrays \['extra'\] are not part of the model"),
+    "untagged value": (lambda m: m["model"]["state"].update(n_iter_=5), None, r"n_iter_ is not a tagged value"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_tampered_files_are_refused_with_what_is_wrong(saved, case):
+    edit_metadata, edit_arrays, message = TAMPERED[case]
+    _rewrite(saved, edit_metadata, edit_arrays)
+    with pytest.raises(ValueError, match=message):
+        hml.load(saved)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_a_smuggled_pickle_is_refused_and_never_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model, _, _ = _fit("linear", "numpy")
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["a0"] = np.array([_Boom()], dtype=object)  # np.savez pickles object arrays
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    with pytest.raises(ValueError, match="pickled data, which hml never writes and does not read"):
+        hml.load(path)
+    (tmp_path / "p.npz").write_bytes(pickle.dumps(_Boom()))  # a bare pickle under an .npz name
+    with pytest.raises(ValueError, match="pickled data"):
+        hml.load(tmp_path / "p.npz")
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.9])
+def test_truncated_and_garbage_files_are_refused(saved, keep):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        hml.load(saved)
+    saved.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        hml.load(saved)
+
+
+def test_an_npz_not_written_by_hml_is_refused(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="no '__hml__' entry"):
+        hml.load(tmp_path / "x.npz")
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+def test_a_full_disk_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatch):
+    model, X, _ = _fit("linear", "numpy")
+    path = model.save(tmp_path / "m.npz")
+    before = path.read_bytes()
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"No space left on device; nothing was written"):
+        model.save(path)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+
+def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    model, _, _ = _fit("linear", "numpy")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes to read-only directories")
+def test_a_read_only_directory_gives_a_clear_error(tmp_path):
+    model, _, _ = _fit("linear", "numpy")
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(OSError, match="cannot create a file in .* choose a writable directory"):
+            model.save(tmp_path / "m.npz")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_a_zip_member_bomb_is_not_special_cased_but_fails_cleanly(tmp_path):
+    """A zip whose member is not an .npy at all: a clear 'damaged' error, not a NumPy traceback."""
+    path = tmp_path / "z.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("__hml__.npy", b"\x93NUMPY garbage")
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        hml.load(path)
+
+
+def test_devices_a_float64_model_loads_where_float64_exists_and_is_refused_elsewhere(tmp_path):
+    pytest.importorskip("array_api_strict")
+    X, y, _ = _data()
+    model = hml.LinearRegression(max_iter=30).fit(X, y)
+    path = model.save(tmp_path / "m.npz")
+    on_device1 = hml.load(path, backend="array_api_strict", device="device1")
+    assert "device1" in str(on_device1.coef_.device)
+    np.testing.assert_allclose(_host(on_device1.predict(X)), model.predict(X), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"computes in float64, which array_api_strict on device .*no_float64.* "
+                                         r"does not support.*dtype='float32'"):
+        hml.load(path, backend="array_api_strict", device="no_float64")
+    single = hml.LinearRegression(max_iter=30, dtype="float32").fit(X, y)
+    moved = hml.load(single.save(tmp_path / "s.npz"), backend="array_api_strict", device="no_float64")
+    np.testing.assert_allclose(_host(moved.predict(X)), single.predict(X), rtol=1e-6)
