@@ -58,7 +58,7 @@ class _Blocks:
 
     def rows(self, indices: Any) -> Any:
         """The rows of X at host ``indices``, as an array on the device."""
-        return self.ctx.xp.take(self.X, self.ctx.asarray(np.asarray(indices)), axis=0)
+        return self.ctx.take_rows(self.X, indices)
 
 
 def _scores(block: Any, centroids: Any, centroid_norms: Any) -> Any:
@@ -244,7 +244,7 @@ def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any,
     distances = xp.concat(_block_distances(blocks, centroids))
     why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
     farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[:empty.size], why)
-    old_labels = ctx.read(xp.take(xp.concat(labels), ctx.asarray(farthest)), why)
+    old_labels = ctx.read(ctx.take_rows(xp.concat(labels), farthest), why)
     sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
     rows = ctx.read(blocks.rows(farthest), why)
     for cluster, previous, row in zip(empty, old_labels, rows):  # a loop over the (few) empty clusters

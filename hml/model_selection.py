@@ -158,4 +158,4 @@ def _take(array: Any, indices: np.ndarray) -> Any:
     if not backends.is_array(array):
         array = np.asarray(array)
     ctx = backends.resolve(backends.AUTO, like=array)
-    return ctx.xp.take(array, ctx.asarray(indices), axis=0)
+    return ctx.take_rows(array, indices)

@@ -195,6 +195,31 @@ def test_map_row_chunks_agrees_with_the_in_memory_call(rows_per_chunk):
     np.testing.assert_allclose(chunked[2].compute(), whole[2], rtol=1e-12)
 
 
+@pytest.mark.parametrize("indices", [[0], [5], [0, 3], [11, 0, 0]])
+def test_take_rows_at_host_indices_agrees_with_the_portable_take(indices):
+    """Dask's override indexes with the host indices; the portable take uploads them. Both give
+    the rows; only the override gives the right shape for [0] (dask 2026.8 claims all of X's)."""
+    from hml import backends
+    from hml.backends._base import Backend
+
+    X = np.arange(24.0).reshape(12, 2)
+    ctx = backends.resolve("dask")
+    rows = ctx.take_rows(da.from_array(X, chunks=(5, 2)), indices)
+    portable = Backend.take_rows(ctx.backend, ctx, da.from_array(X, chunks=(5, 2)), np.asarray(indices))
+    assert rows.shape == (len(indices), 2)
+    np.testing.assert_array_equal(rows.compute(), X[indices])
+    np.testing.assert_array_equal(portable.compute(), X[indices])
+
+
+def test_kmeans_with_one_cluster_on_dask_matches_numpy():
+    """n_clusters=1 from random rows: some run starts at row 0 (the take above)."""
+    X = np.random.default_rng(0).normal(size=(12, 1))
+    ours = hml.KMeans(1, init="random", n_init=10, max_iter=2, tol=0.0, random_state=3).fit(da.from_array(X))
+    reference = hml.KMeans(1, init="random", n_init=10, max_iter=2, tol=0.0, random_state=3).fit(X)
+    np.testing.assert_allclose(ours.cluster_centers_, reference.cluster_centers_, rtol=1e-12)
+    np.testing.assert_allclose(ours.cluster_centers_, X.mean(axis=0, keepdims=True), rtol=1e-12)
+
+
 def test_map_row_chunks_hands_each_task_the_chunk_itself_not_a_copy():
     """dask's contraction with concatenation copies even a single block (``concatenate3``): a copy
     of every chunk of X per call. The tasks must see the persisted chunks themselves."""

@@ -288,6 +288,10 @@ class ComputeContext:
             out = self.xp.astype(out, dtype)
         return out
 
+    def take_rows(self, array: Any, indices: Any) -> Any:
+        """The rows of ``array`` (here) at host ``indices`` (NumPy integers), in their order."""
+        return self.backend.take_rows(self, array, np.asarray(indices))
+
     def read(self, array: Any, why: str) -> np.ndarray:
         """``array`` on the host, as NumPy: the one way hml's algorithms read device values.
 

@@ -176,6 +176,10 @@ class Backend:
         """Compute lazy arrays now (Dask), so that an iterative loop does not grow one huge graph."""
         return arrays
 
+    def take_rows(self, ctx: Any, array: Any, indices: np.ndarray) -> Any:
+        """``array``'s rows at host ``indices``: the standard's ``take`` with the indices uploaded."""
+        return ctx.xp.take(array, ctx.asarray(indices), axis=0)
+
     def row_chunk_ends(self, array: Any) -> list[int] | None:
         """The row index after each row chunk of a chunked array (Dask), ascending; None in memory."""
         return None

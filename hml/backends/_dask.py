@@ -122,6 +122,12 @@ class DaskBackend(Backend):
                               meta=np.empty((), dtype=object), name=f"{name}-{_token(function, blockwise_args)}")
         return _outputs(result, out, like)
 
+    def take_rows(self, ctx: Any, array: Any, indices: np.ndarray) -> Any:
+        # Host indices index directly. Indexed by a dask array holding the single index 0,
+        # dask (2026.8) gives the result X's shape, not (1, ...): k-means with n_clusters=1
+        # then built its update on centroids it believed to be n x d, and failed.
+        return array[indices]
+
     def _whole(self, value: Any, letters: Any) -> list:
         """A blockwise argument handed whole to each task: a dask array in one chunk with fresh
         index letters (contracted, so the task gets its single block), anything else as it is."""
