@@ -277,6 +277,50 @@ def test_interrupted_download_leaves_no_partial_file(home, monkeypatch):
 
 
 @needs_mirror
+def test_a_full_disk_during_a_download_leaves_no_partial_file(home, monkeypatch):
+    real_fdopen = os.fdopen
+
+    class Full:
+        """The download's file: the first write fits, the next finds the disk full."""
+
+        def __init__(self, file):
+            self.file, self.writes = file, 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes > 1:
+                raise OSError(28, "No space left on device")
+            return self.file.write(data[:100])
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr("hml.datasets._download._CHUNK", 1000)
+    monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: Full(real_fdopen(*args, **kwargs)))
+    with pytest.raises(DatasetError, match=r"(?s)could not write .* into the cache at .*No space left on device.*"
+                                           r"Free space there, or set HML_DATA_HOME"):
+        datasets.load_server_params()
+    assert _leftovers(home) == [] and not (home / "homemade" / "server-operational-params.csv").exists()
+
+
+def test_a_read_only_cache_gives_a_clear_error(home, monkeypatch):
+    """A cache directory the user cannot write to (simulated: root writes anywhere). The error
+    names the cache and HML_DATA_HOME, which moves it."""
+
+    def read_only(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr("hml.datasets._download.tempfile.mkstemp", read_only)
+    with pytest.raises(DatasetError, match=r"(?s)could not write homemade/iris.csv into the cache at .*"
+                                           r"PermissionError.*Permission denied.*set HML_DATA_HOME to a folder"):
+        datasets.load_iris()
+    assert _leftovers(home) == []
+
+
+@needs_mirror
 def test_corrupt_cached_file_is_downloaded_again(home):
     reference = datasets.load_iris()
     cached = home / "homemade" / "iris.csv"

@@ -17,6 +17,7 @@ Rules
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -133,6 +134,12 @@ def _download(file: DataFile, url: str, target: Path) -> bytes:
             os.remove(partial)
 
 
+def _cannot_write(exc: BaseException) -> bool:
+    """An error of writing into the cache (disk full, read-only, no permission), not of the source."""
+    return (not isinstance(exc, urllib.error.URLError) and isinstance(exc, OSError)
+            and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM))
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
@@ -168,6 +175,13 @@ def read_file(file: DataFile, home: str | os.PathLike | None = None, *, download
         except (OSError, ValueError) as exc:  # URLError and DatasetError are OSErrors
             failures.append((url, exc))
     tried = "\n".join(f"  {url}: {_reason(exc)}" for url, exc in failures)
+    if all(_cannot_write(exc) for _, exc in failures):
+        # The sources answered; the cache could not take the file (full, read-only, no access).
+        raise DatasetError(
+            f"could not write {file.key} into the cache at {target.parent}: nothing was kept there. Tried:\n{tried}\n"
+            "Free space there, or set HML_DATA_HOME to a folder you can write to "
+            f"(HML_DATA_HOME={os.environ.get('HML_DATA_HOME', '')!r})"
+        )
     kinds = {type(exc) for _, exc in failures}
     if len(kinds) == 1 and issubclass(kinds.pop(), DatasetError):
         # Every source delivered a bad file (checksum, truncated): say that, not "offline?".
