@@ -28,6 +28,7 @@ __all__ = [
     "float_dtype",
     "check_int",
     "check_float",
+    "squares_overflow",
 ]
 
 
@@ -121,6 +122,23 @@ def _check_finite(ctx: ComputeContext, array: Any, name: str) -> None:
     raise ValueError(
         f"{name} contains {count} NaN or infinite value(s) (the first at {where}); "
         "remove or impute them before fitting"
+    )
+
+
+def squares_overflow(ctx: ComputeContext, X: Any, what: str) -> ValueError:
+    """The error for finite ``X`` whose sums of squares overflow its dtype (|x| ≳ 1e154 in
+    float64, 1e19 in float32): the largest magnitude, the limit and the fix. Built only on
+    the error path, so its read of max|X| costs nothing otherwise."""
+    xp = ctx.xp
+    largest = float(ctx.read(xp.max(xp.abs(X)), "overflow report"))
+    finfo = xp.finfo(X.dtype)
+    limit = (float(finfo.max) / (X.shape[0] * X.shape[1])) ** 0.5
+    divisor = 10.0 ** max(0, int(np.ceil(np.log10(largest / limit))) + 3)
+    return ValueError(
+        f"{what} overflows {dtype_name(X.dtype)}: X's largest magnitude is {largest:.3g}, and the sums of squares "
+        f"over its {X.shape[0]} x {X.shape[1]} values exceed {dtype_name(X.dtype)}'s maximum ({float(finfo.max):.3g}) "
+        f"above about {limit:.3g}. Rescale X first, e.g. X / {divisor:.0e}: the model of the rescaled data is the "
+        "same up to that scale"
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import OneOf, Real, labels_on_host
+from hml._array import OneOf, Real, labels_on_host, squares_overflow
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError, as_sklearn
 from hml.numerics import centred_sum_of_squares
@@ -103,7 +103,10 @@ class GaussianAnomalyDetection(BaseEstimator):
         (mean,) = ctx.backend.materialize(xp.mean(X, axis=0))
         if self.covariance == "diag":
             (variance,) = ctx.backend.materialize(centred_sum_of_squares(X, mean, xp) / float(m))
-            zero = ctx.read(variance == 0.0, "constant features")
+            values = ctx.read(variance, "constant features")
+            if not np.all(np.isfinite(values)):  # finite X whose squares overflow: not a NaN density
+                raise squares_overflow(ctx, X, "GaussianAnomalyDetection's variance")
+            zero = values == 0.0
             if zero.any():
                 raise ValueError(
                     f"feature(s) {np.flatnonzero(zero).tolist()} of X are constant (variance 0), so the density is "
@@ -114,7 +117,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         else:
             centred = X - mean
             (covariance,) = ctx.backend.materialize((centred.T @ centred) / float(m))
-            factor = _cholesky_or_raise(ctx, covariance, m)
+            factor = _cholesky_or_raise(ctx, covariance, m, X)
             self.covariance_ = covariance
             # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
             self._whitening_, self._log_normaliser_ = ctx.backend.materialize(
@@ -239,17 +242,24 @@ def _scores_on_host(p: Any) -> np.ndarray:
     return array
 
 
-def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int) -> Any:
+def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int, X: Any) -> Any:
     xp = ctx.xp
     d = covariance.shape[0]
     advice = (
         f"the covariance matrix of X ({d} × {d}, from {m} samples) is singular: some feature is constant or a "
         "linear combination of others. Use more data, drop the redundant features, or covariance='diag'"
     )
+
+    def failed() -> ValueError:
+        # Only when the factorisation failed: an overflowed Σ (|x| ≳ 1e154 in float64) is not singular.
+        if not bool(ctx.read(xp.all(xp.isfinite(covariance)), "overflow report")):
+            return squares_overflow(ctx, X, "GaussianAnomalyDetection's covariance")
+        return ValueError(advice)
+
     try:
         (factor,) = ctx.backend.materialize(ctx.backend.cholesky(covariance))  # read below, then used again
     except Exception as exc:  # LinAlgError (NumPy/CuPy), torch's _LinAlgError, ...
-        raise ValueError(advice) from exc
+        raise failed() from exc
     diagonal = xp.linalg.diagonal(factor)
     # Some libraries return NaN instead of raising; a pivot at rounding level is singular too.
     finite, smallest, largest = (float(v) for v in ctx.read(
@@ -259,5 +269,5 @@ def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int) ->
         smallest = largest = float("nan")
     # A pivot below 100 √ε of the largest means cond(Σ) > 1/(100 √ε)² (4e11 in float64): singular in practice.
     if not math.isfinite(smallest) or smallest <= 100.0 * math.sqrt(float(xp.finfo(covariance.dtype).eps)) * largest:
-        raise ValueError(advice)
+        raise failed()
     return factor

@@ -14,7 +14,7 @@ import array_api_compat
 import numpy as np
 
 from hml import backends
-from hml._array import ArrayLike, Boolean, CheckedWhereUsed, Either, Integer, OneOf, Real, check_X
+from hml._array import ArrayLike, Boolean, CheckedWhereUsed, Either, Integer, OneOf, Real, check_X, squares_overflow
 from hml.base import BaseEstimator
 from hml.numerics import centred_sum_of_squares, positive_part
 from hml.optimize import cost_callback, progress_callback
@@ -306,10 +306,18 @@ def _block_distances(blocks: _Blocks, centroids: Any) -> list[Any]:
     return [xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms for block, norms in zip(blocks, blocks.squared_norms)]
 
 
-def _column_variance_mean(ctx: backends.ComputeContext, X: Any) -> float:
-    """mean over features of Var(X[:, j]) (scikit-learn scales ``tol`` by it)."""
+def _column_variance_mean(blocks: _Blocks) -> float:
+    """mean over features of Var(X[:, j]) (scikit-learn scales ``tol`` by it).
+
+    Read with Σᵢ‖xᵢ‖², which every distortion J is computed from: if either is not finite,
+    X's squares overflow its dtype, and k-means would return NaN -- refused here instead."""
+    ctx, X = blocks.ctx, blocks.X
     xp = ctx.xp
-    return float(ctx.read(xp.mean(centred_sum_of_squares(X, xp.mean(X, axis=0), xp)), "k-means tol scale")) / X.shape[0]
+    sums = xp.stack([xp.mean(centred_sum_of_squares(X, xp.mean(X, axis=0), xp)), blocks.total_squared_norm])
+    centred, total = (float(v) for v in ctx.read(sums, "k-means tol scale"))
+    if not (math.isfinite(centred * X.shape[1]) and math.isfinite(total)):
+        raise squares_overflow(ctx, X, "KMeans")
+    return centred / X.shape[0]
 
 
 def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
@@ -468,7 +476,7 @@ class KMeans(BaseEstimator):
             if start.shape[0] != k:
                 raise ValueError(f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})")
         rng = backends.check_random_state(self.random_state)
-        scaled_tol = tol * _column_variance_mean(ctx, X)
+        scaled_tol = tol * _column_variance_mean(blocks)
         with self._progress_bar(max_iter * n_init):
             best = self._runs(blocks, k, n_init, start if given else None, rng, max_iter, scaled_tol)
         centroids, labels, inertia, n_iter, history = best
