@@ -6,7 +6,10 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+import hml
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -45,6 +48,19 @@ def test_clustering_section_runs():
     exec(compile(_python_block("## Clustering and anomaly detection"), str(README), "exec"), namespace)
     assert namespace["kmeans"].cluster_centers_.shape == (3, 4)
     assert 0.5 < namespace["f1"] <= 1.0 and set(namespace["flags"].tolist()) <= {0, 1}
+
+
+def test_saving_section_runs_with_its_gpu_swapped_for_numpy(tmp_path, monkeypatch):
+    """The README's save/load/to example, fitted on NumPy instead of a CUDA device."""
+    monkeypatch.chdir(tmp_path)
+    code = _python_block("## Saving, loading and moving models")
+    assert 'backend="torch", device="cuda"' in code
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    namespace = {"hml": hml, "X": X, "y": (X[:, 0] > 0).astype(int)}
+    exec(compile(code.replace('backend="torch", device="cuda"', 'backend="numpy"'), str(README), "exec"), namespace)
+    assert (tmp_path / "model.npz").is_file()
+    np.testing.assert_array_equal(namespace["cpu"].predict_proba(X), namespace["model"].predict_proba(X))
 
 
 def _bash_block(heading: str) -> str:
