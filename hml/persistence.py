@@ -116,6 +116,11 @@ def _write_atomically(path: Path, data: bytes) -> Path:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        # mkstemp makes the file 0600; a saved model gets the mode any new file of the user
+        # would (0644 under the usual umask), as `open(path, "w")` would have given it.
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException as error:
         with contextlib.suppress(OSError):

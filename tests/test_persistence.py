@@ -118,6 +118,17 @@ def test_dataframe_feature_names_survive_the_round_trip(tmp_path):
         again.predict(frame[["c", "b", "a"]])
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_saved_file_gets_the_mode_of_any_new_file(tmp_path):
+    model, _, _ = _fit("linear", "numpy")
+    umask = os.umask(0o027)
+    try:
+        path = model.save(tmp_path / "m.npz")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
+
+
 def test_unfitted_models_and_unsaveable_parameters_are_refused(tmp_path):
     with pytest.raises(hml.NotFittedError):
         hml.LinearRegression().save(tmp_path / "m.npz")
