@@ -29,6 +29,7 @@ __all__ = [
     "check_int",
     "check_float",
     "squares_overflow",
+    "squares_overflow_in",
 ]
 
 
@@ -125,20 +126,31 @@ def _check_finite(ctx: ComputeContext, array: Any, name: str) -> None:
     )
 
 
-def squares_overflow(ctx: ComputeContext, X: Any, what: str) -> ValueError:
+def _squares_limit(X: Any, xp: Any) -> float:
+    """√(max / (m·d)): the largest |x| for which every sum of squares over X is finite."""
+    return float((float(xp.finfo(X.dtype).max) / (X.shape[0] * X.shape[1])) ** 0.5)
+
+
+def squares_overflow_in(ctx: ComputeContext, X: Any) -> bool:
+    """Whether some |x| in X exceeds :func:`_squares_limit` (one read: for error paths)."""
+    xp = ctx.xp
+    return float(ctx.read(xp.max(xp.abs(X)), "overflow report")) > _squares_limit(X, xp)
+
+
+def squares_overflow(ctx: ComputeContext, X: Any, what: str, advice: str = "") -> ValueError:
     """The error for finite ``X`` whose sums of squares overflow its dtype (|x| ≳ 1e154 in
-    float64, 1e19 in float32): the largest magnitude, the limit and the fix. Built only on
-    the error path, so its read of max|X| costs nothing otherwise."""
+    float64, 1e19 in float32): the largest magnitude, the limit and the fix (``advice`` names
+    another). Built only on the error path, so its read of max|X| costs nothing otherwise."""
     xp = ctx.xp
     largest = float(ctx.read(xp.max(xp.abs(X)), "overflow report"))
     finfo = xp.finfo(X.dtype)
-    limit = (float(finfo.max) / (X.shape[0] * X.shape[1])) ** 0.5
+    limit = _squares_limit(X, xp)
     divisor = 10.0 ** max(0, int(np.ceil(np.log10(largest / limit))) + 3)
     return ValueError(
         f"{what} overflows {dtype_name(X.dtype)}: X's largest magnitude is {largest:.3g}, and the sums of squares "
         f"over its {X.shape[0]} x {X.shape[1]} values exceed {dtype_name(X.dtype)}'s maximum ({float(finfo.max):.3g}) "
         f"above about {limit:.3g}. Rescale X first, e.g. X / {divisor:.0e}: the model of the rescaled data is the "
-        "same up to that scale"
+        f"same up to that scale{advice}"
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from hml import backends, persistence
-from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes
+from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes, squares_overflow, squares_overflow_in
 from hml.exceptions import NotFittedError, PerformanceWarning, as_sklearn, warn
 
 __all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
@@ -223,6 +223,18 @@ class BaseEstimator:
 
             with progress(on_iteration, on_cost=on_cost):
                 yield
+
+    @contextlib.contextmanager
+    def _unless_squares_overflow(self, ctx: backends.ComputeContext, X: Any) -> Iterator[None]:
+        """Where a fit on unnormalised ``X`` fails (diverges, a singular system), say the real cause
+        when it is one: X's squares overflow the dtype (one read, on the error path only)."""
+        try:
+            yield
+        except (FloatingPointError, ValueError) as exc:
+            if getattr(self, "normalize", True) or not squares_overflow_in(ctx, X):
+                raise
+            raise squares_overflow(ctx, X, f"{type(self).__name__}(normalize=False)",
+                                   "; or set normalize=True, which standardises X exactly") from exc
 
     def _divergence_hint(self) -> str:
         """What else helps a diverging gradient descent: standardising the features, where it is off."""

@@ -32,7 +32,7 @@ import numpy as np
 from hml import backends
 from hml._array import Boolean, Integer
 from hml.base import BaseEstimator, FitInput
-from hml.numerics import standardisation, standardise
+from hml.numerics import scaled_standardisation, standardisation, standardise
 
 __all__ = ["FeatureTransformer"]
 
@@ -67,7 +67,22 @@ def sinusoid_terms(X: Any, degree: int, xp: Any) -> list[Any]:
     return [xp.sin(float(k) * X) for k in range(1, degree + 1)]
 
 
-#: Rows per chunk when reducing a large X: about 1 M elements, so temporaries stay small.
+def _statistics(ctx: backends.ComputeContext, X: Any) -> tuple[Any, Any]:
+    """The columns' μ and σ, made concrete (a no-op except on Dask), so the transform's graph
+    holds constants, not a second copy of the graph that computed them -- which a distributed
+    scheduler would see as one key with two meanings.
+
+    The plain formula's sums overflow for finite but huge X (float64 |x| ≳ 1e154/√m): then,
+    and only then, the exact power-of-two rescaled one (one read, before any training).
+    """
+    xp = ctx.xp
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow here is handled below: no warning
+        mean, scale = ctx.concrete(*standardisation(X, xp), why="feature statistics")
+    if not bool(ctx.read(xp.all(xp.isfinite(mean)) & xp.all(xp.isfinite(scale)), "feature statistics")):
+        mean, scale = ctx.concrete(*scaled_standardisation(X, xp), why="feature statistics")
+    return mean, scale
+
+
 class FeatureTransformer(BaseEstimator):
     """Normalisation plus polynomial and sinusoid features, fitted on training data.
 
@@ -170,16 +185,13 @@ class FeatureTransformer(BaseEstimator):
                 "lower the degrees"
             )
         mean = scale = generated_mean = generated_scale = None
-        # The statistics are made concrete before they are used (ctx.concrete: a no-op except on
-        # Dask), so the transform's graph holds constants, not a second copy of the graph that
-        # computed them -- which a distributed scheduler would see as one key with two meanings.
         if self.normalize:
-            mean, scale = ctx.concrete(*standardisation(X, xp), why="feature statistics")
+            mean, scale = _statistics(ctx, X)
             X = standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
             (generated,) = ctx.backend.keep(generated)
-            generated_mean, generated_scale = ctx.concrete(*standardisation(generated, xp), why="feature statistics")
+            generated_mean, generated_scale = _statistics(ctx, generated)
             generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale
         self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale

@@ -222,7 +222,6 @@ class LinearRegression(BaseEstimator):
     def fit(self, X: Any, y: Any) -> "LinearRegression":
         """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,)."""
         params = self._validate_params()
-        learning_rate, max_iter, tol, l2 = (params[n] for n in ("learning_rate", "max_iter", "tol", "l2"))
         transformer = _feature_transformer(self)
 
         fit_input = self._validate_fit_X(X)
@@ -231,7 +230,22 @@ class LinearRegression(BaseEstimator):
         y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
         # Lazy backends (Dask) would otherwise recompute the features on every iteration.
         Z, y = ctx.backend.keep(transformer._fit_transform(ctx, X), y)
-        objective = linear_regression_objective(Z, y, l2, xp)
+        objective = linear_regression_objective(Z, y, params["l2"], xp)
+        with self._unless_squares_overflow(ctx, X):
+            theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, params)
+
+        # Everything above may raise; only now is the estimator changed.
+        self.feature_transformer_ = transformer
+        self.intercept_, self.coef_ = theta[0], theta[1:]
+        self.cost_history_, self.n_iter_, self.learning_rate_ = cost_history, n_iter, learning_rate
+        self._remember_input(fit_input)
+        return self
+
+    def _solve(self, objective: Any, Z: Any, y: Any, ctx: backends.ComputeContext,
+               params: dict[str, Any]) -> tuple[Any, Any, int, float | None]:
+        """θ, the cost history, the iterations and the step, by the normal equation or gradient descent."""
+        xp = ctx.xp
+        learning_rate, max_iter, tol, l2 = (params[n] for n in ("learning_rate", "max_iter", "tol", "l2"))
         if params["solver"] == "normal":
             theta = normal_equation(Z, y, l2, ctx)
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
@@ -246,13 +260,7 @@ class LinearRegression(BaseEstimator):
                     hint=self._divergence_hint(),
                 )
             theta, cost_history, n_iter = result.theta, result.cost_history, result.n_iter
-
-        # Everything above may raise; only now is the estimator changed.
-        self.feature_transformer_ = transformer
-        self.intercept_, self.coef_ = theta[0], theta[1:]
-        self.cost_history_, self.n_iter_, self.learning_rate_ = cost_history, n_iter, learning_rate
-        self._remember_input(fit_input)
-        return self
+        return theta, cost_history, n_iter, learning_rate
 
     def _predict(self, X: Any) -> tuple[Any, Any]:
         ctx, Xc = self._validate_X(X)
@@ -432,7 +440,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         params = self._validate_params()
         max_iter, tol = params["max_iter"], params["tol"]
         problem = self._prepare(X, y)
-        with self._progress_bar(max_iter):
+        with self._unless_squares_overflow(problem.ctx, problem.input.X), self._progress_bar(max_iter):
             result = minimize(
                 problem.objective, problem.theta0, ctx=problem.ctx, method=self.solver, max_iter=max_iter, tol=tol,
                 learning_rate=float(self.learning_rate), hint=self._divergence_hint(),

@@ -19,6 +19,7 @@ __all__ = [
     "log_sigmoid_terms",
     "r2",
     "softmax_terms",
+    "scaled_standardisation",
     "standardisation",
     "standardise",
     "tall_gram",
@@ -87,15 +88,41 @@ _CHUNK_ELEMENTS = 1 << 20
 
 def standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
     """Mean μ and standard deviation σ = √(1/m Σᵢ (xᵢ − μ)²) per column; σ of a constant column becomes 1."""
-    m = X.shape[0]
+    mean, scale = _moments(X, xp)
+    return mean, _unit_if_constant(mean, scale, xp)
+
+
+def _moments(X: Any, xp: Any) -> tuple[Any, Any]:
+    """μ and σ per column, as they are."""
     mean = xp.mean(X, axis=0)
-    scale = xp.sqrt(centred_sum_of_squares(X, mean, xp) / float(m))
+    return mean, xp.sqrt(centred_sum_of_squares(X, mean, xp) / float(X.shape[0]))
+
+
+def _unit_if_constant(mean: Any, scale: Any, xp: Any) -> Any:
+    """σ, with 1 for a constant column."""
     # A constant column can come out with σ ~ 1e-17 from rounding in the mean; treat
     # anything within a few ulps of |μ| as exactly constant rather than divide by it.
-    eps = xp.finfo(X.dtype).eps
+    eps = xp.finfo(scale.dtype).eps
     constant = scale <= 10.0 * eps * xp.abs(mean)
-    scale = xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
-    return mean, scale
+    return xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
+
+
+def scaled_standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
+    """μ and σ as :func:`standardisation`, for columns whose sum or sum of squares overflows
+    (float64 |x| ≳ 1e154/√m, float32 |x| ≳ 1e19/√m): each column is divided by the power of
+    two p = 2^⌊log₂ max|x|⌋, so its values lie in (−2, 2), and μ = p μ(X/p), σ = p σ(X/p).
+
+    Dividing by a power of two is exact, so μ and σ are those of the exact formula, as long
+    as σ itself is finite (it is at most max|x|). It costs two more passes over X and a
+    temporary as large as X, so it is the fallback, not the rule.
+    """
+    largest = xp.max(xp.abs(X), axis=0)
+    largest = xp.where(largest > 0.0, largest, xp.ones_like(largest))  # a zero column: p = 1
+    # ⌊log₂⌋, not ⌈log₂⌉: 2^⌈log₂ 1.7e308⌉ = 2^1024 overflows.
+    power = xp.pow(xp.full_like(largest, 2.0), xp.floor(xp.log2(largest)))
+    mean, scale = _moments(X / power, xp)
+    mean, scale = mean * power, scale * power
+    return mean, _unit_if_constant(mean, scale, xp)
 
 
 def centred_sum_of_squares(X: Any, mean: Any, xp: Any) -> Any:

@@ -268,17 +268,21 @@ def _unconverged(what: str, tol: float, gnorm: float, initial_gnorm: float, max_
 def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int,
                       hint: str = "") -> None:
     if not math.isfinite(initial):  # J(θ₀) itself overflowed: no learning rate can help
-        raise DivergenceError(
-            f"the cost at the starting parameters, J(θ₀), is already {initial}: the data's values are too large "
-            "for floating-point arithmetic (their squares overflow). Rescale them -- divide y (and X) by their "
-            "largest absolute value, or standardise them; a smaller learning rate cannot help"
-        )
+        raise _overflowed_at_start(initial)
     for cost in window:
         if not math.isfinite(cost):
             raise _divergence(learning_rate, iteration, "the cost became non-finite", hint)
         # The absolute floor keeps a zero initial cost (y ≡ 0) from flagging rounding noise.
         if cost > factor * max(initial, 1e-300) and cost > 1e-12:
             raise _divergence(learning_rate, iteration, f"the cost grew from {initial:.4g} to {cost:.4g}", hint)
+
+
+def _overflowed_at_start(initial: float) -> DivergenceError:
+    return DivergenceError(
+        f"the cost at the starting parameters, J(θ₀), is already {initial}: the data's values are too large "
+        "for floating-point arithmetic (their squares overflow). Rescale them -- divide y (and X) by their "
+        "largest absolute value, or standardise them; a smaller learning rate cannot help"
+    )
 
 
 def _divergence(learning_rate: float, iteration: int, what: str, hint: str = "") -> DivergenceError:
@@ -473,7 +477,8 @@ def _zoom(line: _Line, origin: _Point, lo: _Point, hi: _Point, c1: float, c2: fl
             if point.slope * (hi.alpha - lo.alpha) >= 0:
                 hi = lo
             lo = point
-        if abs(hi.alpha - lo.alpha) <= 1e-12 * max(abs(lo.alpha), abs(hi.alpha), 1.0):
+        # Relative to α itself (no floor of 1): on badly scaled X the good step is ~1/|x|².
+        if abs(hi.alpha - lo.alpha) <= 1e-12 * max(abs(lo.alpha), abs(hi.alpha)):
             break
     # No strong-Wolfe point in budget: accept the best decrease found, if any.
     if lo.alpha > 0 and lo.f < origin.f:
@@ -557,8 +562,9 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
                        "initial cost")
     f, gnorm, gg = (float(v) for v in scalars)
     initial_gnorm = gnorm
-    if not math.isfinite(f):
-        raise DivergenceError(f"the cost at the initial parameters is {f}; check the data for huge values")
+    if not (math.isfinite(f) and math.isfinite(gg)):
+        raise DivergenceError(f"the cost at the initial parameters is {f}, and ‖∇J‖² {gg}; check the data for huge "
+                              "values")
     costs = [cost]
     direction = -gradient
     slope = -gg
@@ -567,12 +573,23 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
     pending = None
     previous: _Point | None = None  # the last accepted step, and the slope φ'(0) it started from
     previous_slope = math.nan
+    steepest_alpha: float | None = None  # the last step accepted along −∇J
     converged = reached(gnorm, initial_gnorm, tol)
     n_iter = 0
     while not converged and n_iter < max_iter:
         n_iter += 1
         if previous is None:
-            alpha = min(1.0, 1.0 / max(gnorm, 1e-300))  # first step: unit-ish length along −g
+            # Along −∇J: at the start, the step whose first-order decrease α‖∇J‖² is J itself
+            # (a loss is ≥ 0); on a restart, the last step taken along −∇J. Both are the right
+            # size whatever the scale of X and y -- on X × s, ∇J grows s-fold and the step
+            # must shrink s²-fold -- where a unit-ish step is |x|² times too long. Without
+            # either, unit-ish length.
+            if steepest_alpha is not None:
+                alpha = steepest_alpha
+            elif f > 0.0 and gg > 0.0:
+                alpha = f / gg
+            else:
+                alpha = min(1.0, 1.0 / max(gnorm, 1e-300))
         else:
             alpha = rule.first_trial(previous, previous_slope, pending)
         line = _Line(objective, ctx, theta, direction)
@@ -588,6 +605,10 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
         try:
             step = _wolfe_step(line, _Point(0.0, f, slope), first, 1e-4, rule.c2)
         except _LineSearchFailed:
+            if abs(first.f - f) <= ftol * max(abs(f), 1e-300):
+                # Even the first trial step changed J by rounding noise only: J is at its floor.
+                converged = True
+                break
             if rule.can_restart(previous):
                 rule.reset()  # the curvature model went bad: restart from steepest descent
                 direction, slope, previous = -gradient, -gg, None
@@ -603,6 +624,8 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
         costs.append(cost_new)
         # Relative to the cost itself (no floor of 1, unlike SciPy), so rescaling the data changes nothing.
         change = abs(f - step.f) / max(abs(f), abs(step.f), 1e-300)
+        if previous is None:
+            steepest_alpha = step.alpha
         direction = rule.next(step, slope, direction, gradient, gradient_new, gg)
         theta, gradient, f, gnorm = theta_new, gradient_new, step.f, step.gnorm
         pending = xp.stack([_dot(xp, gradient, direction), _dot(xp, gradient, gradient)])
@@ -699,19 +722,28 @@ def largest_curvature(objective: Objective, theta: Any, *, ctx: ComputeContext, 
     progress along every direction. One host read, at the end.
     """
     xp = ctx.xp
-    _, gradient = objective(theta)
+    cost, gradient = objective(theta)
     # A generic start (a fixed seed, so every backend takes the same steps): any vector
     # not orthogonal to the top eigenvector converges to it.
     v = ctx.asarray(np.random.default_rng(seed).standard_normal(tuple(theta.shape)), dtype=theta.dtype)
     v = v / xp.sqrt(_dot(xp, v, v))
     curvature = xp.zeros((), dtype=theta.dtype, device=ctx.device)
+    tiny = xp.asarray(float(xp.finfo(theta.dtype).smallest_normal), dtype=theta.dtype, device=ctx.device)
     for _ in range(iterations):
         hv = objective(theta + v)[1] - gradient
         curvature = _dot(xp, v, hv)
-        # The 1e-300 keeps a flat J (H v = 0) from dividing by zero; λ is then 0.
-        v = hv / xp.maximum(xp.sqrt(_dot(xp, hv, hv)), xp.asarray(1e-300, dtype=hv.dtype, device=ctx.device))
+        # ‖Hv‖ as s‖Hv/s‖ with s = max|Hv|: (Hv)ᵀ(Hv) overflows once λ ≳ 1e154 (X ≳ 1e77 unscaled)
+        # though λ itself does not. `tiny` keeps a flat J (H v = 0) from dividing by zero; λ is then 0.
+        largest = xp.maximum(xp.max(xp.abs(hv)), tiny)
+        unit = hv / largest
+        v = unit / xp.sqrt(_dot(xp, unit, unit))
         v, curvature = ctx.backend.materialize(v, curvature)  # lazy backends: one small graph per step
-    return float(ctx.read(curvature, "largest curvature"))
+    curvature, initial = (float(v) for v in ctx.read(xp.stack([curvature, _total(xp, cost)]), "largest curvature"))
+    if not math.isfinite(initial):
+        raise _overflowed_at_start(initial)
+    if not math.isfinite(curvature):
+        raise DivergenceError(f"the largest curvature of J is not finite ({curvature}); check the data for huge values")
+    return curvature
 
 
 def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, epsilon: float = 1e-6,
