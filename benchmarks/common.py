@@ -7,7 +7,8 @@ import os
 import statistics
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def interleaved_ratio(ctx: backends.ComputeContext, numerator: Callable[[], Any]
     for fn in (numerator, denominator):  # warm-up: first-touch page faults, caches, lazy init
         fn()
     for _ in range(rounds):
-        for fn, bucket in zip((numerator, denominator), times):
+        for fn, bucket in zip((numerator, denominator), times, strict=True):
             ctx.backend.synchronize(ctx.device)
             start = time.perf_counter()
             fn()

@@ -7,8 +7,9 @@
 For each size, linear-regression gradient descent (tol=None, a fixed step) and k-means
 Lloyd iterations (tol=0, from given centroids) are fitted at two iteration counts on the
 same data, NumPy and Dask (threaded scheduler, or ``--workers`` local worker processes;
-8 row chunks) alternately in this one process; the per-iteration time is the difference over the extra iterations, so the fixed
-costs (validation, the final reads, Dask's concrete model) cancel. Medians of ``--repeat``.
+8 row chunks) alternately in this one process; the per-iteration time is the difference over
+the extra iterations, so the fixed costs (validation, the final reads, Dask's concrete model)
+cancel. Medians of ``--repeat``.
 The ratio Dask/NumPy per iteration is the overhead a user pays for Dask on data that
 fits in memory; ``hml`` warns below the size where it exceeds 2 (``DASK_SMALL_BYTES``).
 """

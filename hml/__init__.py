@@ -10,6 +10,7 @@ NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch or Dask::
 __version__ = "0.1.0"
 
 from hml import backends, datasets, features, metrics, model_selection, notebook, numerics, optimize, plotting
+from hml.anomaly import GaussianAnomalyDetection
 from hml.backends import (
     available_backends,
     get_backend,
@@ -17,6 +18,7 @@ from hml.backends import (
     synchronize,
     use_backend,
 )
+from hml.cluster import KMeans
 from hml.exceptions import (
     BackendUnavailableError,
     ChecksumMismatchError,
@@ -28,8 +30,6 @@ from hml.exceptions import (
     NotFittedError,
     PerformanceWarning,
 )
-from hml.anomaly import GaussianAnomalyDetection
-from hml.cluster import KMeans
 from hml.features import FeatureTransformer
 from hml.linear_model import LinearRegression, LogisticRegression
 from hml.neural_network import MultilayerPerceptron

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import array_api_compat
 import numpy as np
@@ -302,7 +302,7 @@ def check_int(value: Any, name: str, *, minimum: int = 0) -> int:
 def check_float(value: Any, name: str, *, positive: bool = False, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(cast(float, value))
     if ok and (value > 0 if positive else value >= 0):
         return float(value)
     wanted = "a finite number > 0" if positive else "a finite number >= 0"
@@ -347,19 +347,19 @@ class Real(Constraint):
     allow_none: bool = False
 
     def check(self, value: Any, name: str) -> float | None:
-        value = check_float(value, name, positive=self.positive, allow_none=self.allow_none)
-        if value is not None and self.maximum is not None and (
-                value >= self.maximum if self.below_maximum else value > self.maximum):
+        number = check_float(value, name, positive=self.positive, allow_none=self.allow_none)
+        if number is not None and self.maximum is not None and (
+                number >= self.maximum if self.below_maximum else number > self.maximum):
             interval = f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
-            raise ValueError(f"{name} must be in {interval}{' or None' if self.allow_none else ''}; got {value!r}")
-        return value
+            raise ValueError(f"{name} must be in {interval}{' or None' if self.allow_none else ''}; got {number!r}")
+        return number
 
 
 @dataclass(frozen=True)
 class OneOf(Constraint):
     """One of ``choices`` (compared by type and value, so an array is never equal to a string)."""
 
-    choices: tuple
+    choices: tuple[Any, ...]
 
     def check(self, value: Any, name: str) -> Any:
         for choice in self.choices:
@@ -383,7 +383,7 @@ class Boolean(Constraint):
 class Either(Constraint):
     """The first of ``options`` that accepts the value."""
 
-    options: tuple
+    options: tuple[Constraint, ...]
 
     def check(self, value: Any, name: str) -> Any:
         messages = []
@@ -408,7 +408,8 @@ class CheckedWhereUsed(Constraint):
 
 @dataclass(frozen=True)
 class ArrayLike(Constraint):
-    """An array (any backend's), a list or a DataFrame -- checked against the data where it is used; a string is not one."""
+    """An array (any backend's), a list or a DataFrame -- checked against the data where it is
+    used; a string is not one."""
 
     what: str
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class ThresholdSelection:
     recall: Any
     f1_scores: Any
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[float]:
         return iter((self.epsilon, self.f1))
 
 
@@ -82,8 +83,9 @@ class GaussianAnomalyDetection(BaseEstimator):
     _parameters = {"covariance": OneOf(("diag", "full")), "threshold": Real(allow_none=True),
                    "contamination": Real(positive=True, maximum=0.5, allow_none=True), **BaseEstimator._COMPUTE}
 
-    def __init__(self, *, covariance="diag", threshold=None, contamination=0.01, backend=None, device=None,
-                 dtype=None):
+    def __init__(self, *, covariance: Literal["diag", "full"] = "diag", threshold: float | None = None,
+                 contamination: float | None = 0.01, backend: str | None = None, device: Any = None,
+                 dtype: Any = None) -> None:
         self.covariance = covariance
         self.threshold = threshold
         self.contamination = contamination
@@ -91,7 +93,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         self.device = device
         self.dtype = dtype
 
-    def fit(self, X: Any, y: Any = None) -> "GaussianAnomalyDetection":
+    def fit(self, X: Any, y: Any = None) -> GaussianAnomalyDetection:
         """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored."""
         contamination = self._validate_params()["contamination"]
         fit_input = self._validate_fit_X(X, min_samples=2)

@@ -6,14 +6,21 @@ import contextlib
 import functools
 import inspect
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hml import backends, persistence
 from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes, squares_overflow, squares_overflow_in
 from hml.exceptions import NotFittedError, PerformanceWarning, as_sklearn, warn
+
+if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
+    from typing_extensions import Self  # typing.Self from Python 3.11; only mypy reads this
 
 __all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
 
@@ -85,6 +92,9 @@ class BaseEstimator:
         if "fit" in cls.__dict__:
             cls.fit = _all_or_nothing(cls.__dict__["fit"])
 
+    if TYPE_CHECKING:  # every estimator defines its own
+        fit: Callable[..., Any]
+
     #: scikit-learn's estimator type ("regressor", "classifier", "clusterer", "transformer").
     _estimator_type: str = ""
     #: Every ``__init__`` parameter's constraint, declared once per estimator and checked at
@@ -118,7 +128,7 @@ class BaseEstimator:
         """The hyper-parameters, as passed to ``__init__``."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params: Any) -> "BaseEstimator":
+    def set_params(self, **params: Any) -> Self:
         """Set hyper-parameters; unknown names raise ``ValueError`` listing the valid ones."""
         valid = self._param_names()
         for name in params:
@@ -164,18 +174,19 @@ class BaseEstimator:
         )
 
     # -- saving and moving a fitted model (hml.persistence: arrays in a .npz, no pickle) ---------
-    def save(self, path: Any) -> Any:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write this fitted model to ``path``, atomically, in hml's portable format (a ``.npz``
         of arrays and JSON; see :mod:`hml.persistence`). ``hml.load(path)`` reads it back, onto
         any backend. Returns the path."""
         return persistence.save(self, path)
 
-    def to(self, backend: str, device: Any = None) -> "BaseEstimator":
+    def to(self, backend: str, device: Any = None) -> Self:
         """A new fitted estimator with this one's state on ``backend`` and ``device`` -- fit on a
         GPU, then predict or save on a CPU with ``model.to("numpy")``. This model is unchanged.
         A ``backend`` or ``device`` parameter set explicitly follows the move, so a refit of
         the copy computes where it now lives."""
-        return persistence.moved(self, backend, device)
+        copy: Self = persistence.moved(self, backend, device)  # rebuilt from this model's own class
+        return copy
 
     # -- pickling: the compute context holds modules, so it travels as (backend name, device) --
     def __getstate__(self) -> dict[str, Any]:
@@ -343,7 +354,7 @@ def _warn_if_small(ctx: backends.ComputeContext, X: Any, estimator: str) -> None
          f"backend='numpy' (or X.compute()) is faster. This warning shows once per process", PerformanceWarning)
 
 
-def _make_concrete(estimator: "BaseEstimator", ctx: backends.ComputeContext) -> None:
+def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:
     """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists of them, fitted
     sub-estimators such as ``feature_transformer_``) by concrete ones, all computed together.
 
@@ -368,7 +379,7 @@ def _make_concrete(estimator: "BaseEstimator", ctx: backends.ComputeContext) -> 
 
     visit(None, None, estimator)
     values = ctx.concrete(*(_get(container, key) for container, key in slots))
-    for (container, key), value in zip(slots, values):
+    for (container, key), value in zip(slots, values, strict=True):
         if isinstance(container, list):
             container[key] = value
         else:
@@ -396,6 +407,11 @@ class ClassifierMixin:
     """
 
     _estimator_type = "classifier"
+
+    if TYPE_CHECKING:  # what the mixin uses of the classifier: BaseEstimator's and its own
+        classes_: np.ndarray
+        _validate_X: Callable[[Any], tuple[backends.ComputeContext, Any]]
+        _proba: Callable[[Any], Any]
 
     def _predicted_codes(self, X: Any) -> np.ndarray:
         ctx, Xc = self._validate_X(X)

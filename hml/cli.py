@@ -34,8 +34,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _data_list(args: argparse.Namespace) -> int:
-    from hml.datasets import DATASETS, cache_status, data_home
-    from hml.datasets import human_size
+    from hml.datasets import DATASETS, cache_status, data_home, human_size
 
     home = data_home(args.data_home)
     print(f"cache: {home}")
@@ -43,7 +42,7 @@ def _data_list(args: argparse.Namespace) -> int:
     for info in DATASETS.values():
         states = [cache_status(f, home) for f in info.files]
         summary = "cached" if all(s == "cached" for s in states) else ", ".join(
-            f"{f.filename} {s}" for f, s in zip(info.files, states) if s != "cached"
+            f"{f.filename} {s}" for f, s in zip(info.files, states, strict=True) if s != "cached"
         )
         print(f"{info.name:<22}{human_size(info.size):>10}  {summary}")
     return 0
@@ -89,9 +88,8 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``hml`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    from hml.demo import STEPS
-
     import hml
+    from hml.demo import STEPS
 
     parser = argparse.ArgumentParser(prog="hml", description="homemade machine learning")
     parser.add_argument("--version", action="version", version=f"hml {hml.__version__}")
@@ -123,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = data.add_parser("catalogue", help="print the Markdown catalogue that data/README.md holds")
     catalogue.set_defaults(run=_data_catalogue)
     args = parser.parse_args(argv)
-    return args.run(args)
+    status: int = args.run(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ vectors and ‖x‖², plus one block.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any, Literal, NamedTuple
 
 import array_api_compat
 import numpy as np
@@ -53,7 +54,7 @@ class _Blocks:
                 sum(xp.sum(norms) for norms in self.squared_norms))
         return self._total_squared_norm
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return (self.X[start:stop, ...] for start, stop in self.bounds)
 
     def rows(self, indices: Any) -> Any:
@@ -99,7 +100,7 @@ def _snap(bounds: list[tuple[int, int]], chunk_ends: list[int] | None) -> list[t
     return snapped
 
 
-def _total(parts: list, start: Any = None) -> Any:
+def _total(parts: list[Any], start: Any = None) -> Any:
     """The sum of the blocks' parts, in block order however the blocks were scheduled (None parts skipped)."""
     for part in parts:
         if part is not None:
@@ -140,7 +141,7 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
     centroid_norms = xp.sum(centroids * centroids, axis=1)
     block_list = list(blocks)
 
-    def step(b: int) -> tuple:
+    def step(b: int) -> tuple[Any, Any, Any, Any]:
         """One block: its labels, and its share of the sums, counts and changes."""
         block = block_list[b]
         # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
@@ -149,7 +150,7 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
         if previous is not None:
             changed = nearest != previous.labels[b]
             n_changed = xp.sum(xp.astype(changed, xp.int64))
-        if incremental:
+        if incremental and previous is not None:  # incremental implies a previous step
             moved = xp.nonzero(changed)[0]
             rows = xp.take(block, moved, axis=0)
             to, frm = xp.take(nearest, moved), xp.take(previous.labels[b], moved)
@@ -160,12 +161,12 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
         return nearest, sums, counts, n_changed
 
     results = backend.map_blocks(step, range(len(block_list)))
-    sums = _total([r[1] for r in results], previous.sums if incremental else None)
-    counts = _total([r[2] for r in results], previous.counts if incremental else None)
+    sums = _total([r[1] for r in results], previous.sums if incremental and previous is not None else None)
+    counts = _total([r[2] for r in results], previous.counts if incremental and previous is not None else None)
     return LloydStep([r[0] for r in results], sums, counts, _total([r[3] for r in results]))
 
 
-def _lloyd_update(centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any) -> tuple:
+def _lloyd_update(centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any) -> tuple[Any, Any, Any, Any]:
     """The M-step and what the convergence test reads, from the E-step's S, n and #changed labels.
 
     cₖ⁺ = Sₖ / nₖ (an empty cluster divides by 1 here; it is re-seeded once the status shows
@@ -203,20 +204,23 @@ def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep |
     dtype = blocks.X.dtype
     out = [("rows", np.int32), ("sum", (k, d), dtype), ("sum", (k,), dtype), ("sum", (), np.int64)]
     incremental = previous is not None and ctx.backend.chunks_have_cheap_data_dependent_shapes(blocks.X)
-    labels, sums, counts, n_changed = [], [], [], []
+    labels: list[Any] = []
+    sums: list[Any] = []
+    counts: list[Any] = []
+    n_changed: list[Any] = []
     for b, block in enumerate(blocks):
         # No previous labels on the first iteration: compare with −1, which no label equals.
         before = previous.labels[b] if previous is not None else xp.full((block.shape[0],), -1, dtype=xp.int32)
         parts = ctx.backend.map_row_chunks(_lloyd_chunk, [block, blocks.squared_norms[b], before],
                                            (centroids, k, incremental), out)
-        for collected, part in zip((labels, sums, counts, n_changed), parts):
+        for collected, part in zip((labels, sums, counts, n_changed), parts, strict=True):
             collected.append(part)
-    sums = _total(sums, previous.sums if incremental else None)
-    counts = _total(counts, previous.counts if incremental else None)
-    return LloydStep(labels, sums, counts, _total(n_changed) if previous is not None else None)
+    total_sums = _total(sums, previous.sums if incremental and previous is not None else None)
+    total_counts = _total(counts, previous.counts if incremental and previous is not None else None)
+    return LloydStep(labels, total_sums, total_counts, _total(n_changed) if previous is not None else None)
 
 
-def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int, incremental: bool) -> tuple:
+def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int, incremental: bool) -> tuple[Any, Any, Any, Any]:
     """One chunk's Lloyd step, computed in the chunk's library: labels, S, n, and #labels ≠ ``before``;
     ``incremental``: the change of S and n from the rows whose label is no longer ``before``."""
     ctx = backends.resolve(backends.backend_of(X).name, like=X)
@@ -231,7 +235,7 @@ def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int
     return labels, step.sums, step.counts, xp.sum(xp.astype(labels != before, xp.int64))
 
 
-def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray):
+def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray) -> tuple[Any, Any]:
     """Move each empty cluster to one of the points farthest from their centroid.
 
     The rule (scikit-learn's): the n_empty points with the largest ‖xᵢ − c_{lᵢ}‖², farthest
@@ -247,7 +251,7 @@ def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any,
     old_labels = ctx.read(ctx.take_rows(xp.concat(labels), farthest), why)
     sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
     rows = ctx.read(blocks.rows(farthest), why)
-    for cluster, previous, row in zip(empty, old_labels, rows):  # a loop over the (few) empty clusters
+    for cluster, previous, row in zip(empty, old_labels, rows, strict=True):  # a loop over the (few) empty clusters
         sums_host[previous] -= row
         counts_host[previous] -= 1
         sums_host[cluster] = row
@@ -283,19 +287,19 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
             cumulative = xp.cumulative_sum(closest[b])
             picks.append((b, xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))))
         positions = ctx.read(xp.concat([position for _, position in picks]), why)
-        candidates = [min(blocks.bounds[b][0] + int(p), blocks.bounds[b][1] - 1) for (b, _), p in zip(picks, positions)]
+        candidates = [min(blocks.bounds[b][0] + int(p), blocks.bounds[b][1] - 1) for (b, _), p in zip(picks, positions, strict=True)]
         candidate_rows = blocks.rows(candidates)
         # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
         candidate_norms = xp.sum(candidate_rows * candidate_rows, axis=1)
         potentials = None
-        for block, norms, part in zip(blocks, blocks.squared_norms, closest):
+        for block, norms, part in zip(blocks, blocks.squared_norms, closest, strict=True):
             distances = _scores(block, candidate_rows, candidate_norms) + norms[:, None]
             total = xp.sum(xp.minimum(distances, part[:, None]), axis=0)
             potentials = total if potentials is None else potentials + total
         best = int(np.argmin(ctx.read(potentials, why)))
         chosen.append(candidates[best])
         new = _block_distances(blocks, candidate_rows[best:best + 1, ...])
-        closest = list(ctx.backend.materialize(*[xp.minimum(a, b) for a, b in zip(closest, new)]))
+        closest = list(ctx.backend.materialize(*[xp.minimum(a, b) for a, b in zip(closest, new, strict=True)]))
     return blocks.rows(chosen)
 
 
@@ -303,7 +307,7 @@ def _block_distances(blocks: _Blocks, centroids: Any) -> list[Any]:
     """minₖ ‖xᵢ − cₖ‖² for the rows of each block (a list of blocks, like X's)."""
     xp = blocks.ctx.xp
     centroid_norms = xp.sum(centroids * centroids, axis=1)
-    return [xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms for block, norms in zip(blocks, blocks.squared_norms)]
+    return [xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms for block, norms in zip(blocks, blocks.squared_norms, strict=True)]
 
 
 def _column_variance_mean(blocks: _Blocks) -> float:
@@ -317,10 +321,11 @@ def _column_variance_mean(blocks: _Blocks) -> float:
     centred, total = (float(v) for v in ctx.read(sums, "k-means tol scale"))
     if not (math.isfinite(centred * X.shape[1]) and math.isfinite(total)):
         raise squares_overflow(ctx, X, "KMeans")
-    return centred / X.shape[0]
+    mean: float = centred / X.shape[0]
+    return mean
 
 
-def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
+def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float) -> tuple[Any, list[Any], Any, int, Any]:
     """Lloyd's iterations from ``centroids``, as scikit-learn's ``algorithm="lloyd"`` runs them.
 
     Each iteration assigns every row to its nearest centroid (E-step), then moves each
@@ -334,7 +339,8 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float):
     ctx = blocks.ctx
     xp = ctx.xp
     k = centroids.shape[0]
-    history, previous = [], None
+    history: list[Any] = []
+    previous: LloydStep | None = None
     report, on_cost = progress_callback(), cost_callback()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -435,8 +441,11 @@ class KMeans(BaseEstimator):
         "working_memory": Integer(1, allow_none=True), "verbose": Boolean(), **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, n_clusters=8, *, init="k-means++", init_size=None, n_init="auto", max_iter=300, tol=1e-4,
-                 random_state=None, working_memory=None, backend=None, device=None, dtype=None, verbose=False):
+    def __init__(self, n_clusters: int = 8, *, init: Literal["k-means++", "random"] | Any = "k-means++",
+                 init_size: int | None = None, n_init: int | Literal["auto"] = "auto", max_iter: int = 300,
+                 tol: float = 1e-4, random_state: int | np.random.Generator | None = None,
+                 working_memory: int | None = None, backend: str | None = None, device: Any = None, dtype: Any = None,
+                 verbose: bool = False) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.init_size = init_size
@@ -450,12 +459,12 @@ class KMeans(BaseEstimator):
         self.dtype = dtype
         self.verbose = verbose
 
-    def _n_init(self, n_init: Any) -> int:
+    def _n_init(self, n_init: int | Literal["auto"]) -> int:
         if n_init == "auto":
             return 10 if isinstance(self.init, str) and self.init == "random" else 1
         return n_init
 
-    def fit(self, X: Any, y: Any = None) -> "KMeans":
+    def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
         params = self._validate_params()
         k, max_iter, tol = params["n_clusters"], params["max_iter"], params["tol"]
@@ -489,7 +498,7 @@ class KMeans(BaseEstimator):
         return self
 
     def _runs(self, blocks: _Blocks, k: int, n_init: int, start: Any, rng: np.random.Generator, max_iter: int,
-              scaled_tol: float) -> tuple:
+              scaled_tol: float) -> tuple[Any, list[Any], float, int, Any]:
         """``n_init`` runs of Lloyd's algorithm from ``start`` (given centroids) or seeded ones; the lowest inertia."""
         ctx, n = blocks.ctx, blocks.X.shape[0]
         best = None
@@ -512,6 +521,7 @@ class KMeans(BaseEstimator):
             run = (*run[:2], float(ctx.read(run[2], "k-means inertia")), *run[3:])
             if best is None or run[2] < best[2]:
                 best = run
+        assert best is not None  # n_init >= 1: at least one run
         return best
 
     def _blocks(self, X: Any) -> _Blocks:
@@ -537,7 +547,7 @@ class KMeans(BaseEstimator):
         centroid_norms = xp.sum(centroids * centroids, axis=1)
         distances = xp.concat([
             xp.sqrt(positive_part(_scores(block, centroids, centroid_norms) + norms[:, None], xp))
-            for block, norms in zip(blocks, blocks.squared_norms)
+            for block, norms in zip(blocks, blocks.squared_norms, strict=True)
         ])
         return backends.mirror(distances, X)
 

@@ -4,6 +4,7 @@ import functools
 import os
 import sys
 import warnings
+from types import FrameType
 
 __all__ = [
     "BackendUnavailableError",
@@ -61,7 +62,7 @@ def as_sklearn(cls: type) -> type:
     return _both(cls, getattr(module, _SKLEARN_NAMES[cls]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _both(cls: type, sklearn_cls: type) -> type:
     return type(cls.__name__, (cls, sklearn_cls), {"__module__": cls.__module__, "__doc__": cls.__doc__})
 
@@ -104,7 +105,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     ``model.fit(X, y)`` line, whichever path led to it (Python 3.12's
     ``skip_file_prefixes``, for every Python hml supports).
     """
-    frame, level = sys._getframe(1), 2
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, as_sklearn(category), stacklevel=level)

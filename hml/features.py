@@ -23,6 +23,7 @@ Output columns: ``[x̃, monomials, sinusoids]``; ``get_feature_names_out`` names
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import combinations_with_replacement
 from math import comb
 from typing import Any
@@ -119,8 +120,8 @@ class FeatureTransformer(BaseEstimator):
     _parameters = {"polynomial_degree": Integer(0), "sinusoid_degree": Integer(0), "normalize": Boolean(),
                    **BaseEstimator._COMPUTE}
 
-    def __init__(self, *, polynomial_degree=0, sinusoid_degree=0, normalize=True,
-                 backend=None, device=None, dtype=None):
+    def __init__(self, *, polynomial_degree: int = 0, sinusoid_degree: int = 0, normalize: bool = True,
+                 backend: str | None = None, device: Any = None, dtype: Any = None) -> None:
         self.polynomial_degree = polynomial_degree
         self.sinusoid_degree = sinusoid_degree
         self.normalize = normalize
@@ -130,7 +131,7 @@ class FeatureTransformer(BaseEstimator):
 
 
     # -- public API ---------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None) -> "FeatureTransformer":
+    def fit(self, X: Any, y: Any = None) -> FeatureTransformer:
         """Learn the normalisation statistics of ``X`` (``y`` is ignored)."""
         self.fit_transform(X)
         return self
@@ -148,7 +149,7 @@ class FeatureTransformer(BaseEstimator):
         self._remember_input(fit_input)
         return backends.mirror(out, X)
 
-    def get_feature_names_out(self, input_features: Any = None) -> Any:
+    def get_feature_names_out(self, input_features: Iterable[str] | None = None) -> np.ndarray:
         """Names of the output columns, e.g. ``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]``."""
         self._check_fitted()
         if input_features is None:

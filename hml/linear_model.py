@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import array_api_compat
 
@@ -11,12 +11,12 @@ from hml._array import Boolean, Either, Integer, OneOf, Real, check_y, encode_la
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.numerics import column_sums, log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
-from hml.optimize import gradient_descent, largest_curvature, minimize
+from hml.optimize import Objective, gradient_descent, largest_curvature, minimize
 
 __all__ = ["LinearRegression", "LogisticRegression", "linear_regression_objective", "logistic_objective"]
 
 
-def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any):
+def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any) -> Objective:
     """The cost and its gradient for θ = [b, w] (intercept first), from one residual.
 
     r = Zw + b − y
@@ -71,7 +71,7 @@ def _residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
     bounds = [(start, min(start + rows, m)) for start in range(0, m, rows)]
     parts = backend.map_blocks(
         lambda bound: _block_residual_sums(Z[bound[0]:bound[1], ...], y[bound[0]:bound[1]], theta), bounds)
-    return tuple(sum(values[1:], values[0]) for values in zip(*parts))
+    return tuple(sum(values[1:], values[0]) for values in zip(*parts, strict=True))
 
 
 def _block_residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
@@ -110,7 +110,7 @@ def normal_equation(Z: Any, y: Any, l2: float, ctx: backends.ComputeContext) -> 
     return xp.concat([xp.reshape(b, (1,)), w])
 
 
-def _feature_transformer(model: BaseEstimator) -> FeatureTransformer:
+def _feature_transformer(model: LinearRegression | LogisticRegression) -> FeatureTransformer:
     """The (validated, unfitted) feature transformer of a linear model's hyper-parameters."""
     transformer = FeatureTransformer(
         polynomial_degree=model.polynomial_degree,
@@ -203,9 +203,10 @@ class LinearRegression(BaseEstimator):
         "normalize": Boolean(), "verbose": Boolean(), **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, *, learning_rate="auto", max_iter=1000, tol=1e-4, l2=0.0, solver="gd",
-                 polynomial_degree=0, sinusoid_degree=0, normalize=True,
-                 backend=None, device=None, dtype=None, verbose=False):
+    def __init__(self, *, learning_rate: float | Literal["auto"] = "auto", max_iter: int = 1000,
+                 tol: float | None = 1e-4, l2: float = 0.0, solver: Literal["gd", "normal"] = "gd",
+                 polynomial_degree: int = 0, sinusoid_degree: int = 0, normalize: bool = True,
+                 backend: str | None = None, device: Any = None, dtype: Any = None, verbose: bool = False) -> None:
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.tol = tol
@@ -219,7 +220,7 @@ class LinearRegression(BaseEstimator):
         self.dtype = dtype
         self.verbose = verbose
 
-    def fit(self, X: Any, y: Any) -> "LinearRegression":
+    def fit(self, X: Any, y: Any) -> LinearRegression:
         """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,)."""
         params = self._validate_params()
         transformer = _feature_transformer(self)
@@ -279,7 +280,7 @@ class LinearRegression(BaseEstimator):
         return r2(self._ctx_.xp, y, prediction)
 
 
-def logistic_objective(Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any):
+def logistic_objective(Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any) -> Objective:
     """Cost and gradient of logistic regression for Θ = [b; W] of shape (1 + n, K).
 
     Logits z = ZW + b (every class in one GEMM), m samples, λ = ``l2`` (never on b).
@@ -395,9 +396,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, *, solver="lbfgs", multi_class="multinomial", max_iter=50, tol=1e-4, l2=1.0, learning_rate=1.0,
-                 polynomial_degree=0, sinusoid_degree=0, normalize=True, backend=None, device=None, dtype=None,
-                 verbose=False):
+    def __init__(self, *, solver: Literal["lbfgs", "cg", "gd"] = "lbfgs",
+                 multi_class: Literal["ovr", "multinomial"] = "multinomial", max_iter: int = 50,
+                 tol: float | None = 1e-4, l2: float = 1.0, learning_rate: float = 1.0, polynomial_degree: int = 0,
+                 sinusoid_degree: int = 0, normalize: bool = True, backend: str | None = None, device: Any = None,
+                 dtype: Any = None, verbose: bool = False) -> None:
         self.solver = solver
         self.multi_class = multi_class
         self.max_iter = max_iter
@@ -435,7 +438,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return PreparedProblem(fit_input, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes,
                                multinomial)
 
-    def fit(self, X: Any, y: Any) -> "LogisticRegression":
+    def fit(self, X: Any, y: Any) -> LogisticRegression:
         """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type."""
         params = self._validate_params()
         max_iter, tol = params["max_iter"], params["tol"]
@@ -446,6 +449,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 learning_rate=float(self.learning_rate), hint=self._divergence_hint(),
             )
         theta = result.theta
+        assert problem.classes is not None  # a classifier's problem always has them
         self.feature_transformer_ = problem.transformer
         self.classes_ = problem.classes
         self._multinomial_ = problem.multinomial

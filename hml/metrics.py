@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hml import backends
 import numpy as np
 
+from hml import backends
 from hml._array import check_y, float_dtype, labels_on_host
 from hml.numerics import r2
 

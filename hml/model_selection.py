@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def train_test_split(*arrays: Any, test_size: float | int | None = None, train_s
     return [part for array in arrays for part in (_take(array, train), _take(array, test))]
 
 
-def _n_rows(arrays: tuple) -> int:
+def _n_rows(arrays: tuple[Any, ...]) -> int:
     counts = []
     for i, array in enumerate(arrays):
         shape = getattr(array, "shape", None)
@@ -79,7 +79,7 @@ def _size(value: Any, name: str, n: int) -> float | int | None:
     if value is None:
         return None
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if not 1 <= value <= n - 1:
+        if not 1 <= cast(int, value) <= n - 1:
             raise ValueError(f"{name}={value} rows is not between 1 and n_samples - 1 = {n - 1}; pass a smaller count or a fraction")
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -96,6 +96,7 @@ def _split_sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int]:
     n_test = None if test is None else (math.ceil(test * n) if isinstance(test, float) else test)
     n_train = None if train is None else (math.floor(train * n) if isinstance(train, float) else train)
     if n_test is None:
+        assert n_train is not None  # no test_size: train_size was given
         n_test = n - n_train
     if n_train is None:
         n_train = n - n_test
@@ -112,7 +113,8 @@ def _split_sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int]:
 
 
 def _stratified(labels: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices with each label's share of the test (and training) set as close to its share of the data as counts allow."""
+    """Row indices with each label's share of the test (and training) set as close to its share
+    of the data as counts allow."""
     classes, codes = np.unique(labels, return_inverse=True)
     codes = codes.ravel()
     counts = np.bincount(codes, minlength=classes.size)
@@ -143,7 +145,7 @@ def _stratified(labels: np.ndarray, n_train: int, n_test: int, rng: np.random.Ge
 
 def _apportion(quotas: np.ndarray, total: int, limits: np.ndarray) -> np.ndarray:
     """Integers ≤ ``limits`` summing to ``total``, closest to ``quotas``: floors, then +1 by largest remainder."""
-    counts = np.minimum(np.floor(quotas).astype(np.int64), limits)
+    counts: np.ndarray = np.minimum(np.floor(quotas).astype(np.int64), limits)
     while counts.sum() < total:  # one pass unless a limit binds
         room = counts < limits
         remainders = np.where(room, quotas - counts, -np.inf)

@@ -16,7 +16,8 @@ optimisers of :mod:`hml.optimize` train the network.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def _derivative_times(delta: Any, A: Any, activation: str, xp: Any) -> Any:
 
 
 def layer_shapes(layers: list[int]) -> list[tuple[int, int]]:
-    return [(n_in, n_out) for n_in, n_out in zip(layers[:-1], layers[1:])]
+    return [(n_in, n_out) for n_in, n_out in zip(layers[:-1], layers[1:], strict=True)]
 
 
 def unpack(theta: Any, layers: list[int], xp: Any) -> list[tuple[Any, Any]]:
@@ -101,7 +102,8 @@ def forward(Z: Any, params: list[tuple[Any, Any]], activation: str, xp: Any) -> 
     return activations, logits
 
 
-def mlp_objective(Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any):
+def mlp_objective(Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float,
+                  xp: Any) -> Callable[..., tuple[Any, Any]]:
     """``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
 
     J(θ) = 1/m Σᵢ loss(pᵢ, yᵢ) + λ/(2n) Σₗ ‖W⁽ˡ⁾‖² with m the rows used and n all rows
@@ -205,9 +207,12 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, *, layers=None, activation="sigmoid", output="sigmoid", init="uniform", epsilon=0.12,
-                 learning_rate=1.0, max_iter=300, l2=1.0, batch_size=None, momentum=0.0, solver="gd", tol=1e-4,
-                 normalize=True, random_state=None, backend=None, device=None, dtype=None, verbose=False):
+    def __init__(self, *, layers: Sequence[int] | None = None, activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid",
+                 output: Literal["sigmoid", "softmax"] = "sigmoid", init: Literal["uniform", "glorot"] = "uniform",
+                 epsilon: float = 0.12, learning_rate: float = 1.0, max_iter: int = 300, l2: float = 1.0,
+                 batch_size: int | None = None, momentum: float = 0.0, solver: Literal["gd", "lbfgs", "cg"] = "gd",
+                 tol: float | None = 1e-4, normalize: bool = True, random_state: int | np.random.Generator | None = None,
+                 backend: str | None = None, device: Any = None, dtype: Any = None, verbose: bool = False) -> None:
         self.layers = layers
         self.activation = activation
         self.output = output
@@ -258,7 +263,8 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             )
         return layers
 
-    def _initial_theta(self, ctx: backends.ComputeContext, layers: list[int], dtype: Any, rng) -> Any:
+    def _initial_theta(self, ctx: backends.ComputeContext, layers: list[int], dtype: Any,
+                       rng: np.random.Generator) -> Any:
         xp = ctx.xp
         pieces = []
         for n_in, n_out in layer_shapes(layers):
@@ -273,7 +279,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
                 pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
         return xp.concat(pieces)
 
-    def fit(self, X: Any, y: Any) -> "MultilayerPerceptron":
+    def fit(self, X: Any, y: Any) -> MultilayerPerceptron:
         """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type."""
         params = self._validate_params()
         learning_rate, max_iter, momentum, tol = (params[n] for n in ("learning_rate", "max_iter", "momentum", "tol"))
@@ -292,12 +298,13 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             else:
                 result = minimize(problem.objective, problem.theta0, ctx=ctx, method=self.solver, max_iter=max_iter,
                                   tol=tol, learning_rate=learning_rate, hint=self._divergence_hint())
+        assert problem.classes is not None and problem.layers is not None  # an MLP's problem has both
         self.feature_transformer_ = problem.transformer
         self.classes_ = problem.classes
         self.layers_ = problem.layers
-        params = unpack(result.theta, problem.layers, ctx.xp)
-        self.coefs_ = [W for W, _ in params]
-        self.intercepts_ = [b for _, b in params]
+        weights = unpack(result.theta, problem.layers, ctx.xp)
+        self.coefs_ = [W for W, _ in weights]
+        self.intercepts_ = [b for _, b in weights]
         self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
         self._remember_input(problem.input)
         return self
@@ -305,7 +312,7 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     def _proba(self, Xc: Any) -> Any:
         xp = self._ctx_.xp
         Z = self.feature_transformer_._transform(Xc, xp)
-        _, logits = forward(Z, list(zip(self.coefs_, self.intercepts_)), self.activation, xp)
+        _, logits = forward(Z, list(zip(self.coefs_, self.intercepts_, strict=True)), self.activation, xp)
         if self.output == "softmax":
             return softmax_terms(logits, xp)[1]
         probability = log_sigmoid_terms(logits, xp)[1]
@@ -323,10 +330,11 @@ def gradient_check(model: MultilayerPerceptron, X: Any, y: Any, *, epsilon: floa
     problem = model._prepare(X, y, backends.check_random_state(model.random_state))
     ctx, theta = problem.ctx, problem.theta0
     if hasattr(model, "coefs_"):  # fitted: its parameters, on this problem's device and dtype
-        theta = ctx.asarray(pack(list(zip(model.coefs_, model.intercepts_)), model._fitted_context().xp),
+        theta = ctx.asarray(pack(list(zip(model.coefs_, model.intercepts_, strict=True)), model._fitted_context().xp),
                             dtype=theta.dtype)
     coordinates = None
     if n_checks is not None:
+        assert problem.layers is not None  # an MLP's problem has them
         size = n_parameters(problem.layers)
         coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
     return check_gradient(problem.objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)

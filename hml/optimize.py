@@ -35,8 +35,9 @@ import contextlib
 import contextvars
 import math
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ _progress: contextvars.ContextVar[tuple[ProgressCallback, CostCallback] | None] 
 
 
 @contextlib.contextmanager
-def progress(callback: ProgressCallback, *, on_cost: CostCallback | None = None):
+def progress(callback: ProgressCallback, *, on_cost: CostCallback | None = None) -> Iterator[ProgressCallback]:
     """Call ``callback(iteration, max_iter)`` after every iteration (or epoch) of the fits run inside,
     and ``on_cost(iteration, cost)`` whenever the fit reads its cost back anyway.
 
@@ -207,7 +208,7 @@ class _CostWindow:
         self.window: list[Any] = []  # device costs (0-d, or 1-D parts) since the last check
         self.history: list[Any] = []  # one device array of totals per checked window
         self.parts: list[Any] = []  # the same windows' parts, for separable objectives
-        self.initial_cost = None
+        self.initial_cost: float | None = None
         self.initial_gnorm: Any = None  # ‖∇J(θ₀)‖∞: a device scalar until the first check reads it
         self.gnorm = math.inf  # ‖∇J‖∞ at the last check
         self.on_cost = cost_callback()
@@ -219,7 +220,7 @@ class _CostWindow:
         """Remember ‖∇J(θ₀)‖∞, the scale ``tol`` is relative to (read with the first window)."""
         self.initial_gnorm = _gnorm(self.ctx.xp, gradient)
 
-    def check(self, n_iter: int, gradient: Any, *arrays: Any) -> tuple[bool, tuple]:
+    def check(self, n_iter: int, gradient: Any, *arrays: Any) -> tuple[bool, tuple[Any, ...]]:
         """Read the window and ‖``gradient``‖∞; whether the fit converged, and ``arrays`` materialised."""
         xp = self.ctx.xp
         costs = xp.stack(self.window)
@@ -228,10 +229,11 @@ class _CostWindow:
             norms.append(self.initial_gnorm)
         norms = xp.stack(norms)
         if costs.ndim == 2:  # parts: computed with their sums, so a lazy backend keeps no graph of them
-            *arrays, costs, parts, norms = self.ctx.backend.materialize(*arrays, xp.sum(costs, axis=1), costs, norms)
+            *materialized, costs, parts, norms = self.ctx.backend.materialize(*arrays, xp.sum(costs, axis=1), costs,
+                                                                               norms)
             self.parts.append(parts)
         else:
-            *arrays, costs, norms = self.ctx.backend.materialize(*arrays, costs, norms)
+            *materialized, costs, norms = self.ctx.backend.materialize(*arrays, costs, norms)
         self.history.append(costs)
         self.window = []
         values = [float(c) for c in self.ctx.read(xp.concat([costs, norms]), "cost window")]
@@ -244,7 +246,7 @@ class _CostWindow:
             self.initial_cost = values[0]
         _check_divergence(values, self.initial_cost, self.divergence_factor, self.learning_rate, n_iter, self.hint)
         self.on_cost(n_iter, values[-1])
-        return reached(self.gnorm, self.initial_gnorm, self.tol), tuple(arrays)
+        return reached(self.gnorm, self.initial_gnorm, self.tol), tuple(materialized)
 
     def result(self, theta: Any, n_iter: int, converged: bool, *, max_iter: int,
                what: str = "gradient descent") -> OptimizeResult:
@@ -336,7 +338,7 @@ def minibatch_gradient_descent(
     for n_iter in range(1, max_iter + 1):
         order = ctx.asarray(rng.permutation(n_samples))
         batch_costs = []
-        gradient_sum = None
+        gradient_sum: Any = None
         for start in starts:
             rows = order[start:min(start + batch_size, n_samples)]
             cost, gradient = objective(theta, rows)
@@ -404,7 +406,7 @@ class _Line:
         values, self.arrays[alpha] = self._evaluate(alpha, [])
         return _Point(alpha, *values)
 
-    def _evaluate(self, alpha: Any, more: list) -> tuple[list[float], tuple[Any, Any, Any]]:
+    def _evaluate(self, alpha: Any, more: list[Any]) -> tuple[list[float], tuple[Any, Any, Any]]:
         xp = self.ctx.xp
         theta = self.theta + alpha * self.direction
         cost, gradient = self.objective(theta)
@@ -492,7 +494,8 @@ class _LBFGSDirection:
     name, c2 = "lbfgs", 0.9
 
     def __init__(self, ctx: ComputeContext, memory: int):
-        self.ctx, self.history = ctx, deque(maxlen=memory)  # (s, y, ρ = 1/yᵀs)
+        self.ctx = ctx
+        self.history: deque[tuple[Any, Any, Any]] = deque(maxlen=memory)  # (s, y, ρ = 1/yᵀs)
 
     def reset(self) -> None:
         self.history.clear()
@@ -645,7 +648,7 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
     return OptimizeResult(theta, costs, n_iter, converged)
 
 
-def _two_loop(xp: Any, gradient: Any, history: deque) -> Any:
+def _two_loop(xp: Any, gradient: Any, history: deque[tuple[Any, Any, Any]]) -> Any:
     """d = −H∇J by the L-BFGS two-loop recursion over the last (s, y) pairs (Nocedal & Wright, Alg. 7.4).
 
     Every product stays on the device; H₀ = γI with γ = sᵀy / yᵀy of the newest pair.
@@ -659,7 +662,7 @@ def _two_loop(xp: Any, gradient: Any, history: deque) -> Any:
     if history:
         s, y, rho = history[-1]
         q = q * (1.0 / (rho * _dot(xp, y, y)))
-    for (s, y, rho), a in zip(history, reversed(alphas)):
+    for (s, y, rho), a in zip(history, reversed(alphas), strict=True):
         b = rho * _dot(xp, y, q)
         q = q + (a - b) * s
     return -q
@@ -769,5 +772,5 @@ def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, eps
         numeric.append((float(plus) - float(minus)) / (2.0 * epsilon))
         analytic.append(float(flat_gradient[i]))
     difference = np.linalg.norm(np.subtract(analytic, numeric))
-    scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-300)
+    scale = max(float(np.linalg.norm(analytic)), float(np.linalg.norm(numeric)), 1e-300)
     return float(difference / scale)

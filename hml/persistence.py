@@ -57,16 +57,16 @@ _FLOATS = ("float32", "float64")
 
 #: hml's estimator classes by name: the only classes a file can name. ``hml.base`` registers
 #: every ``BaseEstimator`` subclass defined in hml as it is created.
-_CLASSES: dict[str, type] = {}
+_CLASSES: dict[str, type[Any]] = {}
 
 
-def register(cls: type) -> type:
+def register(cls: type[Any]) -> type[Any]:
     """Let files name ``cls`` (an estimator class of hml's own)."""
     _CLASSES[cls.__name__] = cls
     return cls
 
 
-def _estimator_classes() -> dict[str, type]:
+def _estimator_classes() -> dict[str, type[Any]]:
     return dict(_CLASSES)
 
 
@@ -75,7 +75,7 @@ def _is_estimator(value: Any) -> bool:
 
 
 # -- saving --------------------------------------------------------------------------------
-def save(model: Any, path: str | os.PathLike) -> Path:
+def save(model: Any, path: str | os.PathLike[str]) -> Path:
     """Write the fitted ``model`` to ``path`` (any name; ``.npz`` is conventional), atomically.
 
     The file is written beside ``path`` under a temporary name and renamed into place, so
@@ -94,7 +94,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     }
     buffer = io.BytesIO()
     arrays[_METADATA] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # keys a0, a1, ..., __hml__: never savez's allow_pickle
     return _write_atomically(Path(path), buffer.getvalue())
 
 
@@ -205,7 +205,8 @@ def _check_dtype(dtype: np.dtype, what: str) -> None:
 
 
 # -- loading -------------------------------------------------------------------------------
-def load(path: str | os.PathLike, *, backend: str | None = None, device: Any = None) -> Any:
+# Any: the model's class is the file's (one of hml's estimators), known once the file is read.
+def load(path: str | os.PathLike[str], *, backend: str | None = None, device: Any = None) -> Any:
     """The model saved in ``path``, with its state on ``backend`` and ``device``.
 
     ``backend=None`` loads onto the backend the model was fitted on, at its default device

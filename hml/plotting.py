@@ -13,7 +13,8 @@ sorted label) gets colour k of matplotlib's ``tab10``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,8 @@ def _codes(labels: Any, classes: np.ndarray) -> np.ndarray:
     """Each label's index in ``classes`` (so the colour of a class is the same everywhere)."""
     labels = backends.to_numpy(labels)
     order = np.argsort(classes)
-    return order[np.searchsorted(classes[order], labels).clip(0, classes.size - 1)]
+    codes: np.ndarray = order[np.searchsorted(classes[order], labels).clip(0, classes.size - 1)]
+    return codes
 
 
 def _colour(k: int) -> str:
@@ -83,6 +85,7 @@ def cost_history(history: Any, *, ax: Any = None, labels: Sequence[str] | None =
     """J against the iteration: one curve, one per column of a 2-D history (one-vs-all's
     ``class_cost_history_``, named by ``labels``), or one per entry of a ``{label: history}`` mapping."""
     ax = _axes(ax)
+    curves: list[tuple[str | None, np.ndarray]]
     if isinstance(history, Mapping):
         curves = [(str(name), backends.to_numpy(values)) for name, values in history.items()]
     else:
@@ -91,7 +94,7 @@ def cost_history(history: Any, *, ax: Any = None, labels: Sequence[str] | None =
             curves = [(labels[0] if labels else None, values)]
         else:
             names = list(labels) if labels is not None else [f"part {k}" for k in range(values.shape[1])]
-            curves = list(zip(names, values.T))
+            curves = list(zip(names, values.T, strict=False))
     for k, (name, values) in enumerate(curves):
         ax.plot(np.arange(values.shape[0]), values, label=name, color=_colour(k), linewidth=1.6)
     if log:

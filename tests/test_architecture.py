@@ -113,7 +113,7 @@ def test_contributing_page_shows_the_same_layers():
     text = (PACKAGE.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| (\d) \| (.*?) \|", text, flags=re.M)
     assert [int(number) for number, _ in rows] == list(range(len(LAYERS)))
-    for (number, cell), layer in zip(rows, LAYERS):
+    for (number, cell), layer in zip(rows, LAYERS, strict=True):
         named = set(re.findall(r"`(hml[\w.]*)`", cell))
         assert named == layer, f"layer {number}: CONTRIBUTING.md names {sorted(named)}, the test {sorted(layer)}"
 

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from hml.cli import main  # noqa: E402
+from hml.cli import main
 
 needs_data = pytest.mark.skipif(not os.environ.get("HML_DATA_MIRROR"), reason="needs the data mirror (HML_DATA_MIRROR)")
 

@@ -47,7 +47,7 @@ def test_cost_and_gradient_match_pytorch_autograd(activation, output):
     params = [torch.tensor(p, requires_grad=True) for pair in unpack(theta, layers, np) for p in pair]
     act = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
     A = torch.tensor(X)
-    for W, b in zip(params[0:-2:2], params[1:-2:2]):
+    for W, b in zip(params[0:-2:2], params[1:-2:2], strict=True):
         A = act(A @ W + b)
     logits = A @ params[-2] + params[-1]
     target = torch.tensor(Y)
@@ -67,7 +67,7 @@ def test_one_gradient_descent_step_is_theta_minus_alpha_gradient():
     model = hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=1, learning_rate=0.3, random_state=0, normalize=False).fit(X, codes)
     problem = model._prepare(X, codes, np.random.default_rng(0))
     cost0, gradient0 = problem.objective(problem.theta0)
-    theta1 = pack(list(zip(model.coefs_, model.intercepts_)), np)
+    theta1 = pack(list(zip(model.coefs_, model.intercepts_, strict=True)), np)
     np.testing.assert_allclose(theta1, problem.theta0 - 0.3 * gradient0, rtol=1e-13)
     assert float(model.cost_history_[0]) == pytest.approx(float(cost0), rel=1e-13)
 
@@ -76,7 +76,7 @@ def test_initialisation():
     X, codes = blobs()
     uniform = hml.MultilayerPerceptron(layers=[4, 50, 3], epsilon=0.12, max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
     uniform.fit(X, codes)
-    theta = pack(list(zip(uniform.coefs_, uniform.intercepts_)), np)
+    theta = pack(list(zip(uniform.coefs_, uniform.intercepts_, strict=True)), np)
     assert 0.115 < np.abs(theta).max() <= 0.12  # U(−ε, ε), weights and biases alike
     glorot = hml.MultilayerPerceptron(layers=[4, 50, 3], init="glorot", max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
     glorot.fit(X, codes)

@@ -30,12 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-import hml  # noqa: E402
-from hml import backends  # noqa: E402
-from hml.backends import Backend  # noqa: E402
-from hml.backends._cupy import _FUSED_SHARED_FLOATS, _compiled  # noqa: E402
+from events import median_ms  # beside this script
 
-from events import median_ms  # noqa: E402  (beside this script)
+import hml
+from hml import backends
+from hml.backends import Backend
+from hml.backends._cupy import _FUSED_SHARED_FLOATS, _compiled
 
 
 def main(argv: list[str] | None = None) -> int:

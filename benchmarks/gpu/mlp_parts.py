@@ -18,11 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from hml import backends  # noqa: E402
-from hml.neural_network import mlp_objective  # noqa: E402
-from hml.numerics import positive_part, tall_gram  # noqa: E402
+from events import median_ms  # beside this script
 
-from events import median_ms  # noqa: E402  (beside this script)
+from hml import backends
+from hml.neural_network import mlp_objective
+from hml.numerics import positive_part, tall_gram
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,30 +45,35 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[str, dict[str, float]] = {}
     for library in ("cupy", "torch"):
-        ctx = backends.resolve(library, device="cuda")
-        xp = ctx.xp
-        a = {name: ctx.asarray(value) for name, value in host.items()}
-        ones = xp.ones((1, n), dtype=xp.float32, device=ctx.device)
-        objective = mlp_objective(a["X"], a["Y"], layers, "relu", "softmax", 0.0, xp)
-        parts = {
-            "X @ W1 (N×784 · 784×1024)": lambda: a["X"] @ a["W1"],
-            "tall_gram(X, H) (784×N · N×1024)": lambda: tall_gram(a["X"], a["H"]),
-            "sum(H, axis=0) (N×1024)": lambda: xp.sum(a["H"], axis=0),
-            "ones @ H (N×1024)": lambda: ones @ a["H"],
-            "sum(D, axis=0) (N×10)": lambda: xp.sum(a["D"], axis=0),
-            "ones @ D (N×10)": lambda: ones @ a["D"],
-            "positive_part(H)": lambda: positive_part(a["H"], xp),
-            "where(H > 0, H, 0.0)": lambda: xp.where(a["H"] > 0, a["H"], 0.0),
-            "objective(θ): J and ∇J": lambda: objective(a["theta"]),
-        }
-        for name, function in parts.items():
-            rows.setdefault(name, {})[library] = median_ms(function, args.repeats, library=library)
-        del a, objective
+        # One library's arrays live in time_parts' frame only: freed before the next library's are made.
+        for name, ms in time_parts(library, host, layers, args.repeats).items():
+            rows.setdefault(name, {})[library] = ms
     print(f"N = {n:,}, float32, TF32 off; ms, median of {args.repeats}")
     print(f"{'operation':<36} {'cupy':>9} {'torch':>9} {'cupy/torch':>10}")
     for name, by in rows.items():
         print(f"{name:<36} {by['cupy']:9.3f} {by['torch']:9.3f} {by['cupy'] / by['torch']:10.2f}")
     return 0
+
+
+def time_parts(library: str, host: dict[str, np.ndarray], layers: list[int], repeats: int) -> dict[str, float]:
+    """Median ms of each operation of one objective evaluation, on ``library``'s CUDA device."""
+    ctx = backends.resolve(library, device="cuda")
+    xp = ctx.xp
+    a = {name: ctx.asarray(value) for name, value in host.items()}
+    ones = xp.ones((1, host["X"].shape[0]), dtype=xp.float32, device=ctx.device)
+    objective = mlp_objective(a["X"], a["Y"], layers, "relu", "softmax", 0.0, xp)
+    parts = {
+        "X @ W1 (N×784 · 784×1024)": lambda: a["X"] @ a["W1"],
+        "tall_gram(X, H) (784×N · N×1024)": lambda: tall_gram(a["X"], a["H"]),
+        "sum(H, axis=0) (N×1024)": lambda: xp.sum(a["H"], axis=0),
+        "ones @ H (N×1024)": lambda: ones @ a["H"],
+        "sum(D, axis=0) (N×10)": lambda: xp.sum(a["D"], axis=0),
+        "ones @ D (N×10)": lambda: ones @ a["D"],
+        "positive_part(H)": lambda: positive_part(a["H"], xp),
+        "where(H > 0, H, 0.0)": lambda: xp.where(a["H"] > 0, a["H"], 0.0),
+        "objective(θ): J and ∇J": lambda: objective(a["theta"]),
+    }
+    return {name: median_ms(function, repeats, library=library) for name, function in parts.items()}
 
 
 if __name__ == "__main__":

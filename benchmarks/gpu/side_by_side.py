@@ -34,15 +34,16 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("CUPY_TF32", "0")  # before CuPy is imported: true FP32 GEMMs
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import hml  # noqa: E402
-from hml import backends  # noqa: E402
+import hml
+from hml import backends
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ class Bench:
                         cost = function(*params, Xt[rows], Yt[rows])
                         grads = torch.autograd.grad(cost, params)
                         with torch.no_grad():
-                            for p, v, g in zip(params, velocity, grads):
+                            for p, v, g in zip(params, velocity, grads, strict=True):
                                 v.mul_(0.9 if batch else 0.0).add_(g, alpha=-lr)
                                 p.add_(v)
                 return step

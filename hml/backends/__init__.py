@@ -37,8 +37,9 @@ import contextlib
 import contextvars
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -186,7 +187,8 @@ def backend_of(array: Any) -> Backend:
 
 
 def to_numpy(array: Any) -> np.ndarray:
-    """``array`` on the host as NumPy: an array of any backend is copied back, anything else goes through ``np.asarray``."""
+    """``array`` on the host as NumPy: an array of any backend is copied back, anything else
+    goes through ``np.asarray``."""
     if not is_array(array):
         return np.asarray(array)
     backend = backend_of(array)
@@ -205,7 +207,7 @@ class HostTransfers:
     random numbers drawn on the host.
     """
 
-    reads: collections.Counter = field(default_factory=collections.Counter)
+    reads: collections.Counter[str] = field(default_factory=collections.Counter)
     uploads: int = 0
 
     @property

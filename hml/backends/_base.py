@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import array_api_compat
 import array_api_extra as xpx
@@ -18,7 +19,8 @@ def dtype_name(dtype: Any) -> str:
     if isinstance(dtype, str):
         return dtype
     if isinstance(dtype, (np.dtype, type)):
-        return np.dtype(dtype).name
+        name: str = np.dtype(dtype).name
+        return name
     return str(dtype).rsplit(".", 1)[-1]
 
 
@@ -48,8 +50,8 @@ class Backend:
     lazy: bool = False
 
     def __init__(self) -> None:
-        self._xp = None
-        self._lib = None
+        self._xp: Any = None
+        self._lib: Any = None
 
     def __repr__(self) -> str:
         return f"<hml backend {self.name!r}>"
@@ -262,7 +264,7 @@ class Backend:
         nearest = xp.astype(xp.argmin(scores, axis=1), xp.int32)
         return nearest, (xp.min(scores, axis=1) if with_scores else None)
 
-    def map_blocks(self, function: Any, items: Any) -> list:
+    def map_blocks(self, function: Any, items: Any) -> list[Any]:
         """``[function(item) for item in items]``, in order.
 
         The default runs them one after another. The NumPy backend runs interleaved
@@ -272,7 +274,7 @@ class Backend:
         """
         return [function(item) for item in items]
 
-    def map_row_chunks(self, function: Any, arrays: list, shared: tuple, out: list) -> tuple:
+    def map_row_chunks(self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
         """``function(*row_chunks, *shared)`` on each row chunk of the row-aligned ``arrays``, in the
         chunks' own library, its outputs combined: ``("rows", dtype)`` concatenated along the rows,
         ``("sum", shape, dtype)`` added up. In-memory arrays are one chunk: one call, as they are.
@@ -283,7 +285,7 @@ class Backend:
         """
         return tuple(function(*arrays, *shared))
 
-    def call_once(self, function: Any, args: tuple, out: list) -> tuple:
+    def call_once(self, function: Any, args: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
         """``function(*args)`` on small arrays (parameters, sums over the rows), returning the
         tuple of arrays that ``out`` lists as ``(shape, dtype)``; ``args`` that are not arrays
         pass as they are. In-memory backends call it.
@@ -312,7 +314,7 @@ class Backend:
         return self.xp.linalg.inv(matrix)
 
     # -- random numbers ------------------------------------------------------------
-    def random_uniform(self, rng: np.random.Generator, shape, *, low: float = 0.0,
+    def random_uniform(self, rng: np.random.Generator, shape: int | tuple[int, ...], *, low: float = 0.0,
                        high: float = 1.0, dtype: Any, device: Any) -> Any:
         """``U(low, high)`` samples drawn on the host and moved here.
 
@@ -322,7 +324,7 @@ class Backend:
         sample = rng.uniform(low, high, size=shape)
         return self._upload(sample.astype(numpy_dtype(dtype)), device)
 
-    def random_normal(self, rng: np.random.Generator, shape, *, dtype: Any, device: Any) -> Any:
+    def random_normal(self, rng: np.random.Generator, shape: int | tuple[int, ...], *, dtype: Any, device: Any) -> Any:
         """Standard-normal samples drawn on the host and moved here."""
         sample = rng.standard_normal(size=shape)
         return self._upload(sample.astype(numpy_dtype(dtype)), device)

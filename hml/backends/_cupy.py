@@ -6,7 +6,8 @@ import contextlib
 import importlib
 import os
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -80,7 +81,8 @@ class CupyBackend(Backend):
             return cupy.asarray(array)
 
     def to_numpy(self, array: Any) -> np.ndarray:
-        return self.library().asnumpy(array)
+        host: np.ndarray = self.library().asnumpy(array)
+        return host
 
     def to_device(self, array: Any, device: Any) -> Any:
         if array.device.id == device.id:
@@ -313,7 +315,7 @@ extern "C" __global__ void segment_sums(
     for (int i = threadIdx.x; i < k; i += blockDim.x) atomicAdd(&counts[i], s_counts[i]);
 }
 """
-_KERNELS: dict[tuple, Any] = {}
+_KERNELS: dict[tuple[Any, ...], Any] = {}
 
 
 def _compiled(cupy: Any, name: str, **constants: int) -> Any:

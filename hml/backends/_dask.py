@@ -6,6 +6,7 @@ import functools
 import math
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import array_api_compat
@@ -49,7 +50,7 @@ class DaskBackend(Backend):
     def materialize(self, *arrays: Any) -> tuple[Any, ...]:
         import dask
 
-        persisted = dask.persist(*arrays)
+        persisted: tuple[Any, ...] = dask.persist(*arrays)
         try:  # a distributed client persists in the background: wait for it
             from distributed import default_client, futures_of, wait
 
@@ -61,7 +62,7 @@ class DaskBackend(Backend):
         wait(futures_of(persisted))
         return persisted
 
-    def map_row_chunks(self, function: Any, arrays: list, shared: tuple, out: list) -> tuple:
+    def map_row_chunks(self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
         from dask.array.utils import meta_from_array
 
         da = self.library()
@@ -71,7 +72,7 @@ class DaskBackend(Backend):
         # chunk of X per call -- measured 64 ms of a 1e6 x 64 iteration, twice in ``Z @ w`` then
         # ``r @ Z``. The columns and the shared arrays come as one-element lists instead.
         letters = iter("abcdefghjklmnopqrstuvwxyz")  # "i" is the rows'
-        args: list = []
+        args: list[Any] = []
         for a in arrays:
             if a.chunks[0] != rows or any(len(c) > 1 for c in a.chunks[1:]):
                 a = a.rechunk({0: rows, **{axis: -1 for axis in range(1, a.ndim)}})
@@ -106,10 +107,10 @@ class DaskBackend(Backend):
                 results.append(sums[summed.index(i)])
         return tuple(results)
 
-    def call_once(self, function: Any, args: tuple, out: list) -> tuple:
+    def call_once(self, function: Any, args: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
         da = self.library()
         letters = iter("abcdefghijklmnopqrstuvwxyz")
-        blockwise_args: list = []
+        blockwise_args: list[Any] = []
         like = None
         for value in args:
             blockwise_args += self._whole(value, letters)
@@ -120,7 +121,7 @@ class DaskBackend(Backend):
         name = "hml-" + getattr(function, "__name__", "call")
         result = da.blockwise(_call_on_chunks, "", function, None, *blockwise_args, concatenate=False, dtype=object,
                               meta=np.empty((), dtype=object), name=f"{name}-{_token(function, blockwise_args)}")
-        return _outputs(result, out, like)
+        return tuple(_outputs(result, out, like))
 
     def take_rows(self, ctx: Any, array: Any, indices: np.ndarray) -> Any:
         # Host indices index directly. Indexed by a dask array holding the single index 0,
@@ -128,7 +129,7 @@ class DaskBackend(Backend):
         # then built its update on centroids it believed to be n x d, and failed.
         return array[indices]
 
-    def _whole(self, value: Any, letters: Any) -> list:
+    def _whole(self, value: Any, letters: Any) -> list[Any]:
         """A blockwise argument handed whole to each task: a dask array in one chunk with fresh
         index letters (contracted, so the task gets its single block), anything else as it is."""
         if not self.owns(value):
@@ -204,7 +205,7 @@ class DaskBackend(Backend):
 _SUM_FAN_IN = 32
 
 
-def _call_on_chunks(function: Any, *args: Any) -> tuple:
+def _call_on_chunks(function: Any, *args: Any) -> tuple[Any, ...]:
     """``function`` on one row chunk: blockwise gives the blocks of uncontracted-by-concatenation
     indices (the columns, the shared arrays) as nested one-element lists."""
     return tuple(function(*(_aligned(_single(arg)) for arg in args)))
@@ -255,7 +256,7 @@ def _output(parts: Any, i: int) -> Any:
     return parts[i]
 
 
-def _persisted_futures(array: Any) -> list | None:
+def _persisted_futures(array: Any) -> list[Any] | None:
     """The ``distributed`` futures holding ``array``'s chunks when all of it is persisted, else None."""
     if "distributed" not in sys.modules:
         return None
@@ -272,7 +273,7 @@ def _persisted_future(array: Any) -> Any:
     return futures[0] if futures else None
 
 
-def _outputs(result: Any, out: list, like: Any) -> list:
+def _outputs(result: Any, out: list[Any], like: Any) -> list[Any]:
     """The arrays ``(shape, dtype)`` of ``out`` read from the 0-d dask array of one task's tuple ``result``."""
     from dask.array.utils import meta_from_array
 
@@ -281,22 +282,22 @@ def _outputs(result: Any, out: list, like: Any) -> list:
             for i, (shape, dtype) in enumerate(out)]
 
 
-def _pick(summed: list[int], parts: Any, axis: Any = None, keepdims: bool = False) -> tuple:
+def _pick(summed: list[int], parts: Any, axis: Any = None, keepdims: bool = False) -> tuple[Any, ...]:
     return tuple(parts[i] for i in summed)
 
 
-def _summed_parts(summed: list[int], parts: list) -> tuple:
+def _summed_parts(summed: list[int], parts: list[Any]) -> tuple[Any, ...]:
     """Outputs ``summed`` of every chunk's call (``parts``: their tuples, in chunk order), added up."""
     return _add_parts([_pick(summed, part) for part in parts])
 
 
-def _add_parts(parts: Any, axis: Any = None, keepdims: bool = False) -> tuple:
+def _add_parts(parts: Any, axis: Any = None, keepdims: bool = False) -> tuple[Any, ...]:
     """The outputs of several chunks (a list of tuples, possibly nested), added up."""
     parts = list(_flatten_parts(parts))
-    return tuple(sum(values[1:], values[0]) for values in zip(*parts))
+    return tuple(sum(values[1:], values[0]) for values in zip(*parts, strict=True))
 
 
-def _flatten_parts(parts: Any):
+def _flatten_parts(parts: Any) -> Iterator[tuple[Any, ...]]:
     if isinstance(parts, tuple):
         yield parts
     else:

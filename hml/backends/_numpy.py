@@ -39,7 +39,7 @@ class NumpyBackend(Backend):
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
         return np.bincount(segment_ids, minlength=n_segments).astype(dtype)
 
-    def map_blocks(self, function: Any, items: Any) -> list:
+    def map_blocks(self, function: Any, items: Any) -> list[Any]:
         # One thread per core, each over every n-th block, BLAS at one thread:
         # a k-means pass (200,000 × 32, K = 64, 1 MiB blocks) took 25 ms instead of 39 ms on
         # 2 cores. Without threadpoolctl the blocks run in order (the portable path).
@@ -51,7 +51,7 @@ class NumpyBackend(Backend):
         groups = [items[i::workers] for i in range(workers)]  # interleaved: equal work per thread
         with controller.limit(limits=1, user_api="blas"):
             results = list(_pool(workers).map(lambda group: [function(item) for item in group], groups))
-        ordered: list = [None] * len(items)
+        ordered: list[Any] = [None] * len(items)
         for offset, group_results in enumerate(results):
             ordered[offset::workers] = group_results
         return ordered
@@ -73,7 +73,7 @@ def _threads() -> int:
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller():
+def _blas_controller() -> Any:
     """threadpoolctl's controller, built once (it scans the loaded libraries); None if not installed."""
     try:
         from threadpoolctl import ThreadpoolController

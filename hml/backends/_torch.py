@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -79,7 +80,8 @@ class TorchBackend(Backend):
         return self.library().asarray(array, device=self.normalize_device(device))
 
     def to_numpy(self, array: Any) -> np.ndarray:
-        return array.detach().cpu().resolve_conj().numpy()
+        host: np.ndarray = array.detach().cpu().resolve_conj().numpy()
+        return host
 
     def to_device(self, array: Any, device: Any) -> Any:
         return array.to(device)

@@ -13,7 +13,9 @@ cached under ``$HML_DATA_HOME`` (default: the platform's user cache, e.g.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +45,7 @@ __all__ = [
     "urls_for",
 ]
 
-PathLike = str | os.PathLike | None
+PathLike = str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +75,7 @@ class Dataset:
     columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     images: np.ndarray | None = field(default=None, repr=False)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         """``X, y = dataset``."""
         return iter((self.data, self.target))
 
@@ -84,7 +86,7 @@ class Dataset:
         )
 
 
-def fetch(name: str, data_home: PathLike = None) -> list[os.PathLike]:
+def fetch(name: str, data_home: PathLike = None) -> list[Path]:
     """Download the files of data set ``name`` (see ``DATASETS``) into the cache; return their paths.
 
     Every file is tried, so one that cannot be had does not keep the others out of
@@ -113,7 +115,8 @@ def _csv(key: str, data_home: PathLike, download: bool, columns: dict[str, type]
     return parse_csv(read_file(FILES[key], data_home, download=download), key, columns)
 
 
-def _table(name: str, columns: dict[str, np.ndarray], features: list[str], target: str, target_names=None) -> Dataset:
+def _table(name: str, columns: dict[str, np.ndarray], features: list[str], target: str,
+           target_names: Sequence[str] | None = None) -> Dataset:
     data = np.stack([columns[f] for f in features], axis=1)
     return Dataset(
         name, data, columns[target], tuple(features), tuple(target_names or (target,)), columns=columns,
@@ -184,7 +187,8 @@ _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 _PIXEL_NAMES = tuple(f"pixel_{row}_{col}" for row in range(28) for col in range(28))
 
 
-def _load_idx_pair(name: str, folder: str, split: str, data_home: PathLike, download: bool, target_names) -> Dataset:
+def _load_idx_pair(name: str, folder: str, split: str, data_home: PathLike, download: bool,
+                   target_names: Sequence[str]) -> Dataset:
     if split not in _SPLIT_PREFIX:
         raise ValueError(f"split={split!r} is not a split of {name}; use 'train' or 'test'")
     prefix = _SPLIT_PREFIX[split]

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import Any
 
 from hml.datasets._registry import DataFile
 from hml.exceptions import ChecksumMismatchError, DatasetError, DatasetFormatError, warn
@@ -42,7 +43,7 @@ _ENVIRONMENT_HELP = (
 )
 
 
-def data_home(data_home: str | os.PathLike | None = None) -> Path:
+def data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
     """The cache folder: ``data_home``, else ``$HML_DATA_HOME``, else the platform's user cache."""
     if data_home is not None:
         return Path(data_home).expanduser()
@@ -56,7 +57,7 @@ def data_home(data_home: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hml"
 
 
-def cache_path(file: DataFile, home: str | os.PathLike | None = None) -> Path:
+def cache_path(file: DataFile, home: str | os.PathLike[str] | None = None) -> Path:
     return data_home(home) / file.folder / file.filename
 
 
@@ -91,7 +92,7 @@ def _content(file: DataFile, raw: bytes, where: str) -> bytes:
     return content
 
 
-def _progress(file: DataFile, total: int | None):
+def _progress(file: DataFile, total: int | None) -> Any:
     if (total or file.size) < PROGRESS_MIN_BYTES:
         return None
     from tqdm.auto import tqdm
@@ -149,7 +150,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def read_file(file: DataFile, home: str | os.PathLike | None = None, *, download: bool = True) -> bytes:
+def read_file(file: DataFile, home: str | os.PathLike[str] | None = None, *, download: bool = True) -> bytes:
     """The verified content of ``file``, from the cache or downloaded into it.
 
     Raises
@@ -193,13 +194,13 @@ def read_file(file: DataFile, home: str | os.PathLike | None = None, *, download
     )
 
 
-def fetch_file(file: DataFile, home: str | os.PathLike | None = None) -> Path:
+def fetch_file(file: DataFile, home: str | os.PathLike[str] | None = None) -> Path:
     """Make sure ``file`` is in the cache, verified; return its path."""
     read_file(file, home)
     return cache_path(file, home)
 
 
-def cache_status(file: DataFile, home: str | os.PathLike | None = None) -> str:
+def cache_status(file: DataFile, home: str | os.PathLike[str] | None = None) -> str:
     """``"cached"`` (present, checksum passes), ``"missing"``, or ``"corrupt"``."""
     target = cache_path(file, home)
     if not target.is_file():

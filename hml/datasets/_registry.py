@@ -43,7 +43,7 @@ class DataFile:
     sha256: str | None = None
     archive_md5: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.sha256 is None and self.archive_md5 is None:
             raise ValueError(f"{self.key}: a registry entry needs a checksum")
 
@@ -78,7 +78,7 @@ def _homemade(filename: str, size: int, sha256: str) -> DataFile:
     return DataFile("homemade", filename, (_HOMEMADE + filename,), size, sha256=sha256)
 
 
-def _idx(folder: str, hosts: tuple[str, ...], filename: str, size: int, **checksums) -> DataFile:
+def _idx(folder: str, hosts: tuple[str, ...], filename: str, size: int, **checksums: str) -> DataFile:
     return DataFile(folder, filename, tuple(host + filename for host in hosts), size, **checksums)
 
 
