@@ -26,13 +26,11 @@ that names what is wrong, never a model that is silently wrong.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import re
 import sys
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from hml import backends
+from hml._files import atomic_file
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
@@ -105,30 +104,18 @@ def _hml_version() -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> Path:
-    directory = path.parent if str(path.parent) else Path(".")
+    created = False
     try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise OSError(error.errno, f"cannot save the model to {str(path)!r}: cannot create a file in "
-                                   f"{str(directory)!r} ({error.strerror}); choose a writable directory") from error
-    try:
-        with os.fdopen(handle, "wb") as file:
+        with atomic_file(path) as (file, _):
+            created = True
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp makes the file 0600; a saved model gets the mode any new file of the user
-        # would (0644 under the usual umask), as `open(path, "w")` would have given it.
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise OSError(error.errno, f"cannot save the model to {str(path)!r}: {error.strerror or error}; "
-                                       "nothing was written (free some space or choose another directory)") from error
-        raise
+    except OSError as error:
+        if not created:
+            raise OSError(error.errno, f"cannot save the model to {str(path)!r}: cannot create a file in "
+                                       f"{str(path.parent)!r} ({error.strerror}); choose a writable directory"
+                          ) from error
+        raise OSError(error.errno, f"cannot save the model to {str(path)!r}: {error.strerror or error}; "
+                                   "nothing was written (free some space or choose another directory)") from error
     return path
 
 
@@ -161,8 +148,8 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], on: str) -> dict[str, Any
         return {"list": [_encode(item, arrays, on) for item in value]}
     if _is_estimator(value):
         return {"estimator": _describe(value, arrays)}
-    if _dtype_name(value) is not None:
-        return {"dtype": _dtype_name(value)}
+    if (dtype := _dtype_name(value)) is not None:
+        return {"dtype": dtype}
     if isinstance(value, np.ndarray) or backends.is_array(value):
         host = value if isinstance(value, np.ndarray) else backends.backend_of(value).to_numpy(value)
         encoded: dict[str, Any] = {"on": on}

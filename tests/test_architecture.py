@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hml"
 #: Bottom to top. A module may import any module of a lower layer; the top layer (the
 #: applications built on the library) may import anything.
 LAYERS: list[set[str]] = [
-    {"hml.exceptions"},
+    {"hml.exceptions", "hml._files"},
     {"hml.backends"},
     {"hml._array", "hml.numerics"},
     {"hml.optimize", "hml.metrics", "hml.model_selection", "hml.datasets", "hml.persistence"},

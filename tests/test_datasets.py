@@ -313,7 +313,7 @@ def test_a_read_only_cache_gives_a_clear_error(home, monkeypatch):
     def read_only(*args, dir=None, **kwargs):
         raise PermissionError(13, "Permission denied", str(dir))
 
-    monkeypatch.setattr("hml.datasets._download.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("hml._files.tempfile.mkstemp", read_only)
     with pytest.raises(DatasetError, match=r"(?s)could not write homemade/iris.csv into the cache at .*"
                                            r"PermissionError.*Permission denied.*set HML_DATA_HOME to a folder"):
         datasets.load_iris()

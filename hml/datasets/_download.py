@@ -21,13 +21,13 @@ import errno
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
 from typing import Any
 
+from hml._files import atomic_file
 from hml.datasets._registry import DataFile
 from hml.exceptions import ChecksumMismatchError, DatasetError, DatasetFormatError, warn
 
@@ -100,39 +100,24 @@ def _progress(file: DataFile, total: int | None) -> Any:
     return tqdm(total=total or file.size, unit="B", unit_scale=True, unit_divisor=1024, desc=file.filename, leave=False)
 
 
-def _umask() -> int:
-    """The process's umask (read by setting it, the only way; set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _download(file: DataFile, url: str, target: Path) -> bytes:
     """Download ``url`` to ``target`` through a temporary file; return the verified content."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{file.filename}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
-            length = response.headers.get("Content-Length")
-            bar = _progress(file, int(length) if length and length.isdigit() else None)
-            try:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            finally:
+    with atomic_file(target, suffix=".part") as (out, partial), \
+            urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
+        length = response.headers.get("Content-Length")
+        bar = _progress(file, int(length) if length and length.isdigit() else None)
+        try:
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
                 if bar is not None:
-                    bar.close()
-        raw = Path(partial).read_bytes()
-        content = _content(file, raw, f"{file.key} downloaded from {url}")
-        # mkstemp creates the file 0600; a cached data set gets the mode any new file of the
-        # user would (0644 under the usual umask), so a shared cache is readable by its users.
-        os.chmod(partial, 0o666 & ~_umask())
-        os.replace(partial, target)
-        return content
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        out.flush()
+        # Verified before it replaces anything: a bad download leaves the cache as it was.
+        return _content(file, partial.read_bytes(), f"{file.key} downloaded from {url}")
 
 
 def _cannot_write(exc: BaseException) -> bool:
