@@ -48,7 +48,9 @@ class MLPEpoch:
         Y = ctx.backend.materialize(xpx.one_hot(ctx.asarray(codes), 10, dtype=X.dtype, xp=xp))[0]
         self.objective = mlp_objective(X, Y, LAYERS, "sigmoid", "sigmoid", 1.0, xp)
         rng = np.random.default_rng(0)
-        self.theta = ctx.backend.random_uniform(rng, (n_parameters(LAYERS),), low=-0.12, high=0.12, dtype=X.dtype, device=ctx.device)
+        self.theta = ctx.backend.random_uniform(
+            rng, (n_parameters(LAYERS),), low=-0.12, high=0.12, dtype=X.dtype, device=ctx.device
+        )
 
     def time_epoch(self, *args):
         gradient_descent(self.objective, self.theta, ctx=self.ctx, learning_rate=1.0, max_iter=1)

@@ -57,7 +57,9 @@ class KMeansVsScikitLearn:
         n, d, k = map(int, shape.split("x"))
         self.X, self.start = clustered(n, d, k)
         self.k = k
-        self.peer = peer("sklearn.cluster", "scikit-learn").KMeans(k, init=self.start, algorithm="lloyd", n_init=1, tol=0.0, max_iter=20)
+        self.peer = peer("sklearn.cluster", "scikit-learn").KMeans(
+            k, init=self.start, algorithm="lloyd", n_init=1, tol=0.0, max_iter=20
+        )
         self.ctx = context("numpy")
 
     def _hml(self):

@@ -28,8 +28,9 @@ class DaskOverhead:
         from .dask_overhead import measure
 
         rows, repeat, short, long = (2_000, 1, 1, 3) if SMOKE else (1_000_000, 3, 5, 25)
-        numpy_s, dask_s = measure(rows, repeat=repeat, short=short, long=long, fits=[fit],
-                                  workers=SCHEDULERS[scheduler])[fit]
+        numpy_s, dask_s = measure(
+            rows, repeat=repeat, short=short, long=long, fits=[fit], workers=SCHEDULERS[scheduler]
+        )[fit]
         return dask_s / numpy_s
 
     track_dask_over_numpy.unit = "Dask / NumPy per iteration"
@@ -40,8 +41,11 @@ class OutOfCore:
     passes over X per iteration (the issue's floor: ≤ 1.1) on a 2-worker local cluster. The 8 GB
     proof runs by hand (``python benchmarks/dask_out_of_core.py``; benchmarks/RESULTS.md)."""
 
-    params = ["KMeans(8, init_size=20000)", "LinearRegression (GD, standardised)",
-              "LogisticRegression (L-BFGS, standardised)"]
+    params = [
+        "KMeans(8, init_size=20000)",
+        "LinearRegression (GD, standardised)",
+        "LogisticRegression (L-BFGS, standardised)",
+    ]
     param_names = ["fit"]
     timeout = 600
 
@@ -52,7 +56,8 @@ class OutOfCore:
     def track_passes_over_X_per_iteration(self, fit):
         from .dask_out_of_core import measure
 
-        return measure(0.02 if SMOKE else 0.2, chunk_rows=10_000, keep_fraction=0.0, fits=[fit],
-                       out=lambda line: None)[fit]["passes"]
+        return measure(0.02 if SMOKE else 0.2, chunk_rows=10_000, keep_fraction=0.0, fits=[fit], out=lambda line: None)[
+            fit
+        ]["passes"]
 
     track_passes_over_X_per_iteration.unit = "passes over X"

@@ -67,8 +67,16 @@ class GPUIteration:
     def track_ms_per_iteration(self, variant, workload):
         module = _side_by_side()
         name, word = WORKLOADS[workload]
-        args = argparse.Namespace(device=self.device, scale=0.0005 if SMOKE else 1.0, repeats=1 if SMOKE else 3,
-                                  only=[name], variants=[variant], match=word, budget=1e9, compile_cpu=False)
+        args = argparse.Namespace(
+            device=self.device,
+            scale=0.0005 if SMOKE else 1.0,
+            repeats=1 if SMOKE else 3,
+            only=[name],
+            variants=[variant],
+            match=word,
+            budget=1e9,
+            compile_cpu=False,
+        )
         bench = module.Bench(args)
         bench.run()
         rows = [r for r in bench.rows if r.variant == variant and word in r.workload]

@@ -66,8 +66,9 @@ def regression_data(m: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     return X, y
 
 
-def interleaved_ratio(ctx: backends.ComputeContext, numerator: Callable[[], Any], denominator: Callable[[], Any],
-                      rounds: int = 9) -> float:
+def interleaved_ratio(
+    ctx: backends.ComputeContext, numerator: Callable[[], Any], denominator: Callable[[], Any], rounds: int = 9
+) -> float:
     """median(time of ``numerator``) / median(time of ``denominator``), the two timed alternately.
 
     Alternating A, B, A, B... exposes both to the same drift in clock speed and memory

@@ -42,9 +42,17 @@ def _chunk(rows: int, features: int, seed: int, counter: str, block_id=None) -> 
     return np.random.default_rng([seed, block_id[0]]).standard_normal((rows, features))
 
 
-def measure(gigabytes: float = 8.0, features: int = 64, chunk_rows: int = 250_000, workers: int = 2,
-            memory_limit: str = "2GB", iterations: tuple[int, int] = (1, 3), keep_fraction: float | None = None,
-            fits: list[str] | None = None, out=print) -> dict[str, dict[str, float]]:
+def measure(
+    gigabytes: float = 8.0,
+    features: int = 64,
+    chunk_rows: int = 250_000,
+    workers: int = 2,
+    memory_limit: str = "2GB",
+    iterations: tuple[int, int] = (1, 3),
+    keep_fraction: float | None = None,
+    fits: list[str] | None = None,
+    out=print,
+) -> dict[str, dict[str, float]]:
     """{fit: {"seconds", "passes" (per iteration), "peak_gb" (largest worker), "lost_workers"}}."""
     import dask.array as da
     from distributed import Client, LocalCluster
@@ -58,8 +66,14 @@ def measure(gigabytes: float = 8.0, features: int = 64, chunk_rows: int = 250_00
     rows = int(gigabytes * 1e9 / (8 * features))
     chunk_rows = min(chunk_rows, rows)
     results: dict[str, dict[str, float]] = {}
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit,
-                           processes=True, host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        memory_limit=memory_limit,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
     try:
         with Client(cluster) as client:
             addresses = set(client.scheduler_info()["workers"])
@@ -67,22 +81,34 @@ def measure(gigabytes: float = 8.0, features: int = 64, chunk_rows: int = 250_00
             sizes = [chunk_rows] * (rows // chunk_rows) + ([rows % chunk_rows] if rows % chunk_rows else [])
             counter = os.path.join(tempfile.mkdtemp(prefix="hml-ooc-"), "chunks-made")
             open(counter, "wb").close()
-            X = da.map_blocks(lambda block_id=None: _chunk(sizes[block_id[0]], features, 0, counter, block_id),
-                              chunks=(tuple(sizes), (features,)), dtype=np.float64, meta=np.empty((0, 0)))
+            X = da.map_blocks(
+                lambda block_id=None: _chunk(sizes[block_id[0]], features, 0, counter, block_id),
+                chunks=(tuple(sizes), (features,)),
+                dtype=np.float64,
+                meta=np.empty((0, 0)),
+            )
             w = np.random.default_rng(1).normal(size=features)
             noise = da.random.default_rng(2).standard_normal(rows, chunks=chunk_rows)
             y = X @ w + noise
             labels = (X @ w > 0).astype(np.int64)
             n_chunks = len(sizes)
-            out(f"X: {rows:,} × {features} float64 = {X.nbytes / 1e9:.2f} GB in {n_chunks} chunks of "
-                f"{chunk_rows:,} rows, generated lazily; {workers} workers × 1 thread × {limit / 1e9:.1f} GB")
+            out(
+                f"X: {rows:,} × {features} float64 = {X.nbytes / 1e9:.2f} GB in {n_chunks} chunks of "
+                f"{chunk_rows:,} rows, generated lazily; {workers} workers × 1 thread × {limit / 1e9:.1f} GB"
+            )
             available = {
-                "KMeans(8, init_size=20000)": (lambda it: hml.KMeans(8, init_size=20_000, max_iter=it, tol=0.0,
-                                                                     random_state=0), (X,)),
+                "KMeans(8, init_size=20000)": (
+                    lambda it: hml.KMeans(8, init_size=20_000, max_iter=it, tol=0.0, random_state=0),
+                    (X,),
+                ),
                 "LinearRegression (GD, standardised)": (
-                    lambda it: hml.LinearRegression(learning_rate=0.5, max_iter=it, tol=None), (X, y)),
+                    lambda it: hml.LinearRegression(learning_rate=0.5, max_iter=it, tol=None),
+                    (X, y),
+                ),
                 "LogisticRegression (L-BFGS, standardised)": (
-                    lambda it: hml.LogisticRegression(max_iter=it, tol=None), (X, labels)),
+                    lambda it: hml.LogisticRegression(max_iter=it, tol=None),
+                    (X, labels),
+                ),
             }
             short, long = iterations
             out(f"per iteration = the difference between {short}- and {long}-iteration fits")
@@ -113,13 +139,20 @@ def measure(gigabytes: float = 8.0, features: int = 64, chunk_rows: int = 250_00
                 sampler.join()
                 (it_s, t_s, p_s), (it_l, t_l, p_l) = runs
                 extra = max(1, it_l - it_s)
-                figures = {"seconds": (t_l - t_s) / extra, "passes": (p_l - p_s) / extra,
-                           "peak_gb": max(peaks.values()) / 1e9,
-                           "lost_workers": len(addresses - set(client.scheduler_info()["workers"]))}
+                figures = {
+                    "seconds": (t_l - t_s) / extra,
+                    "passes": (p_l - p_s) / extra,
+                    "peak_gb": max(peaks.values()) / 1e9,
+                    "lost_workers": len(addresses - set(client.scheduler_info()["workers"])),
+                }
                 results[name] = figures
-                out(f"{name:<42} {figures['seconds']:>11.2f} {figures['passes']:>16.2f} {figures['peak_gb']:>15.2f} "
-                    f"{figures['lost_workers']:>12}")
-                out(f"  ({it_s} iterations: {t_s:.1f} s, {p_s:.1f} passes over X; {it_l}: {t_l:.1f} s, {p_l:.1f} passes)")
+                out(
+                    f"{name:<42} {figures['seconds']:>11.2f} {figures['passes']:>16.2f} {figures['peak_gb']:>15.2f} "
+                    f"{figures['lost_workers']:>12}"
+                )
+                out(
+                    f"  ({it_s} iterations: {t_s:.1f} s, {p_s:.1f} passes over X; {it_l}: {t_l:.1f} s, {p_l:.1f} passes)"
+                )
     finally:
         cluster.close()
         DaskBackend.keep_fraction = saved_fraction
@@ -133,17 +166,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-rows", type=int, default=250_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="2GB", help="per worker")
-    parser.add_argument("--iterations", type=int, nargs=2, default=[1, 3], metavar=("SHORT", "LONG"),
-                        help="iterations of the two fits of each estimator (1 3)")
-    parser.add_argument("--keep-fraction", type=float, default=None,
-                        help="hml's Dask keep_fraction (0.5): 0 streams X at any size, as CI's small run does")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        nargs=2,
+        default=[1, 3],
+        metavar=("SHORT", "LONG"),
+        help="iterations of the two fits of each estimator (1 3)",
+    )
+    parser.add_argument(
+        "--keep-fraction",
+        type=float,
+        default=None,
+        help="hml's Dask keep_fraction (0.5): 0 streams X at any size, as CI's small run does",
+    )
     parser.add_argument("--fits", default=None, help="comma-separated subset: kmeans, linear, logistic (all)")
     args = parser.parse_args(argv)
-    names = {"kmeans": "KMeans(8, init_size=20000)", "linear": "LinearRegression (GD, standardised)",
-             "logistic": "LogisticRegression (L-BFGS, standardised)"}
+    names = {
+        "kmeans": "KMeans(8, init_size=20000)",
+        "linear": "LinearRegression (GD, standardised)",
+        "logistic": "LogisticRegression (L-BFGS, standardised)",
+    }
     fits = [names[f.strip()] for f in args.fits.split(",")] if args.fits else None
-    measure(args.gigabytes, args.features, args.chunk_rows, args.workers, args.memory_limit, tuple(args.iterations),
-            args.keep_fraction, fits=fits, out=lambda line: print(line, flush=True))
+    measure(
+        args.gigabytes,
+        args.features,
+        args.chunk_rows,
+        args.workers,
+        args.memory_limit,
+        tuple(args.iterations),
+        args.keep_fraction,
+        fits=fits,
+        out=lambda line: print(line, flush=True),
+    )
     return 0
 
 

@@ -53,8 +53,13 @@ def scheduler(workers: int | None):
     from distributed import Client, LocalCluster
 
     cores = os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=max(1, cores // workers), processes=True,
-                           host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=max(1, cores // workers),
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
     try:
         with Client(cluster) as client:
             yield client
@@ -62,8 +67,16 @@ def scheduler(workers: int | None):
         cluster.close()
 
 
-def measure(rows: int, features: int = 64, chunks: int = 8, repeat: int = 3, short: int = 5, long: int = 25,
-            fits: list[str] | None = None, workers: int | None = None) -> dict[str, tuple[float, float]]:
+def measure(
+    rows: int,
+    features: int = 64,
+    chunks: int = 8,
+    repeat: int = 3,
+    short: int = 5,
+    long: int = 25,
+    fits: list[str] | None = None,
+    workers: int | None = None,
+) -> dict[str, tuple[float, float]]:
     """{fit: (NumPy s/iteration, Dask s/iteration)}, Dask on the threaded scheduler or, with
     ``workers``, on a local cluster of that many worker processes."""
     rng = np.random.default_rng(0)
@@ -97,17 +110,29 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--chunks", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workers", type=int, nargs="*", default=None,
-                        help="worker processes of a local distributed cluster, one figure per count (default: threaded)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="worker processes of a local distributed cluster, one figure per count (default: threaded)",
+    )
     args = parser.parse_args()
-    print(f"{'rows':>10} {'MB':>8}  {'scheduler':<13} {'fit':<22} {'NumPy ms/it':>12} {'Dask ms/it':>11} {'Dask/NumPy':>10}")
+    print(
+        f"{'rows':>10} {'MB':>8}  {'scheduler':<13} {'fit':<22} {'NumPy ms/it':>12} {'Dask ms/it':>11} {'Dask/NumPy':>10}"
+    )
     for rows in args.rows:
         for workers in args.workers or [None]:
             where = "threaded" if workers is None else f"{workers} worker{'s' if workers > 1 else ''}"
-            for label, (numpy_s, dask_s) in measure(rows, args.features, args.chunks, args.repeat, workers=workers).items():
+            for label, (numpy_s, dask_s) in measure(
+                rows, args.features, args.chunks, args.repeat, workers=workers
+            ).items():
                 megabytes = rows * args.features * 8 / 1e6
-                print(f"{rows:>10} {megabytes:>8.1f}  {where:<13} {label:<22} {numpy_s * 1e3:>12.3f} "
-                      f"{dask_s * 1e3:>11.3f} {dask_s / numpy_s:>10.2f}", flush=True)
+                print(
+                    f"{rows:>10} {megabytes:>8.1f}  {where:<13} {label:<22} {numpy_s * 1e3:>12.3f} "
+                    f"{dask_s * 1e3:>11.3f} {dask_s / numpy_s:>10.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

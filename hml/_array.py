@@ -90,8 +90,9 @@ def _as_array(value: Any, name: str) -> Any:
         try:
             value = value.astype(np.float64)
         except (ValueError, TypeError) as exc:  # Python's own words: "float() argument must be a string or ..."
-            raise TypeError(f"{name} holds values that are not numbers ({exc}); encode categories as numbers "
-                            "first") from exc
+            raise TypeError(
+                f"{name} holds values that are not numbers ({exc}); encode categories as numbers first"
+            ) from exc
     value = backend_of(value).with_known_shape(value)  # raises for array types no backend supports
     dtype = value.dtype
     if isinstance(dtype, np.dtype) and dtype.kind == "c" or "complex" in str(dtype):
@@ -121,8 +122,7 @@ def _check_finite(ctx: ComputeContext, array: Any, name: str) -> None:
     flat = int(ctx.read(xp.argmax(xp.astype(xp.reshape(bad, (-1,)), xp.int8)), "input check"))
     where = f"row {flat // array.shape[1]}, column {flat % array.shape[1]}" if array.ndim == 2 else f"index {flat}"
     raise ValueError(
-        f"{name} contains {count} NaN or infinite value(s) (the first at {where}); "
-        "remove or impute them before fitting"
+        f"{name} contains {count} NaN or infinite value(s) (the first at {where}); remove or impute them before fitting"
     )
 
 
@@ -172,8 +172,10 @@ def check_X(
     if X.ndim != 2:
         hint = ""
         if X.ndim == 1:
-            hint = (" Reshape your data either using X.reshape(-1, 1) if it holds one feature, or X.reshape(1, -1) "
-                    "if it holds one sample.")
+            hint = (
+                " Reshape your data either using X.reshape(-1, 1) if it holds one feature, or X.reshape(1, -1) "
+                "if it holds one sample."
+            )
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features); got a {X.ndim}-D array of shape {tuple(X.shape)}.{hint}"
         )
@@ -204,7 +206,9 @@ def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, n
         _warn_column(name)
         y = array_api_compat.array_namespace(y).reshape(y, (-1,))
     if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one target per sample) or a column of shape (n, 1); got shape {tuple(y.shape)}")
+        raise ValueError(
+            f"{name} must be 1-D (one target per sample) or a column of shape (n, 1); got shape {tuple(y.shape)}"
+        )
     if n_samples is not None and y.shape[0] is not None and y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} values but X has {n_samples} rows; they must match")
     y = ctx.asarray(y, dtype=dtype)
@@ -213,8 +217,11 @@ def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, n
 
 
 def _warn_column(name: str) -> None:
-    warn(f"A column-vector {name} was passed when a 1d array was expected; it is used as {name}.ravel(). "
-         f"Pass an array of shape (n_samples,) to silence this warning", DataConversionWarning)
+    warn(
+        f"A column-vector {name} was passed when a 1d array was expected; it is used as {name}.ravel(). "
+        f"Pass an array of shape (n_samples,) to silence this warning",
+        DataConversionWarning,
+    )
 
 
 def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
@@ -232,8 +239,9 @@ def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
 def labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
     """Class labels as a 1-D NumPy array: labels may be strings, so they live on the host."""
     if y is None:
-        raise ValueError(f"this estimator requires y to be passed, but the target {name} is None; "
-                         "pass one class label per sample")
+        raise ValueError(
+            f"this estimator requires y to be passed, but the target {name} is None; pass one class label per sample"
+        )
     labels = to_numpy(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         _warn_column(name)
@@ -247,8 +255,10 @@ def labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
     if labels.dtype == object:
         missing = np.flatnonzero(np.frompyfunc(lambda v: v is None, 1, 1)(labels).astype(bool))
         if missing.size:
-            raise ValueError(f"{name} contains {missing.size} None label(s) (the first at index {missing[0]}); "
-                             "every sample needs a class -- drop those rows or give them a label")
+            raise ValueError(
+                f"{name} contains {missing.size} None label(s) (the first at index {missing[0]}); "
+                "every sample needs a class -- drop those rows or give them a label"
+            )
     return labels
 
 
@@ -348,8 +358,11 @@ class Real(Constraint):
 
     def check(self, value: Any, name: str) -> float | None:
         number = check_float(value, name, positive=self.positive, allow_none=self.allow_none)
-        if number is not None and self.maximum is not None and (
-                number >= self.maximum if self.below_maximum else number > self.maximum):
+        if (
+            number is not None
+            and self.maximum is not None
+            and (number >= self.maximum if self.below_maximum else number > self.maximum)
+        ):
             interval = f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
             raise ValueError(f"{name} must be in {interval}{' or None' if self.allow_none else ''}; got {number!r}")
         return number

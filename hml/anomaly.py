@@ -80,12 +80,23 @@ class GaussianAnomalyDetection(BaseEstimator):
     """
 
     _estimator_type = "density_estimator"
-    _parameters = {"covariance": OneOf(("diag", "full")), "threshold": Real(allow_none=True),
-                   "contamination": Real(positive=True, maximum=0.5, allow_none=True), **BaseEstimator._COMPUTE}
+    _parameters = {
+        "covariance": OneOf(("diag", "full")),
+        "threshold": Real(allow_none=True),
+        "contamination": Real(positive=True, maximum=0.5, allow_none=True),
+        **BaseEstimator._COMPUTE,
+    }
 
-    def __init__(self, *, covariance: Literal["diag", "full"] = "diag", threshold: float | None = None,
-                 contamination: float | None = 0.01, backend: str | None = None, device: Any = None,
-                 dtype: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        covariance: Literal["diag", "full"] = "diag",
+        threshold: float | None = None,
+        contamination: float | None = 0.01,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         self.covariance = covariance
         self.threshold = threshold
         self.contamination = contamination
@@ -123,7 +134,8 @@ class GaussianAnomalyDetection(BaseEstimator):
             self.covariance_ = covariance
             # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
             self._whitening_, self._log_normaliser_ = ctx.backend.materialize(
-                ctx.backend.inv(factor), -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor))))
+                ctx.backend.inv(factor), -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
+            )
         self.mean_ = mean
         if self.threshold is not None:
             self.threshold_ = float(self.threshold)
@@ -180,7 +192,8 @@ class GaussianAnomalyDetection(BaseEstimator):
             self._check_fitted()
             raise as_sklearn(NotFittedError)(
                 "no threshold ε yet (contamination=None): call fit_threshold(X_val, y_val), or pass threshold= or "
-                "contamination= to the constructor")
+                "contamination= to the constructor"
+            )
         log_p, _ = self._log_density(X)
         xp = self._ctx_.xp
         # Compare p itself, as select_threshold did: exp then compare, never log ε (rounding
@@ -264,9 +277,13 @@ def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int, X:
         raise failed() from exc
     diagonal = xp.linalg.diagonal(factor)
     # Some libraries return NaN instead of raising; a pivot at rounding level is singular too.
-    finite, smallest, largest = (float(v) for v in ctx.read(
-        xp.stack([xp.astype(xp.all(xp.isfinite(factor)), diagonal.dtype), xp.min(diagonal), xp.max(diagonal)]),
-        "covariance pivots"))
+    finite, smallest, largest = (
+        float(v)
+        for v in ctx.read(
+            xp.stack([xp.astype(xp.all(xp.isfinite(factor)), diagonal.dtype), xp.min(diagonal), xp.max(diagonal)]),
+            "covariance pivots",
+        )
+    )
     if not finite:
         smallest = largest = float("nan")
     # A pivot below 100 √ε of the largest means cond(Σ) > 1/(100 √ε)² (4e11 in float64): singular in practice.

@@ -133,17 +133,13 @@ class BaseEstimator:
         valid = self._param_names()
         for name in params:
             if name not in valid:
-                raise ValueError(
-                    f"{name!r} is not a parameter of {type(self).__name__}; valid parameters: {valid}"
-                )
+                raise ValueError(f"{name!r} is not a parameter of {type(self).__name__}; valid parameters: {valid}")
         for name, value in params.items():
             setattr(self, name, value)
         return self
 
     def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
-        }
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
         changed = []
         for name, value in self.get_params().items():
             default = defaults.get(name, inspect.Parameter.empty)
@@ -165,7 +161,8 @@ class BaseEstimator:
         return Tags(
             estimator_type=None if kind == "transformer" else kind,
             target_tags=TargetTags(required=kind in ("regressor", "classifier")),
-            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]) if hasattr(self, "transform")
+            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"])
+            if hasattr(self, "transform")
             else None,
             classifier_tags=ClassifierTags(multi_class=True) if kind == "classifier" else None,
             regressor_tags=RegressorTags() if kind == "regressor" else None,
@@ -224,6 +221,7 @@ class BaseEstimator:
 
         outer_iteration, outer_cost = progress_callback(), cost_callback()
         with tqdm(total=total, desc=type(self).__name__, unit="it", file=sys.stderr, leave=True) as bar:
+
             def on_iteration(iteration: int, max_iter: int) -> None:
                 bar.update(1)
                 outer_iteration(iteration, max_iter)
@@ -244,8 +242,12 @@ class BaseEstimator:
         except (FloatingPointError, ValueError) as exc:
             if getattr(self, "normalize", True) or not squares_overflow_in(ctx, X):
                 raise
-            raise squares_overflow(ctx, X, f"{type(self).__name__}(normalize=False)",
-                                   "; or set normalize=True, which standardises X exactly") from exc
+            raise squares_overflow(
+                ctx,
+                X,
+                f"{type(self).__name__}(normalize=False)",
+                "; or set normalize=True, which standardises X exactly",
+            ) from exc
 
     def _divergence_hint(self) -> str:
         """What else helps a diverging gradient descent: standardising the features, where it is off."""
@@ -306,8 +308,10 @@ class BaseEstimator:
         if missing:
             detail.append(f"feature names seen at fit time, yet now missing: {missing[:5]}")
         if not detail:
-            detail.append(f"the same names in another order: fit saw {fitted.tolist()[:8]}, "
-                          f"this X has {names.tolist()[:8]} -- select the columns as X[model.feature_names_in_]")
+            detail.append(
+                f"the same names in another order: fit saw {fitted.tolist()[:8]}, "
+                f"this X has {names.tolist()[:8]} -- select the columns as X[model.feature_names_in_]"
+            )
         raise ValueError("The feature names should match those that were passed during fit. " + "; ".join(detail))
 
     def _check_fitted(self) -> None:
@@ -349,9 +353,12 @@ def _warn_if_small(ctx: backends.ComputeContext, X: Any, estimator: str) -> None
     if size >= limit:
         return
     _warned_small.add(name)
-    warn(f"{estimator}: X is {size / 2**20:.3g} MiB, below the {limit / 2**20:.0f} MiB where {name} pays off "
-         f"on one machine -- {ctx.backend.small_data_advice}. Computing on {name} as asked; for data this size, "
-         f"backend='numpy' (or X.compute()) is faster. This warning shows once per process", PerformanceWarning)
+    warn(
+        f"{estimator}: X is {size / 2**20:.3g} MiB, below the {limit / 2**20:.0f} MiB where {name} pays off "
+        f"on one machine -- {ctx.backend.small_data_advice}. Computing on {name} as asked; for data this size, "
+        f"backend='numpy' (or X.compute()) is faster. This warning shows once per process",
+        PerformanceWarning,
+    )
 
 
 def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:
@@ -427,7 +434,8 @@ class ClassifierMixin:
         ctx, Xc = self._validate_X(X)  # checks that the model is fitted first
         codes = ctx.xp.argmax(self._proba(Xc), axis=1)
         numeric = self.classes_.dtype.kind in "biu" or (
-            self.classes_.dtype.kind == "f" and ctx.backend.supports_float64(ctx.device))
+            self.classes_.dtype.kind == "f" and ctx.backend.supports_float64(ctx.device)
+        )
         if numeric and backends.is_array(X):
             classes = ctx.asarray(self.classes_)
             return backends.mirror(ctx.xp.take(classes, codes), X)

@@ -41,8 +41,10 @@ def _data_list(args: argparse.Namespace) -> int:
     print(f"{'name':<22}{'download':>10}  status")
     for info in DATASETS.values():
         states = [cache_status(f, home) for f in info.files]
-        summary = "cached" if all(s == "cached" for s in states) else ", ".join(
-            f"{f.filename} {s}" for f, s in zip(info.files, states, strict=True) if s != "cached"
+        summary = (
+            "cached"
+            if all(s == "cached" for s in states)
+            else ", ".join(f"{f.filename} {s}" for f, s in zip(info.files, states, strict=True) if s != "cached")
         )
         print(f"{info.name:<22}{human_size(info.size):>10}  {summary}")
     return 0
@@ -96,13 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.set_defaults(run=lambda args: _help(parser))
     commands = parser.add_subparsers(dest="command", metavar="{demo,info,data}")
     demo = commands.add_parser(
-        "demo", help="train the five algorithms on their demo data sets: a table, PNG plots and results.json",
+        "demo",
+        help="train the five algorithms on their demo data sets: a table, PNG plots and results.json",
         description="Train each algorithm on its demo data set (downloaded on first use), print a table of "
-                    "metrics, fit times and quality floors, and write PNG plots and results.json to --out.",
+        "metrics, fit times and quality floors, and write PNG plots and results.json to --out.",
     )
     demo.add_argument("--backend", default="numpy", help="numpy (default), cupy, torch, dask or array_api_strict")
     demo.add_argument("--device", default=None, help="a device of the backend, e.g. cuda or cuda:1 for torch")
-    demo.add_argument("--only", nargs="+", metavar="NAME", choices=list(STEPS), help=f"run only these: {', '.join(STEPS)}")
+    demo.add_argument(
+        "--only", nargs="+", metavar="NAME", choices=list(STEPS), help=f"run only these: {', '.join(STEPS)}"
+    )
     demo.add_argument("--out", default="hml-demo", help="folder for the plots and results.json (default ./hml-demo)")
     demo.set_defaults(run=_demo)
     info = commands.add_parser("info", help="version, backends (importable or why not) and devices")

@@ -26,8 +26,14 @@ __all__ = ["KMeans"]
 class _Blocks:
     """Row blocks of X with their squared norms ‖xᵢ‖², computed once per fit."""
 
-    def __init__(self, ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None,
-                 squared_norms: Any = None):
+    def __init__(
+        self,
+        ctx: backends.ComputeContext,
+        X: Any,
+        n_clusters: int,
+        working_memory: int | None,
+        squared_norms: Any = None,
+    ):
         xp = ctx.xp
         self.ctx, self.X = ctx, X
         itemsize = 4 if X.dtype == xp.float32 else 8
@@ -36,8 +42,9 @@ class _Blocks:
         scratch = ctx.backend.nearest_centroid_scratch(n_clusters, X.shape[1], X.dtype)
         rows = max(1, budget // (itemsize * (scratch + X.shape[1])))
         n = X.shape[0]
-        self.bounds = _snap([(start, min(start + rows, n)) for start in range(0, n, rows)],
-                            ctx.backend.row_chunk_ends(X))
+        self.bounds = _snap(
+            [(start, min(start + rows, n)) for start in range(0, n, rows)], ctx.backend.row_chunk_ends(X)
+        )
         # Computed once (Dask: persisted) and reused by every pass; or given, for a chunk of X.
         if squared_norms is not None:
             self.squared_norms = [squared_norms[start:stop] for start, stop in self.bounds]
@@ -51,7 +58,8 @@ class _Blocks:
         if self._total_squared_norm is None:
             xp = self.ctx.xp
             (self._total_squared_norm,) = self.ctx.backend.materialize(
-                sum(xp.sum(norms) for norms in self.squared_norms))
+                sum(xp.sum(norms) for norms in self.squared_norms)
+            )
         return self._total_squared_norm
 
     def __iter__(self) -> Iterator[Any]:
@@ -166,7 +174,9 @@ def _lloyd_step(blocks: _Blocks, centroids: Any, previous: LloydStep | None = No
     return LloydStep([r[0] for r in results], sums, counts, _total([r[3] for r in results]))
 
 
-def _lloyd_update(centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any) -> tuple[Any, Any, Any, Any]:
+def _lloyd_update(
+    centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any
+) -> tuple[Any, Any, Any, Any]:
     """The M-step and what the convergence test reads, from the E-step's S, n and #changed labels.
 
     cₖ⁺ = Sₖ / nₖ (an empty cluster divides by 1 here; it is re-seeded once the status shows
@@ -180,11 +190,19 @@ def _lloyd_update(centroids: Any, sums: Any, counts: Any, n_changed: Any, total_
     empty = counts == 0
     new_centroids = sums / xp.reshape(xp.where(empty, xp.ones_like(counts), counts), (k, 1))
     shift = xp.sum((new_centroids - centroids) ** 2)
-    inertia = total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
+    inertia = (
+        total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
+    )
     if n_changed is None:  # the first iteration: nothing to compare with
         n_changed = xp.full((), -1, dtype=xp.int64, device=array_api_compat.device(centroids))  # a fill: no host copy
-    status = xp.stack([xp.astype(xp.sum(xp.astype(empty, xp.int64)), shift.dtype), xp.astype(n_changed, shift.dtype),
-                       shift, xp.astype(inertia, shift.dtype)])
+    status = xp.stack(
+        [
+            xp.astype(xp.sum(xp.astype(empty, xp.int64)), shift.dtype),
+            xp.astype(n_changed, shift.dtype),
+            shift,
+            xp.astype(inertia, shift.dtype),
+        ]
+    )
     return new_centroids, sums, counts, status
 
 
@@ -211,8 +229,9 @@ def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep |
     for b, block in enumerate(blocks):
         # No previous labels on the first iteration: compare with −1, which no label equals.
         before = previous.labels[b] if previous is not None else xp.full((block.shape[0],), -1, dtype=xp.int32)
-        parts = ctx.backend.map_row_chunks(_lloyd_chunk, [block, blocks.squared_norms[b], before],
-                                           (centroids, k, incremental), out)
+        parts = ctx.backend.map_row_chunks(
+            _lloyd_chunk, [block, blocks.squared_norms[b], before], (centroids, k, incremental), out
+        )
         for collected, part in zip((labels, sums, counts, n_changed), parts, strict=True):
             collected.append(part)
     total_sums = _total(sums, previous.sums if incremental and previous is not None else None)
@@ -220,7 +239,9 @@ def _lloyd_step_by_chunks(blocks: _Blocks, centroids: Any, previous: LloydStep |
     return LloydStep(labels, total_sums, total_counts, _total(n_changed) if previous is not None else None)
 
 
-def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int, incremental: bool) -> tuple[Any, Any, Any, Any]:
+def _lloyd_chunk(
+    X: Any, squared_norms: Any, before: Any, centroids: Any, k: int, incremental: bool
+) -> tuple[Any, Any, Any, Any]:
     """One chunk's Lloyd step, computed in the chunk's library: labels, S, n, and #labels ≠ ``before``;
     ``incremental``: the change of S and n from the rows whose label is no longer ``before``."""
     ctx = backends.resolve(backends.backend_of(X).name, like=X)
@@ -235,7 +256,9 @@ def _lloyd_chunk(X: Any, squared_norms: Any, before: Any, centroids: Any, k: int
     return labels, step.sums, step.counts, xp.sum(xp.astype(labels != before, xp.int64))
 
 
-def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray) -> tuple[Any, Any]:
+def _reseed_empty(
+    blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any, counts: Any, empty: np.ndarray
+) -> tuple[Any, Any]:
     """Move each empty cluster to one of the points farthest from their centroid.
 
     The rule (scikit-learn's): the n_empty points with the largest ‖xᵢ − c_{lᵢ}‖², farthest
@@ -247,7 +270,7 @@ def _reseed_empty(blocks: _Blocks, centroids: Any, labels: list[Any], sums: Any,
     # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
     distances = xp.concat(_block_distances(blocks, centroids))
     why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
-    farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[:empty.size], why)
+    farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[: empty.size], why)
     old_labels = ctx.read(ctx.take_rows(xp.concat(labels), farthest), why)
     sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
     rows = ctx.read(blocks.rows(farthest), why)
@@ -287,7 +310,10 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
             cumulative = xp.cumulative_sum(closest[b])
             picks.append((b, xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))))
         positions = ctx.read(xp.concat([position for _, position in picks]), why)
-        candidates = [min(blocks.bounds[b][0] + int(p), blocks.bounds[b][1] - 1) for (b, _), p in zip(picks, positions, strict=True)]
+        candidates = [
+            min(blocks.bounds[b][0] + int(p), blocks.bounds[b][1] - 1)
+            for (b, _), p in zip(picks, positions, strict=True)
+        ]
         candidate_rows = blocks.rows(candidates)
         # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
         candidate_norms = xp.sum(candidate_rows * candidate_rows, axis=1)
@@ -298,7 +324,7 @@ def _kmeans_plus_plus(blocks: _Blocks, k: int, rng: np.random.Generator) -> Any:
             potentials = total if potentials is None else potentials + total
         best = int(np.argmin(ctx.read(potentials, why)))
         chosen.append(candidates[best])
-        new = _block_distances(blocks, candidate_rows[best:best + 1, ...])
+        new = _block_distances(blocks, candidate_rows[best : best + 1, ...])
         closest = list(ctx.backend.materialize(*[xp.minimum(a, b) for a, b in zip(closest, new, strict=True)]))
     return blocks.rows(chosen)
 
@@ -307,7 +333,10 @@ def _block_distances(blocks: _Blocks, centroids: Any) -> list[Any]:
     """minₖ ‖xᵢ − cₖ‖² for the rows of each block (a list of blocks, like X's)."""
     xp = blocks.ctx.xp
     centroid_norms = xp.sum(centroids * centroids, axis=1)
-    return [xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms for block, norms in zip(blocks, blocks.squared_norms, strict=True)]
+    return [
+        xp.min(_scores(block, centroids, centroid_norms), axis=1) + norms
+        for block, norms in zip(blocks, blocks.squared_norms, strict=True)
+    ]
 
 
 def _column_variance_mean(blocks: _Blocks) -> float:
@@ -346,8 +375,11 @@ def _lloyd(blocks: _Blocks, centroids: Any, max_iter: int, tol: float) -> tuple[
     for n_iter in range(1, max_iter + 1):
         labels, sums, counts, changed = _lloyd_step(blocks, centroids, previous)
         dtype = centroids.dtype
-        update = ctx.backend.call_once(_lloyd_update, (centroids, sums, counts, changed, blocks.total_squared_norm),
-                                       [(centroids.shape, dtype), (centroids.shape, dtype), ((k,), dtype), ((4,), dtype)])
+        update = ctx.backend.call_once(
+            _lloyd_update,
+            (centroids, sums, counts, changed, blocks.total_squared_norm),
+            [(centroids.shape, dtype), (centroids.shape, dtype), ((k,), dtype), ((4,), dtype)],
+        )
         *labels, new_centroids, sums, counts, status = ctx.backend.materialize(*labels, *update)
         # J from the materialised status, not the inertia expression: on Dask that would keep
         # this iteration's whole E-step in the history's graph, recomputed at the end of the fit.
@@ -436,16 +468,31 @@ class KMeans(BaseEstimator):
         "n_clusters": Integer(1),
         "init": Either((OneOf(("k-means++", "random")), ArrayLike("an array of starting centroids"))),
         "init_size": Integer(1, allow_none=True),
-        "n_init": Either((OneOf(("auto",)), Integer(1))), "max_iter": Integer(1), "tol": Real(),
+        "n_init": Either((OneOf(("auto",)), Integer(1))),
+        "max_iter": Integer(1),
+        "tol": Real(),
         "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"),
-        "working_memory": Integer(1, allow_none=True), "verbose": Boolean(), **BaseEstimator._COMPUTE,
+        "working_memory": Integer(1, allow_none=True),
+        "verbose": Boolean(),
+        **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, n_clusters: int = 8, *, init: Literal["k-means++", "random"] | Any = "k-means++",
-                 init_size: int | None = None, n_init: int | Literal["auto"] = "auto", max_iter: int = 300,
-                 tol: float = 1e-4, random_state: int | np.random.Generator | None = None,
-                 working_memory: int | None = None, backend: str | None = None, device: Any = None, dtype: Any = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Literal["k-means++", "random"] | Any = "k-means++",
+        init_size: int | None = None,
+        n_init: int | Literal["auto"] = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: int | np.random.Generator | None = None,
+        working_memory: int | None = None,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        verbose: bool = False,
+    ) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.init_size = init_size
@@ -476,14 +523,18 @@ class KMeans(BaseEstimator):
         if k > n:
             raise ValueError(f"n_clusters={k} is larger than the number of samples, {n}; use n_clusters <= {n}")
         if params["init_size"] is not None and params["init_size"] < k:
-            raise ValueError(f"init_size={params['init_size']} is smaller than n_clusters={k}: k-means++ needs at "
-                             f"least one row per centroid; use init_size >= {k}, or None for all rows")
+            raise ValueError(
+                f"init_size={params['init_size']} is smaller than n_clusters={k}: k-means++ needs at "
+                f"least one row per centroid; use init_size >= {k}, or None for all rows"
+            )
         (X,) = ctx.backend.keep(X)  # Dask: persisted when it fits in memory, streamed when it does not
         blocks = _Blocks(ctx, X, k, self.working_memory)
         if given:
             start = check_X(self.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
             if start.shape[0] != k:
-                raise ValueError(f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})")
+                raise ValueError(
+                    f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})"
+                )
         rng = backends.check_random_state(self.random_state)
         scaled_tol = tol * _column_variance_mean(blocks)
         with self._progress_bar(max_iter * n_init):
@@ -497,8 +548,16 @@ class KMeans(BaseEstimator):
         self._remember_input(fit_input)
         return self
 
-    def _runs(self, blocks: _Blocks, k: int, n_init: int, start: Any, rng: np.random.Generator, max_iter: int,
-              scaled_tol: float) -> tuple[Any, list[Any], float, int, Any]:
+    def _runs(
+        self,
+        blocks: _Blocks,
+        k: int,
+        n_init: int,
+        start: Any,
+        rng: np.random.Generator,
+        max_iter: int,
+        scaled_tol: float,
+    ) -> tuple[Any, list[Any], float, int, Any]:
         """``n_init`` runs of Lloyd's algorithm from ``start`` (given centroids) or seeded ones; the lowest inertia."""
         ctx, n = blocks.ctx, blocks.X.shape[0]
         best = None
@@ -545,10 +604,12 @@ class KMeans(BaseEstimator):
         xp = blocks.ctx.xp
         centroids = self.cluster_centers_
         centroid_norms = xp.sum(centroids * centroids, axis=1)
-        distances = xp.concat([
-            xp.sqrt(positive_part(_scores(block, centroids, centroid_norms) + norms[:, None], xp))
-            for block, norms in zip(blocks, blocks.squared_norms, strict=True)
-        ])
+        distances = xp.concat(
+            [
+                xp.sqrt(positive_part(_scores(block, centroids, centroid_norms) + norms[:, None], xp))
+                for block, norms in zip(blocks, blocks.squared_norms, strict=True)
+            ]
+        )
         return backends.mirror(distances, X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
@@ -559,4 +620,3 @@ class KMeans(BaseEstimator):
         """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
         blocks = self._blocks(X)
         return -float(blocks.ctx.read(_assign(blocks, self.cluster_centers_).inertia, "k-means score"))
-

@@ -63,9 +63,19 @@ class Demo:
         """Fit ``model``, with a progress bar over its iterations when it takes over a second; the seconds taken."""
         from tqdm.auto import tqdm
 
-        with tqdm(total=getattr(model, "max_iter", None), desc=f"  {label}", unit="it", delay=1.0, leave=False,
-                  file=sys.stderr, disable=None) as bar, progress(lambda iteration, max_iter: bar.update(iteration - bar.n)), \
-                warnings.catch_warnings():
+        with (
+            tqdm(
+                total=getattr(model, "max_iter", None),
+                desc=f"  {label}",
+                unit="it",
+                delay=1.0,
+                leave=False,
+                file=sys.stderr,
+                disable=None,
+            ) as bar,
+            progress(lambda iteration, max_iter: bar.update(iteration - bar.n)),
+            warnings.catch_warnings(),
+        ):
             # Fixed iteration budgets are the demo's choice; a ConvergenceWarning would only be noise here.
             warnings.simplefilter("ignore", ConvergenceWarning)
             start = time.perf_counter()
@@ -119,20 +129,38 @@ def linear_regression(demo: Demo) -> list[DemoResult]:
     curve_data = load_nonlinear_xy()
     # 31 features, condition number ~1e5: gradient descent needs ~60,000 steps to reach tol=1e-4 here (a
     # ConvergenceWarning says so); 5,000 steps of α = 0.3, near the stability limit 2/λ_max = 0.33, get R² ≥ 0.94.
-    curve = demo.estimator(hml.LinearRegression, polynomial_degree=10, sinusoid_degree=10, learning_rate=0.3, max_iter=5000)
+    curve = demo.estimator(
+        hml.LinearRegression, polynomial_degree=10, sinusoid_degree=10, learning_rate=0.3, max_iter=5000
+    )
     curve_seconds = demo.fit("non-linear", curve, curve_data.data, curve_data.target)
     r2 = curve.score(curve_data.data, curve_data.target)
 
     figure, axes = _figure(3)
-    plotting.regression_curve(line, X_train, y_train, X_test=X_test, y_test=y_test, ax=axes[0],
-                              xlabel="GDP per capita (economy factor)", ylabel="happiness score",
-                              title=f"Univariate: test R² = {line.score(X_test, y_test):.3f}")
-    plotting.regression_curve(curve, curve_data.data, curve_data.target, ax=axes[1], data_label="data",
-                              title=f"Polynomial + sinusoid features: R² = {r2:.3f}")
+    plotting.regression_curve(
+        line,
+        X_train,
+        y_train,
+        X_test=X_test,
+        y_test=y_test,
+        ax=axes[0],
+        xlabel="GDP per capita (economy factor)",
+        ylabel="happiness score",
+        title=f"Univariate: test R² = {line.score(X_test, y_test):.3f}",
+    )
+    plotting.regression_curve(
+        curve,
+        curve_data.data,
+        curve_data.target,
+        ax=axes[1],
+        data_label="data",
+        title=f"Polynomial + sinusoid features: R² = {r2:.3f}",
+    )
     plotting.cost_history({"univariate": line.cost_history_, "non-linear": curve.cost_history_}, ax=axes[2], log=True)
     demo.save(figure, "linear_regression")
     return [
-        DemoResult("linear regression", "world happiness 2017 (GDP)", "test R²", line.score(X_test, y_test), None, line_seconds),
+        DemoResult(
+            "linear regression", "world happiness 2017 (GDP)", "test R²", line.score(X_test, y_test), None, line_seconds
+        ),
         DemoResult("linear regression", "non-linear x-y (250 rows)", "R²", r2, 0.9, curve_seconds),
     ]
 
@@ -143,7 +171,9 @@ def logistic_regression(demo: Demo) -> list[DemoResult]:
 
     iris = load_iris()
     petals = iris.data[:, 2:]
-    flowers = demo.estimator(hml.LogisticRegression, multi_class="ovr", l2=0.0, max_iter=1000)  # the original's settings
+    flowers = demo.estimator(
+        hml.LogisticRegression, multi_class="ovr", l2=0.0, max_iter=1000
+    )  # the original's settings
     flowers_seconds = demo.fit("iris", flowers, petals, iris.target)
     chips = load_microchips()
     boundary = demo.estimator(hml.LogisticRegression, polynomial_degree=5, l2=0.0, max_iter=500)
@@ -155,20 +185,54 @@ def logistic_regression(demo: Demo) -> list[DemoResult]:
     accuracy = metrics.accuracy_score(mnist.y_test, predicted)
 
     figure, axes = _figure(2, rows=2)
-    plotting.decision_regions(flowers, petals, iris.target, ax=axes[0], class_names=iris.target_names,
-                              feature_names=["petal length", "petal width"], title="Iris, one-vs-all")
-    plotting.decision_regions(boundary, chips.data, chips.target, ax=axes[1], class_names=chips.target_names,
-                              feature_names=["test 1", "test 2"], title="Microchips, degree-5 boundary")
-    plotting.cost_history(flowers.class_cost_history_, ax=axes[2], labels=iris.target_names,
-                          title="Iris: each one-vs-all classifier's cost")
-    plotting.confusion_matrix(metrics.confusion_matrix(mnist.y_test, predicted), class_names=mnist.names, ax=axes[3],
-                              title=f"MNIST test: accuracy {accuracy:.4f}")
+    plotting.decision_regions(
+        flowers,
+        petals,
+        iris.target,
+        ax=axes[0],
+        class_names=iris.target_names,
+        feature_names=["petal length", "petal width"],
+        title="Iris, one-vs-all",
+    )
+    plotting.decision_regions(
+        boundary,
+        chips.data,
+        chips.target,
+        ax=axes[1],
+        class_names=chips.target_names,
+        feature_names=["test 1", "test 2"],
+        title="Microchips, degree-5 boundary",
+    )
+    plotting.cost_history(
+        flowers.class_cost_history_,
+        ax=axes[2],
+        labels=iris.target_names,
+        title="Iris: each one-vs-all classifier's cost",
+    )
+    plotting.confusion_matrix(
+        metrics.confusion_matrix(mnist.y_test, predicted),
+        class_names=mnist.names,
+        ax=axes[3],
+        title=f"MNIST test: accuracy {accuracy:.4f}",
+    )
     demo.save(figure, "logistic_regression")
     return [
-        DemoResult("logistic regression", "iris petals (150 rows)", "training accuracy",
-                   flowers.score(petals, iris.target), 0.95, flowers_seconds),
-        DemoResult("logistic regression", "microchips (118 rows)", "training accuracy",
-                   boundary.score(chips.data, chips.target), 0.85, boundary_seconds),
+        DemoResult(
+            "logistic regression",
+            "iris petals (150 rows)",
+            "training accuracy",
+            flowers.score(petals, iris.target),
+            0.95,
+            flowers_seconds,
+        ),
+        DemoResult(
+            "logistic regression",
+            "microchips (118 rows)",
+            "training accuracy",
+            boundary.score(chips.data, chips.target),
+            0.85,
+            boundary_seconds,
+        ),
         DemoResult("logistic regression", "MNIST 60k / 10k", "test accuracy", accuracy, 0.92, digits_seconds),
     ]
 
@@ -186,21 +250,35 @@ def k_means(demo: Demo) -> list[DemoResult]:
 
     figure, axes = _figure(3)
     names = ["petal length", "petal width"]
-    plotting.scatter_classes(petals, iris.target, ax=axes[0], class_names=iris.target_names, feature_names=names,
-                             title="Iris: the true classes")
+    plotting.scatter_classes(
+        petals,
+        iris.target,
+        ax=axes[0],
+        class_names=iris.target_names,
+        feature_names=names,
+        title="Iris: the true classes",
+    )
     # Colour each cluster as the species most of its flowers belong to, so the two panels compare at a glance.
     majority = np.array([np.bincount(iris.target[clusters == k], minlength=3).argmax() for k in range(3)])
     if np.unique(majority).size == 3:
         shown, cluster_names = majority[clusters], [f"cluster ≈ {name}" for name in iris.target_names]
     else:  # two clusters share a majority: show the raw cluster numbers rather than merge them
         shown, cluster_names = clusters, [f"cluster {k}" for k in range(3)]
-    plotting.scatter_classes(petals, shown, ax=axes[1], classes=np.arange(3), class_names=cluster_names,
-                             feature_names=names, title=f"k-means clusters (ARI {agreement:.3f})")
+    plotting.scatter_classes(
+        petals,
+        shown,
+        ax=axes[1],
+        classes=np.arange(3),
+        class_names=cluster_names,
+        feature_names=names,
+        title=f"k-means clusters (ARI {agreement:.3f})",
+    )
     centroids = backends.to_numpy(model.cluster_centers_)
     axes[1].scatter(centroids[:, 0], centroids[:, 1], marker="X", s=200, color="black", label="centroids", zorder=4)
     axes[1].legend(fontsize="small")
-    plotting.cost_history(model.cost_history_, ax=axes[2], title="Distortion J per Lloyd iteration",
-                          ylabel="J = Σ‖x − c‖²")
+    plotting.cost_history(
+        model.cost_history_, ax=axes[2], title="Distortion J per Lloyd iteration", ylabel="J = Σ‖x − c‖²"
+    )
     demo.save(figure, "k_means")
     return [DemoResult("k-means", "iris petals (150 rows)", "adjusted Rand index", agreement, 0.70, seconds)]
 
@@ -216,12 +294,26 @@ def anomaly_detection(demo: Demo) -> list[DemoResult]:
         model = demo.estimator(hml.GaussianAnomalyDetection, covariance=covariance)
         seconds = demo.fit(f"{covariance} Gaussian", model, servers.data)
         selection = model.fit_threshold(servers.data, servers.target)  # ε chosen on labelled data, as the original did
-        plotting.density_contours(model, servers.data, y=servers.target, ax=axes[panel], feature_names=servers.feature_names,
-                                  title=f"{covariance} covariance: best F1 = {selection.f1:.3f}")
+        plotting.density_contours(
+            model,
+            servers.data,
+            y=servers.target,
+            ax=axes[panel],
+            feature_names=servers.feature_names,
+            title=f"{covariance} covariance: best F1 = {selection.f1:.3f}",
+        )
         if covariance == "diag":
             plotting.threshold_curves(selection, ax=axes[2], title="Diagonal: precision, recall, F1 against ε")
-        results.append(DemoResult("anomaly detection", f"server parameters, {covariance} covariance", "best F1",
-                                  selection.f1, 0.80, seconds))
+        results.append(
+            DemoResult(
+                "anomaly detection",
+                f"server parameters, {covariance} covariance",
+                "best F1",
+                selection.f1,
+                0.80,
+                seconds,
+            )
+        )
     demo.save(figure, "anomaly_detection")
     return results
 
@@ -231,13 +323,26 @@ def neural_network(demo: Demo) -> list[DemoResult]:
 
     mnist = demo.mnist
     # The original's network, trained by L-BFGS: 100 iterations do what 300 of gradient descent do.
-    original = demo.estimator(hml.MultilayerPerceptron, layers=[784, 25, 10], solver="lbfgs", max_iter=100, random_state=0)
+    original = demo.estimator(
+        hml.MultilayerPerceptron, layers=[784, 25, 10], solver="lbfgs", max_iter=100, random_state=0
+    )
     original_seconds = demo.fit("[784, 25, 10]", original, mnist.X, mnist.y)
     # Wider, relu/softmax, mini-batches with momentum: the stronger network. On raw pixels: standardising
     # would blow a rare stroke on a nearly always blank border pixel up to hundreds of deviations.
-    strong = demo.estimator(hml.MultilayerPerceptron, layers=[784, 256, 10], activation="relu", output="softmax",
-                            init="glorot", batch_size=128, momentum=0.9, learning_rate=0.05, l2=5.0, max_iter=10,
-                            normalize=False, random_state=0)
+    strong = demo.estimator(
+        hml.MultilayerPerceptron,
+        layers=[784, 256, 10],
+        activation="relu",
+        output="softmax",
+        init="glorot",
+        batch_size=128,
+        momentum=0.9,
+        learning_rate=0.05,
+        l2=5.0,
+        max_iter=10,
+        normalize=False,
+        random_state=0,
+    )
     strong_seconds = demo.fit("[784, 256, 10]", strong, mnist.X, mnist.y)
     predicted = strong.predict(mnist.X_test)
     accuracy = metrics.accuracy_score(mnist.y_test, predicted)
@@ -247,19 +352,43 @@ def neural_network(demo: Demo) -> list[DemoResult]:
     figure = Figure(figsize=(16, 6.4), layout="constrained")
     panels: Any = figure.subfigures(1, 3, width_ratios=[1.1, 1.0, 1.0])  # 3 SubFigures (the stub: or 1)
     left, middle, right = panels
-    plotting.image_grid(mnist.X_test, labels=mnist.y_test, predictions=predicted, rows=8, cols=8, fig=left,
-                        title=f"[784, 256, 10] on MNIST test: {accuracy:.4f}")
+    plotting.image_grid(
+        mnist.X_test,
+        labels=mnist.y_test,
+        predictions=predicted,
+        rows=8,
+        cols=8,
+        fig=left,
+        title=f"[784, 256, 10] on MNIST test: {accuracy:.4f}",
+    )
     plotting.weight_images(original.coefs_[0], cols=5, fig=middle, title="[784, 25, 10]: first-layer weights")
-    plotting.cost_history({"[784, 25, 10], L-BFGS": original.cost_history_}, ax=right.subplots(2, 1)[0],
-                          title="Cost per iteration")
-    plotting.cost_history({"[784, 256, 10], mini-batches": strong.cost_history_}, ax=right.axes[1],
-                          title="Mean batch cost per epoch", xlabel="epoch")
+    plotting.cost_history(
+        {"[784, 25, 10], L-BFGS": original.cost_history_}, ax=right.subplots(2, 1)[0], title="Cost per iteration"
+    )
+    plotting.cost_history(
+        {"[784, 256, 10], mini-batches": strong.cost_history_},
+        ax=right.axes[1],
+        title="Mean batch cost per epoch",
+        xlabel="epoch",
+    )
     demo.save(figure, "neural_network")
     return [
-        DemoResult("multilayer perceptron", "MNIST [784, 25, 10] (the original's)", "test accuracy",
-                   original.score(mnist.X_test, mnist.y_test), 0.92, original_seconds),
-        DemoResult("multilayer perceptron", "MNIST [784, 256, 10] relu/softmax", "test accuracy",
-                   accuracy, 0.97, strong_seconds),
+        DemoResult(
+            "multilayer perceptron",
+            "MNIST [784, 25, 10] (the original's)",
+            "test accuracy",
+            original.score(mnist.X_test, mnist.y_test),
+            0.92,
+            original_seconds,
+        ),
+        DemoResult(
+            "multilayer perceptron",
+            "MNIST [784, 256, 10] relu/softmax",
+            "test accuracy",
+            accuracy,
+            0.97,
+            strong_seconds,
+        ),
     ]
 
 
@@ -276,8 +405,15 @@ STEPS: dict[str, Callable[[Demo], list[DemoResult]]] = {
 def _table(results: list[DemoResult], where: str) -> str:
     header = ("algorithm", "data set", "metric", "value", "floor", "fit time", "backend/device")
     rows = [header] + [
-        (r.algorithm, r.dataset, r.metric, f"{r.value:.4f}", "—" if r.floor is None else f"≥ {r.floor:g}" + ("" if r.passed else " MISSED"),
-         f"{r.fit_seconds:.2f} s", where)
+        (
+            r.algorithm,
+            r.dataset,
+            r.metric,
+            f"{r.value:.4f}",
+            "—" if r.floor is None else f"≥ {r.floor:g}" + ("" if r.passed else " MISSED"),
+            f"{r.fit_seconds:.2f} s",
+            where,
+        )
         for r in results
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -286,8 +422,14 @@ def _table(results: list[DemoResult], where: str) -> str:
     return "\n".join(lines)
 
 
-def run_demo(*, backend: str = "numpy", device: Any = None, only: list[str] | None = None,
-             out: str | Path = "hml-demo", stream: Any = None) -> int:
+def run_demo(
+    *,
+    backend: str = "numpy",
+    device: Any = None,
+    only: list[str] | None = None,
+    out: str | Path = "hml-demo",
+    stream: Any = None,
+) -> int:
     """Run the demo; print the table to ``stream``; return the exit status (0: every step ran and met its floor)."""
     stream = stream or sys.stdout
     unknown = sorted(set(only or []) - set(STEPS))
@@ -310,8 +452,12 @@ def run_demo(*, backend: str = "numpy", device: Any = None, only: list[str] | No
     demo = Demo(backend, device, out)
     print(f"hml {hml.__version__} demo on {where}; plots and results.json go to {out}/", file=stream, flush=True)
     if ctx.backend.lazy:
-        print("  note: Dask builds a task graph per iteration (tens of ms each), which pays off on data larger than "
-              "memory, not on these small sets: expect many minutes", file=stream, flush=True)
+        print(
+            "  note: Dask builds a task graph per iteration (tens of ms each), which pays off on data larger than "
+            "memory, not on these small sets: expect many minutes",
+            file=stream,
+            flush=True,
+        )
     results: list[DemoResult] = []
     errors: dict[str, str] = {}
     started = time.perf_counter()
@@ -323,8 +469,12 @@ def run_demo(*, backend: str = "numpy", device: Any = None, only: list[str] | No
             results += step(demo)
         except DatasetError as exc:
             errors[name] = f"a data set could not be loaded: {exc}"
-            print(f"  {name}: SKIPPED -- {errors[name]}\n  (with internet it downloads; offline, set HML_DATA_MIRROR "
-                  "to a copy, or fetch it first with `hml data fetch all`)", file=sys.stderr, flush=True)
+            print(
+                f"  {name}: SKIPPED -- {errors[name]}\n  (with internet it downloads; offline, set HML_DATA_MIRROR "
+                "to a copy, or fetch it first with `hml data fetch all`)",
+                file=sys.stderr,
+                flush=True,
+            )
     total = time.perf_counter() - started
     print("\n" + _table(results, where), file=stream)
     missed = [r for r in results if not r.passed]
@@ -341,9 +491,14 @@ def run_demo(*, backend: str = "numpy", device: Any = None, only: list[str] | No
         "errors": errors,
     }
     (out / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\n{len(results)} results in {total:.1f} s; plots: {', '.join(demo.plots) or 'none'}; "
-          f"written to {out}/", file=stream)
+    print(
+        f"\n{len(results)} results in {total:.1f} s; plots: {', '.join(demo.plots) or 'none'}; written to {out}/",
+        file=stream,
+    )
     if missed:
-        print("hml demo: below the quality floor: " + "; ".join(f"{r.algorithm} on {r.dataset}: {r.value:.4f} < {r.floor}"
-                                                                for r in missed), file=sys.stderr)
+        print(
+            "hml demo: below the quality floor: "
+            + "; ".join(f"{r.algorithm} on {r.dataset}: {r.value:.4f} < {r.floor}" for r in missed),
+            file=sys.stderr,
+        )
     return 1 if errors or missed else 0

@@ -113,5 +113,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
 
 
 #: hml's exceptions and warnings that scikit-learn has a class of the same name and meaning for.
-_SKLEARN_NAMES = {NotFittedError: "NotFittedError", DataConversionWarning: "DataConversionWarning",
-                  ConvergenceWarning: "ConvergenceWarning"}
+_SKLEARN_NAMES = {
+    NotFittedError: "NotFittedError",
+    DataConversionWarning: "DataConversionWarning",
+    ConvergenceWarning: "ConvergenceWarning",
+}

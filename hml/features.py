@@ -117,18 +117,29 @@ class FeatureTransformer(BaseEstimator):
     """
 
     _estimator_type = "transformer"
-    _parameters = {"polynomial_degree": Integer(0), "sinusoid_degree": Integer(0), "normalize": Boolean(),
-                   **BaseEstimator._COMPUTE}
+    _parameters = {
+        "polynomial_degree": Integer(0),
+        "sinusoid_degree": Integer(0),
+        "normalize": Boolean(),
+        **BaseEstimator._COMPUTE,
+    }
 
-    def __init__(self, *, polynomial_degree: int = 0, sinusoid_degree: int = 0, normalize: bool = True,
-                 backend: str | None = None, device: Any = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        polynomial_degree: int = 0,
+        sinusoid_degree: int = 0,
+        normalize: bool = True,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         self.polynomial_degree = polynomial_degree
         self.sinusoid_degree = sinusoid_degree
         self.normalize = normalize
         self.backend = backend
         self.device = device
         self.dtype = dtype
-
 
     # -- public API ---------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> FeatureTransformer:
@@ -156,14 +167,17 @@ class FeatureTransformer(BaseEstimator):
             input_features = [f"x{i}" for i in range(self.n_features_in_)]
         names = list(input_features)
         if len(names) != self.n_features_in_:
-            raise ValueError(f"input_features has {len(names)} names; the transformer was fitted on {self.n_features_in_} features")
+            raise ValueError(
+                f"input_features has {len(names)} names; the transformer was fitted on {self.n_features_in_} features"
+            )
         out = list(names)
         for degree in range(2, self.polynomial_degree + 1):
             for combo in combinations_with_replacement(range(len(names)), degree):
-                out.append(" ".join(
-                    names[i] if combo.count(i) == 1 else f"{names[i]}^{combo.count(i)}"
-                    for i in sorted(set(combo))
-                ))
+                out.append(
+                    " ".join(
+                        names[i] if combo.count(i) == 1 else f"{names[i]}^{combo.count(i)}" for i in sorted(set(combo))
+                    )
+                )
         for k in range(1, self.sinusoid_degree + 1):
             out += [f"sin({k}*{name})" for name in names]
         return np.asarray(out, dtype=object)

@@ -70,7 +70,8 @@ def _residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
     m = Z.shape[0]
     bounds = [(start, min(start + rows, m)) for start in range(0, m, rows)]
     parts = backend.map_blocks(
-        lambda bound: _block_residual_sums(Z[bound[0]:bound[1], ...], y[bound[0]:bound[1]], theta), bounds)
+        lambda bound: _block_residual_sums(Z[bound[0] : bound[1], ...], y[bound[0] : bound[1]], theta), bounds
+    )
     return tuple(sum(values[1:], values[0]) for values in zip(*parts, strict=True))
 
 
@@ -198,15 +199,34 @@ class LinearRegression(BaseEstimator):
 
     _estimator_type = "regressor"
     _parameters = {
-        "learning_rate": Either((OneOf(("auto",)), Real(positive=True))), "max_iter": Integer(1),
-        "tol": Real(allow_none=True), "l2": Real(), "solver": OneOf(("gd", "normal")), "polynomial_degree": Integer(0), "sinusoid_degree": Integer(0),
-        "normalize": Boolean(), "verbose": Boolean(), **BaseEstimator._COMPUTE,
+        "learning_rate": Either((OneOf(("auto",)), Real(positive=True))),
+        "max_iter": Integer(1),
+        "tol": Real(allow_none=True),
+        "l2": Real(),
+        "solver": OneOf(("gd", "normal")),
+        "polynomial_degree": Integer(0),
+        "sinusoid_degree": Integer(0),
+        "normalize": Boolean(),
+        "verbose": Boolean(),
+        **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, *, learning_rate: float | Literal["auto"] = "auto", max_iter: int = 1000,
-                 tol: float | None = 1e-4, l2: float = 0.0, solver: Literal["gd", "normal"] = "gd",
-                 polynomial_degree: int = 0, sinusoid_degree: int = 0, normalize: bool = True,
-                 backend: str | None = None, device: Any = None, dtype: Any = None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        learning_rate: float | Literal["auto"] = "auto",
+        max_iter: int = 1000,
+        tol: float | None = 1e-4,
+        l2: float = 0.0,
+        solver: Literal["gd", "normal"] = "gd",
+        polynomial_degree: int = 0,
+        sinusoid_degree: int = 0,
+        normalize: bool = True,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        verbose: bool = False,
+    ) -> None:
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.tol = tol
@@ -242,8 +262,9 @@ class LinearRegression(BaseEstimator):
         self._remember_input(fit_input)
         return self
 
-    def _solve(self, objective: Any, Z: Any, y: Any, ctx: backends.ComputeContext,
-               params: dict[str, Any]) -> tuple[Any, Any, int, float | None]:
+    def _solve(
+        self, objective: Any, Z: Any, y: Any, ctx: backends.ComputeContext, params: dict[str, Any]
+    ) -> tuple[Any, Any, int, float | None]:
         """θ, the cost history, the iterations and the step, by the normal equation or gradient descent."""
         xp = ctx.xp
         learning_rate, max_iter, tol, l2 = (params[n] for n in ("learning_rate", "max_iter", "tol", "l2"))
@@ -257,7 +278,12 @@ class LinearRegression(BaseEstimator):
                 learning_rate = 1.0 / max(largest_curvature(objective, theta0, ctx=ctx), 1e-300)
             with self._progress_bar(max_iter):
                 result = gradient_descent(
-                    objective, theta0, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
+                    objective,
+                    theta0,
+                    ctx=ctx,
+                    learning_rate=learning_rate,
+                    max_iter=max_iter,
+                    tol=tol,
                     hint=self._divergence_hint(),
                 )
             theta, cost_history, n_iter = result.theta, result.cost_history, result.n_iter
@@ -390,17 +416,36 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     """
 
     _parameters = {
-        "solver": OneOf(("lbfgs", "cg", "gd")), "multi_class": OneOf(("ovr", "multinomial")), "max_iter": Integer(1),
-        "tol": Real(allow_none=True), "l2": Real(), "learning_rate": Real(positive=True),
-        "polynomial_degree": Integer(0), "sinusoid_degree": Integer(0), "normalize": Boolean(), "verbose": Boolean(),
+        "solver": OneOf(("lbfgs", "cg", "gd")),
+        "multi_class": OneOf(("ovr", "multinomial")),
+        "max_iter": Integer(1),
+        "tol": Real(allow_none=True),
+        "l2": Real(),
+        "learning_rate": Real(positive=True),
+        "polynomial_degree": Integer(0),
+        "sinusoid_degree": Integer(0),
+        "normalize": Boolean(),
+        "verbose": Boolean(),
         **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, *, solver: Literal["lbfgs", "cg", "gd"] = "lbfgs",
-                 multi_class: Literal["ovr", "multinomial"] = "multinomial", max_iter: int = 50,
-                 tol: float | None = 1e-4, l2: float = 1.0, learning_rate: float = 1.0, polynomial_degree: int = 0,
-                 sinusoid_degree: int = 0, normalize: bool = True, backend: str | None = None, device: Any = None,
-                 dtype: Any = None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        solver: Literal["lbfgs", "cg", "gd"] = "lbfgs",
+        multi_class: Literal["ovr", "multinomial"] = "multinomial",
+        max_iter: int = 50,
+        tol: float | None = 1e-4,
+        l2: float = 1.0,
+        learning_rate: float = 1.0,
+        polynomial_degree: int = 0,
+        sinusoid_degree: int = 0,
+        normalize: bool = True,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        verbose: bool = False,
+    ) -> None:
         self.solver = solver
         self.multi_class = multi_class
         self.max_iter = max_iter
@@ -435,8 +480,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             Y = one_hot(codes, n_outputs, Z.dtype, xp)
         (Y,) = ctx.backend.keep(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
-        return PreparedProblem(fit_input, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes,
-                               multinomial)
+        return PreparedProblem(
+            fit_input, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes, multinomial
+        )
 
     def fit(self, X: Any, y: Any) -> LogisticRegression:
         """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type."""
@@ -445,8 +491,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         problem = self._prepare(X, y)
         with self._unless_squares_overflow(problem.ctx, problem.input.X), self._progress_bar(max_iter):
             result = minimize(
-                problem.objective, problem.theta0, ctx=problem.ctx, method=self.solver, max_iter=max_iter, tol=tol,
-                learning_rate=float(self.learning_rate), hint=self._divergence_hint(),
+                problem.objective,
+                problem.theta0,
+                ctx=problem.ctx,
+                method=self.solver,
+                max_iter=max_iter,
+                tol=tol,
+                learning_rate=float(self.learning_rate),
+                hint=self._divergence_hint(),
             )
         theta = result.theta
         assert problem.classes is not None  # a classifier's problem always has them

@@ -14,8 +14,14 @@ from hml._array import labels_on_host
 __all__ = ["train_test_split"]
 
 
-def train_test_split(*arrays: Any, test_size: float | int | None = None, train_size: float | int | None = None,
-                     random_state: Any = None, shuffle: bool = True, stratify: Any = None) -> list[Any]:
+def train_test_split(
+    *arrays: Any,
+    test_size: float | int | None = None,
+    train_size: float | int | None = None,
+    random_state: Any = None,
+    shuffle: bool = True,
+    stratify: Any = None,
+) -> list[Any]:
     """Split arrays (same number of rows) into random train and test subsets, as scikit-learn's function does.
 
     Returns ``[a_train, a_test, b_train, b_test, ...]``. Each array keeps its library and
@@ -49,10 +55,11 @@ def train_test_split(*arrays: Any, test_size: float | int | None = None, train_s
         train, test = np.arange(n_train), np.arange(n_train, n_train + n_test)
     elif stratify is None:
         order = backends.check_random_state(random_state).permutation(n)
-        train, test = order[:n_train], order[n_train:n_train + n_test]
+        train, test = order[:n_train], order[n_train : n_train + n_test]
     else:
-        train, test = _stratified(labels_on_host(stratify, n, "stratify"), n_train, n_test,
-                                  backends.check_random_state(random_state))
+        train, test = _stratified(
+            labels_on_host(stratify, n, "stratify"), n_train, n_test, backends.check_random_state(random_state)
+        )
     return [part for array in arrays for part in (_take(array, train), _take(array, test))]
 
 
@@ -80,7 +87,9 @@ def _size(value: Any, name: str, n: int) -> float | int | None:
         return None
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         if not 1 <= cast(int, value) <= n - 1:
-            raise ValueError(f"{name}={value} rows is not between 1 and n_samples - 1 = {n - 1}; pass a smaller count or a fraction")
+            raise ValueError(
+                f"{name}={value} rows is not between 1 and n_samples - 1 = {n - 1}; pass a smaller count or a fraction"
+            )
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if not 0.0 < float(value) < 1.0:
@@ -112,7 +121,9 @@ def _split_sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int]:
     return n_train, n_test
 
 
-def _stratified(labels: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _stratified(
+    labels: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Row indices with each label's share of the test (and training) set as close to its share
     of the data as counts allow."""
     classes, codes = np.unique(labels, return_inverse=True)
@@ -149,7 +160,7 @@ def _apportion(quotas: np.ndarray, total: int, limits: np.ndarray) -> np.ndarray
     while counts.sum() < total:  # one pass unless a limit binds
         room = counts < limits
         remainders = np.where(room, quotas - counts, -np.inf)
-        top = np.argsort(-remainders, kind="stable")[:min(total - int(counts.sum()), int(room.sum()))]
+        top = np.argsort(-remainders, kind="stable")[: min(total - int(counts.sum()), int(room.sum()))]
         counts[top] += 1
     return counts
 

@@ -67,9 +67,9 @@ def unpack(theta: Any, layers: list[int], xp: Any) -> list[tuple[Any, Any]]:
     """The flat θ as [(W⁽¹⁾, b⁽¹⁾), ...]: each layer's W (row-major) then its b."""
     params, offset = [], 0
     for n_in, n_out in layer_shapes(layers):
-        W = xp.reshape(theta[offset:offset + n_in * n_out], (n_in, n_out))
+        W = xp.reshape(theta[offset : offset + n_in * n_out], (n_in, n_out))
         offset += n_in * n_out
-        params.append((W, theta[offset:offset + n_out]))
+        params.append((W, theta[offset : offset + n_out]))
         offset += n_out
     return params
 
@@ -102,8 +102,9 @@ def forward(Z: Any, params: list[tuple[Any, Any]], activation: str, xp: Any) -> 
     return activations, logits
 
 
-def mlp_objective(Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float,
-                  xp: Any) -> Callable[..., tuple[Any, Any]]:
+def mlp_objective(
+    Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any
+) -> Callable[..., tuple[Any, Any]]:
     """``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
 
     J(θ) = 1/m Σᵢ loss(pᵢ, yᵢ) + λ/(2n) Σₗ ‖W⁽ˡ⁾‖² with m the rows used and n all rows
@@ -199,20 +200,45 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
 
     _parameters = {
         "layers": CheckedWhereUsed("a list of layer sizes, checked against the data in fit"),
-        "activation": OneOf(ACTIVATIONS), "output": OneOf(("sigmoid", "softmax")), "init": OneOf(("uniform", "glorot")),
-        "epsilon": Real(positive=True), "learning_rate": Real(positive=True), "max_iter": Integer(1), "l2": Real(),
-        "batch_size": Integer(1, allow_none=True), "momentum": Real(maximum=1.0, below_maximum=True),
-        "solver": OneOf(("gd", "lbfgs", "cg")), "tol": Real(allow_none=True), "normalize": Boolean(),
-        "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"), "verbose": Boolean(),
+        "activation": OneOf(ACTIVATIONS),
+        "output": OneOf(("sigmoid", "softmax")),
+        "init": OneOf(("uniform", "glorot")),
+        "epsilon": Real(positive=True),
+        "learning_rate": Real(positive=True),
+        "max_iter": Integer(1),
+        "l2": Real(),
+        "batch_size": Integer(1, allow_none=True),
+        "momentum": Real(maximum=1.0, below_maximum=True),
+        "solver": OneOf(("gd", "lbfgs", "cg")),
+        "tol": Real(allow_none=True),
+        "normalize": Boolean(),
+        "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"),
+        "verbose": Boolean(),
         **BaseEstimator._COMPUTE,
     }
 
-    def __init__(self, *, layers: Sequence[int] | None = None, activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid",
-                 output: Literal["sigmoid", "softmax"] = "sigmoid", init: Literal["uniform", "glorot"] = "uniform",
-                 epsilon: float = 0.12, learning_rate: float = 1.0, max_iter: int = 300, l2: float = 1.0,
-                 batch_size: int | None = None, momentum: float = 0.0, solver: Literal["gd", "lbfgs", "cg"] = "gd",
-                 tol: float | None = 1e-4, normalize: bool = True, random_state: int | np.random.Generator | None = None,
-                 backend: str | None = None, device: Any = None, dtype: Any = None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        layers: Sequence[int] | None = None,
+        activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid",
+        output: Literal["sigmoid", "softmax"] = "sigmoid",
+        init: Literal["uniform", "glorot"] = "uniform",
+        epsilon: float = 0.12,
+        learning_rate: float = 1.0,
+        max_iter: int = 300,
+        l2: float = 1.0,
+        batch_size: int | None = None,
+        momentum: float = 0.0,
+        solver: Literal["gd", "lbfgs", "cg"] = "gd",
+        tol: float | None = 1e-4,
+        normalize: bool = True,
+        random_state: int | np.random.Generator | None = None,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        verbose: bool = False,
+    ) -> None:
         self.layers = layers
         self.activation = activation
         self.output = output
@@ -254,7 +280,9 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             return [n_features, 25, n_classes]
         layers = list(self.layers)
         if len(layers) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers):
-            raise ValueError(f"layers must be a list of at least two positive integers (input, ..., output); got {self.layers!r}")
+            raise ValueError(
+                f"layers must be a list of at least two positive integers (input, ..., output); got {self.layers!r}"
+            )
         if layers[0] != n_features:
             raise ValueError(f"layers[0]={layers[0]} but X has {n_features} features; set layers[0]={n_features}")
         if layers[-1] != n_classes:
@@ -263,8 +291,9 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             )
         return layers
 
-    def _initial_theta(self, ctx: backends.ComputeContext, layers: list[int], dtype: Any,
-                       rng: np.random.Generator) -> Any:
+    def _initial_theta(
+        self, ctx: backends.ComputeContext, layers: list[int], dtype: Any, rng: np.random.Generator
+    ) -> Any:
         xp = ctx.xp
         pieces = []
         for n_in, n_out in layer_shapes(layers):
@@ -272,9 +301,15 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
                 bound, bias_bound = float(self.epsilon), float(self.epsilon)
             else:
                 bound, bias_bound = math.sqrt(6.0 / (n_in + n_out)), 0.0
-            pieces.append(ctx.backend.random_uniform(rng, (n_in * n_out,), low=-bound, high=bound, dtype=dtype, device=ctx.device))
+            pieces.append(
+                ctx.backend.random_uniform(rng, (n_in * n_out,), low=-bound, high=bound, dtype=dtype, device=ctx.device)
+            )
             if bias_bound:
-                pieces.append(ctx.backend.random_uniform(rng, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype, device=ctx.device))
+                pieces.append(
+                    ctx.backend.random_uniform(
+                        rng, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype, device=ctx.device
+                    )
+                )
             else:
                 pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
         return xp.concat(pieces)
@@ -291,13 +326,29 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         with self._progress_bar(max_iter):
             if self.batch_size is not None:
                 result = minibatch_gradient_descent(
-                    problem.objective, problem.theta0, ctx=ctx, n_samples=problem.input.X.shape[0],
-                    batch_size=params["batch_size"], learning_rate=learning_rate, max_iter=max_iter, rng=rng,
-                    momentum=momentum, tol=tol, hint=self._divergence_hint(),
+                    problem.objective,
+                    problem.theta0,
+                    ctx=ctx,
+                    n_samples=problem.input.X.shape[0],
+                    batch_size=params["batch_size"],
+                    learning_rate=learning_rate,
+                    max_iter=max_iter,
+                    rng=rng,
+                    momentum=momentum,
+                    tol=tol,
+                    hint=self._divergence_hint(),
                 )
             else:
-                result = minimize(problem.objective, problem.theta0, ctx=ctx, method=self.solver, max_iter=max_iter,
-                                  tol=tol, learning_rate=learning_rate, hint=self._divergence_hint())
+                result = minimize(
+                    problem.objective,
+                    problem.theta0,
+                    ctx=ctx,
+                    method=self.solver,
+                    max_iter=max_iter,
+                    tol=tol,
+                    learning_rate=learning_rate,
+                    hint=self._divergence_hint(),
+                )
         assert problem.classes is not None and problem.layers is not None  # an MLP's problem has both
         self.feature_transformer_ = problem.transformer
         self.classes_ = problem.classes
@@ -319,8 +370,15 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         return probability / xp.sum(probability, axis=1, keepdims=True)
 
 
-def gradient_check(model: MultilayerPerceptron, X: Any, y: Any, *, epsilon: float = 1e-6,
-                   n_checks: int | None = None, random_state: Any = 0) -> float:
+def gradient_check(
+    model: MultilayerPerceptron,
+    X: Any,
+    y: Any,
+    *,
+    epsilon: float = 1e-6,
+    n_checks: int | None = None,
+    random_state: Any = 0,
+) -> float:
     """Relative error between backpropagation and central finite differences for ``model`` on (X, y).
 
     Uses the fitted parameters if ``model`` is fitted, else a fresh initialisation from
@@ -330,8 +388,9 @@ def gradient_check(model: MultilayerPerceptron, X: Any, y: Any, *, epsilon: floa
     problem = model._prepare(X, y, backends.check_random_state(model.random_state))
     ctx, theta = problem.ctx, problem.theta0
     if hasattr(model, "coefs_"):  # fitted: its parameters, on this problem's device and dtype
-        theta = ctx.asarray(pack(list(zip(model.coefs_, model.intercepts_, strict=True)), model._fitted_context().xp),
-                            dtype=theta.dtype)
+        theta = ctx.asarray(
+            pack(list(zip(model.coefs_, model.intercepts_, strict=True)), model._fitted_context().xp), dtype=theta.dtype
+        )
     coordinates = None
     if n_checks is not None:
         assert problem.layers is not None  # an MLP's problem has them

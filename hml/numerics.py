@@ -135,7 +135,7 @@ def centred_sum_of_squares(X: Any, mean: Any, xp: Any) -> Any:
     rows = max(1, _CHUNK_ELEMENTS // max(X.shape[1], 1))
     squares = None
     for start in range(0, m, rows):
-        centred = X[start:min(start + rows, m), ...] - mean
+        centred = X[start : min(start + rows, m), ...] - mean
         part = xp.sum(centred * centred, axis=0)
         squares = part if squares is None else squares + part
     return squares

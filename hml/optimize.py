@@ -65,7 +65,8 @@ ProgressCallback = Callable[[int, int], None]
 CostCallback = Callable[[int, float], None]
 
 _progress: contextvars.ContextVar[tuple[ProgressCallback, CostCallback] | None] = contextvars.ContextVar(
-    "hml_progress", default=None)
+    "hml_progress", default=None
+)
 
 
 @contextlib.contextmanager
@@ -201,8 +202,9 @@ class _CostWindow:
     Costs given as parts (1-D) are checked by their sum, and the parts are kept for the result.
     """
 
-    def __init__(self, ctx: ComputeContext, tol: float | None, learning_rate: float, divergence_factor: float,
-                 hint: str = ""):
+    def __init__(
+        self, ctx: ComputeContext, tol: float | None, learning_rate: float, divergence_factor: float, hint: str = ""
+    ):
         self.ctx, self.tol = ctx, tol
         self.learning_rate, self.divergence_factor, self.hint = learning_rate, divergence_factor, hint
         self.window: list[Any] = []  # device costs (0-d, or 1-D parts) since the last check
@@ -229,8 +231,9 @@ class _CostWindow:
             norms.append(self.initial_gnorm)
         norms = xp.stack(norms)
         if costs.ndim == 2:  # parts: computed with their sums, so a lazy backend keeps no graph of them
-            *materialized, costs, parts, norms = self.ctx.backend.materialize(*arrays, xp.sum(costs, axis=1), costs,
-                                                                               norms)
+            *materialized, costs, parts, norms = self.ctx.backend.materialize(
+                *arrays, xp.sum(costs, axis=1), costs, norms
+            )
             self.parts.append(parts)
         else:
             *materialized, costs, norms = self.ctx.backend.materialize(*arrays, costs, norms)
@@ -248,27 +251,39 @@ class _CostWindow:
         self.on_cost(n_iter, values[-1])
         return reached(self.gnorm, self.initial_gnorm, self.tol), tuple(materialized)
 
-    def result(self, theta: Any, n_iter: int, converged: bool, *, max_iter: int,
-               what: str = "gradient descent") -> OptimizeResult:
+    def result(
+        self, theta: Any, n_iter: int, converged: bool, *, max_iter: int, what: str = "gradient descent"
+    ) -> OptimizeResult:
         xp = self.ctx.xp
         if not bool(self.ctx.read(xp.all(xp.isfinite(theta)), "final parameters are finite")):
             raise _divergence(self.learning_rate, n_iter, "the parameters overflowed", self.hint)
         if self.tol is not None and not converged:
-            warn(_unconverged(what, self.tol, self.gnorm, self.initial_gnorm, max_iter,
-                              "increase max_iter or learning_rate, or loosen tol" + self.hint),
-                 ConvergenceWarning)
+            warn(
+                _unconverged(
+                    what,
+                    self.tol,
+                    self.gnorm,
+                    self.initial_gnorm,
+                    max_iter,
+                    "increase max_iter or learning_rate, or loosen tol" + self.hint,
+                ),
+                ConvergenceWarning,
+            )
         parts = xp.concat(self.parts) if self.parts else None
         return OptimizeResult(theta, xp.concat(self.history), n_iter, converged, parts)
 
 
 def _unconverged(what: str, tol: float, gnorm: float, initial_gnorm: float, max_iter: int, advice: str) -> str:
     ratio = gnorm / initial_gnorm if initial_gnorm > 0 else math.inf
-    return (f"{what} did not reach tol={tol} in max_iter={max_iter} iterations: the largest gradient component "
-            f"fell to {ratio:.3g} of its start (‖∇J‖∞ = {gnorm:.3g}), not to tol; {advice}")
+    return (
+        f"{what} did not reach tol={tol} in max_iter={max_iter} iterations: the largest gradient component "
+        f"fell to {ratio:.3g} of its start (‖∇J‖∞ = {gnorm:.3g}), not to tol; {advice}"
+    )
 
 
-def _check_divergence(window: list[float], initial: float, factor: float, learning_rate: float, iteration: int,
-                      hint: str = "") -> None:
+def _check_divergence(
+    window: list[float], initial: float, factor: float, learning_rate: float, iteration: int, hint: str = ""
+) -> None:
     if not math.isfinite(initial):  # J(θ₀) itself overflowed: no learning rate can help
         raise _overflowed_at_start(initial)
     for cost in window:
@@ -340,7 +355,7 @@ def minibatch_gradient_descent(
         batch_costs = []
         gradient_sum: Any = None
         for start in starts:
-            rows = order[start:min(start + batch_size, n_samples)]
+            rows = order[start : min(start + batch_size, n_samples)]
             cost, gradient = objective(theta, rows)
             if velocity is None:
                 monitor.start(gradient)
@@ -410,8 +425,9 @@ class _Line:
         xp = self.ctx.xp
         theta = self.theta + alpha * self.direction
         cost, gradient = self.objective(theta)
-        scalars = xp.concat([xp.stack([_total(xp, cost), _dot(xp, gradient, self.direction), xp.max(xp.abs(gradient))]),
-                             *more])
+        scalars = xp.concat(
+            [xp.stack([_total(xp, cost), _dot(xp, gradient, self.direction), xp.max(xp.abs(gradient))]), *more]
+        )
         theta, cost, gradient, scalars = self.ctx.backend.materialize(theta, cost, gradient, scalars)
         values = [float(v) for v in self.ctx.read(scalars, "line search")]
         return values, (theta, cost, gradient)
@@ -439,8 +455,7 @@ def _cubic_minimum(lo: _Point, hi: _Point) -> float:
     return x
 
 
-def _wolfe_step(line: _Line, origin: _Point, first: _Point, c1: float, c2: float,
-                max_evaluations: int = 30) -> _Point:
+def _wolfe_step(line: _Line, origin: _Point, first: _Point, c1: float, c2: float, max_evaluations: int = 30) -> _Point:
     """A step satisfying the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6):
 
         φ(α) ≤ φ(0) + c₁ α φ'(0)        (sufficient decrease)
@@ -536,8 +551,9 @@ class _PolakRibiereDirection:
         # if d is no descent direction, α₀ = 0 and the read restarts along −∇J.
         xp = self.ctx.xp
         descent = pending[0] < 0
-        return xp.where(descent, (previous.alpha * previous_slope) / xp.where(descent, pending[0], -1.0),
-                        xp.zeros_like(pending[0]))
+        return xp.where(
+            descent, (previous.alpha * previous_slope) / xp.where(descent, pending[0], -1.0), xp.zeros_like(pending[0])
+        )
 
     def next(self, step: _Point, slope: float, direction: Any, gradient: Any, gradient_new: Any, gg: float) -> Any:
         xp = self.ctx.xp
@@ -545,8 +561,9 @@ class _PolakRibiereDirection:
         return -gradient_new + beta * direction
 
 
-def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, direction_rule: Any, max_iter: int,
-                  tol: float | None) -> OptimizeResult:
+def _quasi_newton(
+    objective: Objective, theta: Any, *, ctx: ComputeContext, direction_rule: Any, max_iter: int, tol: float | None
+) -> OptimizeResult:
     """Line-search descent along the directions of ``direction_rule`` (L-BFGS or Polak–Ribière+).
 
     Stops when ‖∇J(θ_k)‖∞ ≤ ``tol`` · ‖∇J(θ₀)‖∞ (:func:`reached`), or when the relative
@@ -561,13 +578,13 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
     # direction), and on Dask a graph computed twice in two calls reuses its keys with a
     # different task fusion, which a distributed scheduler warns can deadlock.
     cost, gradient = ctx.backend.materialize(*objective(theta))
-    scalars = ctx.read(xp.stack([_total(xp, cost), _gnorm(xp, gradient), _dot(xp, gradient, gradient)]),
-                       "initial cost")
+    scalars = ctx.read(xp.stack([_total(xp, cost), _gnorm(xp, gradient), _dot(xp, gradient, gradient)]), "initial cost")
     f, gnorm, gg = (float(v) for v in scalars)
     initial_gnorm = gnorm
     if not (math.isfinite(f) and math.isfinite(gg)):
-        raise DivergenceError(f"the cost at the initial parameters is {f}, and ‖∇J‖² {gg}; check the data for huge "
-                              "values")
+        raise DivergenceError(
+            f"the cost at the initial parameters is {f}, and ‖∇J‖² {gg}; check the data for huge values"
+        )
     costs = [cost]
     direction = -gradient
     slope = -gg
@@ -640,8 +657,10 @@ def _quasi_newton(objective: Objective, theta: Any, *, ctx: ComputeContext, dire
         report(n_iter, max_iter)
         on_cost(n_iter, f)
     if not converged and tol is not None:
-        warn(_unconverged(rule.name, tol, gnorm, initial_gnorm, max_iter, "increase max_iter, or loosen tol"),
-             ConvergenceWarning)
+        warn(
+            _unconverged(rule.name, tol, gnorm, initial_gnorm, max_iter, "increase max_iter, or loosen tol"),
+            ConvergenceWarning,
+        )
     costs = xp.stack(costs)
     if costs.ndim == 2:
         return OptimizeResult(theta, xp.sum(costs, axis=1), n_iter, converged, costs)
@@ -668,8 +687,15 @@ def _two_loop(xp: Any, gradient: Any, history: deque[tuple[Any, Any, Any]]) -> A
     return -q
 
 
-def lbfgs(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100,
-          tol: float | None = 1e-4, memory: int = 10) -> OptimizeResult:
+def lbfgs(
+    objective: Objective,
+    theta: Any,
+    *,
+    ctx: ComputeContext,
+    max_iter: int = 100,
+    tol: float | None = 1e-4,
+    memory: int = 10,
+) -> OptimizeResult:
     """Limited-memory BFGS with a strong-Wolfe line search (c₁ = 1e-4, c₂ = 0.9).
 
     θ_{k+1} = θ_k + α_k d_k with d_k = −H_k ∇J(θ_k), H_k built from the last ``memory``
@@ -680,12 +706,14 @@ def lbfgs(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: in
     the Wolfe test needs them -- and the convergence test uses those same numbers, so
     checking convergence costs no extra GPU synchronisation. Usually one evaluation per iteration.
     """
-    return _quasi_newton(objective, theta, ctx=ctx, direction_rule=_LBFGSDirection(ctx, memory), max_iter=max_iter,
-                         tol=tol)
+    return _quasi_newton(
+        objective, theta, ctx=ctx, direction_rule=_LBFGSDirection(ctx, memory), max_iter=max_iter, tol=tol
+    )
 
 
-def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100,
-                       tol: float | None = 1e-4) -> OptimizeResult:
+def conjugate_gradient(
+    objective: Objective, theta: Any, *, ctx: ComputeContext, max_iter: int = 100, tol: float | None = 1e-4
+) -> OptimizeResult:
     """Nonlinear conjugate gradient, Polak-Ribière+ with a strong-Wolfe line search (c₂ = 0.1).
 
     d₀ = −∇J₀; d_{k+1} = −∇J_{k+1} + β d_k, β = max(0, ∇J_{k+1}ᵀ(∇J_{k+1} − ∇J_k) / ‖∇J_k‖²),
@@ -693,20 +721,31 @@ def conjugate_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext,
     (the original project passed a 2-D θ to SciPy's CG, which current SciPy rejects).
     Stopping rule and host reads as :func:`lbfgs`.
     """
-    return _quasi_newton(objective, theta, ctx=ctx, direction_rule=_PolakRibiereDirection(ctx), max_iter=max_iter,
-                         tol=tol)
+    return _quasi_newton(
+        objective, theta, ctx=ctx, direction_rule=_PolakRibiereDirection(ctx), max_iter=max_iter, tol=tol
+    )
 
 
-def minimize(objective: Objective, theta: Any, *, ctx: ComputeContext, method: str, max_iter: int,
-             tol: float | None, learning_rate: float = 1.0, hint: str = "") -> OptimizeResult:
+def minimize(
+    objective: Objective,
+    theta: Any,
+    *,
+    ctx: ComputeContext,
+    method: str,
+    max_iter: int,
+    tol: float | None,
+    learning_rate: float = 1.0,
+    hint: str = "",
+) -> OptimizeResult:
     """Dispatch to ``"gd"`` (:func:`gradient_descent`, with ``hint``), ``"cg"`` or ``"lbfgs"``.
 
     ``tol`` means the same for all three (the module's rule); ``None`` runs ``max_iter``
     iterations (the line-search methods still stop where no step can lower the cost).
     """
     if method == "gd":
-        return gradient_descent(objective, theta, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
-                                hint=hint)
+        return gradient_descent(
+            objective, theta, ctx=ctx, learning_rate=learning_rate, max_iter=max_iter, tol=tol, hint=hint
+        )
     if method == "cg":
         return conjugate_gradient(objective, theta, ctx=ctx, max_iter=max_iter, tol=tol)
     if method == "lbfgs":
@@ -714,8 +753,9 @@ def minimize(objective: Objective, theta: Any, *, ctx: ComputeContext, method: s
     raise ValueError(f"method must be one of ['gd', 'cg', 'lbfgs']; got {method!r}")
 
 
-def largest_curvature(objective: Objective, theta: Any, *, ctx: ComputeContext, iterations: int = 20,
-                      seed: int = 0) -> float:
+def largest_curvature(
+    objective: Objective, theta: Any, *, ctx: ComputeContext, iterations: int = 20, seed: int = 0
+) -> float:
     """λ_max, the largest eigenvalue of the Hessian H of a quadratic J, by power iteration.
 
     H is never formed: for a quadratic, H v = ∇J(θ + v) − ∇J(θ), one objective call
@@ -749,8 +789,9 @@ def largest_curvature(objective: Objective, theta: Any, *, ctx: ComputeContext, 
     return curvature
 
 
-def check_gradient(objective: Objective, theta: Any, *, ctx: ComputeContext, epsilon: float = 1e-6,
-                   coordinates: Any = None) -> float:
+def check_gradient(
+    objective: Objective, theta: Any, *, ctx: ComputeContext, epsilon: float = 1e-6, coordinates: Any = None
+) -> float:
     """Relative error between ``objective``'s gradient and central finite differences.
 
         gᵢ ≈ (J(θ + ε eᵢ) − J(θ − ε eᵢ)) / (2ε),   error = ‖g − ĝ‖₂ / max(‖g‖₂, ‖ĝ‖₂)

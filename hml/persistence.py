@@ -111,11 +111,16 @@ def _write_atomically(path: Path, data: bytes) -> Path:
             file.write(data)
     except OSError as error:
         if not created:
-            raise OSError(error.errno, f"cannot save the model to {str(path)!r}: cannot create a file in "
-                                       f"{str(path.parent)!r} ({error.strerror}); choose a writable directory"
-                          ) from error
-        raise OSError(error.errno, f"cannot save the model to {str(path)!r}: {error.strerror or error}; "
-                                   "nothing was written (free some space or choose another directory)") from error
+            raise OSError(
+                error.errno,
+                f"cannot save the model to {str(path)!r}: cannot create a file in "
+                f"{str(path.parent)!r} ({error.strerror}); choose a writable directory",
+            ) from error
+        raise OSError(
+            error.errno,
+            f"cannot save the model to {str(path)!r}: {error.strerror or error}; "
+            "nothing was written (free some space or choose another directory)",
+        ) from error
     return path
 
 
@@ -126,8 +131,10 @@ def _describe(estimator: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         try:
             params[name] = _encode(value, arrays, on="host")
         except TypeError as error:
-            raise TypeError(f"cannot save {type(estimator).__name__}'s parameter {name}={value!r}: {error}; "
-                            f"set it to a value hml can save (model.set_params({name}=...)) first") from None
+            raise TypeError(
+                f"cannot save {type(estimator).__name__}'s parameter {name}={value!r}: {error}; "
+                f"set it to a value hml can save (model.set_params({name}=...)) first"
+            ) from None
     state = {}
     for name, value in vars(estimator).items():
         if name == "_ctx_" or not _STATE_NAME.match(name):
@@ -169,7 +176,7 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], on: str) -> dict[str, Any
 
 
 def _dtype_name(value: Any) -> str | None:
-    """"float32"/"float64" for a float dtype of any library (``np.float64``, ``torch.float64``,
+    """ "float32"/"float64" for a float dtype of any library (``np.float64``, ``torch.float64``,
     ``array_api_strict.float64``, ``np.dtype("float64")``); None for anything else."""
     if isinstance(value, (str, np.ndarray, np.generic)) or backends.is_array(value):
         return None
@@ -244,8 +251,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays = {name: npz[name] for name in npz.files}
     except Exception as error:  # a damaged zip raises BadZipFile, EOFError, ValueError, zlib.error, ...
         if "pickle" in str(error).lower():
-            raise refused("it holds pickled data, which hml never writes and does not read "
-                          f"(numpy: {error})") from None
+            raise refused(f"it holds pickled data, which hml never writes and does not read (numpy: {error})") from None
         raise refused(f"the file is damaged or truncated ({type(error).__name__}: {error})") from None
     if _METADATA not in arrays:
         raise refused(f"it has no {_METADATA!r} entry (not written by hml.save)")
@@ -254,14 +260,17 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise refused(f"its {_METADATA!r} entry is not JSON ({error})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise refused(f"its format is {metadata.get('format') if isinstance(metadata, dict) else metadata!r}, "
-                      f"not {FORMAT!r}")
+        raise refused(
+            f"its format is {metadata.get('format') if isinstance(metadata, dict) else metadata!r}, not {FORMAT!r}"
+        )
     version = metadata.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise refused(f"its format_version {version!r} is not a version")
     if version > FORMAT_VERSION:
-        raise refused(f"it was written in format version {version} by hml {metadata.get('versions', {}).get('hml')}; "
-                      f"this hml ({_hml_version()}) reads up to version {FORMAT_VERSION} -- upgrade hml to load it")
+        raise refused(
+            f"it was written in format version {version} by hml {metadata.get('versions', {}).get('hml')}; "
+            f"this hml ({_hml_version()}) reads up to version {FORMAT_VERSION} -- upgrade hml to load it"
+        )
     for name, array in arrays.items():
         try:
             _check_dtype(array.dtype, f"array {name!r}")
@@ -272,8 +281,9 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return metadata, arrays
 
 
-def _build(description: dict[str, Any], arrays: dict[str, np.ndarray], ctx: backends.ComputeContext,
-           source: str) -> Any:
+def _build(
+    description: dict[str, Any], arrays: dict[str, np.ndarray], ctx: backends.ComputeContext, source: str
+) -> Any:
     def refused(reason: str) -> ValueError:
         return ValueError(f"cannot load {source!r} as an hml model: {reason}")
 
@@ -314,9 +324,11 @@ class _Decoder:
             raise self.refused(f"{name}'s state has no float _dtype_ (got {dtype!r})")
         self.dtype = dtype["dtype"]
         if self.dtype == "float64" and not self.ctx.backend.supports_float64(self.ctx.device):
-            raise self.refused(f"the model computes in float64, which {self.ctx.backend.name} on device "
-                               f"{self.ctx.device!r} does not support; load it on another backend or device, or "
-                               "refit it with dtype='float32' and save that")
+            raise self.refused(
+                f"the model computes in float64, which {self.ctx.backend.name} on device "
+                f"{self.ctx.device!r} does not support; load it on another backend or device, or "
+                "refit it with dtype='float32' and save that"
+            )
         for key, value in state.items():
             if not isinstance(key, str) or not _STATE_NAME.match(key):
                 raise self.refused(f"{key!r} is not a fitted attribute's name")
@@ -350,8 +362,10 @@ class _Decoder:
     def array(self, encoded: dict[str, Any], where: str, params_: bool) -> Any:
         name = encoded["array"]
         if name not in self.arrays or name in self.used:
-            raise self.refused(f"{where} refers to array {name!r}, which the file "
-                               f"{'uses twice' if name in self.used else 'does not hold'}")
+            raise self.refused(
+                f"{where} refers to array {name!r}, which the file "
+                f"{'uses twice' if name in self.used else 'does not hold'}"
+            )
         self.used.add(name)
         host = self.arrays[name]
         if encoded.get("object"):
@@ -382,7 +396,8 @@ def _check_predicts(model: Any, refused: Any) -> None:
             warnings.simplefilter("ignore")  # "X has no feature names": the probe is a plain array
             out = getattr(model, method)(np.zeros((2, n_features)))
     except Exception as error:
-        raise refused(f"its arrays do not fit together: {method} on {n_features} features raised "
-                      f"{type(error).__name__}: {error}") from None
+        raise refused(
+            f"its arrays do not fit together: {method} on {n_features} features raised {type(error).__name__}: {error}"
+        ) from None
     if getattr(out, "shape", (None,))[0] != 2:
         raise refused(f"its arrays do not fit together: {method} of 2 rows gave shape {getattr(out, 'shape', None)}")

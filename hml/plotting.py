@@ -35,17 +35,25 @@ __all__ = [
 ]
 
 #: Colours of classes 0, 1, 2, ... (matplotlib's tab10).
-CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+CLASS_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
-        raise ImportError(
-            f"hml.plotting needs matplotlib ({exc}); install it with: pip install \"hml[plot]\""
-        ) from exc
+        raise ImportError(f'hml.plotting needs matplotlib ({exc}); install it with: pip install "hml[plot]"') from exc
     return plt
 
 
@@ -80,8 +88,16 @@ def _label(ax: Any, feature_names: Sequence[str] | None, title: str | None, *, l
 
 
 # -- training curves -------------------------------------------------------------------
-def cost_history(history: Any, *, ax: Any = None, labels: Sequence[str] | None = None, log: bool = False,
-                 title: str = "Cost history", xlabel: str = "iteration", ylabel: str = "cost J(θ)") -> Any:
+def cost_history(
+    history: Any,
+    *,
+    ax: Any = None,
+    labels: Sequence[str] | None = None,
+    log: bool = False,
+    title: str = "Cost history",
+    xlabel: str = "iteration",
+    ylabel: str = "cost J(θ)",
+) -> Any:
     """J against the iteration: one curve, one per column of a 2-D history (one-vs-all's
     ``class_cost_history_``, named by ``labels``), or one per entry of a ``{label: history}`` mapping."""
     ax = _axes(ax)
@@ -107,8 +123,17 @@ def cost_history(history: Any, *, ax: Any = None, labels: Sequence[str] | None =
 
 
 # -- two-feature classification ---------------------------------------------------------
-def scatter_classes(X: Any, y: Any, *, ax: Any = None, classes: Any = None, class_names: Sequence[str] | None = None,
-                    feature_names: Sequence[str] | None = None, title: str | None = None, marker_size: float = 24.0) -> Any:
+def scatter_classes(
+    X: Any,
+    y: Any,
+    *,
+    ax: Any = None,
+    classes: Any = None,
+    class_names: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+    title: str | None = None,
+    marker_size: float = 24.0,
+) -> Any:
     """The rows of a two-column ``X`` as points coloured by class ``y``."""
     ax = _axes(ax)
     X, labels = backends.to_numpy(X), backends.to_numpy(y)
@@ -117,12 +142,22 @@ def scatter_classes(X: Any, y: Any, *, ax: Any = None, classes: Any = None, clas
     for k, label in enumerate(classes):
         rows = codes == k
         name = class_names[k] if class_names is not None else str(label)
-        ax.scatter(X[rows, 0], X[rows, 1], s=marker_size, color=_colour(k), edgecolor="white", linewidth=0.5,
-                   label=name, zorder=3)
+        ax.scatter(
+            X[rows, 0],
+            X[rows, 1],
+            s=marker_size,
+            color=_colour(k),
+            edgecolor="white",
+            linewidth=0.5,
+            label=name,
+            zorder=3,
+        )
     return _label(ax, feature_names, title)
 
 
-def prediction_grid(predict: Any, X: Any, *, resolution: int = 300, padding: float = 0.08) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def prediction_grid(
+    predict: Any, X: Any, *, resolution: int = 300, padding: float = 0.08
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(xs, ys, Z)``: ``predict`` evaluated on a grid covering the two columns of ``X``.
 
     ``Z[i, j] = predict([xs[j], ys[i]])`` -- rows follow y, columns follow x, the layout
@@ -140,9 +175,18 @@ def prediction_grid(predict: Any, X: Any, *, resolution: int = 300, padding: flo
     return xs, ys, backends.to_numpy(predict(points)).reshape(grid_x.shape)
 
 
-def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class_names: Sequence[str] | None = None,
-                     feature_names: Sequence[str] | None = None, title: str | None = None, resolution: int = 300,
-                     boundary: bool = True) -> Any:
+def decision_regions(
+    model: Any,
+    X: Any,
+    y: Any = None,
+    *,
+    ax: Any = None,
+    class_names: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+    title: str | None = None,
+    resolution: int = 300,
+    boundary: bool = True,
+) -> Any:
     """The class a fitted two-feature classifier predicts everywhere (filled regions), its
     decision boundaries and, with ``y``, the points.
 
@@ -160,7 +204,9 @@ def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class
     levels = np.arange(classes.size + 1) - 0.5
     ax.contourf(xs, ys, Z, levels=levels, cmap=cmap, alpha=0.22)
     if boundary and classes.size == 2 and hasattr(model, "predict_proba"):
-        _, _, P = prediction_grid(lambda points: backends.to_numpy(model.predict_proba(points))[:, 1], X, resolution=resolution)
+        _, _, P = prediction_grid(
+            lambda points: backends.to_numpy(model.predict_proba(points))[:, 1], X, resolution=resolution
+        )
         ax.contour(xs, ys, P, levels=[0.5], colors="black", linewidths=1.2)
     elif boundary:
         ax.contour(xs, ys, Z, levels=levels[1:-1], colors="black", linewidths=1.2)
@@ -170,10 +216,21 @@ def decision_regions(model: Any, X: Any, y: Any = None, *, ax: Any = None, class
 
 
 # -- images -------------------------------------------------------------------------------
-def image_grid(images: Any, *, labels: Any = None, predictions: Any = None, class_names: Sequence[str] | None = None,
-               rows: int = 5, cols: int = 5, shape: tuple[int, int] = (28, 28), cmap: str = "gray_r",
-               symmetric: bool = False, titles: Sequence[str] | None = None, title: str | None = None,
-               fig: Any = None) -> Any:
+def image_grid(
+    images: Any,
+    *,
+    labels: Any = None,
+    predictions: Any = None,
+    class_names: Sequence[str] | None = None,
+    rows: int = 5,
+    cols: int = 5,
+    shape: tuple[int, int] = (28, 28),
+    cmap: str = "gray_r",
+    symmetric: bool = False,
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
+    fig: Any = None,
+) -> Any:
     """The first ``rows × cols`` images (rows of pixels, or ``shape``-d pictures) in a grid.
 
     With ``labels`` each image is titled by its class; with ``predictions`` too, correct
@@ -217,18 +274,27 @@ def image_grid(images: Any, *, labels: Any = None, predictions: Any = None, clas
     return fig
 
 
-def weight_images(weights: Any, *, titles: Sequence[str] | None = None, cols: int = 5, shape: tuple[int, int] = (28, 28),
-                  title: str | None = None, fig: Any = None) -> Any:
+def weight_images(
+    weights: Any,
+    *,
+    titles: Sequence[str] | None = None,
+    cols: int = 5,
+    shape: tuple[int, int] = (28, 28),
+    title: str | None = None,
+    fig: Any = None,
+) -> Any:
     """Each column of ``weights`` (n_pixels × K: logistic regression's ``coef_``, an MLP's
     first ``coefs_``) as a ``shape`` image, red for positive and blue for negative weights."""
     columns = backends.to_numpy(weights).T
     rows = -(-columns.shape[0] // cols)
-    return image_grid(columns, rows=rows, cols=cols, shape=shape, cmap="RdBu_r", symmetric=True,
-                      titles=titles, title=title, fig=fig)
+    return image_grid(
+        columns, rows=rows, cols=cols, shape=shape, cmap="RdBu_r", symmetric=True, titles=titles, title=title, fig=fig
+    )
 
 
-def confusion_matrix(matrix: Any, *, class_names: Sequence[str] | None = None, ax: Any = None,
-                     title: str = "Confusion matrix") -> Any:
+def confusion_matrix(
+    matrix: Any, *, class_names: Sequence[str] | None = None, ax: Any = None, title: str = "Confusion matrix"
+) -> Any:
     """C[i, j] = #(true class i predicted as j), as :func:`hml.metrics.confusion_matrix` returns it:
     a heat map with the counts written in (colour ∝ count^0.4, so the few mistakes show beside the many hits)."""
     from matplotlib.colors import PowerNorm
@@ -242,18 +308,41 @@ def confusion_matrix(matrix: Any, *, class_names: Sequence[str] | None = None, a
     threshold = 0.35 * top
     for i in range(k):  # a loop over the K² cells of a small table, for the labels
         for j in range(k):
-            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7 if k > 6 else 9,
-                    color="white" if counts[i, j] > threshold else "black")
-    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right" if max(map(len, names)) > 2 else "center")
+            ax.text(
+                j,
+                i,
+                str(int(counts[i, j])),
+                ha="center",
+                va="center",
+                fontsize=7 if k > 6 else 9,
+                color="white" if counts[i, j] > threshold else "black",
+            )
+    ax.set_xticks(
+        range(k),
+        names,
+        rotation=45 if max(map(len, names)) > 2 else 0,
+        ha="right" if max(map(len, names)) > 2 else "center",
+    )
     ax.set_yticks(range(k), names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return ax
 
 
 # -- regression -----------------------------------------------------------------------------
-def regression_curve(model: Any, X: Any, y: Any, *, ax: Any = None, X_test: Any = None, y_test: Any = None,
-                     xlabel: str = "x", ylabel: str = "y", title: str | None = None, label: str = "prediction",
-                     data_label: str = "training data") -> Any:
+def regression_curve(
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    ax: Any = None,
+    X_test: Any = None,
+    y_test: Any = None,
+    xlabel: str = "x",
+    ylabel: str = "y",
+    title: str | None = None,
+    label: str = "prediction",
+    data_label: str = "training data",
+) -> Any:
     """Training (and test) points of a one-feature regression, with the model's prediction
     over the whole x range drawn as a curve."""
     ax = _axes(ax)
@@ -275,8 +364,17 @@ def regression_curve(model: Any, X: Any, y: Any, *, ax: Any = None, X_test: Any 
 
 
 # -- anomaly detection ----------------------------------------------------------------------
-def density_contours(model: Any, X: Any, *, y: Any = None, ax: Any = None, feature_names: Sequence[str] | None = None,
-                     title: str | None = None, resolution: int = 250, levels: int = 12) -> Any:
+def density_contours(
+    model: Any,
+    X: Any,
+    *,
+    y: Any = None,
+    ax: Any = None,
+    feature_names: Sequence[str] | None = None,
+    title: str | None = None,
+    resolution: int = 250,
+    levels: int = 12,
+) -> Any:
     """Contours of a fitted two-feature density's log p(x), the rows of ``X`` and, where the
     model has a threshold ε, the boundary p(x) = ε (thick red) and the points it flags
     (red rings). With ``y`` (1 = anomaly), the labelled anomalies are drawn as crosses."""
@@ -285,19 +383,30 @@ def density_contours(model: Any, X: Any, *, y: Any = None, ax: Any = None, featu
     xs, ys, log_p = prediction_grid(model.log_density, X, resolution=resolution, padding=0.15)
     finite = log_p[np.isfinite(log_p)]
     low = max(float(np.percentile(finite, 2)), float(backends.to_numpy(model.log_density(X)).min()) - 5.0)
-    contours = ax.contour(xs, ys, log_p, levels=np.linspace(low, float(finite.max()), levels), cmap="viridis",
-                          linewidths=0.8)
+    contours = ax.contour(
+        xs, ys, log_p, levels=np.linspace(low, float(finite.max()), levels), cmap="viridis", linewidths=0.8
+    )
     ax.clabel(contours, fontsize=6, fmt="%.0f")
     ax.scatter(X[:, 0], X[:, 1], s=10, color="#555555", label="samples", zorder=3)
     if y is not None:
         anomalies = backends.to_numpy(y) == 1
-        ax.scatter(X[anomalies, 0], X[anomalies, 1], s=40, marker="x", color="black", label="labelled anomaly", zorder=4)
+        ax.scatter(
+            X[anomalies, 0], X[anomalies, 1], s=40, marker="x", color="black", label="labelled anomaly", zorder=4
+        )
     threshold = getattr(model, "threshold_", None)
     if threshold is not None and threshold > 0:
         ax.contour(xs, ys, log_p, levels=[np.log(threshold)], colors="red", linewidths=2.0, linestyles="solid")
         flagged = backends.to_numpy(model.predict(X)) == 1
-        ax.scatter(X[flagged, 0], X[flagged, 1], s=110, facecolors="none", edgecolors="red", linewidths=1.5,
-                   label=f"flagged: p(x) < ε = {threshold:.3g}", zorder=5)
+        ax.scatter(
+            X[flagged, 0],
+            X[flagged, 1],
+            s=110,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.5,
+            label=f"flagged: p(x) < ε = {threshold:.3g}",
+            zorder=5,
+        )
     return _label(ax, feature_names, title)
 
 
@@ -306,11 +415,17 @@ def threshold_curves(selection: Any, *, ax: Any = None, title: str = "Choosing �
     :meth:`hml.GaussianAnomalyDetection.select_threshold`, with the best ε marked."""
     ax = _axes(ax)
     thresholds = backends.to_numpy(selection.thresholds)
-    for k, (name, values) in enumerate((("precision", selection.precision), ("recall", selection.recall),
-                                         ("F1", selection.f1_scores))):
+    for k, (name, values) in enumerate(
+        (("precision", selection.precision), ("recall", selection.recall), ("F1", selection.f1_scores))
+    ):
         ax.step(thresholds, backends.to_numpy(values), where="post", label=name, color=_colour(k), linewidth=1.5)
-    ax.axvline(selection.epsilon, color="black", linestyle="--", linewidth=1,
-               label=f"best ε = {selection.epsilon:.3g} (F1 = {selection.f1:.3f})")
+    ax.axvline(
+        selection.epsilon,
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label=f"best ε = {selection.epsilon:.3g} (F1 = {selection.f1:.3f})",
+    )
     if thresholds.min() > 0:
         ax.set_xscale("log")
     ax.set(xlabel="threshold ε on p(x)", ylabel="score", title=title, ylim=(-0.02, 1.02))

@@ -59,8 +59,9 @@ def save_images(notebook: nbformat.NotebookNode, stem: str, folder: Path) -> int
 
 def run(path: Path, *, write: bool, timeout: int, png: Path | None) -> str:
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     try:
         client.execute()
     except CellExecutionError:
@@ -81,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", help="notebooks or folders (default: every notebook under notebooks/)")
     parser.add_argument("--check", action="store_true", help="execute without writing the outputs back")
-    parser.add_argument("--timeout", type=int, default=600,
-                        help="seconds a cell may run before the kernel counts as stalled (default 600; the longest "
-                             "cell takes about 45 s here)")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=600,
+        help="seconds a cell may run before the kernel counts as stalled (default 600; the longest "
+        "cell takes about 45 s here)",
+    )
     parser.add_argument("--png", type=Path, help="also save every image output into this folder")
     args = parser.parse_args(argv)
     failed = []
@@ -93,14 +98,19 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 status = run(path, write=not args.check, timeout=args.timeout, png=args.png)
             except (CellTimeoutError, DeadKernelError) as stalled:  # the kernel, not the notebook: once more
-                print(f"{path}: {type(stalled).__name__} ({str(stalled)[:200]}); running it again in a fresh kernel",
-                      flush=True)
+                print(
+                    f"{path}: {type(stalled).__name__} ({str(stalled)[:200]}); running it again in a fresh kernel",
+                    flush=True,
+                )
                 status = run(path, write=not args.check, timeout=args.timeout, png=args.png) + " (second try)"
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
             failed.append(path)
             status = "FAILED\n" + str(error)[-3000:]
-        print(f"{path.relative_to(HERE.parent) if path.is_relative_to(HERE.parent) else path}: "
-              f"{status} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"{path.relative_to(HERE.parent) if path.is_relative_to(HERE.parent) else path}: "
+            f"{status} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(map(str, failed))}", file=sys.stderr)
     return 1 if failed else 0

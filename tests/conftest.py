@@ -157,8 +157,10 @@ def pytest_sessionstart(session):
     usable = [case_id for case_id in cases if CASE_STATUS[case_id] is None]
     if not usable:
         reasons = "; ".join(f"{case_id}: {CASE_STATUS[case_id]}" for case_id in cases)
-        pytest.exit(f"HML_BACKEND={SELECTED_BACKEND!r} was asked for, but none of its cases can run here ({reasons})",
-                    returncode=4)
+        pytest.exit(
+            f"HML_BACKEND={SELECTED_BACKEND!r} was asked for, but none of its cases can run here ({reasons})",
+            returncode=4,
+        )
 
 
 _CASE_PREFIX = {"numpy": "numpy", "array_api_strict": "strict", "torch": "torch", "dask": "dask", "cupy": "cupy"}
@@ -187,7 +189,8 @@ def pytest_terminal_summary(terminalreporter):
         counts = CASE_OUTCOMES.get(case_id)
         if counts:
             terminalreporter.write_line(
-                f"{case_id:<20} {counts['passed']:>5} passed {counts['failed']:>5} failed {counts['skipped']:>5} skipped")
+                f"{case_id:<20} {counts['passed']:>5} passed {counts['failed']:>5} failed {counts['skipped']:>5} skipped"
+            )
 
 
 #: The offline copy of the data sets beside every checkout (see ../shared/data/README.md).
@@ -210,4 +213,3 @@ def _data_home(tmp_path_factory):
         del os.environ["HML_DATA_HOME"]
     else:
         os.environ["HML_DATA_HOME"] = previous
-

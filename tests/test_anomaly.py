@@ -76,7 +76,9 @@ def test_threshold_search_equals_brute_force(seed):
     for i in rng.integers(0, len(selection.thresholds), 10):  # the curves, point by point
         flagged = p < selection.thresholds[i]
         precision, recall, f1_i = precision_recall_f1(y, flagged.astype(int))
-        assert (selection.precision[i], selection.recall[i], selection.f1_scores[i]) == pytest.approx((precision, recall, f1_i))
+        assert (selection.precision[i], selection.recall[i], selection.f1_scores[i]) == pytest.approx(
+            (precision, recall, f1_i)
+        )
 
 
 def test_threshold_search_matches_scikit_learn_curve():
@@ -110,7 +112,9 @@ def test_server_demo_flow_and_predict():
 def test_bad_input():
     X = correlated()
     singular = np.c_[X, X[:, 0] + 2 * X[:, 1]]
-    with pytest.raises(ValueError, match=r"covariance matrix of X \(4 × 4, from 400 samples\) is singular.*covariance='diag'"):
+    with pytest.raises(
+        ValueError, match=r"covariance matrix of X \(4 × 4, from 400 samples\) is singular.*covariance='diag'"
+    ):
         GaussianAnomalyDetection(covariance="full").fit(singular)
     with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X are constant"):
         GaussianAnomalyDetection().fit(np.c_[X[:, 0], np.ones(400)])
@@ -120,7 +124,9 @@ def test_bad_input():
         GaussianAnomalyDetection(contamination=None).fit(X).predict(X)
     with pytest.raises(ValueError, match=r"y_true has no anomalies"):
         GaussianAnomalyDetection.select_threshold(np.zeros(5), np.linspace(0, 1, 5))
-    with pytest.raises(ValueError, match=r"y_true must hold 1 for an anomaly and 0.*got the labels \['anomaly', 'normal'\]"):
+    with pytest.raises(
+        ValueError, match=r"y_true must hold 1 for an anomaly and 0.*got the labels \['anomaly', 'normal'\]"
+    ):
         GaussianAnomalyDetection().fit(X).fit_threshold(X[:4], ["normal", "anomaly", "normal", "normal"])
     with pytest.raises(ValueError, match=r"y_true must hold 1 for an anomaly.*\[0, 1, 2\]"):
         GaussianAnomalyDetection.select_threshold([0, 1, 2], [0.1, 0.2, 0.3])
@@ -138,7 +144,9 @@ def test_classification_metrics_match_scikit_learn():
     y_pred = np.where(rng.random(200) < 0.7, y_true, rng.choice(["cat", "dog", "eel"], 200))
     np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), metrics.confusion_matrix(y_true, y_pred))
     order = ["eel", "cat", "dog"]
-    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, labels=order), metrics.confusion_matrix(y_true, y_pred, labels=order))
+    np.testing.assert_array_equal(
+        confusion_matrix(y_true, y_pred, labels=order), metrics.confusion_matrix(y_true, y_pred, labels=order)
+    )
     ours = precision_recall_f1(y_true, y_pred, pos_label="dog")
     theirs = metrics.precision_recall_fscore_support(y_true, y_pred, labels=["dog"], average=None)[:3]
     assert ours == pytest.approx(tuple(float(t[0]) for t in theirs))

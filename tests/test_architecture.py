@@ -88,7 +88,8 @@ def test_imports_follow_the_layers(path):
             continue  # a subpackage's own modules
         assert _layer(target) < level, (
             f"{_module_name(path)}:{line} imports {module} (layer {_layer(target)}) from layer {level}: "
-            "import only from lower layers (see CONTRIBUTING.md)")
+            "import only from lower layers (see CONTRIBUTING.md)"
+        )
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) for p in MODULES])
@@ -125,16 +126,30 @@ def test_contributing_page_shows_the_same_layers():
 _SYNCING_CALLS = {"clip": "any operands", "maximum": "a Python number", "minimum": "a Python number"}
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if "backends" not in p.parts],
-                         ids=[_module_name(p) for p in MODULES if "backends" not in p.parts])
+@pytest.mark.parametrize(
+    "path",
+    [p for p in MODULES if "backends" not in p.parts],
+    ids=[_module_name(p) for p in MODULES if "backends" not in p.parts],
+)
 def test_no_array_api_call_that_synchronises_a_gpu(path):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "xp"):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "xp"
+        ):
             continue
         name = node.func.attr
-        numbers = [a for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, (int, float))
-                   or isinstance(a, ast.UnaryOp) and isinstance(a.operand, ast.Constant)]
+        numbers = [
+            a
+            for a in node.args
+            if isinstance(a, ast.Constant)
+            and isinstance(a.value, (int, float))
+            or isinstance(a, ast.UnaryOp)
+            and isinstance(a.operand, ast.Constant)
+        ]
         assert not (name == "clip" or name in _SYNCING_CALLS and numbers), (
             f"{_module_name(path)}:{node.lineno} calls xp.{name} with {_SYNCING_CALLS.get(name)}: on a GPU "
-            "that synchronises (use hml.numerics.positive_part, or a 0-d array made on the device)")
+            "that synchronises (use hml.numerics.positive_part, or a 0-d array made on the device)"
+        )

@@ -57,7 +57,9 @@ def test_estimator_backend_argument_wins_over_use_backend():
 def test_use_backend_is_local_to_each_thread():
     pytest.importorskip("torch")
     pytest.importorskip("array_api_strict")
-    names = ["numpy", "torch", "array_api_strict"] + (["dask"] if backends.available_backends()["dask"].available else [])
+    names = ["numpy", "torch", "array_api_strict"] + (
+        ["dask"] if backends.available_backends()["dask"].available else []
+    )
     barrier = threading.Barrier(len(names))
     seen, errors = {}, []
 
@@ -141,8 +143,12 @@ def test_install_hints_name_the_packages_of_pyprojects_extras():
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    expected = {"cupy": extras["cuda12"] + extras["cuda13"], "torch": extras["torch"], "dask": extras["dask"],
-                "array_api_strict": [r for r in extras["test"] if r.startswith("array-api-strict")]}
+    expected = {
+        "cupy": extras["cuda12"] + extras["cuda13"],
+        "torch": extras["torch"],
+        "dask": extras["dask"],
+        "array_api_strict": [r for r in extras["test"] if r.startswith("array-api-strict")],
+    }
     for name, requirements in expected.items():
         hint = backends.get_backend_object(name).install
         assert "hml[" not in hint
@@ -226,14 +232,16 @@ def test_synchronize_runs_everywhere(case):
 def test_same_seed_same_numbers_on_every_backend(case):
     ctx = case.ctx
     dtype = ctx.xp.float64 if case.float64 else ctx.xp.float32
-    uniform = ctx.backend.random_uniform(backends.check_random_state(7), (5, 3), low=-0.12, high=0.12,
-                                         dtype=dtype, device=ctx.device)
+    uniform = ctx.backend.random_uniform(
+        backends.check_random_state(7), (5, 3), low=-0.12, high=0.12, dtype=dtype, device=ctx.device
+    )
     normal = ctx.backend.random_normal(backends.check_random_state(7), (4,), dtype=dtype, device=ctx.device)
     perm = ctx.backend.permutation(backends.check_random_state(7), 10, device=ctx.device)
     ref = backends.get_backend_object("numpy")
     np_dtype = np.float64 if case.float64 else np.float32
     np.testing.assert_array_equal(
-        case.to_numpy(uniform), ref.random_uniform(np.random.default_rng(7), (5, 3), low=-0.12, high=0.12, dtype=np_dtype, device="cpu")
+        case.to_numpy(uniform),
+        ref.random_uniform(np.random.default_rng(7), (5, 3), low=-0.12, high=0.12, dtype=np_dtype, device="cpu"),
     )
     np.testing.assert_array_equal(case.to_numpy(normal), np.random.default_rng(7).standard_normal(4).astype(np_dtype))
     np.testing.assert_array_equal(case.to_numpy(perm), np.random.default_rng(7).permutation(10))
@@ -264,8 +272,9 @@ def test_solve_and_inv_agree_with_the_standard_on_every_backend(case):
     b = np.array([[1.0], [2.0], [3.0]])
     rtol = 1e-5 if not case.float64 else 1e-12
     backend = case.ctx.backend
-    np.testing.assert_allclose(case.to_numpy(backend.solve(case.asarray(A), case.asarray(b))), np.linalg.solve(A, b),
-                               rtol=rtol)
+    np.testing.assert_allclose(
+        case.to_numpy(backend.solve(case.asarray(A), case.asarray(b))), np.linalg.solve(A, b), rtol=rtol
+    )
     inverse = backend.inv(case.asarray(A))
     assert inverse.dtype == case.asarray(A).dtype
     np.testing.assert_allclose(case.to_numpy(inverse), np.linalg.inv(A), rtol=rtol)

@@ -52,7 +52,9 @@ def test_inertia_and_history_are_the_distortion():
     assert model.inertia_ == pytest.approx(direct, rel=1e-10)
     assert model.score(X) == pytest.approx(-direct, rel=1e-10)
     history = np.asarray(model.cost_history_)
-    assert history.shape == (model.n_iter_,) and np.all(np.diff(history) <= 1e-9 * history[0])  # Lloyd never increases J
+    assert history.shape == (model.n_iter_,) and np.all(
+        np.diff(history) <= 1e-9 * history[0]
+    )  # Lloyd never increases J
     distances = model.transform(X)
     np.testing.assert_allclose(distances, np.sqrt(((X[:, None, :] - centres[None]) ** 2).sum(-1)), rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(model.predict(X), distances.argmin(axis=1))
@@ -74,7 +76,9 @@ def test_kmeans_plus_plus_is_reproducible_across_backends(case):
     reference = hml.KMeans(4, random_state=11).fit(X)
     model = hml.KMeans(4, random_state=11).fit(case.asarray(X))
     tolerance = 1e-9 if case.float64 else 1e-4
-    np.testing.assert_allclose(case.to_numpy(model.cluster_centers_), reference.cluster_centers_, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(
+        case.to_numpy(model.cluster_centers_), reference.cluster_centers_, rtol=tolerance, atol=tolerance
+    )
     np.testing.assert_array_equal(case.to_numpy(model.labels_), reference.labels_)
     assert model.inertia_ == pytest.approx(reference.inertia_, rel=tolerance)
     labels = model.predict(case.asarray(X))
@@ -227,7 +231,9 @@ def test_bad_input():
         hml.KMeans(2).fit(np.where(np.arange(80).reshape(20, 4) == 7, np.nan, X))
     with pytest.raises(ValueError, match=r"init has 3 centroids but n_clusters=2"):
         hml.KMeans(2, init=X[:3]).fit(X)
-    with pytest.raises(ValueError, match=r"init has 3 features, but the estimator was fitted with 4|init has 3 features"):
+    with pytest.raises(
+        ValueError, match=r"init has 3 features, but the estimator was fitted with 4|init has 3 features"
+    ):
         hml.KMeans(2, init=X[:2, :3]).fit(X)
     with pytest.raises(ValueError, match=r"init must be one of \['k-means\+\+', 'random'\]"):
         hml.KMeans(2, init="kmeans").fit(X)
@@ -261,7 +267,9 @@ def test_threaded_blocks_agree_with_the_sequential_path(monkeypatch):
     X = blobs(n=3000)
     threaded = hml.KMeans(5, random_state=4, working_memory=4096).fit(X)
     numpy_backend = backends.get_backend_object("numpy")
-    monkeypatch.setattr(numpy_backend, "map_blocks", lambda function, items: Backend.map_blocks(numpy_backend, function, items))
+    monkeypatch.setattr(
+        numpy_backend, "map_blocks", lambda function, items: Backend.map_blocks(numpy_backend, function, items)
+    )
     sequential = hml.KMeans(5, random_state=4, working_memory=4096).fit(X)
     np.testing.assert_array_equal(threaded.labels_, sequential.labels_)
     np.testing.assert_array_equal(threaded.cluster_centers_, sequential.cluster_centers_)

@@ -37,11 +37,14 @@ ESTIMATORS = {
     "linear-gd": (lambda: hml.LinearRegression(polynomial_degree=2), _regression),
     "linear-normal": (lambda: hml.LinearRegression(solver="normal"), _regression),
     "logistic-lbfgs": (lambda: hml.LogisticRegression(max_iter=20), _classification),
-    "logistic-ovr-gd": (lambda: hml.LogisticRegression(solver="gd", multi_class="ovr", max_iter=20),
-                        _classification),
+    "logistic-ovr-gd": (lambda: hml.LogisticRegression(solver="gd", multi_class="ovr", max_iter=20), _classification),
     "mlp-gd": (lambda: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=20, random_state=0), _classification),
-    "mlp-minibatch": (lambda: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=3, batch_size=64, momentum=0.9,
-                                                       learning_rate=0.1, random_state=0), _classification),
+    "mlp-minibatch": (
+        lambda: hml.MultilayerPerceptron(
+            layers=[4, 5, 3], max_iter=3, batch_size=64, momentum=0.9, learning_rate=0.1, random_state=0
+        ),
+        _classification,
+    ),
     "kmeans": (lambda: hml.KMeans(3, random_state=0), _classification),
     "anomaly-full": (lambda: hml.GaussianAnomalyDetection(covariance="full"), _classification),
 }
@@ -112,7 +115,9 @@ def test_a_pickle_holds_the_model_not_the_training_graph(fitted):
 def test_predict_is_lazy_on_dask_input_and_reads_only_that_input(fitted):
     name, model, reference, X, X_train = fitted
     X_new = da.from_array(X[:50] + 0.01, chunks=25)
-    training_keys = {key for key in X_train.__dask_graph__() if isinstance(key, tuple)} | set(X_train.__dask_keys__()[0])
+    training_keys = {key for key in X_train.__dask_graph__() if isinstance(key, tuple)} | set(
+        X_train.__dask_keys__()[0]
+    )
     for method in OUTPUTS:
         if not hasattr(model, method):
             continue
@@ -158,8 +163,11 @@ def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch)
     monkeypatch.setattr("hml.base._warned_small", set())
     X, y = _regression()
     X_d, y_d = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
-    with pytest.warns(hml.PerformanceWarning, match=r"LinearRegression: X is 0.00732 MiB, below the 256 MiB where "
-                                                    r"dask pays off.*backend='numpy'") as record:
+    with pytest.warns(
+        hml.PerformanceWarning,
+        match=r"LinearRegression: X is 0.00732 MiB, below the 256 MiB where "
+        r"dask pays off.*backend='numpy'",
+    ) as record:
         model = hml.LinearRegression().fit(X_d, y_d)
     assert record[0].filename == __file__
     assert hasattr(model.predict(X_d), "__dask_graph__")  # still computed on Dask
@@ -273,8 +281,11 @@ def test_call_once_is_one_task_on_the_single_chunks_and_matches_the_call():
     a_d, b_d = da.from_array(a_np, chunks=(1, 3)), da.from_array(b_np, chunks=2)
     dask_backend = backends.resolve("dask").backend
     out = dask_backend.call_once(update, (a_d, b_d, 2.0, None), [((2, 3), np.float64), ((4,), np.float64)])
-    calls = [key for key in dict(out[0].__dask_graph__()) if str(key[0] if isinstance(key, tuple) else key)
-             .startswith("hml-update")]
+    calls = [
+        key
+        for key in dict(out[0].__dask_graph__())
+        if str(key[0] if isinstance(key, tuple) else key).startswith("hml-update")
+    ]
     assert len(calls) == 1
     first, second = dask.compute(*out, scheduler="sync")
     expected = update(a_np, b_np, 2.0, None)
@@ -344,11 +355,14 @@ def test_a_streamed_X_is_read_once_per_iteration(monkeypatch):
 
     X = da.map_blocks(chunk, chunks=((400,) * 5, (3,)), dtype=np.float64, meta=np.empty((0, 0)))
     y = X @ np.array([1.0, -2.0, 0.5])
-    fits = {"linear GD": lambda it: hml.LinearRegression(learning_rate=0.5, max_iter=it, tol=None),
-            "k-means": lambda it: hml.KMeans(3, init=np.eye(3), max_iter=it, tol=0.0),
-            # blocks of 500 rows over chunks of 400: snapped to chunk ends, no chunk read twice
-            "k-means, several blocks": lambda it: hml.KMeans(3, init=np.eye(3), max_iter=it, tol=0.0,
-                                                             working_memory=8 * (3 + 3) * 500)}
+    fits = {
+        "linear GD": lambda it: hml.LinearRegression(learning_rate=0.5, max_iter=it, tol=None),
+        "k-means": lambda it: hml.KMeans(3, init=np.eye(3), max_iter=it, tol=0.0),
+        # blocks of 500 rows over chunks of 400: snapped to chunk ends, no chunk read twice
+        "k-means, several blocks": lambda it: hml.KMeans(
+            3, init=np.eye(3), max_iter=it, tol=0.0, working_memory=8 * (3 + 3) * 500
+        ),
+    }
     for name, make in fits.items():
         passes = {}
         for max_iter in (2, 7):

@@ -22,8 +22,9 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, timeout="60s")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, timeout="60s"
+    )
     try:
         with distributed.Client(cluster, timeout="60s") as client:
             yield client
@@ -34,14 +35,20 @@ def client():
 def _data(seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(600, 4))
-    return X, (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int), X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=600)
+    return (
+        X,
+        (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int),
+        X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=600),
+    )
 
 
 FITS = {
     "linear-gd": (lambda: hml.LinearRegression(), "regression"),
     "logistic-lbfgs": (lambda: hml.LogisticRegression(max_iter=10), "classes"),
-    "mlp-minibatch": (lambda: hml.MultilayerPerceptron(layers=[4, 5, 2], max_iter=2, batch_size=200, random_state=0),
-                      "classes"),
+    "mlp-minibatch": (
+        lambda: hml.MultilayerPerceptron(layers=[4, 5, 2], max_iter=2, batch_size=200, random_state=0),
+        "classes",
+    ),
     "kmeans": (lambda: hml.KMeans(3, max_iter=5, random_state=0), None),
     "anomaly-full": (lambda: hml.GaussianAnomalyDetection(covariance="full"), None),
 }
@@ -64,9 +71,8 @@ def test_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, name
     assert workers and workers <= set(client.scheduler_info()["workers"])  # the fit's tasks ran on the cluster
     predicted = model.predict(X_d)
     assert hasattr(predicted, "__dask_graph__")
-    np.testing.assert_allclose(np.asarray(predicted.compute()), np.asarray(reference.predict(X)), rtol=1e-9,
-                               atol=1e-12)
-    reused = _reused_keys(client)[len(earlier):]
+    np.testing.assert_allclose(np.asarray(predicted.compute()), np.asarray(reference.predict(X)), rtol=1e-9, atol=1e-12)
+    reused = _reused_keys(client)[len(earlier) :]
     assert not reused, reused[:3]
 
 
@@ -83,8 +89,10 @@ def test_streamed_fits_on_the_workers_match_numpy_without_scheduler_warnings(cli
     from hml.backends._dask import DaskBackend
 
     monkeypatch.setattr(DaskBackend, "keep_fraction", 0.0)
-    factory, target = {**FITS, "kmeans-sample": (lambda: hml.KMeans(3, init_size=100, max_iter=5, random_state=0),
-                                                 None)}[name]
+    factory, target = {
+        **FITS,
+        "kmeans-sample": (lambda: hml.KMeans(3, init_size=100, max_iter=5, random_state=0), None),
+    }[name]
     X, classes, values = _data(1)
     y = {"regression": values, "classes": classes, None: None}[target]
     earlier = _reused_keys(client)
@@ -93,7 +101,7 @@ def test_streamed_fits_on_the_workers_match_numpy_without_scheduler_warnings(cli
         model = factory().fit(da.from_array(X, chunks=150), None if y is None else da.from_array(y, chunks=150))
         reference = factory().fit(X, y)
     np.testing.assert_allclose(np.asarray(model.predict(X)), np.asarray(reference.predict(X)), rtol=1e-9, atol=1e-12)
-    reused = _reused_keys(client)[len(earlier):]
+    reused = _reused_keys(client)[len(earlier) :]
     assert not reused, reused[:3]
 
 

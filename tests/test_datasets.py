@@ -27,7 +27,11 @@ from hml.datasets._registry import FILES
 from hml.exceptions import ChecksumMismatchError, DatasetError, DatasetFormatError
 
 MIRROR_URL = os.environ.get("HML_DATA_MIRROR", "")
-MIRROR = Path(urllib.request.url2pathname(urllib.parse.urlparse(MIRROR_URL).path)) if MIRROR_URL.startswith("file:") else None
+MIRROR = (
+    Path(urllib.request.url2pathname(urllib.parse.urlparse(MIRROR_URL).path))
+    if MIRROR_URL.startswith("file:")
+    else None
+)
 needs_mirror = pytest.mark.skipif(
     MIRROR is None or not MIRROR.is_dir(),
     reason="needs the offline data mirror: set HML_DATA_MIRROR=file://... (conftest does when ../shared/data exists)",
@@ -74,7 +78,13 @@ def _idx(array: np.ndarray, type_code: int = 0x08) -> bytes:
 @pytest.mark.parametrize(
     ("loader", "file", "shape", "target", "target_names"),
     [
-        ("load_world_happiness_2017", "world-happiness-report-2017.csv", (155, 6), "Happiness.Score", ("Happiness.Score",)),
+        (
+            "load_world_happiness_2017",
+            "world-happiness-report-2017.csv",
+            (155, 6),
+            "Happiness.Score",
+            ("Happiness.Score",),
+        ),
         ("load_iris", "iris.csv", (150, 4), "class", ("SETOSA", "VERSICOLOR", "VIRGINICA")),
         ("load_microchips", "microchips-tests.csv", (118, 2), "validity", ("invalid", "valid")),
         ("load_nonlinear_xy", "non-linear-regression-x-y.csv", (250, 1), "y", ("y",)),
@@ -116,7 +126,9 @@ def test_world_happiness_values_are_in_range():
 
 
 @needs_mirror
-@pytest.mark.parametrize(("split", "n", "counts"), [("train", 60000, MNIST_TRAIN_COUNTS), ("test", 10000, MNIST_TEST_COUNTS)])
+@pytest.mark.parametrize(
+    ("split", "n", "counts"), [("train", 60000, MNIST_TRAIN_COUNTS), ("test", 10000, MNIST_TEST_COUNTS)]
+)
 def test_mnist(split, n, counts):
     mnist = datasets.load_mnist(split)
     assert mnist.data.shape == (n, 784) and mnist.data.dtype == np.uint8
@@ -143,7 +155,9 @@ def test_unknown_split_and_name():
 @needs_mirror
 def test_fashion_mnist_from_mirror_labels_and_written_images(fake_mirror, home, monkeypatch):
     if not (MIRROR / "fashion-mnist").is_dir():
-        pytest.skip(f"the mirror at {MIRROR} has no fashion-mnist/ labels (a partial copy, as carried to a GPU machine)")
+        pytest.skip(
+            f"the mirror at {MIRROR} has no fashion-mnist/ labels (a partial copy, as carried to a GPU machine)"
+        )
     for split, prefix, per_class in (("train", "train", 6000), ("test", "t10k", 1000)):
         labels_key = f"fashion-mnist/{prefix}-labels-idx1-ubyte.gz"
         _serve(fake_mirror, labels_key, (MIRROR / labels_key).read_bytes())
@@ -156,7 +170,15 @@ def test_fashion_mnist_from_mirror_labels_and_written_images(fake_mirror, home, 
         # The registry knows only the MD5 of the official archive; check ours by its content instead.
         official = FILES[images_key]
         monkeypatch.setitem(
-            FILES, images_key, DataFile(official.folder, official.filename, official.urls, official.size, sha256=hashlib.sha256(content).hexdigest())
+            FILES,
+            images_key,
+            DataFile(
+                official.folder,
+                official.filename,
+                official.urls,
+                official.size,
+                sha256=hashlib.sha256(content).hexdigest(),
+            ),
         )
         fashion = datasets.load_fashion_mnist(split)
         assert fashion.data.shape == (labels.size, 784) and fashion.data.dtype == np.uint8
@@ -177,7 +199,9 @@ def test_fashion_mnist_images_are_checked_against_the_published_md5(fake_mirror,
 
 
 def test_checksum_mismatch_leaves_nothing_in_the_cache(fake_mirror, home):
-    _serve(fake_mirror, "homemade/iris.csv", b"sepal_length,sepal_width,petal_length,petal_width,class\n1,2,3,4,SETOSA\n")
+    _serve(
+        fake_mirror, "homemade/iris.csv", b"sepal_length,sepal_width,petal_length,petal_width,class\n1,2,3,4,SETOSA\n"
+    )
     with pytest.raises(ChecksumMismatchError) as info:
         datasets.load_iris()
     message = str(info.value)
@@ -201,8 +225,14 @@ def test_wrong_idx_magic_is_a_clear_error(fake_mirror, home, monkeypatch):
     content = b"\x1f\x8b\x08\x01" + bytes(16)  # a gzip magic where the IDX magic should be
     _serve(fake_mirror, key, gzip.compress(content))
     entry = FILES[key]
-    monkeypatch.setitem(FILES, key, DataFile(entry.folder, entry.filename, entry.urls, entry.size, sha256=hashlib.sha256(content).hexdigest()))
-    with pytest.raises(DatasetFormatError, match=r"t10k-labels-idx1-ubyte.gz: not an IDX file \(magic number 1f 8b 08 01"):
+    monkeypatch.setitem(
+        FILES,
+        key,
+        DataFile(entry.folder, entry.filename, entry.urls, entry.size, sha256=hashlib.sha256(content).hexdigest()),
+    )
+    with pytest.raises(
+        DatasetFormatError, match=r"t10k-labels-idx1-ubyte.gz: not an IDX file \(magic number 1f 8b 08 01"
+    ):
         datasets.load_mnist("test")
 
 
@@ -300,8 +330,11 @@ def test_a_full_disk_during_a_download_leaves_no_partial_file(home, monkeypatch)
 
     monkeypatch.setattr("hml.datasets._download._CHUNK", 1000)
     monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: Full(real_fdopen(*args, **kwargs)))
-    with pytest.raises(DatasetError, match=r"(?s)could not write .* into the cache at .*No space left on device.*"
-                                           r"Free space there, or set HML_DATA_HOME"):
+    with pytest.raises(
+        DatasetError,
+        match=r"(?s)could not write .* into the cache at .*No space left on device.*"
+        r"Free space there, or set HML_DATA_HOME",
+    ):
         datasets.load_server_params()
     assert _leftovers(home) == [] and not (home / "homemade" / "server-operational-params.csv").exists()
 
@@ -314,8 +347,11 @@ def test_a_read_only_cache_gives_a_clear_error(home, monkeypatch):
         raise PermissionError(13, "Permission denied", str(dir))
 
     monkeypatch.setattr("hml._files.tempfile.mkstemp", read_only)
-    with pytest.raises(DatasetError, match=r"(?s)could not write homemade/iris.csv into the cache at .*"
-                                           r"PermissionError.*Permission denied.*set HML_DATA_HOME to a folder"):
+    with pytest.raises(
+        DatasetError,
+        match=r"(?s)could not write homemade/iris.csv into the cache at .*"
+        r"PermissionError.*Permission denied.*set HML_DATA_HOME to a folder",
+    ):
         datasets.load_iris()
     assert _leftovers(home) == []
 
@@ -376,7 +412,9 @@ def test_mirror_replaces_the_hosts_keeping_the_folders(monkeypatch):
 
 def test_data_readme_holds_the_generated_catalogue():
     readme = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text(encoding="utf-8")
-    assert datasets.catalogue_markdown() in readme, "data/README.md is stale: regenerate its catalogue with `hml data catalogue`"
+    assert datasets.catalogue_markdown() in readme, (
+        "data/README.md is stale: regenerate its catalogue with `hml data catalogue`"
+    )
 
 
 def test_registry_entries_are_complete():
@@ -410,7 +448,12 @@ def test_cli_fetch_all_then_list(home, capsys):
 
 
 def test_cli_list_on_an_empty_cache_and_bad_name(home, capsys):
-    assert subprocess.run([sys.executable, "-m", "hml.cli", "data", "list"], capture_output=True, text=True, check=True).stdout.count("missing") >= 7
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "hml.cli", "data", "list"], capture_output=True, text=True, check=True
+        ).stdout.count("missing")
+        >= 7
+    )
     assert main(["data", "fetch", "nope"]) == 1
     assert "unknown data set 'nope'" in capsys.readouterr().err
 

@@ -39,9 +39,10 @@ def test_demo_meets_every_quality_floor(tmp_path, capsys):
         assert row["value"] >= floor, f"{algorithm} on {row['dataset']}: {row['metric']} {row['value']:.4f} < {floor}"
         assert row["fit_seconds"] > 0
         assert f"{row['value']:.4f}" in out  # the printed table shows the same figure
-    assert sorted(report["plots"]) == sorted(f"{name}.png" for name in
-                                             ("linear_regression", "logistic_regression", "k_means", "anomaly_detection",
-                                              "neural_network"))
+    assert sorted(report["plots"]) == sorted(
+        f"{name}.png"
+        for name in ("linear_regression", "logistic_regression", "k_means", "anomaly_detection", "neural_network")
+    )
     for name in report["plots"]:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -75,8 +76,12 @@ def test_demo_on_the_gpu_meets_every_quality_floor(tmp_path, backend, device):
 
 @needs_data
 def test_only_runs_the_named_steps_on_the_chosen_backend(tmp_path):
-    assert main(["demo", "--only", "k_means", "anomaly_detection", "--backend", "array_api_strict",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            ["demo", "--only", "k_means", "anomaly_detection", "--backend", "array_api_strict", "--out", str(tmp_path)]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert report["backend"] == "array_api_strict"
     assert {r["algorithm"] for r in report["results"]} == {"k-means", "anomaly detection"}

@@ -80,16 +80,36 @@ def test_every_notebook_is_linked_and_every_link_resolves():
     root = README.parent
     text = README.read_text(encoding="utf-8")
     links = set(re.findall(r"\]\((notebooks/[^)]+)\)", text))
-    notebooks = {p.relative_to(root).as_posix() for p in (root / "notebooks").rglob("*.ipynb")
-                 if ".ipynb_checkpoints" not in p.parts}
+    notebooks = {
+        p.relative_to(root).as_posix()
+        for p in (root / "notebooks").rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    }
     assert notebooks and notebooks <= links
     for link in links:
         assert (root / link).is_file(), link
 
 
-PUBLIC_MODULES = ["hml", "hml.backends", "hml.optimize", "hml.metrics", "hml.model_selection", "hml.plotting",
-                  "hml.datasets", "hml.features", "hml.numerics", "hml.linear_model", "hml.cluster", "hml.anomaly",
-                  "hml.neural_network", "hml.notebook", "hml.exceptions", "hml.base", "hml.demo", "hml.cli"]
+PUBLIC_MODULES = [
+    "hml",
+    "hml.backends",
+    "hml.optimize",
+    "hml.metrics",
+    "hml.model_selection",
+    "hml.plotting",
+    "hml.datasets",
+    "hml.features",
+    "hml.numerics",
+    "hml.linear_model",
+    "hml.cluster",
+    "hml.anomaly",
+    "hml.neural_network",
+    "hml.notebook",
+    "hml.exceptions",
+    "hml.base",
+    "hml.demo",
+    "hml.cli",
+]
 
 
 def test_every_public_function_class_and_method_has_a_docstring():
@@ -105,8 +125,11 @@ def test_every_public_function_class_and_method_has_a_docstring():
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and not inspect.getdoc(obj):
                 missing.append(f"{module_name}.{name}")
             if inspect.isclass(obj):
-                missing += [f"{module_name}.{name}.{attr}" for attr, member in inspect.getmembers(obj)
-                            if not attr.startswith("_") and callable(member) and not inspect.getdoc(member)]
+                missing += [
+                    f"{module_name}.{name}.{attr}"
+                    for attr, member in inspect.getmembers(obj)
+                    if not attr.startswith("_") and callable(member) and not inspect.getdoc(member)
+                ]
     assert not missing, f"no docstring: {sorted(set(missing))}"
 
 
@@ -115,10 +138,14 @@ def test_dask_section_runs_on_a_local_cluster():
     pytest.importorskip("distributed")
     code = _python_block("## Dask: chunked arrays and clusters")
     assert 'Client("tcp://scheduler.example:8786")' in code and 'da.from_zarr("s3://bucket/features.zarr")' in code
-    code = code.replace('Client("tcp://scheduler.example:8786")',
-                        'Client(LocalCluster(n_workers=1, processes=False, dashboard_address=None))')
-    code = code.replace('da.from_zarr("s3://bucket/features.zarr")',
-                        'da.from_array(np.random.default_rng(0).normal(size=(400, 3)), chunks=100)')
+    code = code.replace(
+        'Client("tcp://scheduler.example:8786")',
+        "Client(LocalCluster(n_workers=1, processes=False, dashboard_address=None))",
+    )
+    code = code.replace(
+        'da.from_zarr("s3://bucket/features.zarr")',
+        "da.from_array(np.random.default_rng(0).normal(size=(400, 3)), chunks=100)",
+    )
     namespace: dict = {}
     exec(compile("import numpy as np\nfrom distributed import LocalCluster\n" + code, str(README), "exec"), namespace)
     try:

@@ -22,8 +22,11 @@ def _data(seed=0):
 ESTIMATORS = {
     "linear": (lambda: hml.LinearRegression(max_iter=40, tol=None), "values", "predict"),
     "logistic": (lambda: hml.LogisticRegression(max_iter=15), "classes", "predict_proba"),
-    "mlp": (lambda: hml.MultilayerPerceptron(layers=[3, 4, 2], max_iter=15, random_state=0), "classes",
-            "predict_proba"),
+    "mlp": (
+        lambda: hml.MultilayerPerceptron(layers=[3, 4, 2], max_iter=15, random_state=0),
+        "classes",
+        "predict_proba",
+    ),
     "kmeans": (lambda: hml.KMeans(3, random_state=0, max_iter=20, tol=0.0), None, "transform"),
 }
 
@@ -108,7 +111,11 @@ def test_fits_in_threads_with_different_backends_match_sequential_fits():
         with hml.use_backend(name):
             linear = _fit(hml.LinearRegression(max_iter=60, tol=None), X, y)
             kmeans = _fit(hml.KMeans(3, random_state=0, max_iter=10, tol=0.0), X, None)
-        return linear._ctx_.backend.name, hml.backends.to_numpy(linear.coef_), hml.backends.to_numpy(kmeans.cluster_centers_)
+        return (
+            linear._ctx_.backend.name,
+            hml.backends.to_numpy(linear.coef_),
+            hml.backends.to_numpy(kmeans.cluster_centers_),
+        )
 
     sequential = {name: fit_on(name) for name in names}
     results: dict[str, tuple] = {}

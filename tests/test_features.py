@@ -23,9 +23,7 @@ def test_polynomial_features_match_scikit_learn_order_and_values(case, data):
     out = case.to_numpy(ft.fit_transform(case.asarray(data)))
     reference = sklearn_preprocessing.PolynomialFeatures(degree=4, include_bias=False).fit(data)
     np.testing.assert_allclose(out, reference.transform(data), rtol=case.rtol * 10)
-    assert list(ft.get_feature_names_out()) == [
-        name.replace(" ", " ") for name in reference.get_feature_names_out()
-    ]
+    assert list(ft.get_feature_names_out()) == [name.replace(" ", " ") for name in reference.get_feature_names_out()]
 
 
 def test_sinusoid_features_are_sin_k_x(case, data):

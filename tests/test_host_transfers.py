@@ -55,6 +55,7 @@ def _strict_guard():
             if not backends.in_host_transfer():
                 raise ImplicitHostRead(f"implicit host read: {name} on an array of shape {self.shape}")
             return original(self, *args, **kwargs)
+
         return method
 
     for name, original in saved.items():
@@ -80,8 +81,10 @@ def _torch_scalar_guard():
 
     def guarded(x, other):
         if isinstance(x, aliases._py_scalars) and not backends.in_host_transfer():
-            raise ScalarUpload(f"the Python scalar {x!r} became a tensor on {other.device}: "
-                               "an upload on CUDA (use xp.clip(x, min=...) or a tensor operand)")
+            raise ScalarUpload(
+                f"the Python scalar {x!r} became a tensor on {other.device}: "
+                "an upload on CUDA (use xp.clip(x, min=...) or a tensor operand)"
+            )
         return original(x, other)
 
     aliases._scalar_to_tensor = guarded
@@ -149,14 +152,22 @@ FITS = {
     "linear-gd": (lambda it: hml.LinearRegression(max_iter=it, learning_rate=0.1), _regression),
     "linear-normal": (lambda it: hml.LinearRegression(solver="normal"), _regression),
     "logistic-lbfgs": (lambda it: hml.LogisticRegression(max_iter=it), _classification),
-    "logistic-ovr-gd": (lambda it: hml.LogisticRegression(solver="gd", multi_class="ovr", max_iter=it),
-                        _classification),
+    "logistic-ovr-gd": (
+        lambda it: hml.LogisticRegression(solver="gd", multi_class="ovr", max_iter=it),
+        _classification,
+    ),
     "logistic-cg": (lambda it: hml.LogisticRegression(solver="cg", max_iter=it), _classification),
     "mlp-gd": (lambda it: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=it, random_state=0), _classification),
-    "mlp-minibatch": (lambda it: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=it, batch_size=64, momentum=0.9,
-                                                          learning_rate=0.1, random_state=0), _classification),
-    "mlp-lbfgs": (lambda it: hml.MultilayerPerceptron(layers=[4, 5, 3], solver="lbfgs", max_iter=it, random_state=0),
-                  _classification),
+    "mlp-minibatch": (
+        lambda it: hml.MultilayerPerceptron(
+            layers=[4, 5, 3], max_iter=it, batch_size=64, momentum=0.9, learning_rate=0.1, random_state=0
+        ),
+        _classification,
+    ),
+    "mlp-lbfgs": (
+        lambda it: hml.MultilayerPerceptron(layers=[4, 5, 3], solver="lbfgs", max_iter=it, random_state=0),
+        _classification,
+    ),
     "kmeans": (lambda it: hml.KMeans(3, max_iter=it, tol=0.0, random_state=0), _classification),
     "anomaly-diag": (lambda it: hml.GaussianAnomalyDetection(threshold=1e-3), _classification),
     "anomaly-full": (lambda it: hml.GaussianAnomalyDetection(covariance="full", threshold=1e-3), _classification),
@@ -254,8 +265,12 @@ def _float_arrays(model):
             continue
         values = value if isinstance(value, list) else [value]
         for i, item in enumerate(values):
-            if backends.is_array(item) and not isinstance(item, np.ndarray) or isinstance(item, np.ndarray) \
-                    and item.dtype.kind == "f":
+            if (
+                backends.is_array(item)
+                and not isinstance(item, np.ndarray)
+                or isinstance(item, np.ndarray)
+                and item.dtype.kind == "f"
+            ):
                 found[f"{name}[{i}]" if isinstance(value, list) else name] = item
     return found
 

@@ -31,8 +31,13 @@ BACKENDS = [name for name in EXAMPLES if hml.available_backends()[name].availabl
 def _run(backend, property_, **strategies):
     """``property_(backend, **drawn)`` over the backend's number of examples."""
     check = given(**strategies)(lambda **drawn: property_(backend, **drawn))
-    settings(max_examples=EXAMPLES[backend], deadline=None, derandomize=True, database=None,
-             suppress_health_check=list(HealthCheck))(check)()
+    settings(
+        max_examples=EXAMPLES[backend],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )(check)()
 
 
 @st.composite
@@ -69,8 +74,9 @@ def test_permuting_rows_changes_neither_a_linear_fit_nor_the_kmeans_inertia(back
         order = rng.permutation(X.shape[0])
         fitted = _quiet(lambda: _linear(backend).fit(X, y))
         permuted = _quiet(lambda: _linear(backend).fit(X[order], y[order]))
-        np.testing.assert_allclose(_np(permuted.predict(X)), _np(fitted.predict(X)), rtol=1e-9,
-                                   atol=1e-9 * np.abs(y).max())
+        np.testing.assert_allclose(
+            _np(permuted.predict(X)), _np(fitted.predict(X)), rtol=1e-9, atol=1e-9 * np.abs(y).max()
+        )
         centroids = X[:3].copy()
         kmeans = _quiet(lambda: hml.KMeans(3, init=centroids, max_iter=5, tol=0.0, backend=backend).fit(X))
         shuffled = _quiet(lambda: hml.KMeans(3, init=centroids, max_iter=5, tol=0.0, backend=backend).fit(X[order]))
@@ -83,8 +89,11 @@ def test_permuting_rows_changes_neither_a_linear_fit_nor_the_kmeans_inertia(back
 def test_kmeans_distortion_never_increases_across_lloyd_iterations(backend):
     def check(backend, problem, k):
         X, _, rng = problem
-        model = _quiet(lambda: hml.KMeans(k, init="random", max_iter=15, tol=0.0,
-                                          random_state=int(rng.integers(1 << 30)), backend=backend).fit(X))
+        model = _quiet(
+            lambda: hml.KMeans(
+                k, init="random", max_iter=15, tol=0.0, random_state=int(rng.integers(1 << 30)), backend=backend
+            ).fit(X)
+        )
         history = _np(model.cost_history_)
         assert np.all(np.isfinite(history))
         assert np.all(np.diff(history) <= 1e-12 * history[:-1]), history
@@ -101,8 +110,12 @@ def test_class_probabilities_are_probabilities_summing_to_one(backend):
         if which == "logistic":
             model = hml.LogisticRegression(max_iter=10, backend=backend)
         else:
-            model = hml.MultilayerPerceptron(layers=[X.shape[1], 3, max(2, n_classes)], max_iter=10,
-                                             random_state=int(rng.integers(1 << 30)), backend=backend)
+            model = hml.MultilayerPerceptron(
+                layers=[X.shape[1], 3, max(2, n_classes)],
+                max_iter=10,
+                random_state=int(rng.integers(1 << 30)),
+                backend=backend,
+            )
         model = _quiet(lambda: model.fit(X, labels))
         proba = _np(model.predict_proba(X))
         assert proba.shape == (X.shape[0], len(model.classes_))
@@ -119,8 +132,9 @@ def test_scaling_X_does_not_change_a_normalized_fit(backend):
         scale = 10.0**exponent
         fitted = _quiet(lambda: _linear(backend, normalize=True).fit(X, y))
         scaled = _quiet(lambda: _linear(backend, normalize=True).fit(X * scale, y))
-        np.testing.assert_allclose(_np(scaled.predict(X * scale)), _np(fitted.predict(X)), rtol=1e-8,
-                                   atol=1e-8 * np.abs(y).max())
+        np.testing.assert_allclose(
+            _np(scaled.predict(X * scale)), _np(fitted.predict(X)), rtol=1e-8, atol=1e-8 * np.abs(y).max()
+        )
 
     _run(backend, check, problem=problems(), exponent=st.integers(-8, 8))
 
@@ -150,14 +164,20 @@ def test_finite_input_gives_finite_output(backend):
         fits = {
             "linear": lambda: _linear(backend).fit(X, y),
             "logistic": lambda: hml.LogisticRegression(max_iter=10, backend=backend).fit(X, labels),
-            "mlp": lambda: hml.MultilayerPerceptron(layers=[X.shape[1], 3, 2], max_iter=10, random_state=seed,
-                                                    backend=backend).fit(X, labels),
+            "mlp": lambda: hml.MultilayerPerceptron(
+                layers=[X.shape[1], 3, 2], max_iter=10, random_state=seed, backend=backend
+            ).fit(X, labels),
             "kmeans": lambda: hml.KMeans(2, max_iter=10, random_state=seed, backend=backend).fit(X),
             "anomaly": lambda: hml.GaussianAnomalyDetection(backend=backend).fit(X),
         }
         model = _quiet(fits[which])
-        outputs = {"linear": "predict", "logistic": "predict_proba", "mlp": "predict_proba", "kmeans": "transform",
-                   "anomaly": "log_density"}
+        outputs = {
+            "linear": "predict",
+            "logistic": "predict_proba",
+            "mlp": "predict_proba",
+            "kmeans": "transform",
+            "anomaly": "log_density",
+        }
         values = _np(getattr(model, outputs[which])(X))
         assert np.all(np.isfinite(values)), (which, values)
 

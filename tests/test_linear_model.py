@@ -267,8 +267,9 @@ def test_fitted_model_pickles_and_predicts_the_same(case):
 
     X, y = make_regression(m=30, n=2)
     dtype = None if case.float64 else "float32"
-    model = hml.LinearRegression(polynomial_degree=2, max_iter=30, backend=case.backend, device=case.device,
-                                 dtype=dtype).fit(X, y)
+    model = hml.LinearRegression(
+        polynomial_degree=2, max_iter=30, backend=case.backend, device=case.device, dtype=dtype
+    ).fit(X, y)
     restored = pickle.loads(pickle.dumps(model))
     assert restored.get_params() == model.get_params()
     np.testing.assert_array_equal(restored.predict(X), model.predict(X))

@@ -23,7 +23,8 @@ def blobs(m=90, n=3, k=3, seed=0, spread=1.5):
 
 
 @pytest.mark.parametrize(
-    ("k", "multi_class", "degree"), [(2, "ovr", 0), (3, "ovr", 0), (4, "multinomial", 0), (3, "ovr", 2), (3, "multinomial", 2)]
+    ("k", "multi_class", "degree"),
+    [(2, "ovr", 0), (3, "ovr", 0), (4, "multinomial", 0), (3, "ovr", 2), (3, "multinomial", 2)],
 )
 def test_gradient_matches_finite_differences(case64, k, multi_class, degree):
     X, codes = blobs(m=40, k=k)
@@ -48,7 +49,9 @@ def _sklearn_fit(X, y, l2, multi_class):
 def test_matches_scikit_learn_on_the_same_problem(k, multi_class):
     X, codes = blobs(m=150, k=k, seed=k)
     labels = np.array(["ant", "bee", "cat", "dog", "eel"])[codes]
-    ours = hml.LogisticRegression(multi_class=multi_class, l2=2.0, normalize=False, tol=1e-10, max_iter=1000).fit(X, labels)
+    ours = hml.LogisticRegression(multi_class=multi_class, l2=2.0, normalize=False, tol=1e-10, max_iter=1000).fit(
+        X, labels
+    )
     peer = _sklearn_fit(X, labels, 2.0, multi_class)
     if multi_class == "ovr" and k > 2:
         coef = np.stack([e.coef_[0] for e in peer.estimators_], axis=1)
@@ -135,7 +138,7 @@ def test_loss_is_stable_for_huge_logits():
 def test_polynomial_boundary_separates_circles():
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, size=(300, 2))
-    y = (X ** 2).sum(axis=1) < 0.5
+    y = (X**2).sum(axis=1) < 0.5
     linear = hml.LogisticRegression().fit(X, y).score(X, y)
     curved = hml.LogisticRegression(polynomial_degree=2, l2=0.01, max_iter=200).fit(X, y).score(X, y)
     assert curved > 0.97 > linear + 0.2
@@ -150,10 +153,14 @@ def test_works_with_scikit_learn_tools():
 
 def test_bad_input():
     X, codes = blobs(m=30, k=3)
-    with pytest.raises(ValueError, match=r"y has only the class 'a'; a classifier needs samples of at least two classes"):
+    with pytest.raises(
+        ValueError, match=r"y has only the class 'a'; a classifier needs samples of at least two classes"
+    ):
         hml.LogisticRegression().fit(X, ["a"] * 30)
     model = hml.LogisticRegression().fit(X, codes)
-    with pytest.raises(ValueError, match=r"y contains label\(s\) \[7\] not seen in fit; the fitted classes are \[0, 1, 2\]"):
+    with pytest.raises(
+        ValueError, match=r"y contains label\(s\) \[7\] not seen in fit; the fitted classes are \[0, 1, 2\]"
+    ):
         model.score(X, np.r_[codes[:-1], 7])
     with pytest.raises(ValueError, match=r"X contains 1 NaN"):
         hml.LogisticRegression().fit(np.where(np.arange(90).reshape(30, 3) == 4, np.nan, X), codes)
@@ -199,8 +206,9 @@ def test_divergence_advice_suggests_normalize_only_when_it_is_off():
     X, codes = blobs(m=60, k=3, seed=6)
     X = 1e3 * X  # unscaled features: a step of 50 overshoots
     for normalize in (False, True):
-        model = hml.LogisticRegression(solver="gd", learning_rate=50.0, max_iter=50, normalize=normalize,
-                                       multi_class="ovr")
+        model = hml.LogisticRegression(
+            solver="gd", learning_rate=50.0, max_iter=50, normalize=normalize, multi_class="ovr"
+        )
         try:
             model.fit(X, codes)
         except hml.DivergenceError as exc:

@@ -14,9 +14,9 @@ def test_metrics_match_scikit_learn(case):
     pred = y + rng.normal(scale=0.3, size=50)
     tol = 1e-12 if case.float64 else 1e-5
     assert metrics.mean_squared_error(case.asarray(y), case.asarray(pred)) == pytest.approx(
-        sk_metrics.mean_squared_error(y, pred), rel=tol)
-    assert metrics.r2_score(case.asarray(y), case.asarray(pred)) == pytest.approx(
-        sk_metrics.r2_score(y, pred), rel=tol)
+        sk_metrics.mean_squared_error(y, pred), rel=tol
+    )
+    assert metrics.r2_score(case.asarray(y), case.asarray(pred)) == pytest.approx(sk_metrics.r2_score(y, pred), rel=tol)
     assert isinstance(metrics.r2_score(case.asarray(y), pred), float)
 
 
@@ -49,7 +49,9 @@ def test_adjusted_rand_index_matches_scikit_learn(seed):
     true = rng.integers(0, int(rng.integers(1, 6)), size=n)
     # A noisy relabelling of the truth: agreement well above chance, but not perfect.
     pred = np.where(rng.random(n) < 0.6, (true + 1) % 7, rng.integers(0, int(rng.integers(1, 8)), size=n))
-    assert metrics.adjusted_rand_score(true, pred) == pytest.approx(sk_metrics.adjusted_rand_score(true, pred), abs=1e-12)
+    assert metrics.adjusted_rand_score(true, pred) == pytest.approx(
+        sk_metrics.adjusted_rand_score(true, pred), abs=1e-12
+    )
 
 
 def test_adjusted_rand_index_invariants(case):

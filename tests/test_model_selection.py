@@ -40,7 +40,13 @@ def test_same_seed_same_rows_on_every_backend(case):
 def test_sizes_follow_scikit_learn():
     sk = pytest.importorskip("sklearn.model_selection")
     y = np.arange(155)
-    for kwargs in ({}, {"test_size": 0.2}, {"train_size": 0.7}, {"test_size": 0.1, "train_size": 0.5}, {"test_size": 31}):
+    for kwargs in (
+        {},
+        {"test_size": 0.2},
+        {"train_size": 0.7},
+        {"test_size": 0.1, "train_size": 0.5},
+        {"test_size": 31},
+    ):
         ours = train_test_split(y, random_state=0, **kwargs)
         theirs = sk.train_test_split(y, random_state=0, **kwargs)
         assert [a.shape for a in ours] == [a.shape for a in theirs], kwargs

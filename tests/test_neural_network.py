@@ -64,7 +64,9 @@ def test_cost_and_gradient_match_pytorch_autograd(activation, output):
 
 def test_one_gradient_descent_step_is_theta_minus_alpha_gradient():
     X, codes = blobs()
-    model = hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=1, learning_rate=0.3, random_state=0, normalize=False).fit(X, codes)
+    model = hml.MultilayerPerceptron(
+        layers=[4, 5, 3], max_iter=1, learning_rate=0.3, random_state=0, normalize=False
+    ).fit(X, codes)
     problem = model._prepare(X, codes, np.random.default_rng(0))
     cost0, gradient0 = problem.objective(problem.theta0)
     theta1 = pack(list(zip(model.coefs_, model.intercepts_, strict=True)), np)
@@ -74,11 +76,15 @@ def test_one_gradient_descent_step_is_theta_minus_alpha_gradient():
 
 def test_initialisation():
     X, codes = blobs()
-    uniform = hml.MultilayerPerceptron(layers=[4, 50, 3], epsilon=0.12, max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
+    uniform = hml.MultilayerPerceptron(
+        layers=[4, 50, 3], epsilon=0.12, max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0
+    )
     uniform.fit(X, codes)
     theta = pack(list(zip(uniform.coefs_, uniform.intercepts_, strict=True)), np)
     assert 0.115 < np.abs(theta).max() <= 0.12  # U(−ε, ε), weights and biases alike
-    glorot = hml.MultilayerPerceptron(layers=[4, 50, 3], init="glorot", max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0)
+    glorot = hml.MultilayerPerceptron(
+        layers=[4, 50, 3], init="glorot", max_iter=1, learning_rate=1e-12, l2=0.0, random_state=0
+    )
     glorot.fit(X, codes)
     bound = np.sqrt(6 / 54)
     assert 0.95 * bound < np.abs(glorot.coefs_[0]).max() <= bound
@@ -99,8 +105,17 @@ def test_cross_backend_agreement_from_one_seed(case):
 
 def test_minibatches_with_momentum_learn_and_are_reproducible(case):
     X, codes = blobs(m=200, seed=1)
-    kwargs = dict(layers=[4, 16, 3], activation="relu", output="softmax", init="glorot", batch_size=32,
-                  momentum=0.9, learning_rate=0.05, max_iter=20, random_state=7)
+    kwargs = dict(
+        layers=[4, 16, 3],
+        activation="relu",
+        output="softmax",
+        init="glorot",
+        batch_size=32,
+        momentum=0.9,
+        learning_rate=0.05,
+        max_iter=20,
+        random_state=7,
+    )
     model = hml.MultilayerPerceptron(**kwargs).fit(case.asarray(X), case.asarray(codes))
     costs = case.to_numpy(model.cost_history_)
     assert costs.shape == (20,) and costs[-1] < 0.5 * costs[0]
@@ -114,7 +129,9 @@ def test_full_batch_quasi_newton_solvers(solver):
     X, codes = blobs(m=120)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = hml.MultilayerPerceptron(layers=[4, 6, 3], solver=solver, max_iter=100, l2=0.1, random_state=0).fit(X, codes)
+        model = hml.MultilayerPerceptron(layers=[4, 6, 3], solver=solver, max_iter=100, l2=0.1, random_state=0).fit(
+            X, codes
+        )
     gd = hml.MultilayerPerceptron(layers=[4, 6, 3], max_iter=100, l2=0.1, random_state=0).fit(X, codes)
     assert float(model.cost_history_[-1]) < float(gd.cost_history_[-1])
 
@@ -122,8 +139,16 @@ def test_full_batch_quasi_newton_solvers(solver):
 def test_learns_xor():
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 10, dtype=float)
     y = np.array(["off", "on", "on", "off"] * 10)
-    model = hml.MultilayerPerceptron(layers=[2, 4, 2], activation="tanh", solver="lbfgs", max_iter=200, l2=0.0,
-                                     epsilon=1.0, random_state=1, tol=1e-10)
+    model = hml.MultilayerPerceptron(
+        layers=[2, 4, 2],
+        activation="tanh",
+        solver="lbfgs",
+        max_iter=200,
+        l2=0.0,
+        epsilon=1.0,
+        random_state=1,
+        tol=1e-10,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)

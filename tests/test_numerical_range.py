@@ -44,8 +44,9 @@ def test_large_but_summable_values_give_the_rescaled_fit(case64, name):
     reference = _fit(name, _X())
     model = _fit(name, case64.asarray(_X() * scale))
     if name == "kmeans":
-        np.testing.assert_allclose(case64.to_numpy(model.cluster_centers_) / scale, reference.cluster_centers_,
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            case64.to_numpy(model.cluster_centers_) / scale, reference.cluster_centers_, rtol=1e-9
+        )
         assert model.inertia_ / scale**2 == pytest.approx(reference.inertia_, rel=1e-9)
     else:
         # log p(x) of the scaled data is that of the data less d·log(scale): the same anomalies.
@@ -59,8 +60,11 @@ def test_large_but_summable_values_give_the_rescaled_fit(case64, name):
 def test_squares_that_overflow_are_refused_with_the_largest_value_and_the_fix(case64, name, scale):
     X = _X() * scale
     largest = np.abs(X).max()
-    with pytest.raises(ValueError, match=re.escape(f"overflows float64: X's largest magnitude is {largest:.3g}, ")
-                       + r".*above about 5\.47e\+152\. Rescale X first, e\.g\. X / 1e\+"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"overflows float64: X's largest magnitude is {largest:.3g}, ")
+        + r".*above about 5\.47e\+152\. Rescale X first, e\.g\. X / 1e\+",
+    ):
         _fit(name, case64.asarray(X))
 
 
@@ -75,6 +79,7 @@ def test_float32_range(name):
 
 # -- the linear models and the MLP -------------------------------------------------------------
 
+
 def _problem():
     """200 × 3 data; y linear in X plus noise; labels that no hyperplane separates."""
     rng = np.random.default_rng(1)
@@ -86,8 +91,9 @@ def _problem():
 MODELS = {
     "linear": lambda **kw: hml.LinearRegression(**kw),
     "logistic": lambda **kw: hml.LogisticRegression(tol=1e-8, max_iter=200, **kw),
-    "mlp": lambda **kw: hml.MultilayerPerceptron(layers=[3, 5, 2], solver="lbfgs", max_iter=100, tol=1e-8,
-                                                 random_state=0, **kw),
+    "mlp": lambda **kw: hml.MultilayerPerceptron(
+        layers=[3, 5, 2], solver="lbfgs", max_iter=100, tol=1e-8, random_state=0, **kw
+    ),
 }
 
 
@@ -189,15 +195,19 @@ def test_unnormalized_logistic_regression_is_scale_free_up_to_the_limit():
 def test_unnormalized_linear_models_refuse_overflowing_squares_with_the_fix(case64, scale, solver):
     X, y, labels = _problem()
     largest = np.abs(X * scale).max()
-    message = (re.escape(f"LinearRegression(normalize=False) overflows float64: X's largest magnitude is {largest:.3g}")
-               + r".*above about 5\.47e\+152\. Rescale X first.*or set normalize=True")
+    message = (
+        re.escape(f"LinearRegression(normalize=False) overflows float64: X's largest magnitude is {largest:.3g}")
+        + r".*above about 5\.47e\+152\. Rescale X first.*or set normalize=True"
+    )
     with pytest.raises(ValueError, match=message):
-        _quietly(hml.LinearRegression(normalize=False, solver=solver).fit, case64.asarray(X * scale),
-                 case64.asarray(y))
+        _quietly(hml.LinearRegression(normalize=False, solver=solver).fit, case64.asarray(X * scale), case64.asarray(y))
     solver = {"normal": "lbfgs"}.get(solver, solver)
     with pytest.raises(ValueError, match=r"LogisticRegression\(normalize=False\) overflows float64.*normalize=True"):
-        _quietly(hml.LogisticRegression(normalize=False, solver=solver).fit, case64.asarray(X * scale),
-                 case64.asarray(labels))
+        _quietly(
+            hml.LogisticRegression(normalize=False, solver=solver).fit,
+            case64.asarray(X * scale),
+            case64.asarray(labels),
+        )
 
 
 def test_unnormalized_linear_models_in_float32_range():
@@ -205,7 +215,10 @@ def test_unnormalized_linear_models_in_float32_range():
     X32, y32 = X.astype(np.float32), y.astype(np.float32)
     fitted = hml.LinearRegression(normalize=False, solver="normal").fit(X32 * np.float32(1e15), y32)
     assert fitted.score(X32 * np.float32(1e15), y32) > 0.9
-    for model, target in ((hml.LinearRegression(normalize=False), y32), (hml.LogisticRegression(normalize=False), labels)):
+    for model, target in (
+        (hml.LinearRegression(normalize=False), y32),
+        (hml.LogisticRegression(normalize=False), labels),
+    ):
         with pytest.raises(ValueError, match=r"overflows float32: X's largest magnitude is 3\.[0-9]+e\+25"):
             _quietly(model.fit, X32 * np.float32(1e25), target)
 

@@ -106,7 +106,13 @@ def test_minibatch_with_one_batch_and_no_momentum_is_gradient_descent():
 
     full = gradient_descent(batch_objective, np.zeros(3), ctx=ctx, learning_rate=0.1, max_iter=20)
     batch = minibatch_gradient_descent(
-        batch_objective, np.zeros(3), ctx=ctx, n_samples=40, batch_size=40, learning_rate=0.1, max_iter=20,
+        batch_objective,
+        np.zeros(3),
+        ctx=ctx,
+        n_samples=40,
+        batch_size=40,
+        learning_rate=0.1,
+        max_iter=20,
         rng=np.random.default_rng(1),
     )
     np.testing.assert_allclose(batch.theta, full.theta, rtol=1e-12)
@@ -117,8 +123,15 @@ def test_momentum_is_the_heavy_ball_recursion():
     ctx = backends.resolve("numpy")
     objective = lambda theta, rows=None: (np.asarray(0.5 * theta @ theta), theta.copy())  # noqa: E731
     result = minibatch_gradient_descent(
-        objective, np.array([1.0]), ctx=ctx, n_samples=1, batch_size=1, learning_rate=0.1, momentum=0.5,
-        max_iter=3, rng=np.random.default_rng(0),
+        objective,
+        np.array([1.0]),
+        ctx=ctx,
+        n_samples=1,
+        batch_size=1,
+        learning_rate=0.1,
+        momentum=0.5,
+        max_iter=3,
+        rng=np.random.default_rng(0),
     )
     theta, velocity = 1.0, 0.0
     for _ in range(3):
@@ -145,7 +158,12 @@ def test_float32_quadratic(case):
     objective, solution = quadratic(case, n=6)
     xp = case.xp
     theta0 = xp.zeros(6, dtype=xp.float32, device=case.ctx.device)
-    f32 = lambda t: tuple(xp.astype(v, xp.float32) for v in objective(xp.astype(t, case.xp.float64 if case.float64 else xp.float32)))  # noqa: E731
+
+    def f32(t):
+        return tuple(
+            xp.astype(v, xp.float32) for v in objective(xp.astype(t, case.xp.float64 if case.float64 else xp.float32))
+        )
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = lbfgs(f32, theta0, ctx=case.ctx, max_iter=200, tol=1e-4)
@@ -177,8 +195,9 @@ def test_separable_costs_keep_their_parts_on_every_optimiser(case64):
     gd = gradient_descent(objective, theta0, ctx=case64.ctx, learning_rate=0.1, max_iter=5)
     expected = np.outer(0.8 ** (2 * np.arange(5)), [1.0, 4.0, 9.0])
     np.testing.assert_allclose(case64.to_numpy(gd.cost_parts), expected, rtol=1e-12)
-    scalar = gradient_descent(lambda t: (xp.sum(objective(t)[0]), objective(t)[1]), theta0, ctx=case64.ctx,
-                              learning_rate=0.1, max_iter=5)
+    scalar = gradient_descent(
+        lambda t: (xp.sum(objective(t)[0]), objective(t)[1]), theta0, ctx=case64.ctx, learning_rate=0.1, max_iter=5
+    )
     assert scalar.cost_parts is None
 
 
@@ -214,7 +233,9 @@ def test_minibatch_descent_warns_when_max_iter_ends_an_unconverged_fit():
     X = rng.normal(size=(200, 4))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     model = hml.MultilayerPerceptron(layers=[4, 6, 2], batch_size=32, max_iter=2, tol=1e-12, random_state=0)
-    with pytest.warns(hml.ConvergenceWarning, match=r"mini-batch gradient descent did not reach tol=1e-12 in max_iter=2"):
+    with pytest.warns(
+        hml.ConvergenceWarning, match=r"mini-batch gradient descent did not reach tol=1e-12 in max_iter=2"
+    ):
         model.fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", hml.ConvergenceWarning)
@@ -244,9 +265,17 @@ def _run(method, objective, ctx, tol):
     if method == "gd":
         return gradient_descent(objective, theta0, ctx=ctx, learning_rate=0.1, max_iter=20_000, tol=tol)
     if method == "sgd":  # one batch per epoch: the epoch's mean batch gradient is ∇J, so the rule is exact
-        return minibatch_gradient_descent(lambda theta, rows: objective(theta), theta0, ctx=ctx, n_samples=200,
-                                          batch_size=200, learning_rate=0.1, max_iter=20_000, rng=np.random.default_rng(0),
-                                          tol=tol)
+        return minibatch_gradient_descent(
+            lambda theta, rows: objective(theta),
+            theta0,
+            ctx=ctx,
+            n_samples=200,
+            batch_size=200,
+            learning_rate=0.1,
+            max_iter=20_000,
+            rng=np.random.default_rng(0),
+            tol=tol,
+        )
     return {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](objective, theta0, ctx=ctx, max_iter=500, tol=tol)
 
 
@@ -291,8 +320,9 @@ def test_tol_none_runs_to_max_iter_without_a_warning(method):
             result = gradient_descent(objective, np.zeros(5), ctx=ctx, learning_rate=0.01, max_iter=37, tol=None)
             assert result.n_iter == 37 and not result.converged
         else:  # the line-search methods still stop where no step lowers the cost beyond rounding
-            result = {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](objective, np.zeros(5), ctx=ctx, max_iter=500,
-                                                                        tol=None)
+            result = {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](
+                objective, np.zeros(5), ctx=ctx, max_iter=500, tol=None
+            )
             assert result.converged and result.n_iter < 500
 
 
@@ -300,14 +330,25 @@ def test_tol_none_runs_to_max_iter_without_a_warning(method):
 def test_an_unreached_tol_warns_with_how_far_the_gradient_fell(method):
     objective, gradient, ctx = _least_squares(1.0)
     theta0 = np.zeros(5)
-    with pytest.warns(ConvergenceWarning, match=r"did not reach tol=1e-15 in max_iter=3 iterations: the largest "
-                                                r"gradient component fell to [0-9.e-]+ of its start"):
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"did not reach tol=1e-15 in max_iter=3 iterations: the largest "
+        r"gradient component fell to [0-9.e-]+ of its start",
+    ):
         if method == "gd":
             gradient_descent(objective, theta0, ctx=ctx, learning_rate=0.1, max_iter=3, tol=1e-15)
         elif method == "sgd":
-            minibatch_gradient_descent(lambda theta, rows: objective(theta), theta0, ctx=ctx, n_samples=200,
-                                       batch_size=50, learning_rate=0.1, max_iter=3, rng=np.random.default_rng(0),
-                                       tol=1e-15)
+            minibatch_gradient_descent(
+                lambda theta, rows: objective(theta),
+                theta0,
+                ctx=ctx,
+                n_samples=200,
+                batch_size=50,
+                learning_rate=0.1,
+                max_iter=3,
+                rng=np.random.default_rng(0),
+                tol=1e-15,
+            )
         else:
             {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](objective, theta0, ctx=ctx, max_iter=3, tol=1e-15)
 
@@ -323,13 +364,17 @@ def test_largest_curvature_is_the_hessians_top_eigenvalue(case64):
     assert estimate == pytest.approx(top, rel=1e-3)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: __import__("hml").LinearRegression(polynomial_degree=3, max_iter=2),
-    lambda: __import__("hml").LogisticRegression(max_iter=2),
-    lambda: __import__("hml").LogisticRegression(solver="gd", max_iter=2),
-    lambda: __import__("hml").MultilayerPerceptron(layers=[4, 5, 3], max_iter=2, random_state=0),
-    lambda: __import__("hml").MultilayerPerceptron(layers=[4, 5, 3], max_iter=2, batch_size=16, random_state=0),
-], ids=["linear", "logistic-lbfgs", "logistic-gd", "mlp-gd", "mlp-minibatch"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: __import__("hml").LinearRegression(polynomial_degree=3, max_iter=2),
+        lambda: __import__("hml").LogisticRegression(max_iter=2),
+        lambda: __import__("hml").LogisticRegression(solver="gd", max_iter=2),
+        lambda: __import__("hml").MultilayerPerceptron(layers=[4, 5, 3], max_iter=2, random_state=0),
+        lambda: __import__("hml").MultilayerPerceptron(layers=[4, 5, 3], max_iter=2, batch_size=16, random_state=0),
+    ],
+    ids=["linear", "logistic-lbfgs", "logistic-gd", "mlp-gd", "mlp-minibatch"],
+)
 def test_every_iterative_estimator_warns_by_default_when_max_iter_ends_the_fit(make):
     """No estimator defaults to tol=None (the silent underfit); the warning points at the caller's fit line."""
     rng = np.random.default_rng(0)

@@ -18,8 +18,11 @@ import pytest
 import hml
 from hml import persistence
 
-CPU_BACKENDS = [name for name in ("numpy", "array_api_strict", "torch", "dask")
-                if name == "numpy" or __import__("importlib").util.find_spec(name.split(".")[0]) is not None]
+CPU_BACKENDS = [
+    name
+    for name in ("numpy", "array_api_strict", "torch", "dask")
+    if name == "numpy" or __import__("importlib").util.find_spec(name.split(".")[0]) is not None
+]
 
 
 def _data(seed: int = 0):
@@ -33,8 +36,11 @@ def _data(seed: int = 0):
 MODELS = {
     "linear": (lambda b: hml.LinearRegression(polynomial_degree=2, max_iter=50, backend=b), "reg", "predict"),
     "logistic": (lambda b: hml.LogisticRegression(max_iter=20, backend=b), "cls", "predict_proba"),
-    "mlp": (lambda b: hml.MultilayerPerceptron(layers=[3, 4, 2], max_iter=10, random_state=0, backend=b), "cls",
-            "predict_proba"),
+    "mlp": (
+        lambda b: hml.MultilayerPerceptron(layers=[3, 4, 2], max_iter=10, random_state=0, backend=b),
+        "cls",
+        "predict_proba",
+    ),
     "kmeans": (lambda b: hml.KMeans(3, random_state=0, max_iter=10, backend=b), None, "transform"),
     "anomaly": (lambda b: hml.GaussianAnomalyDetection(covariance="full", backend=b), None, "score_samples"),
 }
@@ -165,22 +171,44 @@ def _coef_array(metadata):
 
 
 TAMPERED = {
-    "newer format": (lambda m: m.update(format_version=persistence.FORMAT_VERSION + 1), None,
-                     r"format version 2 .* reads up to version 1 -- upgrade hml"),
+    "newer format": (
+        lambda m: m.update(format_version=persistence.FORMAT_VERSION + 1),
+        None,
+        r"format version 2 .* reads up to version 1 -- upgrade hml",
+    ),
     "another format": (lambda m: m.update(format="sklearn"), None, r"its format is 'sklearn'"),
     "unknown class": (lambda m: m["model"].update({"class": "os.system"}), None, r"unknown class 'os.system'"),
-    "unknown parameter": (lambda m: m["model"]["params"].update(evil={"json": 1}), None,
-                          r"parameters are \[.*\], the file has"),
-    "dunder attribute": (lambda m: m["model"]["state"].update(__class__={"json": "x"}), None,
-                         r"'__class__' is not a fitted attribute's name"),
-    "method name": (lambda m: m["model"]["state"].update(predict={"json": 1}), None,
-                    r"'predict' is not a fitted attribute's name"),
+    "unknown parameter": (
+        lambda m: m["model"]["params"].update(evil={"json": 1}),
+        None,
+        r"parameters are \[.*\], the file has",
+    ),
+    "dunder attribute": (
+        lambda m: m["model"]["state"].update(__class__={"json": "x"}),
+        None,
+        r"'__class__' is not a fitted attribute's name",
+    ),
+    "method name": (
+        lambda m: m["model"]["state"].update(predict={"json": 1}),
+        None,
+        r"'predict' is not a fitted attribute's name",
+    ),
     "wrong shape": (None, lambda a, m: a.update({_coef_array(m): np.zeros((7, 7))}), r"arrays do not fit together"),
-    "wrong dtype": (None, lambda a, m: a.update({_coef_array(m): a[_coef_array(m)].astype(np.float32)}),
-                    r"is float32, but the model computes in float64"),
-    "complex dtype": (None, lambda a, m: a.update({_coef_array(m): a[_coef_array(m)].astype(complex)}),
-                      r"dtype complex128, which the format does not hold"),
-    "missing array": (None, lambda a, m: a.pop(_coef_array(m)), r"refers to array 'a\d+', which the file does not hold"),
+    "wrong dtype": (
+        None,
+        lambda a, m: a.update({_coef_array(m): a[_coef_array(m)].astype(np.float32)}),
+        r"is float32, but the model computes in float64",
+    ),
+    "complex dtype": (
+        None,
+        lambda a, m: a.update({_coef_array(m): a[_coef_array(m)].astype(complex)}),
+        r"dtype complex128, which the format does not hold",
+    ),
+    "missing array": (
+        None,
+        lambda a, m: a.pop(_coef_array(m)),
+        r"refers to array 'a\d+', which the file does not hold",
+    ),
     "extra array": (None, lambda a, m: a.update(extra=np.zeros(3)), r"arrays \['extra'\] are not part of the model"),
     "untagged value": (lambda m: m["model"]["state"].update(n_iter_=5), None, r"n_iter_ is not a tagged value"),
 }
@@ -291,8 +319,11 @@ def test_devices_a_float64_model_loads_where_float64_exists_and_is_refused_elsew
     on_device1 = hml.load(path, backend="array_api_strict", device="device1")
     assert "device1" in str(on_device1.coef_.device)
     np.testing.assert_allclose(_host(on_device1.predict(X)), model.predict(X), rtol=1e-12)
-    with pytest.raises(ValueError, match=r"computes in float64, which array_api_strict on device .*no_float64.* "
-                                         r"does not support.*dtype='float32'"):
+    with pytest.raises(
+        ValueError,
+        match=r"computes in float64, which array_api_strict on device .*no_float64.* "
+        r"does not support.*dtype='float32'",
+    ):
         hml.load(path, backend="array_api_strict", device="no_float64")
     single = hml.LinearRegression(max_iter=30, dtype="float32").fit(X, y)
     moved = hml.load(single.save(tmp_path / "s.npz"), backend="array_api_strict", device="no_float64")

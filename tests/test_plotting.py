@@ -65,8 +65,16 @@ def test_image_grid_colours_right_and_wrong_predictions():
     labels = np.arange(12) % 3
     predictions = labels.copy()
     predictions[[1, 7]] = 0  # two mistakes
-    fig = plotting.image_grid(images, labels=labels, predictions=predictions, rows=3, cols=4, shape=(4, 4),
-                              class_names=["zero", "one", "two"], fig=Figure())
+    fig = plotting.image_grid(
+        images,
+        labels=labels,
+        predictions=predictions,
+        rows=3,
+        cols=4,
+        shape=(4, 4),
+        class_names=["zero", "one", "two"],
+        fig=Figure(),
+    )
     titles = [ax.title for ax in fig.axes if ax.images]
     assert len(titles) == 12
     wrong = [t.get_text() for t in titles if t.get_color() == "darkred"]

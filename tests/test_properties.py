@@ -63,5 +63,7 @@ def test_any_single_non_finite_value_is_reported_where_it_is(m, n, seed, bad):
     X = rng.normal(size=(m, n))
     row, col = rng.integers(m), rng.integers(n)
     X[row, col] = bad
-    with pytest.raises(ValueError, match=rf"X contains 1 NaN or infinite value\(s\) \(the first at row {row}, column {col}\)"):
+    with pytest.raises(
+        ValueError, match=rf"X contains 1 NaN or infinite value\(s\) \(the first at row {row}, column {col}\)"
+    ):
         hml.LinearRegression().fit(X, np.zeros(m))

@@ -17,8 +17,14 @@ import hml
 sklearn = pytest.importorskip("sklearn", minversion="1.6")
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
-ESTIMATORS = [hml.LinearRegression(), hml.LogisticRegression(), hml.KMeans(), hml.GaussianAnomalyDetection(),
-              hml.MultilayerPerceptron(), hml.FeatureTransformer()]
+ESTIMATORS = [
+    hml.LinearRegression(),
+    hml.LogisticRegression(),
+    hml.KMeans(),
+    hml.GaussianAnomalyDetection(),
+    hml.MultilayerPerceptron(),
+    hml.FeatureTransformer(),
+]
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
@@ -35,9 +41,14 @@ def test_tags_say_what_each_estimator_is():
     from sklearn.utils import get_tags
 
     kinds = {type(e).__name__: get_tags(e).estimator_type for e in ESTIMATORS}
-    assert kinds == {"LinearRegression": "regressor", "LogisticRegression": "classifier", "KMeans": "clusterer",
-                     "GaussianAnomalyDetection": "density_estimator", "MultilayerPerceptron": "classifier",
-                     "FeatureTransformer": None}
+    assert kinds == {
+        "LinearRegression": "regressor",
+        "LogisticRegression": "classifier",
+        "KMeans": "clusterer",
+        "GaussianAnomalyDetection": "density_estimator",
+        "MultilayerPerceptron": "classifier",
+        "FeatureTransformer": None,
+    }
     assert get_tags(hml.KMeans()).transformer_tags is not None  # it has transform
     assert not get_tags(hml.LinearRegression()).input_tags.allow_nan
 

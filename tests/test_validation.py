@@ -30,20 +30,46 @@ def _assert_unchanged(model, before):
 
 
 BAD_X = [
-    ("nan", lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X),
-     ValueError, r"X contains 1 NaN or infinite value\(s\) \(the first at row 2, column 1\)"),
-    ("inf", lambda X: np.where(np.arange(X.size).reshape(X.shape) == 0, np.inf, X),
-     ValueError, r"X contains 1 NaN or infinite.*row 0, column 0"),
-    ("1-D", lambda X: X[:, 0], ValueError, r"X must be a 2-D array.*got a 1-D array of shape \(20,\).*reshape\(-1, 1\)"),
+    (
+        "nan",
+        lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X),
+        ValueError,
+        r"X contains 1 NaN or infinite value\(s\) \(the first at row 2, column 1\)",
+    ),
+    (
+        "inf",
+        lambda X: np.where(np.arange(X.size).reshape(X.shape) == 0, np.inf, X),
+        ValueError,
+        r"X contains 1 NaN or infinite.*row 0, column 0",
+    ),
+    (
+        "1-D",
+        lambda X: X[:, 0],
+        ValueError,
+        r"X must be a 2-D array.*got a 1-D array of shape \(20,\).*reshape\(-1, 1\)",
+    ),
     ("3-D", lambda X: X[:, :, None], ValueError, r"X must be a 2-D array.*got a 3-D array"),
-    ("zero rows", lambda X: X[:0], ValueError, r"X has 0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1 is required"),
+    (
+        "zero rows",
+        lambda X: X[:0],
+        ValueError,
+        r"X has 0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1 is required",
+    ),
     ("strings", lambda X: X.astype(str), TypeError, r"X must hold real numbers; got dtype <U.*encode categories"),
     ("ragged", lambda X: [[1.0, 2.0], [3.0]], ValueError, r"X could not be read as a numeric array"),
     ("complex", lambda X: X.astype(complex), ValueError, r"Complex data not supported: X has dtype complex128"),
-    ("sparse", lambda X: __import__("scipy.sparse").sparse.csr_array(X), TypeError,
-     r"X is a sparse matrix \(csr_array\); sparse input is not supported.*X.toarray\(\)"),
-    ("objects", lambda X: np.array([[{"a": 1}] * X.shape[1]] * X.shape[0], dtype=object), TypeError,
-     r"X holds values that are not numbers \(float\(\) argument must be a string or a.*number"),
+    (
+        "sparse",
+        lambda X: __import__("scipy.sparse").sparse.csr_array(X),
+        TypeError,
+        r"X is a sparse matrix \(csr_array\); sparse input is not supported.*X.toarray\(\)",
+    ),
+    (
+        "objects",
+        lambda X: np.array([[{"a": 1}] * X.shape[1]] * X.shape[0], dtype=object),
+        TypeError,
+        r"X holds values that are not numbers \(float\(\) argument must be a string or a.*number",
+    ),
     ("None", lambda X: None, ValueError, r"X is None"),
 ]
 
@@ -74,11 +100,14 @@ def test_bad_X_is_caught_on_every_backend(case, data):
         hml.LinearRegression().fit(case.asarray(X), case.asarray(y))
 
 
-@pytest.mark.parametrize("bad_y,message", [
-    (np.array([np.nan] + [1.0] * 19), r"y contains 1 NaN or infinite value"),
-    (np.ones(19), r"y has 19 values but X has 20 rows"),
-    (np.ones((20, 2)), r"y must be 1-D .* got shape \(20, 2\)"),
-])
+@pytest.mark.parametrize(
+    "bad_y,message",
+    [
+        (np.array([np.nan] + [1.0] * 19), r"y contains 1 NaN or infinite value"),
+        (np.ones(19), r"y has 19 values but X has 20 rows"),
+        (np.ones((20, 2)), r"y must be 1-D .* got shape \(20, 2\)"),
+    ],
+)
 def test_bad_y(data, bad_y, message):
     model = hml.LinearRegression()
     with pytest.raises(ValueError, match=message):
@@ -98,19 +127,22 @@ def test_column_y_is_accepted_with_a_warning(data):
         hml.LogisticRegression().fit(X, labels[:, None])
 
 
-@pytest.mark.parametrize("params,message", [
-    (dict(max_iter=-1), r"max_iter must be an integer >= 1; got -1"),
-    (dict(max_iter=2.5), r"max_iter must be an integer >= 1; got 2.5"),
-    (dict(learning_rate=0.0), r"learning_rate must be 'auto' or a finite number > 0; got 0.0"),
-    (dict(learning_rate=-0.1), r"learning_rate must be 'auto' or a finite number > 0; got -0.1"),
-    (dict(learning_rate=float("nan")), r"learning_rate must be 'auto' or a finite number > 0; got nan"),
-    (dict(l2=-1.0), r"l2 must be a finite number >= 0; got -1.0"),
-    (dict(tol=-1e-3), r"tol must be a finite number >= 0 or None"),
-    (dict(solver="lstsq"), r"solver must be one of \['gd', 'normal'\]; got 'lstsq'"),
-    (dict(polynomial_degree=-2), r"polynomial_degree must be an integer >= 0; got -2"),
-    (dict(normalize="yes"), r"normalize must be True or False"),
-    (dict(dtype="float16"), r"dtype must be 'float32', 'float64' or None; got 'float16'"),
-])
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        (dict(max_iter=-1), r"max_iter must be an integer >= 1; got -1"),
+        (dict(max_iter=2.5), r"max_iter must be an integer >= 1; got 2.5"),
+        (dict(learning_rate=0.0), r"learning_rate must be 'auto' or a finite number > 0; got 0.0"),
+        (dict(learning_rate=-0.1), r"learning_rate must be 'auto' or a finite number > 0; got -0.1"),
+        (dict(learning_rate=float("nan")), r"learning_rate must be 'auto' or a finite number > 0; got nan"),
+        (dict(l2=-1.0), r"l2 must be a finite number >= 0; got -1.0"),
+        (dict(tol=-1e-3), r"tol must be a finite number >= 0 or None"),
+        (dict(solver="lstsq"), r"solver must be one of \['gd', 'normal'\]; got 'lstsq'"),
+        (dict(polynomial_degree=-2), r"polynomial_degree must be an integer >= 0; got -2"),
+        (dict(normalize="yes"), r"normalize must be True or False"),
+        (dict(dtype="float16"), r"dtype must be 'float32', 'float64' or None; got 'float16'"),
+    ],
+)
 def test_bad_hyperparameters_are_named(data, params, message):
     model = hml.LinearRegression(**params)
     with pytest.raises(ValueError, match=message):
@@ -180,8 +212,11 @@ def test_a_none_label_is_named():
 
 
 FEATURE_NAME_ESTIMATORS = [
-    lambda: hml.LinearRegression(), lambda: hml.LogisticRegression(), lambda: hml.KMeans(2, random_state=0),
-    lambda: hml.GaussianAnomalyDetection(threshold=1e-3), lambda: hml.MultilayerPerceptron(max_iter=3),
+    lambda: hml.LinearRegression(),
+    lambda: hml.LogisticRegression(),
+    lambda: hml.KMeans(2, random_state=0),
+    lambda: hml.GaussianAnomalyDetection(threshold=1e-3),
+    lambda: hml.MultilayerPerceptron(max_iter=3),
     lambda: hml.FeatureTransformer(),
 ]
 
@@ -197,7 +232,9 @@ def test_dataframe_columns_are_remembered_and_checked(make):
     np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c"])
     method = next(getattr(model, m) for m in ("predict", "transform", "score_samples") if hasattr(model, m))
     method(frame)  # the same columns: accepted
-    with pytest.raises(ValueError, match=r"The feature names should match.*another order.*X\[model.feature_names_in_\]"):
+    with pytest.raises(
+        ValueError, match=r"The feature names should match.*another order.*X\[model.feature_names_in_\]"
+    ):
         method(frame[["c", "a", "b"]])
     renamed = frame.rename(columns={"c": "d"})
     with pytest.raises(ValueError, match=r"unseen at fit time: \['d'\].*now missing: \['c'\]"):
@@ -210,8 +247,14 @@ def test_dataframe_columns_are_remembered_and_checked(make):
         method(frame)
 
 
-ALL_ESTIMATORS = [hml.LinearRegression, hml.LogisticRegression, hml.KMeans, hml.GaussianAnomalyDetection,
-                  hml.MultilayerPerceptron, hml.FeatureTransformer]
+ALL_ESTIMATORS = [
+    hml.LinearRegression,
+    hml.LogisticRegression,
+    hml.KMeans,
+    hml.GaussianAnomalyDetection,
+    hml.MultilayerPerceptron,
+    hml.FeatureTransformer,
+]
 
 
 @pytest.mark.parametrize("estimator", ALL_ESTIMATORS, ids=lambda e: e.__name__)
@@ -222,16 +265,22 @@ def test_every_parameter_is_declared_once_in_the_constraint_table(estimator):
     assert set(defaults) == set(estimator._param_names())
 
 
-@pytest.mark.parametrize("estimator, params, message", [
-    (hml.KMeans, {"n_init": 0}, r"n_init must be 'auto' or an integer >= 1; got 0"),
-    (hml.KMeans, {"init": "kmeans++"},
-     r"init must be one of \['k-means\+\+', 'random'\] or an array of starting centroids; got 'kmeans\+\+'"),
-    (hml.KMeans, {"working_memory": 0}, r"working_memory must be an integer >= 1 or None; got 0"),
-    (hml.MultilayerPerceptron, {"momentum": 1.0}, r"momentum must be in \[0, 1\); got 1.0"),
-    (hml.GaussianAnomalyDetection, {"contamination": 0.7}, r"contamination must be in \(0, 0.5\] or None; got 0.7"),
-    (hml.LinearRegression, {"verbose": "yes"}, r"verbose must be True or False; got 'yes'"),
-    (hml.LogisticRegression, {"normalize": 1}, r"normalize must be True or False; got 1"),
-])
+@pytest.mark.parametrize(
+    "estimator, params, message",
+    [
+        (hml.KMeans, {"n_init": 0}, r"n_init must be 'auto' or an integer >= 1; got 0"),
+        (
+            hml.KMeans,
+            {"init": "kmeans++"},
+            r"init must be one of \['k-means\+\+', 'random'\] or an array of starting centroids; got 'kmeans\+\+'",
+        ),
+        (hml.KMeans, {"working_memory": 0}, r"working_memory must be an integer >= 1 or None; got 0"),
+        (hml.MultilayerPerceptron, {"momentum": 1.0}, r"momentum must be in \[0, 1\); got 1.0"),
+        (hml.GaussianAnomalyDetection, {"contamination": 0.7}, r"contamination must be in \(0, 0.5\] or None; got 0.7"),
+        (hml.LinearRegression, {"verbose": "yes"}, r"verbose must be True or False; got 'yes'"),
+        (hml.LogisticRegression, {"normalize": 1}, r"normalize must be True or False; got 1"),
+    ],
+)
 def test_constraint_messages_name_the_parameter_the_value_and_the_rule(estimator, params, message):
     X = np.random.default_rng(0).normal(size=(30, 2))
     y = np.arange(30) % 2

@@ -55,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     C = X[cupy.asarray(rng.choice(n, k, replace=False))]
     norms = cupy.sum(C * C, axis=1)
     backend = backends.get_backend_object("cupy")
-    results: dict = {"rows": n, "features": d, "clusters": k, "roofline_ms": 2.0 * n * d * k / (args.gemm_tflops * 1e12) * 1e3}
+    results: dict = {
+        "rows": n,
+        "features": d,
+        "clusters": k,
+        "roofline_ms": 2.0 * n * d * k / (args.gemm_tflops * 1e12) * 1e3,
+    }
 
     def timed(function) -> float:
         return median_ms(function, args.repeats)
@@ -74,13 +79,21 @@ def main(argv: list[str] | None = None) -> int:
         blocks = (n + 256 * rows_per_thread - 1) // (256 * rows_per_thread)
 
         def run(kernel=kernel, out_labels=out_labels, out_best=out_best, blocks=blocks):
-            kernel((blocks,), (256,), (X, C, norms, np.int64(n), np.int32(k), out_labels, out_best),
-                   shared_mem=tile * (d + 1) * 4)
+            kernel(
+                (blocks,),
+                (256,),
+                (X, C, norms, np.int64(n), np.int32(k), out_labels, out_best),
+                shared_mem=tile * (d + 1) * 4,
+            )
 
         run()
         differ = int(cupy.sum(out_labels != labels))
         worst = float(cupy.max(cupy.abs(out_best - best)))
-        report(f"e-fused-r{rows_per_thread}", timed(run), f"labels differing from e-portable: {differ}; max |Δ score| {worst:.2e}")
+        report(
+            f"e-fused-r{rows_per_thread}",
+            timed(run),
+            f"labels differing from e-portable: {differ}; max |Δ score| {worst:.2e}",
+        )
         results[f"e-fused-r{rows_per_thread}-differ"] = differ
 
     reference_sums = backend.segment_sum(X, labels, k)
@@ -89,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     sums, counts = backend.segment_sum_and_count(X, labels, k)
     rel = float(cupy.max(cupy.abs(sums - reference_sums)) / cupy.max(cupy.abs(reference_sums)))
     same_counts = bool(cupy.all(counts == reference_counts))
-    report("m-shared", timed(lambda: backend.segment_sum_and_count(X, labels, k)),
-           f"max relative Δ sums vs add.at {rel:.2e}; counts equal: {same_counts}")
+    report(
+        "m-shared",
+        timed(lambda: backend.segment_sum_and_count(X, labels, k)),
+        f"max relative Δ sums vs add.at {rel:.2e}; counts equal: {same_counts}",
+    )
     results["m-shared-rel"], results["m-shared-counts-equal"] = rel, same_counts
 
     def fit(max_iter):

@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     n, layers = args.rows, [784, 1024, 10]
     rng = np.random.default_rng(0)
     host = {
-        "X": rng.random((n, 784), dtype=np.float32), "H": rng.standard_normal((n, 1024), dtype=np.float32),
-        "D": rng.standard_normal((n, 10), dtype=np.float32), "W1": rng.standard_normal((784, 1024), dtype=np.float32),
+        "X": rng.random((n, 784), dtype=np.float32),
+        "H": rng.standard_normal((n, 1024), dtype=np.float32),
+        "D": rng.standard_normal((n, 10), dtype=np.float32),
+        "W1": rng.standard_normal((784, 1024), dtype=np.float32),
         "Y": np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)],
         "theta": (rng.standard_normal(784 * 1024 + 1024 + 1024 * 10 + 10) * 0.01).astype(np.float32),
     }

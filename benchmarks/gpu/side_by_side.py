@@ -94,14 +94,16 @@ def quietly(function: Callable[[], Any]) -> Any:
         return function()
 
 
-def hml_per_iteration(clock: Clock, fit: Callable[[int], Any], short: int, long: int, repeats: int,
-                      warmup: int = 1) -> tuple[float, str]:
+def hml_per_iteration(
+    clock: Clock, fit: Callable[[int], Any], short: int, long: int, repeats: int, warmup: int = 1
+) -> tuple[float, str]:
     """(T(long) − T(short)) / (iterations(long) − iterations(short)) for ``fit(max_iter)`` returning a model."""
     iterations = {}
 
     def run(max_iter: int) -> Callable[[], None]:
         def go() -> None:
             iterations[max_iter] = quietly(lambda: fit(max_iter)).n_iter_
+
         return go
 
     t_short = clock.median(run(short), repeats, warmup)
@@ -123,8 +125,12 @@ def measure_roofline(torch: Any, device: str, clock: Clock, scale: float) -> dic
     src = torch.randn(size, device=device)
     dst = torch.empty_like(src)
     copy = clock.median(lambda: dst.copy_(src), repeats=10, warmup=3)
-    return {"gemm_flops": 2.0 * n ** 3 / gemm, "gemm_n": n, "bandwidth": 2.0 * src.numel() * 4 / copy,
-            "copy_bytes": src.numel() * 4}
+    return {
+        "gemm_flops": 2.0 * n**3 / gemm,
+        "gemm_n": n,
+        "bandwidth": 2.0 * src.numel() * 4 / copy,
+        "copy_bytes": src.numel() * 4,
+    }
 
 
 # -- workloads -----------------------------------------------------------------------------------
@@ -221,17 +227,28 @@ class Bench:
         X = rng.random((n, d), dtype=np.float32)
         start = X[rng.choice(n, k, replace=False)]
         flops = 2.0 * n * d * k
-        self.roofline_row(lambda: Row(name, "roofline", flops / self.roof["gemm_flops"], "2·N·D·K flops at the GEMM rate",
-                             {"flops": flops}))
+        self.roofline_row(
+            lambda: Row(
+                name, "roofline", flops / self.roof["gemm_flops"], "2·N·D·K flops at the GEMM rate", {"flops": flops}
+            )
+        )
         cupy_backend = backends.get_backend_object("cupy")
         for label in self.gpu_labels:
             Xd, Cd = self.to(label, X), self.to(label, start)
             # hml-cupy-fused: the same fit with CuPy's fused distance + argmin kernel switched on.
             default, cupy_backend.fused_kmeans = cupy_backend.fused_kmeans, label == "hml-cupy-fused"
             try:
-                self.record(name, label, lambda: hml_per_iteration(
-                    self.clock, lambda it: hml.KMeans(k, init=Cd, n_init=1, max_iter=it, tol=0.0).fit(Xd), 1, 6,
-                    args.repeats))
+                self.record(
+                    name,
+                    label,
+                    lambda: hml_per_iteration(
+                        self.clock,
+                        lambda it: hml.KMeans(k, init=Cd, n_init=1, max_iter=it, tol=0.0).fit(Xd),
+                        1,
+                        6,
+                        args.repeats,
+                    ),
+                )
             finally:
                 cupy_backend.fused_kmeans = default
             Xd = Cd = None  # free the device copies before the next side
@@ -252,13 +269,24 @@ class Bench:
             def step():
                 state[0], shift = function(Xt, state[0])
                 float(shift)  # the convergence test reads the shift every iteration, as hml does
+
             return step
 
         self.record(name, "torch-eager", lambda: self.torch_loop(eager_step(), 5))
         self.record(name, "torch-compile", lambda: self.torch_loop(eager_step(self.compiled(lloyd)), 5))
         Xt = Ct = None  # free the device copies before the next side
-        self.record(name, "hml-numpy", lambda: hml_per_iteration(
-            self.clock, lambda it: hml.KMeans(k, init=start, n_init=1, max_iter=it, tol=0.0).fit(X), 1, 4, 1, warmup=0))
+        self.record(
+            name,
+            "hml-numpy",
+            lambda: hml_per_iteration(
+                self.clock,
+                lambda it: hml.KMeans(k, init=start, n_init=1, max_iter=it, tol=0.0).fit(X),
+                1,
+                4,
+                1,
+                warmup=0,
+            ),
+        )
 
     # data for the MNIST-shaped workloads ----------------------------------------------------
     def mnist(self, rows: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -284,25 +312,46 @@ class Bench:
         for batch in (None, 4096):
             name = f"MLP {layers} epoch, N={n:,} float32, " + ("full batch" if batch is None else f"batches of {batch}")
             print(name, flush=True)
-            self.roofline_row(lambda: Row(name, "roofline", flops / self.roof["gemm_flops"], "6·N·(weights) flops at the GEMM rate",
-                                 {"flops": flops, "data": source}))
+            self.roofline_row(
+                lambda: Row(
+                    name,
+                    "roofline",
+                    flops / self.roof["gemm_flops"],
+                    "6·N·(weights) flops at the GEMM rate",
+                    {"flops": flops, "data": source},
+                )
+            )
 
             def model(it, batch=batch):
-                return hml.MultilayerPerceptron(layers=layers, max_iter=it, learning_rate=0.5 if batch is None else 0.05,
-                                                batch_size=batch, momentum=0.9 if batch else 0.0, tol=None, random_state=0)
+                return hml.MultilayerPerceptron(
+                    layers=layers,
+                    max_iter=it,
+                    learning_rate=0.5 if batch is None else 0.05,
+                    batch_size=batch,
+                    momentum=0.9 if batch else 0.0,
+                    tol=None,
+                    random_state=0,
+                )
 
             for label in self.plain_labels():
                 Xd, yd = self.to(label, X), self.to(label, y)
-                self.record(name, label, lambda: hml_per_iteration(
-                    self.clock, lambda it: model(it).fit(Xd, yd), 1, 3 if batch is None else 2, args.repeats))
+                self.record(
+                    name,
+                    label,
+                    lambda: hml_per_iteration(
+                        self.clock, lambda it: model(it).fit(Xd, yd), 1, 3 if batch is None else 2, args.repeats
+                    ),
+                )
                 Xd = yd = None  # free the device copies before the next side
             Xt = torch.asarray(X, device=self.device)
             mean, std = Xt.mean(0), Xt.std(0).clamp_min(1e-12)
             Xt = (Xt - mean) / std  # hml standardises once per fit, outside the loop
             Yt = torch.nn.functional.one_hot(torch.asarray(y, device=self.device), 10).to(Xt.dtype)
             gen = torch.Generator(device="cpu").manual_seed(0)
-            params = [(torch.rand(a, b, generator=gen) * 0.24 - 0.12).to(self.device).requires_grad_()
-                      for a, b in ((784, 1024), (1, 1024), (1024, 10), (1, 10))]
+            params = [
+                (torch.rand(a, b, generator=gen) * 0.24 - 0.12).to(self.device).requires_grad_()
+                for a, b in ((784, 1024), (1, 1024), (1024, 10), (1, 10))
+            ]
 
             def loss(W1, b1, W2, b2, X, Y, m=float(n)):
                 # The original project's cost: sigmoid layers, cross-entropy per output, λ/2m ‖W‖².
@@ -318,21 +367,28 @@ class Bench:
                 def step():
                     order = torch.randperm(n, device=self.device) if batch else None
                     for start in range(0, n, batch or n):
-                        rows = order[start:start + batch] if batch else slice(None)
+                        rows = order[start : start + batch] if batch else slice(None)
                         cost = function(*params, Xt[rows], Yt[rows])
                         grads = torch.autograd.grad(cost, params)
                         with torch.no_grad():
                             for p, v, g in zip(params, velocity, grads, strict=True):
                                 v.mul_(0.9 if batch else 0.0).add_(g, alpha=-lr)
                                 p.add_(v)
+
                 return step
 
             self.record(name, "torch-eager", lambda: self.torch_loop(epoch_step(loss), 3 if batch is None else 1))
-            self.record(name, "torch-compile", lambda: self.torch_loop(epoch_step(self.compiled(loss)),
-                                                                       3 if batch is None else 1))
+            self.record(
+                name,
+                "torch-compile",
+                lambda: self.torch_loop(epoch_step(self.compiled(loss)), 3 if batch is None else 1),
+            )
             Xt = Yt = None  # free the device copies before the next side
-            self.record(name, "hml-numpy", lambda: hml_per_iteration(
-                self.clock, lambda it: model(it).fit(X, y), 1, 2, 1, warmup=0))
+            self.record(
+                name,
+                "hml-numpy",
+                lambda: hml_per_iteration(self.clock, lambda it: model(it).fit(X, y), 1, 2, 1, warmup=0),
+            )
 
     # logistic regression --------------------------------------------------------------------
     def logistic(self) -> None:
@@ -345,23 +401,45 @@ class Bench:
                 name = f"logistic regression {multi_class} {solver} iteration, N={n:,} × 784, 10 classes, float32"
                 print(name, flush=True)
                 # Two passes over X per gradient (X W, then Xᵀ R): memory-bound.
-                self.roofline_row(lambda: Row(name, "roofline", 2 * bytes_per_pass / self.roof["bandwidth"],
-                                     "two passes over X at the copy bandwidth", {"data": source}))
+                self.roofline_row(
+                    lambda: Row(
+                        name,
+                        "roofline",
+                        2 * bytes_per_pass / self.roof["bandwidth"],
+                        "two passes over X at the copy bandwidth",
+                        {"data": source},
+                    )
+                )
 
                 def model(it, multi_class=multi_class, solver=solver):
-                    return hml.LogisticRegression(solver=solver, multi_class=multi_class, max_iter=it, tol=0.0,
-                                                  learning_rate=1.0)
+                    return hml.LogisticRegression(
+                        solver=solver, multi_class=multi_class, max_iter=it, tol=0.0, learning_rate=1.0
+                    )
 
                 short, long = (10, 30) if solver == "gd" else (5, 15)
                 for label in self.plain_labels():
                     Xd, yd = self.to(label, X), self.to(label, y)
-                    self.record(name, label, lambda: hml_per_iteration(
-                        self.clock, lambda it: model(it).fit(Xd, yd), short, long, args.repeats))
+                    self.record(
+                        name,
+                        label,
+                        lambda: hml_per_iteration(
+                            self.clock, lambda it: model(it).fit(Xd, yd), short, long, args.repeats
+                        ),
+                    )
                     Xd = yd = None  # free the device copies before the next side
-                self.record(name, "torch-eager", lambda: self._torch_logistic(X, y, multi_class, solver, compiled=False))
-                self.record(name, "torch-compile", lambda: self._torch_logistic(X, y, multi_class, solver, compiled=True))
-                self.record(name, "hml-numpy", lambda: hml_per_iteration(
-                    self.clock, lambda it: model(it).fit(X, y), short // 5 or 1, short // 5 + 3, 1, warmup=0))
+                self.record(
+                    name, "torch-eager", lambda: self._torch_logistic(X, y, multi_class, solver, compiled=False)
+                )
+                self.record(
+                    name, "torch-compile", lambda: self._torch_logistic(X, y, multi_class, solver, compiled=True)
+                )
+                self.record(
+                    name,
+                    "hml-numpy",
+                    lambda: hml_per_iteration(
+                        self.clock, lambda it: model(it).fit(X, y), short // 5 or 1, short // 5 + 3, 1, warmup=0
+                    ),
+                )
 
     def _torch_logistic(self, X, y, multi_class, solver, compiled) -> tuple[float, str]:
         torch = self.torch
@@ -394,6 +472,7 @@ class Bench:
                 if len(costs) == 10:  # the cost read once per 10 iterations, as hml's window
                     torch.stack(costs).cpu()
                     costs.clear()
+
             return self.torch_loop(step, 10)
         optimizer = torch.optim.LBFGS([W, b], lr=1.0, max_iter=1, history_size=10, line_search_fn="strong_wolfe")
 
@@ -413,17 +492,23 @@ class Bench:
         print(name, flush=True)
         rng = np.random.default_rng(0)
         X = rng.standard_normal((n, d), dtype=np.float32)
-        y = (X @ rng.standard_normal(d, dtype=np.float32) + 0.1 * rng.standard_normal(n, dtype=np.float32))
-        self.roofline_row(lambda: Row(name, "roofline", 2 * 4.0 * n * d / self.roof["bandwidth"],
-                             "two passes over X at the copy bandwidth"))
+        y = X @ rng.standard_normal(d, dtype=np.float32) + 0.1 * rng.standard_normal(n, dtype=np.float32)
+        self.roofline_row(
+            lambda: Row(
+                name, "roofline", 2 * 4.0 * n * d / self.roof["bandwidth"], "two passes over X at the copy bandwidth"
+            )
+        )
 
         def model(it):
             return hml.LinearRegression(max_iter=it, learning_rate=0.1, tol=None)
 
         for label in self.plain_labels():
             Xd, yd = self.to(label, X), self.to(label, y)
-            self.record(name, label, lambda: hml_per_iteration(
-                self.clock, lambda it: model(it).fit(Xd, yd), 10, 50, args.repeats))
+            self.record(
+                name,
+                label,
+                lambda: hml_per_iteration(self.clock, lambda it: model(it).fit(Xd, yd), 10, 50, args.repeats),
+            )
             Xd = yd = None  # free the device copies before the next side
         Xt, yt = torch.asarray(X, device=self.device), torch.asarray(y, device=self.device)
         Xt = (Xt - Xt.mean(0)) / Xt.std(0)
@@ -442,21 +527,28 @@ class Bench:
                 if len(costs) == 10:
                     torch.stack(costs).cpu()
                     costs.clear()
+
             return step
 
         self.record(name, "torch-eager", lambda: self.torch_loop(steps(gd), 20))
         self.record(name, "torch-compile", lambda: self.torch_loop(steps(self.compiled(gd)), 20))
         Xt = yt = None  # free the device copies before the next side
-        self.record(name, "hml-numpy", lambda: hml_per_iteration(
-            self.clock, lambda it: model(it).fit(X, y), 10, 20, 1, warmup=0))
+        self.record(
+            name,
+            "hml-numpy",
+            lambda: hml_per_iteration(self.clock, lambda it: model(it).fit(X, y), 10, 20, 1, warmup=0),
+        )
 
     # report -----------------------------------------------------------------------------------
     def run(self) -> dict:
         self.roof = None
         if self.wanted("roofline"):
             self.roof = measure_roofline(self.torch, self.device, self.clock, self.args.scale)
-            print(f"roofline: FP32 GEMM {self.roof['gemm_flops'] / 1e12:.1f} TFLOP/s, "
-                  f"bandwidth {self.roof['bandwidth'] / 1e12:.2f} TB/s", flush=True)
+            print(
+                f"roofline: FP32 GEMM {self.roof['gemm_flops'] / 1e12:.1f} TFLOP/s, "
+                f"bandwidth {self.roof['bandwidth'] / 1e12:.2f} TB/s",
+                flush=True,
+            )
         for workload in self.args.only:
             getattr(self, workload)()
         return self.report()
@@ -464,9 +556,15 @@ class Bench:
     def report(self) -> dict:
         torch = self.torch
         info = {
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "hml": hml.__version__, "cpu_count": os.cpu_count(), "device": self.device,
-            "scale": self.args.scale, "repeats": self.args.repeats, "CUPY_TF32": os.environ.get("CUPY_TF32"),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "hml": hml.__version__,
+            "cpu_count": os.cpu_count(),
+            "device": self.device,
+            "scale": self.args.scale,
+            "repeats": self.args.repeats,
+            "CUPY_TF32": os.environ.get("CUPY_TF32"),
             "torch_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         }
         if self.device.startswith("cuda"):
@@ -475,8 +573,12 @@ class Bench:
         cupy = sys.modules.get("cupy")
         if cupy is not None:
             info["cupy"] = cupy.__version__
-        return {"info": info, "roofline": self.roof, "rows": [asdict(r) for r in self.rows],
-                "ratios": ratios(self.rows)}
+        return {
+            "info": info,
+            "roofline": self.roof,
+            "rows": [asdict(r) for r in self.rows],
+            "ratios": ratios(self.rows),
+        }
 
 
 def ratios(rows: list[Row]) -> list[dict]:
@@ -498,23 +600,35 @@ def ratios(rows: list[Row]) -> list[dict]:
 
 def markdown(result: dict) -> str:
     info, roof = result["info"], result["roofline"]
-    lines = [f"Device: {info.get('gpu', info['device'])}; CUDA {info.get('cuda_runtime')}; torch {info['torch']}; "
-             f"CuPy {info.get('cupy', '-')}; NumPy {info['numpy']}; {info['cpu_count']} CPU cores; "
-             f"scale {info['scale']}; medians of {info['repeats']}.",
-             "" if roof is None else
-             f"Roofline measured here: FP32 GEMM {roof['gemm_flops'] / 1e12:.1f} TFLOP/s (n = {roof['gemm_n']}), "
-             f"copy bandwidth {roof['bandwidth'] / 1e12:.2f} TB/s (read + write).", "",
-             "| workload | variant | ms / iteration | note |", "| --- | --- | ---: | --- |"]
+    lines = [
+        f"Device: {info.get('gpu', info['device'])}; CUDA {info.get('cuda_runtime')}; torch {info['torch']}; "
+        f"CuPy {info.get('cupy', '-')}; NumPy {info['numpy']}; {info['cpu_count']} CPU cores; "
+        f"scale {info['scale']}; medians of {info['repeats']}.",
+        ""
+        if roof is None
+        else f"Roofline measured here: FP32 GEMM {roof['gemm_flops'] / 1e12:.1f} TFLOP/s (n = {roof['gemm_n']}), "
+        f"copy bandwidth {roof['bandwidth'] / 1e12:.2f} TB/s (read + write).",
+        "",
+        "| workload | variant | ms / iteration | note |",
+        "| --- | --- | ---: | --- |",
+    ]
     for r in result["rows"]:
         ms = "—" if r["seconds"] is None else f"{r['seconds'] * 1e3:.3f}"
         lines.append(f"| {r['workload']} | {r['variant']} | {ms} | {r['note']} |")
-    lines += ["", "| workload | hml side | ms | × torch eager | × torch.compile | × roofline | NumPy ÷ this |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "| workload | hml side | ms | × torch eager | × torch.compile | × roofline | NumPy ÷ this |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for e in result["ratios"]:
+
         def fmt(key):
             return f"{e[key]:.2f}" if key in e else "—"
-        lines.append(f"| {e['workload']} | {e['variant']} | {e['ms']:.3f} | {fmt('over_torch-eager')} | "
-                     f"{fmt('over_torch-compile')} | {fmt('over_roofline')} | {fmt('numpy_speedup')} |")
+
+        lines.append(
+            f"| {e['workload']} | {e['variant']} | {e['ms']:.3f} | {fmt('over_torch-eager')} | "
+            f"{fmt('over_torch-compile')} | {fmt('over_roofline')} | {fmt('numpy_speedup')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -529,7 +643,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the median is kept (5)")
     parser.add_argument("--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {WORKLOADS}")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
-    parser.add_argument("--budget", type=float, default=1e9, help="seconds after which the remaining figures are skipped")
+    parser.add_argument(
+        "--budget", type=float, default=1e9, help="seconds after which the remaining figures are skipped"
+    )
     parser.add_argument("--compile-cpu", action="store_true", help="also time torch.compile on the CPU")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--markdown", help="write the tables here")

@@ -82,14 +82,11 @@ AUTO = "auto"
 
 #: Registry, in the order ``hml info`` lists them and ``backend_of`` tries them.
 _REGISTRY: dict[str, Backend] = {
-    b.name: b
-    for b in (NumpyBackend(), CupyBackend(), TorchBackend(), DaskBackend(), ArrayApiStrictBackend())
+    b.name: b for b in (NumpyBackend(), CupyBackend(), TorchBackend(), DaskBackend(), ArrayApiStrictBackend())
 }
 
 # (name, device) set by use_backend; None means "not set in this context".
-_context_choice: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar(
-    "hml_backend", default=None
-)
+_context_choice: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar("hml_backend", default=None)
 _global_choice: tuple[str, Any] | None = None
 _global_lock = threading.Lock()
 
@@ -104,9 +101,7 @@ def get_backend_object(name: str) -> Backend:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise BackendUnavailableError(
-            f"unknown backend {name!r}; choose one of {[AUTO, *_REGISTRY]}"
-        ) from None
+        raise BackendUnavailableError(f"unknown backend {name!r}; choose one of {[AUTO, *_REGISTRY]}") from None
 
 
 def _validated(name: str, device: Any) -> tuple[str, Any]:
@@ -386,9 +381,7 @@ def check_random_state(random_state: Any) -> np.random.Generator:
         return np.random.default_rng(random_state)
     if isinstance(random_state, np.random.Generator):
         return random_state
-    raise ValueError(
-        f"random_state must be None, a non-negative int or a numpy.random.Generator; got {random_state!r}"
-    )
+    raise ValueError(f"random_state must be None, a non-negative int or a numpy.random.Generator; got {random_state!r}")
 
 
 @dataclass

@@ -36,9 +36,7 @@ class ArrayApiStrictBackend(Backend):
         for known in self.devices():
             if device == known or str(device) in (str(known), getattr(known, "_device", None)):
                 return known
-        raise BackendUnavailableError(
-            f"backend 'array_api_strict' has no device {device!r}; devices: {self.devices()}"
-        )
+        raise BackendUnavailableError(f"backend 'array_api_strict' has no device {device!r}; devices: {self.devices()}")
 
     def supports_float64(self, device: Any) -> bool:
         info = self.library().__array_namespace_info__()

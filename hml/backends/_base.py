@@ -111,8 +111,7 @@ class Backend:
         if str(device) in {str(d) for d in self.devices()}:
             return device
         raise BackendUnavailableError(
-            f"backend {self.name!r} has no device {device!r}; devices here: "
-            f"{[str(d) for d in self.devices()]}"
+            f"backend {self.name!r} has no device {device!r}; devices here: {[str(d) for d in self.devices()]}"
         )
 
     def chunks_have_cheap_data_dependent_shapes(self, array: Any) -> bool:
@@ -242,15 +241,18 @@ class Backend:
         Two calls here; a backend may compute both in one kernel (``tests/test_cluster.py``
         checks agreement with these two).
         """
-        return (self.segment_sum(values, segment_ids, n_segments),
-                self.segment_count(segment_ids, n_segments, values.dtype))
+        return (
+            self.segment_sum(values, segment_ids, n_segments),
+            self.segment_count(segment_ids, n_segments, values.dtype),
+        )
 
     def nearest_centroid_scratch(self, n_clusters: int, n_features: int, dtype: Any) -> int:
         """Values per row that :meth:`nearest_centroid` writes to memory: the K scores, portably."""
         return n_clusters
 
-    def nearest_centroid(self, block: Any, centroids: Any, centroid_norms: Any, *,
-                         with_scores: bool = False) -> tuple[Any, Any]:
+    def nearest_centroid(
+        self, block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False
+    ) -> tuple[Any, Any]:
         """The k-means E-step for a block of rows: lᵢ = argminₖ ‖cₖ‖² − 2 xᵢ·cₖ (int32) and,
         with ``with_scores``, that minimum (‖xᵢ − c_{lᵢ}‖² without the ‖xᵢ‖² term), else None.
 
@@ -274,7 +276,9 @@ class Backend:
         """
         return [function(item) for item in items]
 
-    def map_row_chunks(self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
+    def map_row_chunks(
+        self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]
+    ) -> tuple[Any, ...]:
         """``function(*row_chunks, *shared)`` on each row chunk of the row-aligned ``arrays``, in the
         chunks' own library, its outputs combined: ``("rows", dtype)`` concatenated along the rows,
         ``("sum", shape, dtype)`` added up. In-memory arrays are one chunk: one call, as they are.
@@ -314,8 +318,16 @@ class Backend:
         return self.xp.linalg.inv(matrix)
 
     # -- random numbers ------------------------------------------------------------
-    def random_uniform(self, rng: np.random.Generator, shape: int | tuple[int, ...], *, low: float = 0.0,
-                       high: float = 1.0, dtype: Any, device: Any) -> Any:
+    def random_uniform(
+        self,
+        rng: np.random.Generator,
+        shape: int | tuple[int, ...],
+        *,
+        low: float = 0.0,
+        high: float = 1.0,
+        dtype: Any,
+        device: Any,
+    ) -> Any:
         """``U(low, high)`` samples drawn on the host and moved here.
 
         Drawing with NumPy's generator makes the same ``random_state`` give the

@@ -62,14 +62,11 @@ class CupyBackend(Backend):
             index = int(device.partition(":")[2] or 0)
         else:
             raise BackendUnavailableError(
-                f"backend 'cupy' takes device=None, an int, 'cuda', 'cuda:N' or a "
-                f"cupy.cuda.Device; got {device!r}"
+                f"backend 'cupy' takes device=None, an int, 'cuda', 'cuda:N' or a cupy.cuda.Device; got {device!r}"
             )
         count = self._device_count()
         if not 0 <= index < count:
-            raise BackendUnavailableError(
-                f"backend 'cupy' has no CUDA device {index}; this machine has {count}"
-            )
+            raise BackendUnavailableError(f"backend 'cupy' has no CUDA device {index}; this machine has {count}")
         return cupy.cuda.Device(index)
 
     def owns(self, array: Any) -> bool:
@@ -147,8 +144,9 @@ class CupyBackend(Backend):
     #: HML_CUPY_FUSED_KMEANS=0 turns it off. tests/test_cluster.py checks that the two agree.
     fused_kmeans: bool = os.environ.get("HML_CUPY_FUSED_KMEANS", "1") != "0"
 
-    def nearest_centroid(self, block: Any, centroids: Any, centroid_norms: Any, *,
-                         with_scores: bool = False) -> tuple[Any, Any]:
+    def nearest_centroid(
+        self, block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False
+    ) -> tuple[Any, Any]:
         if self._fuses(block.dtype, block.shape[1]):
             labels, best = self.fused_nearest_centroid(block, centroids, centroid_norms)
             return labels, (best if with_scores else None)
@@ -182,10 +180,20 @@ class CupyBackend(Backend):
         best = cupy.empty(n, dtype=cupy.float32)
         threads = 256
         per_block = threads * rows_per_thread
-        kernel(((n + per_block - 1) // per_block,), (threads,),
-               (cupy.ascontiguousarray(block), cupy.ascontiguousarray(centroids),
-                cupy.ascontiguousarray(centroid_norms), np.int64(n), np.int32(k), labels, best),
-               shared_mem=tile * (d + 1) * 4)
+        kernel(
+            ((n + per_block - 1) // per_block,),
+            (threads,),
+            (
+                cupy.ascontiguousarray(block),
+                cupy.ascontiguousarray(centroids),
+                cupy.ascontiguousarray(centroid_norms),
+                np.int64(n),
+                np.int32(k),
+                labels,
+                best,
+            ),
+            shared_mem=tile * (d + 1) * 4,
+        )
         return labels, best
 
     def segment_sum_and_count(self, values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, Any]:
@@ -203,10 +211,19 @@ class CupyBackend(Backend):
         counts = cupy.zeros(n_segments, dtype=cupy.float32)
         device = cupy.cuda.Device()
         blocks = min(device.attributes["MultiProcessorCount"] * 4, (n * d + 255) // 256)
-        kernel((blocks,), (256,),
-               (cupy.ascontiguousarray(values), cupy.ascontiguousarray(segment_ids, dtype=cupy.int32),
-                np.int64(n), np.int32(n_segments), sums, counts),
-               shared_mem=n_segments * (d + 1) * 4)
+        kernel(
+            (blocks,),
+            (256,),
+            (
+                cupy.ascontiguousarray(values),
+                cupy.ascontiguousarray(segment_ids, dtype=cupy.int32),
+                np.int64(n),
+                np.int32(n_segments),
+                sums,
+                counts,
+            ),
+            shared_mem=n_segments * (d + 1) * 4,
+        )
         return sums, counts
 
     def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:

@@ -62,7 +62,9 @@ class DaskBackend(Backend):
         wait(futures_of(persisted))
         return persisted
 
-    def map_row_chunks(self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
+    def map_row_chunks(
+        self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]
+    ) -> tuple[Any, ...]:
         from dask.array.utils import meta_from_array
 
         da = self.library()
@@ -80,8 +82,17 @@ class DaskBackend(Backend):
         for value in shared:
             args += self._whole(value, letters)
         name = "hml-" + getattr(function, "__name__", "chunk")
-        parts = da.blockwise(_call_on_chunks, "i", function, None, *args, concatenate=False, dtype=object,
-                             meta=np.empty((0,), dtype=object), name=f"{name}-{_token(function, args)}")
+        parts = da.blockwise(
+            _call_on_chunks,
+            "i",
+            function,
+            None,
+            *args,
+            concatenate=False,
+            dtype=object,
+            meta=np.empty((0,), dtype=object),
+            name=f"{name}-{_token(function, args)}",
+        )
         like = arrays[0]._meta
         summed = [i for i, spec in enumerate(out) if spec[0] == "sum"]
         if summed and parts.npartitions <= _SUM_FAN_IN:
@@ -89,15 +100,33 @@ class DaskBackend(Backend):
             # blockwise hands it the list). ``da.reduction`` would add a task per chunk to pick
             # the summed outputs, and, once fused with the chunk's task, an alias task per chunk
             # too: 16 extra rounds of the scheduler per call at 8 chunks.
-            total = da.blockwise(_summed_parts, "", summed, None, parts, "i",
-                                 concatenate=False, dtype=object, meta=np.empty((), dtype=object),
-                                 name=f"{name}-sum-{_token(parts.name, summed)}")
+            total = da.blockwise(
+                _summed_parts,
+                "",
+                summed,
+                None,
+                parts,
+                "i",
+                concatenate=False,
+                dtype=object,
+                meta=np.empty((), dtype=object),
+                name=f"{name}-sum-{_token(parts.name, summed)}",
+            )
             sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
         elif summed:
             # All sums in one tree of tasks (32 chunks' parts per task), not one tree per output.
             chunk = functools.partial(_pick, summed)
-            total = da.reduction(parts, chunk, _add_parts, combine=_add_parts, axis=0, concatenate=False,
-                                 split_every=_SUM_FAN_IN, dtype=object, meta=np.empty((), dtype=object))
+            total = da.reduction(
+                parts,
+                chunk,
+                _add_parts,
+                combine=_add_parts,
+                axis=0,
+                concatenate=False,
+                split_every=_SUM_FAN_IN,
+                dtype=object,
+                meta=np.empty((), dtype=object),
+            )
             sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
         results = []
         for i, spec in enumerate(out):
@@ -119,8 +148,17 @@ class DaskBackend(Backend):
         if like is None:
             return tuple(function(*args))
         name = "hml-" + getattr(function, "__name__", "call")
-        result = da.blockwise(_call_on_chunks, "", function, None, *blockwise_args, concatenate=False, dtype=object,
-                              meta=np.empty((), dtype=object), name=f"{name}-{_token(function, blockwise_args)}")
+        result = da.blockwise(
+            _call_on_chunks,
+            "",
+            function,
+            None,
+            *blockwise_args,
+            concatenate=False,
+            dtype=object,
+            meta=np.empty((), dtype=object),
+            name=f"{name}-{_token(function, blockwise_args)}",
+        )
         return tuple(_outputs(result, out, like))
 
     def take_rows(self, ctx: Any, array: Any, indices: np.ndarray) -> Any:
@@ -233,8 +271,12 @@ def _realigned(array: Any) -> Any:
     the workers' memory accounting would count twice."""
     if _persisted_futures(array) is None:
         return array
-    flags = array.map_blocks(_is_aligned, chunks=tuple((1,) * len(sizes) for sizes in array.chunks), dtype=bool,
-                             meta=np.empty((0,) * array.ndim, dtype=bool))
+    flags = array.map_blocks(
+        _is_aligned,
+        chunks=tuple((1,) * len(sizes) for sizes in array.chunks),
+        dtype=bool,
+        meta=np.empty((0,) * array.ndim, dtype=bool),
+    )
     if bool(np.all(flags.compute())):
         return array
     return array.map_blocks(_aligned, dtype=array.dtype, meta=array._meta)
@@ -277,9 +319,17 @@ def _outputs(result: Any, out: list[Any], like: Any) -> list[Any]:
     """The arrays ``(shape, dtype)`` of ``out`` read from the 0-d dask array of one task's tuple ``result``."""
     from dask.array.utils import meta_from_array
 
-    return [result.map_blocks(_output, i, dtype=dtype, chunks=tuple((n,) for n in shape),
-                              new_axis=list(range(len(shape))), meta=meta_from_array(like, len(shape), dtype))
-            for i, (shape, dtype) in enumerate(out)]
+    return [
+        result.map_blocks(
+            _output,
+            i,
+            dtype=dtype,
+            chunks=tuple((n,) for n in shape),
+            new_axis=list(range(len(shape))),
+            meta=meta_from_array(like, len(shape), dtype),
+        )
+        for i, (shape, dtype) in enumerate(out)
+    ]
 
 
 def _pick(summed: list[int], parts: Any, axis: Any = None, keepdims: bool = False) -> tuple[Any, ...]:
@@ -332,4 +382,3 @@ def _available_host_memory() -> float:
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):  # not POSIX
         return math.inf
-

@@ -54,8 +54,7 @@ class TorchBackend(Backend):
             index = dev.index if dev.index is not None else torch.cuda.current_device()
             if index >= torch.cuda.device_count():
                 raise BackendUnavailableError(
-                    f"backend 'torch' has no CUDA device {index}; this machine has "
-                    f"{torch.cuda.device_count()}"
+                    f"backend 'torch' has no CUDA device {index}; this machine has {torch.cuda.device_count()}"
                 )
             return torch.device("cuda", index)
         if dev.type == "mps":

@@ -115,11 +115,21 @@ def _csv(key: str, data_home: PathLike, download: bool, columns: dict[str, type]
     return parse_csv(read_file(FILES[key], data_home, download=download), key, columns)
 
 
-def _table(name: str, columns: dict[str, np.ndarray], features: list[str], target: str,
-           target_names: Sequence[str] | None = None) -> Dataset:
+def _table(
+    name: str,
+    columns: dict[str, np.ndarray],
+    features: list[str],
+    target: str,
+    target_names: Sequence[str] | None = None,
+) -> Dataset:
     data = np.stack([columns[f] for f in features], axis=1)
     return Dataset(
-        name, data, columns[target], tuple(features), tuple(target_names or (target,)), columns=columns,
+        name,
+        data,
+        columns[target],
+        tuple(features),
+        tuple(target_names or (target,)),
+        columns=columns,
     )
 
 
@@ -142,9 +152,19 @@ def load_world_happiness_2017(*, data_home: PathLike = None, download: bool = Tr
     ``"Dystopia.Residual"`` is left out of ``data``: with it the six factors add up to
     the score exactly.
     """
-    numeric = ["Happiness.Rank", "Happiness.Score", "Whisker.high", "Whisker.low", *_HAPPINESS_FACTORS, "Dystopia.Residual"]
+    numeric = [
+        "Happiness.Rank",
+        "Happiness.Score",
+        "Whisker.high",
+        "Whisker.low",
+        *_HAPPINESS_FACTORS,
+        "Dystopia.Residual",
+    ]
     columns = _csv(
-        "homemade/world-happiness-report-2017.csv", data_home, download, {"Country": str, **dict.fromkeys(numeric, float)}
+        "homemade/world-happiness-report-2017.csv",
+        data_home,
+        download,
+        {"Country": str, **dict.fromkeys(numeric, float)},
     )
     columns["Happiness.Rank"] = columns["Happiness.Rank"].astype(np.int64)
     return _table("world_happiness_2017", columns, _HAPPINESS_FACTORS, "Happiness.Score")
@@ -178,7 +198,10 @@ def load_server_params(*, data_home: PathLike = None, download: bool = True) -> 
     """Server operational parameters: latency (ms) and throughput (mb/s) of 307 servers; ``target`` 1 = anomaly."""
     features = ["Latency (ms)", "Throughput (mb/s)"]
     columns = _csv(
-        "homemade/server-operational-params.csv", data_home, download, {**dict.fromkeys(features, float), "Anomaly": int}
+        "homemade/server-operational-params.csv",
+        data_home,
+        download,
+        {**dict.fromkeys(features, float), "Anomaly": int},
     )
     return _table("server_params", columns, features, "Anomaly", ["normal", "anomaly"])
 
@@ -187,8 +210,9 @@ _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 _PIXEL_NAMES = tuple(f"pixel_{row}_{col}" for row in range(28) for col in range(28))
 
 
-def _load_idx_pair(name: str, folder: str, split: str, data_home: PathLike, download: bool,
-                   target_names: Sequence[str]) -> Dataset:
+def _load_idx_pair(
+    name: str, folder: str, split: str, data_home: PathLike, download: bool, target_names: Sequence[str]
+) -> Dataset:
     if split not in _SPLIT_PREFIX:
         raise ValueError(f"split={split!r} is not a split of {name}; use 'train' or 'test'")
     prefix = _SPLIT_PREFIX[split]
@@ -203,9 +227,16 @@ def _load_idx_pair(name: str, folder: str, split: str, data_home: PathLike, down
     if labels.size and int(labels.max()) >= len(target_names):
         raise DatasetFormatError(f"{labels_key}: label {int(labels.max())} is not one of 0..{len(target_names) - 1}")
     n, rows, cols = images.shape
-    pixels = _PIXEL_NAMES if (rows, cols) == (28, 28) else tuple(f"pixel_{r}_{c}" for r in range(rows) for c in range(cols))
+    pixels = (
+        _PIXEL_NAMES if (rows, cols) == (28, 28) else tuple(f"pixel_{r}_{c}" for r in range(rows) for c in range(cols))
+    )
     return Dataset(
-        f"{name}_{split}", images.reshape(n, rows * cols), labels.astype(np.int64), pixels, tuple(target_names), images=images,
+        f"{name}_{split}",
+        images.reshape(n, rows * cols),
+        labels.astype(np.int64),
+        pixels,
+        tuple(target_names),
+        images=images,
     )
 
 
@@ -219,7 +250,16 @@ def load_mnist(split: str = "train", *, data_home: PathLike = None, download: bo
 
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 
@@ -252,11 +292,14 @@ def catalogue_markdown() -> str:
             f"| `{info.name}` | `hml.datasets.{info.loader}` | **{info.title}**: {info.description} | {info.source} "
             f"| {info.licence} | {human_size(info.size)} | {info.notebook} |"
         )
-    lines += ["", "Files and checksums (SHA-256 of the content, decompressed for `.gz`; MD5 of the archive where published):", ""]
+    lines += [
+        "",
+        "Files and checksums (SHA-256 of the content, decompressed for `.gz`; MD5 of the archive where published):",
+        "",
+    ]
     lines += ["| file | size | SHA-256 of content | MD5 of archive |", "| --- | --- | --- | --- |"]
     for info in DATASETS.values():
         for f in info.files:
             lines.append(f"| `{f.key}` | {f.size:,} B | `{f.sha256 or '—'}` | `{f.archive_md5 or '—'}` |")
     lines += ["", CATALOGUE_END]
     return "\n".join(lines) + "\n"
-

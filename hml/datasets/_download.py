@@ -84,11 +84,15 @@ def _content(file: DataFile, raw: bytes, where: str) -> bytes:
             # wbits=31: a gzip header and trailer; one call decompresses 47 MB in ~0.2 s.
             content = zlib.decompress(raw, wbits=31)
         except zlib.error as exc:
-            raise DatasetFormatError(f"{where}: not a complete gzip stream ({exc}); the file is truncated or corrupt") from None
+            raise DatasetFormatError(
+                f"{where}: not a complete gzip stream ({exc}); the file is truncated or corrupt"
+            ) from None
     if file.sha256 is not None:
         digest = hashlib.sha256(content).hexdigest()
         if digest != file.sha256:
-            raise ChecksumMismatchError(f"{where}: SHA-256 of the content {digest} does not match the expected {file.sha256}")
+            raise ChecksumMismatchError(
+                f"{where}: SHA-256 of the content {digest} does not match the expected {file.sha256}"
+            )
     return content
 
 
@@ -103,8 +107,10 @@ def _progress(file: DataFile, total: int | None) -> Any:
 def _download(file: DataFile, url: str, target: Path) -> bytes:
     """Download ``url`` to ``target`` through a temporary file; return the verified content."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(target, suffix=".part") as (out, partial), \
-            urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
+    with (
+        atomic_file(target, suffix=".part") as (out, partial),
+        urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response,
+    ):
         length = response.headers.get("Content-Length")
         bar = _progress(file, int(length) if length and length.isdigit() else None)
         try:
@@ -122,8 +128,11 @@ def _download(file: DataFile, url: str, target: Path) -> bytes:
 
 def _cannot_write(exc: BaseException) -> bool:
     """An error of writing into the cache (disk full, read-only, no permission), not of the source."""
-    return (not isinstance(exc, urllib.error.URLError) and isinstance(exc, OSError)
-            and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM))
+    return (
+        not isinstance(exc, urllib.error.URLError)
+        and isinstance(exc, OSError)
+        and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -195,4 +204,3 @@ def cache_status(file: DataFile, home: str | os.PathLike[str] | None = None) -> 
     except DatasetError:
         return "corrupt"
     return "cached"
-

@@ -32,7 +32,9 @@ def parse_idx(content: bytes, name: str) -> np.ndarray:
     ndim = content[3]
     header = 4 + 4 * ndim
     if len(content) < header:
-        raise DatasetFormatError(f"{name}: IDX header promises {ndim} dimensions but the file ends after {len(content)} bytes")
+        raise DatasetFormatError(
+            f"{name}: IDX header promises {ndim} dimensions but the file ends after {len(content)} bytes"
+        )
     shape = tuple(int(n) for n in np.frombuffer(content, ">u4", count=ndim, offset=4))
     expected = header + dtype.itemsize * int(np.prod(shape, dtype=np.int64))
     if len(content) != expected:

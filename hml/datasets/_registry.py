@@ -96,7 +96,13 @@ DATASETS: dict[str, DatasetInfo] = {
             _HOMEMADE_SOURCE,
             "CC0 (Kaggle, Sustainable Development Solutions Network); redistributed in the MIT-licensed original project",
             "notebooks/linear_regression/",
-            (_homemade("world-happiness-report-2017.csv", 29380, "cd90e5d3d7d504cbcfeef20c4f016fd19f19dce2e73cffb078412b6ebc73ab92"),),
+            (
+                _homemade(
+                    "world-happiness-report-2017.csv",
+                    29380,
+                    "cd90e5d3d7d504cbcfeef20c4f016fd19f19dce2e73cffb078412b6ebc73ab92",
+                ),
+            ),
         ),
         DatasetInfo(
             "iris",
@@ -116,7 +122,11 @@ DATASETS: dict[str, DatasetInfo] = {
             _HOMEMADE_SOURCE,
             f"redistributed in {_COURSE}",
             "notebooks/logistic_regression/",
-            (_homemade("microchips-tests.csv", 2257, "6ad46c0ef212853274926584eea6d96707c53f8f623dbe1cd97dedde1e6758b6"),),
+            (
+                _homemade(
+                    "microchips-tests.csv", 2257, "6ad46c0ef212853274926584eea6d96707c53f8f623dbe1cd97dedde1e6758b6"
+                ),
+            ),
         ),
         DatasetInfo(
             "nonlinear_xy",
@@ -126,7 +136,13 @@ DATASETS: dict[str, DatasetInfo] = {
             _HOMEMADE_SOURCE,
             "MIT (the original project)",
             "notebooks/linear_regression/",
-            (_homemade("non-linear-regression-x-y.csv", 4517, "f5c5fc667f5dfc3e422358fb4fbf664893d67daa4c5f5ec00dec1d6581cfaba2"),),
+            (
+                _homemade(
+                    "non-linear-regression-x-y.csv",
+                    4517,
+                    "f5c5fc667f5dfc3e422358fb4fbf664893d67daa4c5f5ec00dec1d6581cfaba2",
+                ),
+            ),
         ),
         DatasetInfo(
             "server_params",
@@ -136,7 +152,13 @@ DATASETS: dict[str, DatasetInfo] = {
             _HOMEMADE_SOURCE,
             f"redistributed in {_COURSE}",
             "notebooks/anomaly_detection/",
-            (_homemade("server-operational-params.csv", 11634, "26d4ea63a72879c4b4c141e10844db3dc8c767510115eeff5899704b67804cf2"),),
+            (
+                _homemade(
+                    "server-operational-params.csv",
+                    11634,
+                    "26d4ea63a72879c4b4c141e10844db3dc8c767510115eeff5899704b67804cf2",
+                ),
+            ),
         ),
         DatasetInfo(
             "mnist",
@@ -147,10 +169,34 @@ DATASETS: dict[str, DatasetInfo] = {
             "CC BY-SA 3.0",
             "notebooks/logistic_regression/, notebooks/neural_network/",
             (
-                _idx("mnist", _MNIST, "train-images-idx3-ubyte.gz", 9912422, sha256="ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-                _idx("mnist", _MNIST, "train-labels-idx1-ubyte.gz", 28881, sha256="65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-                _idx("mnist", _MNIST, "t10k-images-idx3-ubyte.gz", 1648877, sha256="0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-                _idx("mnist", _MNIST, "t10k-labels-idx1-ubyte.gz", 4542, sha256="ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+                _idx(
+                    "mnist",
+                    _MNIST,
+                    "train-images-idx3-ubyte.gz",
+                    9912422,
+                    sha256="ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                ),
+                _idx(
+                    "mnist",
+                    _MNIST,
+                    "train-labels-idx1-ubyte.gz",
+                    28881,
+                    sha256="65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                ),
+                _idx(
+                    "mnist",
+                    _MNIST,
+                    "t10k-images-idx3-ubyte.gz",
+                    1648877,
+                    sha256="0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                ),
+                _idx(
+                    "mnist",
+                    _MNIST,
+                    "t10k-labels-idx1-ubyte.gz",
+                    4542,
+                    sha256="ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                ),
             ),
         ),
         DatasetInfo(
@@ -162,15 +208,35 @@ DATASETS: dict[str, DatasetInfo] = {
             "MIT",
             "notebooks/logistic_regression/, notebooks/neural_network/",
             (
-                _idx("fashion-mnist", _FASHION, "train-images-idx3-ubyte.gz", 26421880, archive_md5="8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
                 _idx(
-                    "fashion-mnist", _FASHION, "train-labels-idx1-ubyte.gz", 29515,
-                    sha256="bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", archive_md5="25c81989df183df01b3e8a0aad5dffbe",
+                    "fashion-mnist",
+                    _FASHION,
+                    "train-images-idx3-ubyte.gz",
+                    26421880,
+                    archive_md5="8d4fb7e6c68d591d4c3dfef9ec88bf0d",
                 ),
-                _idx("fashion-mnist", _FASHION, "t10k-images-idx3-ubyte.gz", 4422102, archive_md5="bef4ecab320f06d8554ea6380940ec79"),
                 _idx(
-                    "fashion-mnist", _FASHION, "t10k-labels-idx1-ubyte.gz", 5148,
-                    sha256="0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", archive_md5="bb300cfdad3c16e7a12a480ee83cd310",
+                    "fashion-mnist",
+                    _FASHION,
+                    "train-labels-idx1-ubyte.gz",
+                    29515,
+                    sha256="bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                    archive_md5="25c81989df183df01b3e8a0aad5dffbe",
+                ),
+                _idx(
+                    "fashion-mnist",
+                    _FASHION,
+                    "t10k-images-idx3-ubyte.gz",
+                    4422102,
+                    archive_md5="bef4ecab320f06d8554ea6380940ec79",
+                ),
+                _idx(
+                    "fashion-mnist",
+                    _FASHION,
+                    "t10k-labels-idx1-ubyte.gz",
+                    5148,
+                    sha256="0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                    archive_md5="bb300cfdad3c16e7a12a480ee83cd310",
                 ),
             ),
         ),
