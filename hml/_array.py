@@ -29,7 +29,7 @@ __all__ = [
     "check_int",
     "check_float",
     "squares_overflow",
-    "squares_overflow_in",
+    "squares_overflow_if_any",
 ]
 
 
@@ -131,18 +131,25 @@ def _squares_limit(X: Any, xp: Any) -> float:
     return float((float(xp.finfo(X.dtype).max) / (X.shape[0] * X.shape[1])) ** 0.5)
 
 
-def squares_overflow_in(ctx: ComputeContext, X: Any) -> bool:
-    """Whether some |x| in X exceeds :func:`_squares_limit` (one read: for error paths)."""
-    xp = ctx.xp
-    return float(ctx.read(xp.max(xp.abs(X)), "overflow report")) > _squares_limit(X, xp)
-
-
 def squares_overflow(ctx: ComputeContext, X: Any, what: str, advice: str = "") -> ValueError:
     """The error for finite ``X`` whose sums of squares overflow its dtype (|x| ≳ 1e154 in
     float64, 1e19 in float32): the largest magnitude, the limit and the fix (``advice`` names
     another). Built only on the error path, so its read of max|X| costs nothing otherwise."""
-    xp = ctx.xp
-    largest = float(ctx.read(xp.max(xp.abs(X)), "overflow report"))
+    return _overflow_error(X, ctx.xp, _largest_magnitude(ctx, X), what, advice)
+
+
+def squares_overflow_if_any(ctx: ComputeContext, X: Any, what: str, advice: str = "") -> ValueError | None:
+    """:func:`squares_overflow`'s error where some |x| exceeds :func:`_squares_limit`, else None
+    (one read, for error paths that may have another cause)."""
+    largest = _largest_magnitude(ctx, X)
+    return _overflow_error(X, ctx.xp, largest, what, advice) if largest > _squares_limit(X, ctx.xp) else None
+
+
+def _largest_magnitude(ctx: ComputeContext, X: Any) -> float:
+    return float(ctx.read(ctx.xp.max(ctx.xp.abs(X)), "overflow report"))
+
+
+def _overflow_error(X: Any, xp: Any, largest: float, what: str, advice: str) -> ValueError:
     finfo = xp.finfo(X.dtype)
     limit = _squares_limit(X, xp)
     divisor = 10.0 ** max(0, int(np.ceil(np.log10(largest / limit))) + 3)

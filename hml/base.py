@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hml import backends, persistence
-from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes, squares_overflow, squares_overflow_in
+from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes, squares_overflow_if_any
 from hml.exceptions import NotFittedError, PerformanceWarning, as_sklearn, warn
 
 if TYPE_CHECKING:
@@ -240,14 +240,17 @@ class BaseEstimator:
         try:
             yield
         except (FloatingPointError, ValueError) as exc:
-            if getattr(self, "normalize", True) or not squares_overflow_in(ctx, X):
+            if getattr(self, "normalize", True):
                 raise
-            raise squares_overflow(
+            error = squares_overflow_if_any(
                 ctx,
                 X,
                 f"{type(self).__name__}(normalize=False)",
                 "; or set normalize=True, which standardises X exactly",
-            ) from exc
+            )
+            if error is None:
+                raise
+            raise error from exc
 
     def _divergence_hint(self) -> str:
         """What else helps a diverging gradient descent: standardising the features, where it is off."""
