@@ -11,7 +11,7 @@ from hml._array import Boolean, Either, Integer, OneOf, Real, check_y, encode_la
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.numerics import column_sums, log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
-from hml.optimize import Objective, gradient_descent, largest_curvature, minimize
+from hml.optimize import Objective, gradient_descent, largest_curvature, make_rule, minimize
 
 __all__ = ["LinearRegression", "LogisticRegression", "linear_regression_objective", "logistic_objective"]
 
@@ -494,10 +494,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 problem.objective,
                 problem.theta0,
                 ctx=problem.ctx,
-                method=self.solver,
+                rule=make_rule(self.solver, learning_rate=float(self.learning_rate)),
                 max_iter=max_iter,
                 tol=tol,
-                learning_rate=float(self.learning_rate),
                 hint=self._divergence_hint(),
             )
         theta = result.theta

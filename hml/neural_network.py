@@ -26,7 +26,7 @@ from hml._array import Boolean, CheckedWhereUsed, Integer, OneOf, Real, encode_l
 from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
-from hml.optimize import check_gradient, minibatch_gradient_descent, minimize
+from hml.optimize import MiniBatches, check_gradient, make_rule, minimize
 
 __all__ = ["MultilayerPerceptron", "forward", "gradient_check", "mlp_objective", "pack", "unpack"]
 
@@ -115,7 +115,12 @@ def mlp_objective(
     reg = l2 / Z.shape[0]
 
     def objective(theta: Any, rows: Any = None) -> tuple[Any, Any]:
-        A, T = (Z, Y) if rows is None else (xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0))
+        if rows is None:
+            A, T = Z, Y
+        elif isinstance(rows, slice):
+            A, T = Z[rows, ...], Y[rows, ...]
+        else:
+            A, T = xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0)
         inv_m = 1.0 / A.shape[0]
         params = unpack(theta, layers, xp)
         activations, logits = forward(A, params, activation, xp)
@@ -323,32 +328,20 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         rng = backends.check_random_state(self.random_state)
         problem = self._prepare(X, y, rng)
         ctx = problem.ctx
+        batches = None
+        if params["batch_size"] is not None:
+            batches = MiniBatches(problem.input.X.shape[0], params["batch_size"], rng)
         with self._progress_bar(max_iter):
-            if self.batch_size is not None:
-                result = minibatch_gradient_descent(
-                    problem.objective,
-                    problem.theta0,
-                    ctx=ctx,
-                    n_samples=problem.input.X.shape[0],
-                    batch_size=params["batch_size"],
-                    learning_rate=learning_rate,
-                    max_iter=max_iter,
-                    rng=rng,
-                    momentum=momentum,
-                    tol=tol,
-                    hint=self._divergence_hint(),
-                )
-            else:
-                result = minimize(
-                    problem.objective,
-                    problem.theta0,
-                    ctx=ctx,
-                    method=self.solver,
-                    max_iter=max_iter,
-                    tol=tol,
-                    learning_rate=learning_rate,
-                    hint=self._divergence_hint(),
-                )
+            result = minimize(
+                problem.objective,
+                problem.theta0,
+                ctx=ctx,
+                rule=make_rule(self.solver, learning_rate=learning_rate, momentum=momentum),
+                max_iter=max_iter,
+                tol=tol,
+                batches=batches,
+                hint=self._divergence_hint(),
+            )
         assert problem.classes is not None and problem.layers is not None  # an MLP's problem has both
         self.feature_transformer_ = problem.transformer
         self.classes_ = problem.classes

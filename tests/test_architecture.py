@@ -34,7 +34,7 @@ LAYERS: list[set[str]] = [
 def _unit(module: str) -> str:
     """The layer unit of a module: a subpackage's private modules belong to the subpackage."""
     parts = module.split(".")
-    if len(parts) > 2 and parts[1] in ("backends", "datasets"):
+    if len(parts) > 2 and parts[1] in ("backends", "datasets", "optimize"):
         return ".".join(parts[:2])
     return module
 

@@ -69,7 +69,7 @@ def test_gradient_descent_converges_to_the_normal_equation(case, l2):
 
 
 def test_cost_history_is_the_cost_at_each_iterate():
-    """cost_history_[k] = J(θ_k), reproduced by replaying the updates with the direct formula."""
+    """cost_history_[k] = J(θ_k), k = 0 … n_iter_, reproduced by replaying the updates with the direct formula."""
     X, y = make_regression(n=3)
     lr, l2, iters = 0.1, 2.0, 25
     model = hml.LinearRegression(learning_rate=lr, l2=l2, max_iter=iters).fit(X, y)
@@ -77,12 +77,13 @@ def test_cost_history_is_the_cost_at_each_iterate():
     m = len(y)
     theta = np.zeros(Z.shape[1] + 1)
     expected = []
-    for _ in range(iters):
+    for k in range(iters + 1):
         r = Z @ theta[1:] + theta[0] - y
         expected.append(r @ r / (2 * m) + l2 / (2 * m) * theta[1:] @ theta[1:])
-        grad = np.concatenate([[r.mean()], Z.T @ r / m + l2 / m * theta[1:]])
-        theta = theta - lr * grad
-    assert model.n_iter_ == iters
+        if k < iters:
+            grad = np.concatenate([[r.mean()], Z.T @ r / m + l2 / m * theta[1:]])
+            theta = theta - lr * grad
+    assert model.n_iter_ == iters and model.cost_history_.shape == (iters + 1,)
     np.testing.assert_allclose(model.cost_history_, expected, rtol=1e-12)
     np.testing.assert_allclose(np.concatenate([[model.intercept_], model.coef_]), theta, rtol=1e-12)
     assert np.all(np.diff(model.cost_history_) < 0)

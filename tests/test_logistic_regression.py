@@ -185,7 +185,7 @@ def test_one_vs_all_class_costs_are_each_class_on_its_own(case64):
     kwargs = dict(solver="gd", learning_rate=0.5, max_iter=40, tol=None, l2=0.3)
     model = hml.LogisticRegression(multi_class="ovr", **kwargs).fit(case64.asarray(X), codes)
     parts = case64.to_numpy(model.class_cost_history_)
-    assert parts.shape == (model.n_iter_, 3)
+    assert parts.shape == (model.n_iter_ + 1, 3)
     np.testing.assert_allclose(parts.sum(axis=1), case64.to_numpy(model.cost_history_), rtol=1e-12)
     for k in range(3):
         alone = hml.LogisticRegression(**kwargs).fit(X, (codes == k).astype(int))

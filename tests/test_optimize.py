@@ -11,9 +11,6 @@ import pytest
 from hml import backends
 from hml.exceptions import ConvergenceWarning
 from hml.optimize import (
-    _Line,
-    _Point,
-    _wolfe_step,
     check_gradient,
     conjugate_gradient,
     gradient_descent,
@@ -21,6 +18,7 @@ from hml.optimize import (
     lbfgs,
     minibatch_gradient_descent,
 )
+from hml.optimize.line_search import Line, Point, wolfe_step
 
 
 def quadratic(case, n=12, seed=0, shape=None):
@@ -77,9 +75,9 @@ def test_wolfe_step_satisfies_both_conditions():
     f0, g0 = objective(theta)
     slope0 = float(g0 @ direction)
     for c2 in (0.9, 0.1):
-        line = _Line(objective, ctx, theta, direction)
+        line = Line(objective, ctx, theta, direction)
         first, _ = line.start(1.0)
-        step = _wolfe_step(line, _Point(0.0, float(f0), slope0), first, 1e-4, c2)
+        step = wolfe_step(line, Point(0.0, float(f0), slope0), first, 1e-4, c2)
         alpha, f, slope = step.alpha, step.f, step.slope
         assert f <= float(f0) + 1e-4 * alpha * slope0
         assert abs(slope) <= c2 * abs(slope0)
@@ -116,7 +114,10 @@ def test_minibatch_with_one_batch_and_no_momentum_is_gradient_descent():
         rng=np.random.default_rng(1),
     )
     np.testing.assert_allclose(batch.theta, full.theta, rtol=1e-12)
-    np.testing.assert_allclose(batch.cost_history, full.cost_history, rtol=1e-12)
+    # Both start with J(θ₀); epoch k's one batch is evaluated where the epoch starts, at θ_{k-1}.
+    assert batch.cost_history.shape == full.cost_history.shape == (21,)
+    np.testing.assert_allclose(batch.cost_history[0], full.cost_history[0], rtol=1e-12)
+    np.testing.assert_allclose(batch.cost_history[1:], full.cost_history[:-1], rtol=1e-12)
 
 
 def test_momentum_is_the_heavy_ball_recursion():
@@ -193,7 +194,7 @@ def test_separable_costs_keep_their_parts_on_every_optimiser(case64):
         np.testing.assert_allclose(case64.to_numpy(result.theta), [1.0, -2.0, 3.0], atol=1e-4)
     # Gradient descent on a separable problem: part k decays as (1 − 2α)^(2j) tₖ², on its own.
     gd = gradient_descent(objective, theta0, ctx=case64.ctx, learning_rate=0.1, max_iter=5)
-    expected = np.outer(0.8 ** (2 * np.arange(5)), [1.0, 4.0, 9.0])
+    expected = np.outer(0.8 ** (2 * np.arange(6)), [1.0, 4.0, 9.0])
     np.testing.assert_allclose(case64.to_numpy(gd.cost_parts), expected, rtol=1e-12)
     scalar = gradient_descent(
         lambda t: (xp.sum(objective(t)[0]), objective(t)[1]), theta0, ctx=case64.ctx, learning_rate=0.1, max_iter=5
@@ -311,19 +312,37 @@ def test_tol_does_not_depend_on_the_scale_of_the_data(method):
         np.testing.assert_allclose(result.theta / scale, results[1.0].theta, rtol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["gd", "lbfgs", "cg"])
-def test_tol_none_runs_to_max_iter_without_a_warning(method):
-    objective, _, ctx = _least_squares(1.0)
+@pytest.mark.parametrize("method", ["gd", "sgd", "lbfgs", "cg"])
+def test_tol_none_runs_exactly_max_iter_iterations_without_a_warning(method):
+    """No hidden rule: L-BFGS and CG too run every iteration (keeping θ once no step lowers J)."""
+    objective, gradient, ctx = _least_squares(1.0)
+    max_iter = 37 if method in ("gd", "sgd") else 500
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         if method == "gd":
             result = gradient_descent(objective, np.zeros(5), ctx=ctx, learning_rate=0.01, max_iter=37, tol=None)
-            assert result.n_iter == 37 and not result.converged
-        else:  # the line-search methods still stop where no step lowers the cost beyond rounding
+        elif method == "sgd":
+            result = minibatch_gradient_descent(
+                lambda theta, rows: objective(theta),
+                np.zeros(5),
+                ctx=ctx,
+                n_samples=200,
+                batch_size=50,
+                learning_rate=0.01,
+                max_iter=37,
+                rng=np.random.default_rng(0),
+                tol=None,
+            )
+        else:
             result = {"lbfgs": lbfgs, "cg": conjugate_gradient}[method](
                 objective, np.zeros(5), ctx=ctx, max_iter=500, tol=None
             )
-            assert result.converged and result.n_iter < 500
+    assert result.n_iter == max_iter and not result.converged and result.stop == "max_iter"
+    assert result.cost_history.shape == (max_iter + 1,)
+    if method in ("lbfgs", "cg"):  # long at the minimum: every later iteration kept θ
+        start = np.max(np.abs(gradient(np.zeros(5))))
+        assert np.max(np.abs(gradient(result.theta))) <= 1e-10 * start
+        assert np.ptp(result.cost_history[-10:]) == 0.0
 
 
 @pytest.mark.parametrize("method", ["gd", "sgd", "lbfgs", "cg"])
@@ -385,3 +404,139 @@ def test_every_iterative_estimator_warns_by_default_when_max_iter_ends_the_fit(m
     with pytest.warns(ConvergenceWarning, match="did not reach tol=0.0001 in max_iter=2") as record:
         model.fit(X, y)
     assert record[0].filename == __file__
+
+
+# -- the one loop's contract, held for every method and data source ------------------------------
+from hml.optimize import (  # noqa: E402
+    LBFGS,
+    Adam,
+    ConjugateGradient,
+    GradientDescent,
+    MiniBatches,
+    Momentum,
+    minimize,
+)
+
+RULES = {
+    "gd": lambda: GradientDescent(0.1),
+    "momentum": lambda: Momentum(0.05, 0.8),
+    "adam": lambda: Adam(0.05),
+    "lbfgs": lambda: LBFGS(),
+    "cg": lambda: ConjugateGradient(),
+}
+
+
+def _batch_objective(objective):
+    """The least-squares objective on a subset of its 200 rows (rows: indices or a slice)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 5)) + np.array([0.0, 1.0, 0.0, -1.0, 0.0])
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + rng.normal(size=200)
+
+    def batch(theta, rows=None):
+        A, t = (X, y) if rows is None else (X[rows], y[rows])
+        residual = A @ theta - t
+        return 0.5 * residual @ residual / len(t), A.T @ residual / len(t)
+
+    return batch
+
+
+@pytest.mark.parametrize("tol", [None, 1e-5])
+@pytest.mark.parametrize("batched", [False, True], ids=["all-rows", "mini-batches"])
+@pytest.mark.parametrize("method", list(RULES))
+def test_every_method_keeps_the_result_contract(method, batched, tol):
+    """cost_history = J(θ₀), …, J(θₙ) (n_iter + 1 entries, the first the cost at the start); tol=None
+    runs exactly max_iter iterations; a fit that stops early says why, and its θ meets the rule."""
+    objective, gradient, ctx = _least_squares(1.0)
+    batch = _batch_objective(objective)
+    max_iter = 60
+    batches = MiniBatches(200, 50, np.random.default_rng(0)) if batched else None
+    if batched and method in ("lbfgs", "cg"):
+        with pytest.raises(ValueError, match="mini-batches take a step rule"):
+            minimize(batch, np.zeros(5), ctx=ctx, rule=RULES[method](), max_iter=3, tol=tol, batches=batches)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = minimize(
+            batch if batched else objective,
+            np.zeros(5),
+            ctx=ctx,
+            rule=RULES[method](),
+            max_iter=max_iter,
+            tol=tol,
+            batches=batches,
+        )
+    history = np.asarray(result.cost_history)
+    assert history.shape == (result.n_iter + 1,)
+    assert history[0] == pytest.approx(float(objective(np.zeros(5))[0]), rel=1e-12)
+    if tol is None:
+        assert result.n_iter == max_iter and result.stop == "max_iter" and not result.converged
+    else:
+        assert result.stop in ("tol", "cost change", "cost floor", "max_iter")
+        assert result.converged == (result.stop != "max_iter")
+        if result.stop == "tol" and not batched:
+            start = np.max(np.abs(gradient(np.zeros(5))))
+            assert np.max(np.abs(gradient(result.theta))) <= tol * start
+    if not batched:  # on all rows every entry is J at an iterate: the last one at the θ returned
+        assert history[-1] == pytest.approx(float(objective(result.theta)[0]), rel=1e-12)
+
+
+def test_the_mini_batch_start_is_the_exact_cost_and_gradient_from_row_blocks():
+    """J(θ₀) and ∇J(θ₀) are evaluated on all rows, in blocks (their row-weighted mean), so the
+    tolerance's reference is the true ∇J(θ₀), not a batch's estimate of it."""
+    objective, _, ctx = _least_squares(1.0)
+    batch = _batch_objective(objective)
+    theta = np.array([0.3, -0.1, 0.2, 0.0, 1.0])
+    start = MiniBatches(200, 7, np.random.default_rng(0), block_rows=16).initial(batch, theta, ctx)
+    cost, gradient = objective(theta)
+    assert float(start.cost) == pytest.approx(float(cost), rel=1e-13)
+    np.testing.assert_allclose(start.gradient, gradient, rtol=1e-12)
+
+
+def test_adam_is_scikit_learns_adam():
+    """The rule against scikit-learn's own AdamOptimizer (the MLP's), step by step on the same gradients."""
+    pytest.importorskip("sklearn")
+    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
+
+    objective, gradient, ctx = _least_squares(1.0)
+    ours = minimize(objective, np.zeros(5), ctx=ctx, rule=Adam(0.1), max_iter=25, tol=None)
+    params = [np.zeros(5)]
+    theirs = AdamOptimizer(params, learning_rate_init=0.1)
+    for _ in range(25):
+        theirs.update_params(params, [gradient(params[0])])
+    np.testing.assert_allclose(ours.theta, params[0], rtol=1e-13, atol=1e-15)
+
+
+def test_full_batch_momentum_is_the_heavy_ball_recursion():
+    ctx = backends.resolve("numpy")
+    result = minimize(
+        lambda theta: (np.asarray(0.5 * theta @ theta), theta.copy()),
+        np.array([1.0]),
+        ctx=ctx,
+        rule=Momentum(0.1, 0.5),
+        max_iter=4,
+        tol=None,
+    )
+    theta, velocity, costs = 1.0, 0.0, [0.5]
+    for _ in range(4):
+        velocity = 0.5 * velocity - 0.1 * theta
+        theta += velocity
+        costs.append(0.5 * theta * theta)
+    assert result.theta[0] == pytest.approx(theta, rel=1e-14)
+    np.testing.assert_allclose(result.cost_history, costs, rtol=1e-14)
+
+
+@pytest.mark.parametrize("rule", [LBFGS, ConjugateGradient])
+def test_a_wrong_gradient_ends_the_fit_with_one_warning_and_a_whole_history(rule):
+    """An ascent 'gradient': no step lowers J. One warning saying so -- no second, false one about
+    max_iter -- and the history of the iterations that were made (here none: J(θ₀) alone)."""
+    objective, _, ctx = _least_squares(1.0)
+
+    def wrong(theta):
+        cost, gradient = objective(theta)
+        return cost, -gradient
+
+    with pytest.warns(ConvergenceWarning) as record:
+        result = minimize(wrong, np.zeros(5), ctx=ctx, rule=rule(), max_iter=10, tol=1e-4)
+    assert len(record) == 1 and "no step that lowers the cost after 0 iteration(s)" in str(record[0].message)
+    assert result.n_iter == 0 and result.stop == "line search failed" and not result.converged
+    assert np.asarray(result.cost_history).shape == (1,)

@@ -1,0 +1,73 @@
+"""Mini-batches: a data source for the optimisation loop, one epoch of shuffled row blocks per iteration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hml.backends import ComputeContext
+from hml.optimize.loop import Evaluation, Objective, Rule, StepRule
+
+__all__ = ["MiniBatches"]
+
+
+class MiniBatches:
+    """Each iteration an epoch: the rows in a fresh order, in batches of ``batch_size``, one step of
+    the rule per batch B with J_B and ∇J_B from ``objective(theta, rows)``.
+
+    The order is drawn on the host from ``rng`` (the same seed gives the same batches on every
+    backend) and moved to the device once per epoch. ``objective(theta, rows)`` returns the cost
+    and gradient on the rows ``rows`` (a device index array, or a slice) such that their
+    row-weighted mean over a partition of the rows is J and ∇J on all of them (a mean loss over
+    the rows plus a penalty that does not depend on them, as every hml objective is).
+
+    What the loop records: J(θ₀) and ∇J(θ₀) on all rows, evaluated in blocks of ``block_rows``
+    (its memory is that of a block, not of all rows); then for each epoch the mean of its batch
+    costs and of its batch gradients -- estimates of J and ∇J as θ moved, which the tolerance
+    test compares with the exact ∇J(θ₀) (with a constant step the batches' noise may keep a
+    small ``tol`` out of reach).
+    """
+
+    name = "mini-batch "
+    check_every = 1
+
+    def __init__(self, n_samples: int, batch_size: int, rng: np.random.Generator, block_rows: int = 8192):
+        self.n_samples, self.batch_size, self.rng = n_samples, batch_size, rng
+        self.block_rows = max(block_rows, batch_size)
+
+    def initial(self, objective: Objective, theta: Any, ctx: ComputeContext) -> Evaluation:
+        """J(θ₀), ∇J(θ₀) = Σ_b (m_b / n) (J_b, ∇J_b) over consecutive row blocks b of m_b rows."""
+        n = self.n_samples
+        cost = gradient = None
+        for start in range(0, n, self.block_rows):
+            stop = min(start + self.block_rows, n)
+            block_cost, block_gradient = objective(theta, slice(start, stop))
+            weight = (stop - start) / n
+            cost = weight * block_cost if cost is None else cost + weight * block_cost
+            gradient = weight * block_gradient if gradient is None else gradient + weight * block_gradient
+        return Evaluation(theta, *ctx.backend.materialize(cost, gradient))
+
+    def iterate(
+        self, rule: Rule, state: Any, point: Evaluation, objective: Objective, ctx: ComputeContext
+    ) -> tuple[Any, Evaluation]:
+        """One epoch: a step of ``rule`` per batch; the mean batch cost and gradient to record."""
+        if not isinstance(rule, StepRule):
+            raise ValueError(f"{rule.name} needs all rows every iteration; mini-batches take a step rule")
+        xp = ctx.xp
+        n = self.n_samples
+        order = ctx.asarray(self.rng.permutation(n))
+        theta, costs = point.theta, []
+        gradient_sum: Any = None
+        starts = range(0, n, self.batch_size)
+        for start in starts:
+            cost, gradient = objective(theta, order[start : min(start + self.batch_size, n)])
+            costs.append(cost)
+            gradient_sum = gradient if gradient_sum is None else gradient_sum + gradient
+            theta, state = rule.step(theta, gradient, state)
+        mean_cost = xp.mean(xp.stack(costs), axis=0)
+        mean_gradient = gradient_sum / len(starts)
+        if ctx.backend.lazy:  # the epoch's graph, computed: the next epoch starts from values
+            theta, mean_cost, mean_gradient, *rest = ctx.backend.materialize(theta, mean_cost, mean_gradient, *state)
+            state = tuple(rest)
+        return state, Evaluation(theta, mean_cost, mean_gradient)
