@@ -8,9 +8,7 @@ and what would be accepted.
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -26,8 +24,6 @@ __all__ = [
     "labels_to_codes",
     "check_y",
     "float_dtype",
-    "check_int",
-    "check_float",
     "squares_overflow",
     "squares_overflow_if_any",
 ]
@@ -307,133 +303,3 @@ def labels_to_codes(y: Any, classes: np.ndarray, n_samples: int | None, *, name:
             f"the fitted classes are {classes.tolist()}"
         )
     return codes.astype(np.int64)
-
-
-# -- hyper-parameters ---------------------------------------------------------------
-def check_int(value: Any, name: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def check_float(value: Any, name: str, *, positive: bool = False, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(cast(float, value))
-    if ok and (value > 0 if positive else value >= 0):
-        return float(value)
-    wanted = "a finite number > 0" if positive else "a finite number >= 0"
-    raise ValueError(f"{name} must be {wanted}{' or None' if allow_none else ''}; got {value!r}")
-
-
-# -- the constraint table each estimator declares -------------------------------------
-class Constraint:
-    """One hyper-parameter's rule: ``check(value, name)`` returns the value to use, or raises
-    a ``ValueError`` that names the parameter, the value and what is accepted."""
-
-    def check(self, value: Any, name: str) -> Any:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Integer(Constraint):
-    """An integer ≥ ``minimum`` (bools refused), or None when ``allow_none``."""
-
-    minimum: int = 0
-    allow_none: bool = False
-
-    def check(self, value: Any, name: str) -> int | None:
-        if value is None and self.allow_none:
-            return None
-        try:
-            return check_int(value, name, minimum=self.minimum)
-        except ValueError:
-            if self.allow_none:
-                raise ValueError(f"{name} must be an integer >= {self.minimum} or None; got {value!r}") from None
-            raise
-
-
-@dataclass(frozen=True)
-class Real(Constraint):
-    """A finite number ≥ 0 (> 0 when ``positive``), at most ``maximum`` (below it when
-    ``below_maximum``), or None when ``allow_none``; returned as a Python float."""
-
-    positive: bool = False
-    maximum: float | None = None
-    below_maximum: bool = False
-    allow_none: bool = False
-
-    def check(self, value: Any, name: str) -> float | None:
-        number = check_float(value, name, positive=self.positive, allow_none=self.allow_none)
-        if (
-            number is not None
-            and self.maximum is not None
-            and (number >= self.maximum if self.below_maximum else number > self.maximum)
-        ):
-            interval = f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
-            raise ValueError(f"{name} must be in {interval}{' or None' if self.allow_none else ''}; got {number!r}")
-        return number
-
-
-@dataclass(frozen=True)
-class OneOf(Constraint):
-    """One of ``choices`` (compared by type and value, so an array is never equal to a string)."""
-
-    choices: tuple[Any, ...]
-
-    def check(self, value: Any, name: str) -> Any:
-        for choice in self.choices:
-            if value is choice or (type(value) is type(choice) and value == choice):
-                return value
-        allowed = repr(self.choices[0]) if len(self.choices) == 1 else f"one of {list(self.choices)}"
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
-
-
-@dataclass(frozen=True)
-class Boolean(Constraint):
-    """True or False (NumPy's bools too)."""
-
-    def check(self, value: Any, name: str) -> bool:
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        raise ValueError(f"{name} must be True or False; got {value!r}")
-
-
-@dataclass(frozen=True)
-class Either(Constraint):
-    """The first of ``options`` that accepts the value."""
-
-    options: tuple[Constraint, ...]
-
-    def check(self, value: Any, name: str) -> Any:
-        messages = []
-        for option in self.options:
-            try:
-                return option.check(value, name)
-            except ValueError as exc:
-                messages.append(str(exc).split(f"{name} must be ", 1)[-1].split("; got", 1)[0])
-        raise ValueError(f"{name} must be {' or '.join(messages)}; got {value!r}")
-
-
-@dataclass(frozen=True)
-class CheckedWhereUsed(Constraint):
-    """Validated by the code that uses it (``backend``/``device`` by :func:`hml.backends.resolve`,
-    ``random_state`` by ``check_random_state``, ``layers`` against the data); ``what`` says what it is."""
-
-    what: str
-
-    def check(self, value: Any, name: str) -> Any:
-        return value
-
-
-@dataclass(frozen=True)
-class ArrayLike(Constraint):
-    """An array (any backend's), a list or a DataFrame -- checked against the data where it is
-    used; a string is not one."""
-
-    what: str
-
-    def check(self, value: Any, name: str) -> Any:
-        if value is None or isinstance(value, (str, bytes, numbers.Number)):
-            raise ValueError(f"{name} must be {self.what}; got {value!r}")
-        return value

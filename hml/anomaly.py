@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from hml import backends
-from hml._array import OneOf, Real, labels_on_host, squares_overflow
+from hml._array import labels_on_host, squares_overflow
+from hml._params import OneOf, Real, param
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError, as_sklearn
 from hml.numerics import centred_sum_of_squares
@@ -58,18 +59,6 @@ class GaussianAnomalyDetection(BaseEstimator):
     mean log-likelihood (what ``GridSearchCV`` maximises), and ``predict`` keeps the
     original's flags, 1 for an anomaly and 0 for a normal point.
 
-    Parameters
-    ----------
-    covariance : {"diag", "full"}, default "diag"
-    threshold : float or None
-        ε itself.
-    contamination : float in (0, 0.5] or None, default 0.01
-        Without ``threshold``: ε is the ``contamination`` quantile of p over the training
-        points, so that fraction of them is flagged. None: ``predict`` waits for
-        :meth:`fit_threshold` (or ``threshold``).
-    backend, device, dtype
-        Where and in which precision to compute.
-
     Attributes
     ----------
     mean_ : array (n_features,)
@@ -79,42 +68,32 @@ class GaussianAnomalyDetection(BaseEstimator):
     n_features_in_ : int
     """
 
-    _estimator_type = "density_estimator"
-    _parameters = {
-        "covariance": OneOf(("diag", "full")),
-        "threshold": Real(allow_none=True),
-        "contamination": Real(positive=True, maximum=0.5, allow_none=True),
-        **BaseEstimator._COMPUTE,
-    }
+    _estimator_type: ClassVar[str] = "density_estimator"
 
-    def __init__(
-        self,
-        *,
-        covariance: Literal["diag", "full"] = "diag",
-        threshold: float | None = None,
-        contamination: float | None = 0.01,
-        backend: str | None = None,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        self.covariance = covariance
-        self.threshold = threshold
-        self.contamination = contamination
-        self.backend = backend
-        self.device = device
-        self.dtype = dtype
+    covariance: Literal["diag", "full"] = param(
+        default="diag",
+        rule=OneOf(("diag", "full")),
+        doc="Independent features (the original project), or the full covariance matrix Σ.",
+    )
+    threshold: float | None = param(default=None, rule=Real(allow_none=True), doc="ε itself.")
+    contamination: float | None = param(
+        default=0.01,
+        rule=Real(positive=True, maximum=0.5, allow_none=True),
+        doc="Without ``threshold``: ε is the ``contamination`` quantile of p over the training points, so that "
+        "fraction of them is flagged. None: ``predict`` waits for :meth:`fit_threshold` (or ``threshold``).",
+    )
 
     def fit(self, X: Any, y: Any = None) -> GaussianAnomalyDetection:
         """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored."""
-        contamination = self._validate_params()["contamination"]
-        fit_input = self._validate_fit_X(X, min_samples=2)
+        p = self._validated
+        fit_input = self._validate_fit_X(X, p, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         m, d = X.shape
         # Each statistic is materialised before it is read or used again (no-ops but on Dask,
         # where a graph computed in two calls reuses its keys with different task fusion).
         (mean,) = ctx.backend.materialize(xp.mean(X, axis=0))
-        if self.covariance == "diag":
+        if p.covariance == "diag":
             (variance,) = ctx.backend.materialize(centred_sum_of_squares(X, mean, xp) / float(m))
             values = ctx.read(variance, "constant features")
             if not np.all(np.isfinite(values)):  # finite X whose squares overflow: not a NaN density
@@ -137,10 +116,10 @@ class GaussianAnomalyDetection(BaseEstimator):
                 ctx.backend.inv(factor), -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
             )
         self.mean_ = mean
-        if self.threshold is not None:
-            self.threshold_ = float(self.threshold)
-        elif contamination is not None:
-            self.threshold_ = self._quantile_threshold(ctx, X, contamination)
+        if p.threshold is not None:
+            self.threshold_ = p.threshold
+        elif p.contamination is not None:
+            self.threshold_ = self._quantile_threshold(ctx, X, p.contamination)
         elif "threshold_" in self.__dict__:  # from an earlier fit
             del self.threshold_
         self._remember_input(fit_input)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from hml import backends, persistence
-from hml._array import CheckedWhereUsed, Constraint, check_X, labels_to_codes, squares_overflow_if_any
+from hml._array import check_X, labels_to_codes, squares_overflow_if_any
+from hml._params import Backend, Boolean, Declared, Device, FloatDtype, Integer, RandomState, Real, param, validate
 from hml.exceptions import NotFittedError, PerformanceWarning, as_sklearn, warn
 
 if TYPE_CHECKING:
@@ -22,7 +23,18 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self  # typing.Self from Python 3.11; only mypy reads this
 
-__all__ = ["BaseEstimator", "ClassifierMixin", "FitInput", "PreparedProblem"]
+__all__ = [
+    "NORMALIZE",
+    "POLYNOMIAL_DEGREE",
+    "RANDOM_STATE",
+    "SINUSOID_DEGREE",
+    "TOL",
+    "VERBOSE",
+    "BaseEstimator",
+    "ClassifierMixin",
+    "FitInput",
+    "PreparedProblem",
+]
 
 
 @dataclass(frozen=True)
@@ -77,52 +89,52 @@ def _feature_names(X: Any) -> np.ndarray | None:
     return None
 
 
-class BaseEstimator:
+class BaseEstimator(Declared):
     """Hyper-parameters in ``__init__`` (stored unchanged), learned state in ``*_`` attributes.
 
-    Subclasses take ``backend``, ``device`` and ``dtype`` keyword arguments; ``fit``
-    calls :meth:`_compute_context` to learn where to compute, and stores it so that
-    ``predict`` computes in the same place.
+    Each hyper-parameter is declared once in the class body with :func:`hml._params.param`; from
+    that come ``__init__``, ``get_params``, the validation at ``fit`` and the docstring's Parameters
+    section. Every fitting method (``fit``, ``fit_transform``, ``fit_predict``) is all-or-nothing
+    and begins with the validated values in ``self._validated``; the estimator computes where
+    ``backend``/``device`` say and ``predict`` computes where ``fit`` did.
     """
+
+    backend: str | None = param(
+        default=None,
+        rule=Backend(),
+        doc="Where to compute: 'numpy', 'cupy', 'torch', 'dask', 'array_api_strict' or 'auto' (the "
+        "namespace of the input); None follows hml.use_backend, hml.set_backend and HML_BACKEND.",
+    )
+    device: Any = param(
+        default=None,
+        rule=Device(),
+        doc="The backend's device ('cpu', 'cuda', 'cuda:1', 'mps', ...); None: its default, or the input's.",
+    )
+    dtype: Any = param(
+        default=None,
+        rule=FloatDtype(),
+        doc="Computation precision; None keeps float32 input in float32 and computes in float64 otherwise.",
+    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__module__.startswith("hml."):
             persistence.register(cls)  # a saved file may name it, and only hml's own classes
-        if "fit" in cls.__dict__:
-            cls.fit = _all_or_nothing(cls.__dict__["fit"])
+        for name in ("fit", "fit_transform", "fit_predict"):
+            if name in cls.__dict__:
+                setattr(cls, name, _fitting(cls.__dict__[name]))
 
-    if TYPE_CHECKING:  # every estimator defines its own
-        fit: Callable[..., Any]
+    if TYPE_CHECKING:  # every estimator defines its own; the wrapper sets _validated for its call
+        fit: ClassVar[Callable[..., Any]]
+        _validated: ClassVar[SimpleNamespace]
 
     #: scikit-learn's estimator type ("regressor", "classifier", "clusterer", "transformer").
-    _estimator_type: str = ""
-    #: Every ``__init__`` parameter's constraint, declared once per estimator and checked at
-    #: ``fit`` by :meth:`_validate_params` (``tests/test_validation.py`` checks none is missing).
-    _parameters: dict[str, Constraint] = {}
-    #: The constraints every estimator's ``backend``/``device``/``dtype`` share.
-    _COMPUTE = {
-        "backend": CheckedWhereUsed("a backend name or None (hml.backends.resolve)"),
-        "device": CheckedWhereUsed("a device of the backend or None (hml.backends.resolve)"),
-        "dtype": CheckedWhereUsed("'float32', 'float64', a dtype object or None (hml._array.float_dtype)"),
-    }
-
-    def _validate_params(self) -> dict[str, Any]:
-        """Every hyper-parameter checked against the estimator's table, as the values to use.
-
-        Called first thing in ``fit``, so a bad value is refused before anything is
-        computed or stored, with a message naming the parameter.
-        """
-        return {name: self._parameters[name].check(getattr(self, name), name) for name in self._param_names()}
+    _estimator_type: ClassVar[str] = ""
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [
-            p.name
-            for p in signature.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+        """The hyper-parameters' names, in ``__init__``'s order."""
+        return list(cls.__params__)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The hyper-parameters, as passed to ``__init__``."""
@@ -139,12 +151,10 @@ class BaseEstimator:
         return self
 
     def __repr__(self) -> str:
-        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = []
-        for name, value in self.get_params().items():
-            default = defaults.get(name, inspect.Parameter.empty)
-            if default is inspect.Parameter.empty or not _same(value, default):
-                changed.append(f"{name}={value!r}")
+        declared = type(self).__params__
+        changed = [
+            f"{name}={value!r}" for name, value in self.get_params().items() if not _same(value, declared[name].default)
+        ]
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def __sklearn_tags__(self) -> Any:
@@ -200,19 +210,16 @@ class BaseEstimator:
         self.__dict__.update(state)
 
     # -- backend plumbing -----------------------------------------------------------
-    def _compute_context(self, like: Any) -> backends.ComputeContext:
-        return backends.resolve(getattr(self, "backend", None), getattr(self, "device", None), like)
-
     def _fitted_context(self) -> backends.ComputeContext:
         """Where ``predict``-like calls compute: on the backend and device chosen at ``fit``."""
         self._check_fitted()
         return self._ctx_
 
     @contextlib.contextmanager
-    def _progress_bar(self, total: int) -> Iterator[None]:
-        """With ``verbose=True``: a tqdm bar over ``total`` iterations, showing the cost the fit
+    def _progress_bar(self, total: int, verbose: bool) -> Iterator[None]:
+        """With ``verbose``: a tqdm bar over ``total`` iterations, showing the cost the fit
         reads anyway (:func:`hml.optimize.progress`); callbacks already set keep being called."""
-        if not getattr(self, "verbose", False):
+        if not verbose:
             yield
             return
         from tqdm.auto import tqdm
@@ -234,13 +241,13 @@ class BaseEstimator:
                 yield
 
     @contextlib.contextmanager
-    def _unless_squares_overflow(self, ctx: backends.ComputeContext, X: Any) -> Iterator[None]:
+    def _unless_squares_overflow(self, ctx: backends.ComputeContext, X: Any, normalize: bool) -> Iterator[None]:
         """Where a fit on unnormalised ``X`` fails (diverges, a singular system), say the real cause
         when it is one: X's squares overflow the dtype (one read, on the error path only)."""
         try:
             yield
         except (FloatingPointError, ValueError) as exc:
-            if getattr(self, "normalize", True):
+            if normalize:
                 raise
             error = squares_overflow_if_any(
                 ctx,
@@ -252,22 +259,24 @@ class BaseEstimator:
                 raise
             raise error from exc
 
-    def _divergence_hint(self) -> str:
+    @staticmethod
+    def _divergence_hint(normalize: bool) -> str:
         """What else helps a diverging gradient descent: standardising the features, where it is off."""
-        if getattr(self, "normalize", True):
+        if normalize:
             return ""
         return " (normalize=True, which standardises the features, also helps)"
 
     # -- the one place X is validated: at fit, and against what fit saw afterwards ----------
-    def _validate_fit_X(self, X: Any, *, min_samples: int = 1) -> FitInput:
-        """Validate ``X`` for ``fit``: where to compute, the floating array there, its column names.
+    def _validate_fit_X(self, X: Any, p: SimpleNamespace, *, min_samples: int = 1) -> FitInput:
+        """Validate ``X`` for ``fit``: where to compute (the validated ``p.backend``, ``p.device``),
+        the floating array there (``p.dtype``), its column names.
 
         Nothing is stored yet (a fit that fails later leaves the estimator as it was); call
         :meth:`_remember_input` once the fit has succeeded.
         """
-        ctx = self._compute_context(X)
+        ctx = backends.resolve(p.backend, p.device, X)
         names = _feature_names(X)
-        X = check_X(X, ctx, dtype=getattr(self, "dtype", None), min_samples=min_samples)
+        X = check_X(X, ctx, dtype=p.dtype, min_samples=min_samples)
         _warn_if_small(ctx, X, type(self).__name__)
         return FitInput(ctx, X, names)
 
@@ -324,23 +333,60 @@ class BaseEstimator:
             )
 
 
-def _all_or_nothing(fit: Any) -> Any:
-    """``fit``, leaving the estimator as it was before the call when the call does not return:
-    an exception, or a ``KeyboardInterrupt`` between any two of its steps (Dask's final
-    compute of the fitted state included) -- never half-fitted. The fitted attributes are
-    rebound, never changed in place, so the state before the call is a shallow copy."""
+def _fitting(fit: Any) -> Any:
+    """A fitting method, run with its hyper-parameters validated once, at its start (``self._validated``:
+    the values to use, for this call only), and all-or-nothing: when the call does not return -- an
+    exception, a bad parameter, or a ``KeyboardInterrupt`` between any two of its steps (Dask's final
+    compute of the fitted state included) -- the estimator is left as it was, never half-fitted. The
+    fitted attributes are rebound, never changed in place, so the state before the call is a shallow
+    copy. A fitting method called by another (``fit_predict`` calling ``fit``) runs inside its call."""
 
     @functools.wraps(fit)
     def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if "_validated" in self.__dict__:
+            return fit(self, *args, **kwargs)
         before = dict(self.__dict__)
         try:
+            self._validated = validate(self)
             return fit(self, *args, **kwargs)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
+        finally:
+            self.__dict__.pop("_validated", None)
 
     return wrapped
+
+
+# -- hyper-parameters several estimators share, each declared here once --------------------------
+NORMALIZE: bool = param(
+    default=True,
+    rule=Boolean(),
+    doc="Standardise the features with the training statistics (and the generated features too).",
+)
+POLYNOMIAL_DEGREE: int = param(
+    default=0, rule=Integer(0), doc="Add every monomial of the features up to this total degree (0 or 1: none)."
+)
+SINUSOID_DEGREE: int = param(default=0, rule=Integer(0), doc="Add sin(k·x) of every feature for k up to this degree.")
+VERBOSE: bool = param(
+    default=False,
+    rule=Boolean(),
+    doc="Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it for its "
+    "convergence test anyway -- no extra GPU synchronisation.",
+)
+TOL: float | None = param(
+    default=1e-4,
+    rule=Real(allow_none=True),
+    doc="Stop once the largest component of ∇J has fallen to ``tol`` times its size at the start -- the rule "
+    "of every hml optimiser (:mod:`hml.optimize`) -- with a :class:`hml.ConvergenceWarning` when ``max_iter`` "
+    "ends the fit first. ``None`` runs exactly ``max_iter`` iterations.",
+)
+RANDOM_STATE: Any = param(
+    default=None,
+    rule=RandomState(),
+    doc="Seeds the random draws (on the host: the same seed gives the same numbers on every backend).",
+)
 
 
 _warned_small: set[str] = set()  # backends already warned about, once per process

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, Literal, NamedTuple
+from types import SimpleNamespace
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import array_api_compat
 import numpy as np
 
 from hml import backends
-from hml._array import ArrayLike, Boolean, CheckedWhereUsed, Either, Integer, OneOf, Real, check_X, squares_overflow
-from hml.base import BaseEstimator
+from hml._array import check_X, squares_overflow
+from hml._params import ArrayLike, Either, Integer, OneOf, Real, param
+from hml.base import RANDOM_STATE, VERBOSE, BaseEstimator
 from hml.numerics import centred_sum_of_squares, positive_part
 from hml.optimize import cost_callback, progress_callback
 
@@ -415,38 +417,6 @@ class KMeans(BaseEstimator):
     blocks of rows sized from a memory budget, so no N × K matrix is built; the
     centroid update is a segment sum (a native scatter-add where the backend has one).
 
-    Parameters
-    ----------
-    n_clusters : int, default 8
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), default "k-means++"
-        Greedy k-means++ seeding; ``"random"``: ``n_clusters`` distinct training rows (the
-        original project); or the starting centroids themselves.
-    init_size : int or None, default None
-        k-means++ from this many rows drawn uniformly at random (without replacement)
-        instead of all of them: one pass over X to take the sample, then about two
-        passes over the sample per centroid, instead of about two passes over X per
-        centroid. For data that does not fit in memory (Dask), where each pass reads X
-        from its source; scikit-learn's ``MiniBatchKMeans`` has the same parameter.
-        ``None``, or at least the number of rows: all rows (scikit-learn's ``KMeans``).
-        The rows are drawn on the host: the same on every backend.
-    n_init : int or "auto", default "auto"
-        Runs from different seeds, keeping the lowest inertia. ``"auto"``: 1 for
-        k-means++ or given centroids, 10 for ``"random"`` (scikit-learn's rule).
-    max_iter : int, default 300
-    tol : float, default 1e-4
-        Stop when the centroid shift Σₖ‖cₖ⁺ − cₖ‖² is at most ``tol`` × the mean variance
-        of the features (scikit-learn's convention), or when no label changes.
-    random_state : int, Generator or None
-        Seeds the initialisation (drawn on the host: the same on every backend).
-    working_memory : int or None
-        Bytes for one block of distances; ``None``: the backend's default (8 MiB on
-        CPUs; more on GPUs and Dask).
-    backend, device, dtype
-        Where and in which precision to compute.
-    verbose : bool, default False
-        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
-        for its convergence test anyway -- no extra GPU synchronisation.
-
     Attributes
     ----------
     cluster_centers_ : array (n_clusters, n_features), on the compute device
@@ -463,82 +433,80 @@ class KMeans(BaseEstimator):
     which leaves its former cluster -- a deterministic rule, scikit-learn's.
     """
 
-    _estimator_type = "clusterer"
-    _parameters = {
-        "n_clusters": Integer(1),
-        "init": Either((OneOf(("k-means++", "random")), ArrayLike("an array of starting centroids"))),
-        "init_size": Integer(1, allow_none=True),
-        "n_init": Either((OneOf(("auto",)), Integer(1))),
-        "max_iter": Integer(1),
-        "tol": Real(),
-        "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"),
-        "working_memory": Integer(1, allow_none=True),
-        "verbose": Boolean(),
-        **BaseEstimator._COMPUTE,
-    }
+    _estimator_type: ClassVar[str] = "clusterer"
 
-    def __init__(
-        self,
-        n_clusters: int = 8,
-        *,
-        init: Literal["k-means++", "random"] | Any = "k-means++",
-        init_size: int | None = None,
-        n_init: int | Literal["auto"] = "auto",
-        max_iter: int = 300,
-        tol: float = 1e-4,
-        random_state: int | np.random.Generator | None = None,
-        working_memory: int | None = None,
-        backend: str | None = None,
-        device: Any = None,
-        dtype: Any = None,
-        verbose: bool = False,
-    ) -> None:
-        self.n_clusters = n_clusters
-        self.init = init
-        self.init_size = init_size
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.working_memory = working_memory
-        self.backend = backend
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
+    n_clusters: int = param(default=8, rule=Integer(1), doc="K, the number of clusters.", kw_only=False)
+    init: Literal["k-means++", "random"] | Any = param(
+        default="k-means++",
+        rule=Either((OneOf(("k-means++", "random")), ArrayLike("an array of starting centroids"))),
+        doc="Greedy k-means++ seeding; ``'random'``: ``n_clusters`` distinct training rows (the original "
+        "project); or the starting centroids themselves, an array of shape (n_clusters, n_features).",
+    )
+    init_size: int | None = param(
+        default=None,
+        rule=Integer(1, allow_none=True),
+        doc="k-means++ from this many rows drawn uniformly at random (without replacement) instead of all of "
+        "them: one pass over X to take the sample, then about two passes over the sample per centroid, instead "
+        "of about two passes over X per centroid. For data that does not fit in memory (Dask), where each pass "
+        "reads X from its source; scikit-learn's ``MiniBatchKMeans`` has the same parameter. ``None``, or at "
+        "least the number of rows: all rows (scikit-learn's ``KMeans``). The rows are drawn on the host: the "
+        "same on every backend.",
+    )
+    n_init: int | Literal["auto"] = param(
+        default="auto",
+        rule=Either((OneOf(("auto",)), Integer(1))),
+        doc="Runs from different seeds, keeping the lowest inertia. ``'auto'``: 1 for k-means++ or given "
+        "centroids, 10 for ``'random'`` (scikit-learn's rule).",
+    )
+    max_iter: int = param(default=300, rule=Integer(1), doc="Lloyd iterations, at most.")
+    tol: float = param(
+        default=1e-4,
+        rule=Real(),
+        doc="Stop when the centroid shift Σₖ‖cₖ⁺ − cₖ‖² is at most ``tol`` × the mean variance of the features "
+        "(scikit-learn's convention), or when no label changes.",
+    )
+    random_state: Any = RANDOM_STATE
+    working_memory: int | None = param(
+        default=None,
+        rule=Integer(1, allow_none=True),
+        doc="Bytes for one block of distances; ``None``: the backend's default (more on GPUs and Dask than on CPUs).",
+    )
+    verbose: bool = VERBOSE
 
-    def _n_init(self, n_init: int | Literal["auto"]) -> int:
-        if n_init == "auto":
-            return 10 if isinstance(self.init, str) and self.init == "random" else 1
+    @staticmethod
+    def _n_init(p: SimpleNamespace) -> int:
+        if p.n_init == "auto":
+            return 10 if isinstance(p.init, str) and p.init == "random" else 1
+        n_init: int = p.n_init
         return n_init
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
-        params = self._validate_params()
-        k, max_iter, tol = params["n_clusters"], params["max_iter"], params["tol"]
-        n_init = self._n_init(params["n_init"])
-        given = not isinstance(self.init, str)
-        fit_input = self._validate_fit_X(X)
+        p = self._validated
+        k = p.n_clusters
+        n_init = self._n_init(p)
+        given = not isinstance(p.init, str)
+        fit_input = self._validate_fit_X(X, p)
         ctx, X = fit_input.ctx, fit_input.X
         n = X.shape[0]
         if k > n:
             raise ValueError(f"n_clusters={k} is larger than the number of samples, {n}; use n_clusters <= {n}")
-        if params["init_size"] is not None and params["init_size"] < k:
+        if p.init_size is not None and p.init_size < k:
             raise ValueError(
-                f"init_size={params['init_size']} is smaller than n_clusters={k}: k-means++ needs at "
+                f"init_size={p.init_size} is smaller than n_clusters={k}: k-means++ needs at "
                 f"least one row per centroid; use init_size >= {k}, or None for all rows"
             )
         (X,) = ctx.backend.keep(X)  # Dask: persisted when it fits in memory, streamed when it does not
-        blocks = _Blocks(ctx, X, k, self.working_memory)
+        blocks = _Blocks(ctx, X, k, p.working_memory)
         if given:
-            start = check_X(self.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
+            start = check_X(p.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
             if start.shape[0] != k:
                 raise ValueError(
                     f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})"
                 )
-        rng = backends.check_random_state(self.random_state)
-        scaled_tol = tol * _column_variance_mean(blocks)
-        with self._progress_bar(max_iter * n_init):
-            best = self._runs(blocks, k, n_init, start if given else None, rng, max_iter, scaled_tol)
+        scaled_tol = p.tol * _column_variance_mean(blocks)
+        with self._progress_bar(p.max_iter * n_init, p.verbose):
+            best = self._runs(blocks, p, n_init, start if given else None, scaled_tol)
         centroids, labels, inertia, n_iter, history = best
         self.cluster_centers_ = centroids
         self.labels_ = ctx.xp.concat(labels)
@@ -549,34 +517,28 @@ class KMeans(BaseEstimator):
         return self
 
     def _runs(
-        self,
-        blocks: _Blocks,
-        k: int,
-        n_init: int,
-        start: Any,
-        rng: np.random.Generator,
-        max_iter: int,
-        scaled_tol: float,
+        self, blocks: _Blocks, p: SimpleNamespace, n_init: int, start: Any, scaled_tol: float
     ) -> tuple[Any, list[Any], float, int, Any]:
         """``n_init`` runs of Lloyd's algorithm from ``start`` (given centroids) or seeded ones; the lowest inertia."""
         ctx, n = blocks.ctx, blocks.X.shape[0]
+        k, rng = p.n_clusters, p.random_state
         best = None
         for _ in range(n_init):  # a loop over restarts
             if start is not None:
                 centroids = start
-            elif self.init == "random":
+            elif p.init == "random":
                 centroids = blocks.rows(rng.choice(n, size=k, replace=False))
-            elif self.init_size is not None and self.init_size < n:
+            elif p.init_size is not None and p.init_size < n:
                 # Sorted: on Dask the take reads each chunk once, in order.
-                sample = blocks.rows(np.sort(rng.choice(n, size=self.init_size, replace=False)))
+                sample = blocks.rows(np.sort(rng.choice(n, size=p.init_size, replace=False)))
                 (sample,) = ctx.backend.materialize(sample)  # one pass over X; the seeding reads the sample
-                centroids = _kmeans_plus_plus(_Blocks(ctx, sample, k, self.working_memory), k, rng)
+                centroids = _kmeans_plus_plus(_Blocks(ctx, sample, k, p.working_memory), k, rng)
             else:
                 centroids = _kmeans_plus_plus(blocks, k, rng)
             # Materialised before use (Dask: rows taken from a streamed X would otherwise be
             # taken again inside every chunk's task of the first iteration: 12 passes, not 1).
             (centroids,) = ctx.backend.materialize(centroids)
-            run = _lloyd(blocks, centroids, max_iter, scaled_tol)
+            run = _lloyd(blocks, centroids, p.max_iter, scaled_tol)
             run = (*run[:2], float(ctx.read(run[2], "k-means inertia")), *run[3:])
             if best is None or run[2] < best[2]:
                 best = run

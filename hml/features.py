@@ -26,13 +26,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import combinations_with_replacement
 from math import comb
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hml import backends
-from hml._array import Boolean, Integer
-from hml.base import BaseEstimator, FitInput
+from hml.base import NORMALIZE, POLYNOMIAL_DEGREE, SINUSOID_DEGREE, BaseEstimator, FitInput
 from hml.numerics import scaled_standardisation, standardisation, standardise
 
 __all__ = ["FeatureTransformer"]
@@ -87,17 +86,6 @@ def _statistics(ctx: backends.ComputeContext, X: Any) -> tuple[Any, Any]:
 class FeatureTransformer(BaseEstimator):
     """Normalisation plus polynomial and sinusoid features, fitted on training data.
 
-    Parameters
-    ----------
-    polynomial_degree : int, default 0
-        Highest total degree of the monomials added (0 or 1: none).
-    sinusoid_degree : int, default 0
-        Highest multiple k in the sin(k·x) features added (0: none).
-    normalize : bool, default True
-        Standardise the inputs, and the generated features, with training statistics.
-    backend, device, dtype
-        Where and in which precision to compute (see :mod:`hml.backends`).
-
     Attributes
     ----------
     mean_, scale_ : arrays of shape (n_features_in_,)
@@ -116,30 +104,11 @@ class FeatureTransformer(BaseEstimator):
     ['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2']
     """
 
-    _estimator_type = "transformer"
-    _parameters = {
-        "polynomial_degree": Integer(0),
-        "sinusoid_degree": Integer(0),
-        "normalize": Boolean(),
-        **BaseEstimator._COMPUTE,
-    }
+    _estimator_type: ClassVar[str] = "transformer"
 
-    def __init__(
-        self,
-        *,
-        polynomial_degree: int = 0,
-        sinusoid_degree: int = 0,
-        normalize: bool = True,
-        backend: str | None = None,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        self.polynomial_degree = polynomial_degree
-        self.sinusoid_degree = sinusoid_degree
-        self.normalize = normalize
-        self.backend = backend
-        self.device = device
-        self.dtype = dtype
+    polynomial_degree: int = POLYNOMIAL_DEGREE
+    sinusoid_degree: int = SINUSOID_DEGREE
+    normalize: bool = NORMALIZE
 
     # -- public API ---------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> FeatureTransformer:
@@ -154,8 +123,7 @@ class FeatureTransformer(BaseEstimator):
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """``fit(X).transform(X)`` in one pass over ``X`` (``y`` is ignored)."""
-        self._validate_params()
-        fit_input = self._validate_fit_X(X)
+        fit_input = self._validate_fit_X(X, self._validated)
         out = self._fit_transform(fit_input.ctx, fit_input.X)
         self._remember_input(fit_input)
         return backends.mirror(out, X)
@@ -188,8 +156,8 @@ class FeatureTransformer(BaseEstimator):
         return n_features + polynomial + self.sinusoid_degree * n_features
 
     def _fit_transform(self, ctx: backends.ComputeContext, X: Any) -> Any:
-        """Fit on the validated device array ``X`` and return its transform."""
-        self._validate_params()
+        """Fit on the validated device array ``X`` and return its transform (the parameters come validated:
+        from this transformer's own fitting method, or from the estimator that made it)."""
         xp = ctx.xp
         n_features = X.shape[1]
         n_out = self._n_outputs(n_features)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from types import SimpleNamespace
+from typing import Any, ClassVar, Literal
 
 import array_api_compat
 
 from hml import backends
-from hml._array import Boolean, Either, Integer, OneOf, Real, check_y, encode_labels, one_hot
-from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
+from hml._array import check_y, encode_labels, one_hot
+from hml._params import Either, Integer, OneOf, Real, param
+from hml.base import (
+    NORMALIZE,
+    POLYNOMIAL_DEGREE,
+    SINUSOID_DEGREE,
+    TOL,
+    VERBOSE,
+    BaseEstimator,
+    ClassifierMixin,
+    PreparedProblem,
+)
 from hml.features import FeatureTransformer
 from hml.numerics import column_sums, log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import Objective, gradient_descent, largest_curvature, make_rule, minimize
@@ -111,15 +122,11 @@ def normal_equation(Z: Any, y: Any, l2: float, ctx: backends.ComputeContext) -> 
     return xp.concat([xp.reshape(b, (1,)), w])
 
 
-def _feature_transformer(model: LinearRegression | LogisticRegression) -> FeatureTransformer:
-    """The (validated, unfitted) feature transformer of a linear model's hyper-parameters."""
-    transformer = FeatureTransformer(
-        polynomial_degree=model.polynomial_degree,
-        sinusoid_degree=model.sinusoid_degree,
-        normalize=model.normalize,
+def _feature_transformer(p: SimpleNamespace) -> FeatureTransformer:
+    """The (unfitted) feature transformer of a linear model's validated hyper-parameters ``p``."""
+    return FeatureTransformer(
+        polynomial_degree=p.polynomial_degree, sinusoid_degree=p.sinusoid_degree, normalize=p.normalize
     )
-    transformer._validate_params()
-    return transformer
 
 
 def _singular() -> ValueError:
@@ -136,38 +143,6 @@ class LinearRegression(BaseEstimator):
     (optionally normalised, polynomial and sinusoid) features of X -- see
     :class:`hml.features.FeatureTransformer` -- and λ = ``l2`` never touches the
     intercept b.
-
-    Parameters
-    ----------
-    learning_rate : float or "auto", default "auto"
-        Step α of gradient descent (the original project's ``alpha``). ``"auto"`` takes
-        α = 1/λ_max, λ_max the largest curvature of J (its Hessian's largest eigenvalue,
-        by power iteration: :func:`hml.optimize.largest_curvature`) -- the longest step
-        that is safe along every direction.
-    max_iter : int, default 1000
-        Gradient-descent iterations (an upper bound when ``tol`` is set).
-    tol : float or None, default 1e-4
-        Stop once the largest component of ∇J has fallen to ``tol`` times its size at
-        the start (checked every 10 iterations; the same rule as every hml optimiser,
-        see :mod:`hml.optimize`), with a :class:`hml.ConvergenceWarning` when
-        ``max_iter`` ends the fit first. ``None`` runs all ``max_iter`` iterations.
-    l2 : float, default 0.0
-        L2 regularisation strength λ (the original project's ``lambda``).
-    solver : {"gd", "normal"}, default "gd"
-        Batch gradient descent, or the closed-form regularised normal equation.
-    polynomial_degree, sinusoid_degree : int, default 0
-        Add monomials up to this degree / sin(k·x) for k up to this degree.
-    normalize : bool, default True
-        Standardise the features with the training statistics.
-    backend, device : str, optional
-        Where to compute: ``"numpy"``, ``"cupy"``, ``"torch"``, ``"dask"``,
-        ``"array_api_strict"`` or ``"auto"``; ``None`` follows :func:`hml.use_backend`,
-        :func:`hml.set_backend` and ``HML_BACKEND``.
-    dtype : {"float32", "float64"} or None
-        Computation precision; ``None`` keeps float32 input in float32 and uses float64 otherwise.
-    verbose : bool, default False
-        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
-        for its convergence test anyway -- no extra GPU synchronisation.
 
     Attributes
     ----------
@@ -197,63 +172,41 @@ class LinearRegression(BaseEstimator):
     1.0
     """
 
-    _estimator_type = "regressor"
-    _parameters = {
-        "learning_rate": Either((OneOf(("auto",)), Real(positive=True))),
-        "max_iter": Integer(1),
-        "tol": Real(allow_none=True),
-        "l2": Real(),
-        "solver": OneOf(("gd", "normal")),
-        "polynomial_degree": Integer(0),
-        "sinusoid_degree": Integer(0),
-        "normalize": Boolean(),
-        "verbose": Boolean(),
-        **BaseEstimator._COMPUTE,
-    }
+    _estimator_type: ClassVar[str] = "regressor"
 
-    def __init__(
-        self,
-        *,
-        learning_rate: float | Literal["auto"] = "auto",
-        max_iter: int = 1000,
-        tol: float | None = 1e-4,
-        l2: float = 0.0,
-        solver: Literal["gd", "normal"] = "gd",
-        polynomial_degree: int = 0,
-        sinusoid_degree: int = 0,
-        normalize: bool = True,
-        backend: str | None = None,
-        device: Any = None,
-        dtype: Any = None,
-        verbose: bool = False,
-    ) -> None:
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.tol = tol
-        self.l2 = l2
-        self.solver = solver
-        self.polynomial_degree = polynomial_degree
-        self.sinusoid_degree = sinusoid_degree
-        self.normalize = normalize
-        self.backend = backend
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
+    learning_rate: float | Literal["auto"] = param(
+        default="auto",
+        rule=Either((OneOf(("auto",)), Real(positive=True))),
+        doc="Step α of gradient descent (the original project's ``alpha``). ``'auto'`` takes α = 1/λ_max, "
+        "λ_max the largest curvature of J (its Hessian's largest eigenvalue, by power iteration: "
+        ":func:`hml.optimize.largest_curvature`) -- the longest step that is safe along every direction.",
+    )
+    max_iter: int = param(default=1000, rule=Integer(1), doc="Gradient-descent iterations (at most, with ``tol``).")
+    tol: float | None = TOL
+    l2: float = param(default=0.0, rule=Real(), doc="L2 regularisation strength λ (the original project's ``lambda``).")
+    solver: Literal["gd", "normal"] = param(
+        default="gd",
+        rule=OneOf(("gd", "normal")),
+        doc="Batch gradient descent, or the closed-form regularised normal equation.",
+    )
+    polynomial_degree: int = POLYNOMIAL_DEGREE
+    sinusoid_degree: int = SINUSOID_DEGREE
+    normalize: bool = NORMALIZE
+    verbose: bool = VERBOSE
 
     def fit(self, X: Any, y: Any) -> LinearRegression:
         """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,)."""
-        params = self._validate_params()
-        transformer = _feature_transformer(self)
-
-        fit_input = self._validate_fit_X(X)
+        p = self._validated
+        transformer = _feature_transformer(p)
+        fit_input = self._validate_fit_X(X, p)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
         # Lazy backends (Dask) would otherwise recompute the features on every iteration.
         Z, y = ctx.backend.keep(transformer._fit_transform(ctx, X), y)
-        objective = linear_regression_objective(Z, y, params["l2"], xp)
-        with self._unless_squares_overflow(ctx, X):
-            theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, params)
+        objective = linear_regression_objective(Z, y, p.l2, xp)
+        with self._unless_squares_overflow(ctx, X, p.normalize):
+            theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, p)
 
         # Everything above may raise; only now is the estimator changed.
         self.feature_transformer_ = transformer
@@ -263,28 +216,28 @@ class LinearRegression(BaseEstimator):
         return self
 
     def _solve(
-        self, objective: Any, Z: Any, y: Any, ctx: backends.ComputeContext, params: dict[str, Any]
+        self, objective: Any, Z: Any, y: Any, ctx: backends.ComputeContext, p: SimpleNamespace
     ) -> tuple[Any, Any, int, float | None]:
         """θ, the cost history, the iterations and the step, by the normal equation or gradient descent."""
         xp = ctx.xp
-        learning_rate, max_iter, tol, l2 = (params[n] for n in ("learning_rate", "max_iter", "tol", "l2"))
-        if params["solver"] == "normal":
-            theta = normal_equation(Z, y, l2, ctx)
+        learning_rate = p.learning_rate
+        if p.solver == "normal":
+            theta = normal_equation(Z, y, p.l2, ctx)
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
             learning_rate = None
         else:
             theta0 = xp.zeros(Z.shape[1] + 1, dtype=Z.dtype, device=ctx.device)
             if learning_rate == "auto":
                 learning_rate = 1.0 / max(largest_curvature(objective, theta0, ctx=ctx), 1e-300)
-            with self._progress_bar(max_iter):
+            with self._progress_bar(p.max_iter, p.verbose):
                 result = gradient_descent(
                     objective,
                     theta0,
                     ctx=ctx,
                     learning_rate=learning_rate,
-                    max_iter=max_iter,
-                    tol=tol,
-                    hint=self._divergence_hint(),
+                    max_iter=p.max_iter,
+                    tol=p.tol,
+                    hint=self._divergence_hint(p.normalize),
                 )
             theta, cost_history, n_iter = result.theta, result.cost_history, result.n_iter
         return theta, cost_history, n_iter, learning_rate
@@ -354,38 +307,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     The features Z come from :class:`hml.features.FeatureTransformer` (normalisation,
     polynomial and sinusoid terms); λ = ``l2`` never touches the biases b.
 
-    Parameters
-    ----------
-    solver : {"lbfgs", "cg", "gd"}, default "lbfgs"
-        L-BFGS or nonlinear conjugate gradient (both with a Wolfe line search), or
-        batch gradient descent with ``learning_rate``. See :mod:`hml.optimize`.
-    multi_class : {"multinomial", "ovr"}, default "multinomial"
-        One softmax over the classes, or one-vs-all sigmoids (the original project's
-        choice). Two classes always take a single sigmoid. The default is softmax because
-        it is the more accurate on MNIST (test accuracy 0.925 against 0.920 for
-        one-vs-all after 50 iterations).
-    max_iter : int, default 50
-        Iterations of the solver. 50 L-BFGS iterations take MNIST to its plateau of test
-        accuracy (0.9267 after 30, 0.9250 after 50, 0.9243 after 100) in half the time
-        of 100; a ``ConvergenceWarning`` says when more would still lower the cost.
-    tol : float or None, default 1e-4
-        Stop once the largest component of ∇J has fallen to ``tol`` times its size at the
-        start -- the same rule for every solver (see :mod:`hml.optimize`); L-BFGS and CG
-        also stop where the cost no longer changes beyond rounding. ``None`` runs all
-        ``max_iter`` iterations.
-    l2 : float, default 1.0
-        λ. The same problem as scikit-learn's ``LogisticRegression(C=1/l2)`` when
-        ``normalize=False`` (scikit-learn minimises C Σᵢ lossᵢ + ½‖W‖², i.e. m·C times J).
-    learning_rate : float, default 1.0
-        Step of ``solver="gd"`` (the original's ``alpha``); unused by the other solvers.
-    polynomial_degree, sinusoid_degree, normalize
-        Feature generation, see :class:`hml.features.FeatureTransformer`.
-    backend, device, dtype
-        Where and in which precision to compute (see :class:`hml.LinearRegression`).
-    verbose : bool, default False
-        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
-        for its convergence test anyway -- no extra GPU synchronisation.
-
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -415,62 +336,53 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     ['low', 'high']
     """
 
-    _parameters = {
-        "solver": OneOf(("lbfgs", "cg", "gd")),
-        "multi_class": OneOf(("ovr", "multinomial")),
-        "max_iter": Integer(1),
-        "tol": Real(allow_none=True),
-        "l2": Real(),
-        "learning_rate": Real(positive=True),
-        "polynomial_degree": Integer(0),
-        "sinusoid_degree": Integer(0),
-        "normalize": Boolean(),
-        "verbose": Boolean(),
-        **BaseEstimator._COMPUTE,
-    }
+    solver: Literal["lbfgs", "cg", "gd"] = param(
+        default="lbfgs",
+        rule=OneOf(("lbfgs", "cg", "gd")),
+        doc="L-BFGS or nonlinear conjugate gradient (both with a Wolfe line search), or batch gradient descent "
+        "with ``learning_rate``. See :mod:`hml.optimize`.",
+    )
+    multi_class: Literal["ovr", "multinomial"] = param(
+        default="multinomial",
+        rule=OneOf(("ovr", "multinomial")),
+        doc="One softmax over the classes, or one-vs-all sigmoids (the original project's choice). Two classes "
+        "always take a single sigmoid. The default is softmax because it is the more accurate on MNIST (test "
+        "accuracy 0.925 against 0.920 for one-vs-all after 50 iterations).",
+    )
+    max_iter: int = param(
+        default=50,
+        rule=Integer(1),
+        doc="Iterations of the solver. 50 L-BFGS iterations take MNIST to its plateau of test accuracy (0.9267 "
+        "after 30, 0.9250 after 50, 0.9243 after 100) in half the time of 100; a ``ConvergenceWarning`` says "
+        "when more would still lower the cost.",
+    )
+    tol: float | None = TOL
+    l2: float = param(
+        default=1.0,
+        rule=Real(),
+        doc="λ. The same problem as scikit-learn's ``LogisticRegression(C=1/l2)`` when ``normalize=False`` "
+        "(scikit-learn minimises C Σᵢ lossᵢ + ½‖W‖², i.e. m·C times J).",
+    )
+    learning_rate: float = param(
+        default=1.0,
+        rule=Real(positive=True),
+        doc="Step of ``solver='gd'`` (the original's ``alpha``); unused by the other solvers.",
+    )
+    polynomial_degree: int = POLYNOMIAL_DEGREE
+    sinusoid_degree: int = SINUSOID_DEGREE
+    normalize: bool = NORMALIZE
+    verbose: bool = VERBOSE
 
-    def __init__(
-        self,
-        *,
-        solver: Literal["lbfgs", "cg", "gd"] = "lbfgs",
-        multi_class: Literal["ovr", "multinomial"] = "multinomial",
-        max_iter: int = 50,
-        tol: float | None = 1e-4,
-        l2: float = 1.0,
-        learning_rate: float = 1.0,
-        polynomial_degree: int = 0,
-        sinusoid_degree: int = 0,
-        normalize: bool = True,
-        backend: str | None = None,
-        device: Any = None,
-        dtype: Any = None,
-        verbose: bool = False,
-    ) -> None:
-        self.solver = solver
-        self.multi_class = multi_class
-        self.max_iter = max_iter
-        self.tol = tol
-        self.l2 = l2
-        self.learning_rate = learning_rate
-        self.polynomial_degree = polynomial_degree
-        self.sinusoid_degree = sinusoid_degree
-        self.normalize = normalize
-        self.backend = backend
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
-
-    def _prepare(self, X: Any, y: Any) -> PreparedProblem:
-        """Validate, transform and encode: the problem the optimiser solves."""
-        l2 = self._validate_params()["l2"]
-        transformer = _feature_transformer(self)
-        fit_input = self._validate_fit_X(X, min_samples=2)
+    def _prepare(self, X: Any, y: Any, p: SimpleNamespace) -> PreparedProblem:
+        """Validate, transform and encode: the problem the optimiser solves, for the validated ``p``."""
+        transformer = _feature_transformer(p)
+        fit_input = self._validate_fit_X(X, p, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         classes, codes = encode_labels(y, X.shape[0])
         # Two classes take one sigmoid column whatever multi_class says (a two-column softmax
         # is the same model, over-parametrised), as in scikit-learn.
-        multinomial = self.multi_class == "multinomial" and classes.size > 2
+        multinomial = p.multi_class == "multinomial" and classes.size > 2
         n_outputs = classes.size if classes.size > 2 else 1
         Z = ctx.backend.keep(transformer._fit_transform(ctx, X))[0]
         codes = ctx.asarray(codes)
@@ -481,23 +393,25 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         (Y,) = ctx.backend.keep(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
         return PreparedProblem(
-            fit_input, logistic_objective(Z, Y, l2, multinomial, xp), theta0, transformer, classes, multinomial
+            fit_input, logistic_objective(Z, Y, p.l2, multinomial, xp), theta0, transformer, classes, multinomial
         )
 
     def fit(self, X: Any, y: Any) -> LogisticRegression:
         """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type."""
-        params = self._validate_params()
-        max_iter, tol = params["max_iter"], params["tol"]
-        problem = self._prepare(X, y)
-        with self._unless_squares_overflow(problem.ctx, problem.input.X), self._progress_bar(max_iter):
+        p = self._validated
+        problem = self._prepare(X, y, p)
+        with (
+            self._unless_squares_overflow(problem.ctx, problem.input.X, p.normalize),
+            self._progress_bar(p.max_iter, p.verbose),
+        ):
             result = minimize(
                 problem.objective,
                 problem.theta0,
                 ctx=problem.ctx,
-                rule=make_rule(self.solver, learning_rate=float(self.learning_rate)),
-                max_iter=max_iter,
-                tol=tol,
-                hint=self._divergence_hint(),
+                rule=make_rule(p.solver, learning_rate=p.learning_rate),
+                max_iter=p.max_iter,
+                tol=p.tol,
+                hint=self._divergence_hint(p.normalize),
             )
         theta = result.theta
         assert problem.classes is not None  # a classifier's problem always has them

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any, Literal
 
-import numpy as np
-
 from hml import backends
-from hml._array import Boolean, CheckedWhereUsed, Integer, OneOf, Real, encode_labels, one_hot
-from hml.base import BaseEstimator, ClassifierMixin, PreparedProblem
+from hml._array import encode_labels, one_hot
+from hml._params import Integer, OneOf, Real, Sizes, param, validate
+from hml.base import NORMALIZE, RANDOM_STATE, TOL, VERBOSE, BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
 from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import MiniBatches, check_gradient, make_rule, minimize
@@ -153,194 +153,98 @@ def mlp_objective(
 class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     """A fully connected neural network classifier trained by matrix backpropagation.
 
-    Parameters
-    ----------
-    layers : list of int, optional
-        Units per layer, input and output included: ``[784, 25, 10]`` is the original
-        project's MNIST network. The first must equal the number of (generated) features,
-        the last the number of classes. ``None``: one hidden layer of 25 units.
-    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
-        Hidden units.
-    output : {"sigmoid", "softmax"}, default "sigmoid"
-        Per-class sigmoids with cross-entropy summed over classes (the original), or softmax.
-    init : {"uniform", "glorot"}, default "uniform"
-        W and b uniform in ±``epsilon`` (the original), or Glorot: W uniform in
-        ±√(6/(nₗ₋₁ + nₗ)), b = 0.
-    epsilon : float, default 0.12
-        Half-width of the ``"uniform"`` initialisation.
-    learning_rate : float, default 1.0
-        Step α of gradient descent.
-    max_iter : int, default 300
-        Iterations (full batch) or epochs (``batch_size`` set).
-    l2 : float, default 1.0
-        λ, on the weights only (the original regularised its deltas instead).
-    batch_size : int or None, default None
-        ``None``: full-batch gradient descent (the original). Else mini-batches of this
-        many rows, shuffled every epoch from ``random_state``.
-    momentum : float, default 0.0
-        Heavy-ball momentum μ of mini-batch descent.
-    solver : {"gd", "lbfgs", "cg"}, default "gd"
-        Full-batch alternatives to gradient descent (not with ``batch_size``).
-    tol : float or None, default 1e-4
-        Stop once the largest component of ∇J has fallen to ``tol`` times its size at the
-        start (every solver: the rule of :mod:`hml.optimize`; mini-batches test the mean of
-        an epoch's batch gradients), with a :class:`hml.ConvergenceWarning` when ``max_iter``
-        ends the fit first. ``None`` runs all ``max_iter`` iterations (the original's fixed budget).
-    normalize : bool, default True
-        Standardise the inputs with the training statistics.
-    random_state : int, Generator or None
-        Seeds the initialisation and the batch order (drawn on the host: the same seed gives
-        the same network on every backend).
-    backend, device, dtype
-        Where and in which precision to compute.
-    verbose : bool, default False
-        Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it
-        for its convergence test anyway -- no extra GPU synchronisation.
-
     Attributes
     ----------
     classes_, coefs_ (list of W⁽ˡ⁾), intercepts_ (list of b⁽ˡ⁾), layers_, cost_history_,
     n_iter_, n_features_in_, feature_transformer_
     """
 
-    _parameters = {
-        "layers": CheckedWhereUsed("a list of layer sizes, checked against the data in fit"),
-        "activation": OneOf(ACTIVATIONS),
-        "output": OneOf(("sigmoid", "softmax")),
-        "init": OneOf(("uniform", "glorot")),
-        "epsilon": Real(positive=True),
-        "learning_rate": Real(positive=True),
-        "max_iter": Integer(1),
-        "l2": Real(),
-        "batch_size": Integer(1, allow_none=True),
-        "momentum": Real(maximum=1.0, below_maximum=True),
-        "solver": OneOf(("gd", "lbfgs", "cg")),
-        "tol": Real(allow_none=True),
-        "normalize": Boolean(),
-        "random_state": CheckedWhereUsed("None, an int or a numpy Generator (check_random_state)"),
-        "verbose": Boolean(),
-        **BaseEstimator._COMPUTE,
-    }
-
-    def __init__(
-        self,
-        *,
-        layers: Sequence[int] | None = None,
-        activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid",
-        output: Literal["sigmoid", "softmax"] = "sigmoid",
-        init: Literal["uniform", "glorot"] = "uniform",
-        epsilon: float = 0.12,
-        learning_rate: float = 1.0,
-        max_iter: int = 300,
-        l2: float = 1.0,
-        batch_size: int | None = None,
-        momentum: float = 0.0,
-        solver: Literal["gd", "lbfgs", "cg"] = "gd",
-        tol: float | None = 1e-4,
-        normalize: bool = True,
-        random_state: int | np.random.Generator | None = None,
-        backend: str | None = None,
-        device: Any = None,
-        dtype: Any = None,
-        verbose: bool = False,
-    ) -> None:
-        self.layers = layers
-        self.activation = activation
-        self.output = output
-        self.init = init
-        self.epsilon = epsilon
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.l2 = l2
-        self.batch_size = batch_size
-        self.momentum = momentum
-        self.solver = solver
-        self.tol = tol
-        self.normalize = normalize
-        self.random_state = random_state
-        self.backend = backend
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
+    layers: Sequence[int] | None = param(
+        default=None,
+        rule=Sizes(min_length=2, what="input, ..., output"),
+        doc="Units per layer, input and output included: ``[784, 25, 10]`` is the original project's MNIST "
+        "network. The first must equal the number of (generated) features, the last the number of classes. "
+        "``None``: one hidden layer of 25 units.",
+    )
+    activation: Literal["sigmoid", "tanh", "relu"] = param(
+        default="sigmoid", rule=OneOf(ACTIVATIONS), doc="The hidden units' activation g."
+    )
+    output: Literal["sigmoid", "softmax"] = param(
+        default="sigmoid",
+        rule=OneOf(("sigmoid", "softmax")),
+        doc="Per-class sigmoids with cross-entropy summed over classes (the original), or softmax.",
+    )
+    init: Literal["uniform", "glorot"] = param(
+        default="uniform",
+        rule=OneOf(("uniform", "glorot")),
+        doc="W and b uniform in ±``epsilon`` (the original), or Glorot: W uniform in ±√(6/(nₗ₋₁ + nₗ)), b = 0.",
+    )
+    epsilon: float = param(
+        default=0.12, rule=Real(positive=True), doc="Half-width of the ``'uniform'`` initialisation."
+    )
+    learning_rate: float = param(default=1.0, rule=Real(positive=True), doc="Step α of gradient descent.")
+    max_iter: int = param(default=300, rule=Integer(1), doc="Iterations (full batch) or epochs (``batch_size`` set).")
+    l2: float = param(
+        default=1.0, rule=Real(), doc="λ, on the weights only (the original regularised its deltas instead)."
+    )
+    batch_size: int | None = param(
+        default=None,
+        rule=Integer(1, allow_none=True),
+        doc="``None``: full-batch gradient descent (the original). Else mini-batches of this many rows, "
+        "shuffled every epoch from ``random_state``.",
+    )
+    momentum: float = param(
+        default=0.0,
+        rule=Real(maximum=1.0, below_maximum=True),
+        doc="Heavy-ball momentum μ of gradient descent (full batch or mini-batches): v ← μv − α∇J, θ ← θ + v.",
+    )
+    solver: Literal["gd", "lbfgs", "cg"] = param(
+        default="gd",
+        rule=OneOf(("gd", "lbfgs", "cg")),
+        doc="Gradient descent, or the full-batch alternatives L-BFGS and CG (not with ``batch_size``).",
+    )
+    tol: float | None = TOL
+    normalize: bool = NORMALIZE
+    random_state: Any = RANDOM_STATE
+    verbose: bool = VERBOSE
 
     # -- set-up shared by fit and gradient_check -------------------------------------
-    def _prepare(self, X: Any, y: Any, rng: np.random.Generator) -> PreparedProblem:
-        """Validate, standardise and one-hot encode; θ₀ drawn from ``rng``: the problem the optimiser solves."""
-        l2 = self._validate_params()["l2"]
-        transformer = FeatureTransformer(normalize=self.normalize)
-        fit_input = self._validate_fit_X(X, min_samples=2)
+    def _prepare(self, X: Any, y: Any, p: SimpleNamespace) -> PreparedProblem:
+        """Validate, standardise and one-hot encode; θ₀ drawn from ``p.random_state``: the problem the
+        optimiser solves, for the validated ``p``."""
+        transformer = FeatureTransformer(normalize=p.normalize)
+        fit_input = self._validate_fit_X(X, p, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         classes, codes = encode_labels(y, X.shape[0])
-        layers = self._checked_layers(X.shape[1], classes.size)
+        layers = _checked_layers(p.layers, X.shape[1], classes.size)
         Z = ctx.backend.keep(transformer._fit_transform(ctx, X))[0]
         Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
         (Y,) = ctx.backend.keep(Y)
-        objective = mlp_objective(Z, Y, layers, self.activation, self.output, l2, xp)
-        theta0 = self._initial_theta(ctx, layers, X.dtype, rng)
+        objective = mlp_objective(Z, Y, layers, p.activation, p.output, p.l2, xp)
+        theta0 = _initial_theta(ctx, layers, X.dtype, p)
         return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers)
-
-    def _checked_layers(self, n_features: int, n_classes: int) -> list[int]:
-        if self.layers is None:
-            return [n_features, 25, n_classes]
-        layers = list(self.layers)
-        if len(layers) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers):
-            raise ValueError(
-                f"layers must be a list of at least two positive integers (input, ..., output); got {self.layers!r}"
-            )
-        if layers[0] != n_features:
-            raise ValueError(f"layers[0]={layers[0]} but X has {n_features} features; set layers[0]={n_features}")
-        if layers[-1] != n_classes:
-            raise ValueError(
-                f"layers[-1]={layers[-1]} but y has {n_classes} classes; set layers[-1]={n_classes} (one output per class)"
-            )
-        return layers
-
-    def _initial_theta(
-        self, ctx: backends.ComputeContext, layers: list[int], dtype: Any, rng: np.random.Generator
-    ) -> Any:
-        xp = ctx.xp
-        pieces = []
-        for n_in, n_out in layer_shapes(layers):
-            if self.init == "uniform":
-                bound, bias_bound = float(self.epsilon), float(self.epsilon)
-            else:
-                bound, bias_bound = math.sqrt(6.0 / (n_in + n_out)), 0.0
-            pieces.append(
-                ctx.backend.random_uniform(rng, (n_in * n_out,), low=-bound, high=bound, dtype=dtype, device=ctx.device)
-            )
-            if bias_bound:
-                pieces.append(
-                    ctx.backend.random_uniform(
-                        rng, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype, device=ctx.device
-                    )
-                )
-            else:
-                pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
-        return xp.concat(pieces)
 
     def fit(self, X: Any, y: Any) -> MultilayerPerceptron:
         """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type."""
-        params = self._validate_params()
-        learning_rate, max_iter, momentum, tol = (params[n] for n in ("learning_rate", "max_iter", "momentum", "tol"))
-        if params["batch_size"] is not None and params["solver"] != "gd":
-            raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={self.solver!r}")
-        rng = backends.check_random_state(self.random_state)
-        problem = self._prepare(X, y, rng)
+        p = self._validated
+        if p.batch_size is not None and p.solver != "gd":
+            raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={p.solver!r}")
+        problem = self._prepare(X, y, p)
         ctx = problem.ctx
         batches = None
-        if params["batch_size"] is not None:
-            batches = MiniBatches(problem.input.X.shape[0], params["batch_size"], rng)
-        with self._progress_bar(max_iter):
+        if p.batch_size is not None:
+            batches = MiniBatches(problem.input.X.shape[0], p.batch_size, p.random_state)
+        with self._progress_bar(p.max_iter, p.verbose):
             result = minimize(
                 problem.objective,
                 problem.theta0,
                 ctx=ctx,
-                rule=make_rule(self.solver, learning_rate=learning_rate, momentum=momentum),
-                max_iter=max_iter,
-                tol=tol,
+                rule=make_rule(p.solver, learning_rate=p.learning_rate, momentum=p.momentum),
+                max_iter=p.max_iter,
+                tol=p.tol,
                 batches=batches,
-                hint=self._divergence_hint(),
+                hint=self._divergence_hint(p.normalize),
             )
         assert problem.classes is not None and problem.layers is not None  # an MLP's problem has both
         self.feature_transformer_ = problem.transformer
@@ -363,6 +267,45 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         return probability / xp.sum(probability, axis=1, keepdims=True)
 
 
+def _checked_layers(layers: list[int] | None, n_features: int, n_classes: int) -> list[int]:
+    """The validated ``layers`` against the data: the first must be the features, the last the classes."""
+    if layers is None:
+        return [n_features, 25, n_classes]
+    if layers[0] != n_features:
+        raise ValueError(f"layers[0]={layers[0]} but X has {n_features} features; set layers[0]={n_features}")
+    if layers[-1] != n_classes:
+        raise ValueError(
+            f"layers[-1]={layers[-1]} but y has {n_classes} classes; set layers[-1]={n_classes} (one output per class)"
+        )
+    return layers
+
+
+def _initial_theta(ctx: backends.ComputeContext, layers: list[int], dtype: Any, p: SimpleNamespace) -> Any:
+    """θ₀: W and b uniform in ±ε (``init="uniform"``), or Glorot (W uniform in ±√(6/(nₗ₋₁ + nₗ)), b = 0),
+    drawn on the host from ``p.random_state``."""
+    xp = ctx.xp
+    pieces = []
+    for n_in, n_out in layer_shapes(layers):
+        if p.init == "uniform":
+            bound, bias_bound = p.epsilon, p.epsilon
+        else:
+            bound, bias_bound = math.sqrt(6.0 / (n_in + n_out)), 0.0
+        pieces.append(
+            ctx.backend.random_uniform(
+                p.random_state, (n_in * n_out,), low=-bound, high=bound, dtype=dtype, device=ctx.device
+            )
+        )
+        if bias_bound:
+            pieces.append(
+                ctx.backend.random_uniform(
+                    p.random_state, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype, device=ctx.device
+                )
+            )
+        else:
+            pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
+    return xp.concat(pieces)
+
+
 def gradient_check(
     model: MultilayerPerceptron,
     X: Any,
@@ -378,7 +321,7 @@ def gradient_check(
     ``model.random_state``; checks ``n_checks`` randomly chosen parameters (all if None).
     See :func:`hml.optimize.check_gradient`; < 1e-7 in float64 means backprop is right.
     """
-    problem = model._prepare(X, y, backends.check_random_state(model.random_state))
+    problem = model._prepare(X, y, validate(model))
     ctx, theta = problem.ctx, problem.theta0
     if hasattr(model, "coefs_"):  # fitted: its parameters, on this problem's device and dtype
         theta = ctx.asarray(

@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hml"
 LAYERS: list[set[str]] = [
     {"hml.exceptions", "hml._files"},
     {"hml.backends"},
-    {"hml._array", "hml.numerics"},
+    {"hml._array", "hml._params", "hml.numerics"},
     {"hml.optimize", "hml.metrics", "hml.model_selection", "hml.datasets", "hml.persistence"},
     {"hml.base"},
     {"hml.features"},

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import hml
+from hml._params import validate
 from hml.exceptions import ConvergenceWarning, NotFittedError
 from hml.optimize import check_gradient
 
@@ -29,7 +30,7 @@ def blobs(m=90, n=3, k=3, seed=0, spread=1.5):
 def test_gradient_matches_finite_differences(case64, k, multi_class, degree):
     X, codes = blobs(m=40, k=k)
     model = hml.LogisticRegression(multi_class=multi_class, polynomial_degree=degree, l2=0.7)
-    problem = model._prepare(case64.asarray(X), codes)
+    problem = model._prepare(case64.asarray(X), codes, validate(model))
     rng = np.random.default_rng(1)
     theta = case64.asarray(rng.normal(scale=0.5, size=tuple(problem.theta0.shape)))
     assert check_gradient(problem.objective, theta, ctx=problem.ctx) < 1e-6

@@ -9,6 +9,7 @@ import pytest
 
 import hml
 from hml import backends
+from hml._params import validate
 from hml.exceptions import ConvergenceWarning
 from hml.neural_network import gradient_check, mlp_objective, n_parameters, pack, unpack
 
@@ -67,7 +68,7 @@ def test_one_gradient_descent_step_is_theta_minus_alpha_gradient():
     model = hml.MultilayerPerceptron(
         layers=[4, 5, 3], max_iter=1, learning_rate=0.3, random_state=0, normalize=False
     ).fit(X, codes)
-    problem = model._prepare(X, codes, np.random.default_rng(0))
+    problem = model._prepare(X, codes, validate(model.set_params(random_state=0)))
     cost0, gradient0 = problem.objective(problem.theta0)
     theta1 = pack(list(zip(model.coefs_, model.intercepts_, strict=True)), np)
     np.testing.assert_allclose(theta1, problem.theta0 - 0.3 * gradient0, rtol=1e-13)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -258,11 +260,69 @@ ALL_ESTIMATORS = [
 
 
 @pytest.mark.parametrize("estimator", ALL_ESTIMATORS, ids=lambda e: e.__name__)
-def test_every_parameter_is_declared_once_in_the_constraint_table(estimator):
-    """The table is the one place a parameter's rule lives: every __init__ parameter has an entry, and no other."""
-    assert set(estimator._parameters) == set(estimator._param_names())
-    defaults = estimator()._validate_params()  # the defaults pass their own rules
-    assert set(defaults) == set(estimator._param_names())
+def test_every_parameter_is_declared_once_and_the_rest_follows(estimator):
+    """One declaration per parameter (name, default, rule, doc) is the source of __init__'s signature,
+    get_params, the validation at fit and the docstring's Parameters section -- in the same order."""
+    import inspect
+
+    from hml._params import validate
+
+    declared = estimator.__params__
+    signature = inspect.signature(estimator)
+    assert list(signature.parameters) == list(declared) == estimator._param_names()
+    for name, declaration in declared.items():
+        assert signature.parameters[name].default is declaration.default
+        assert getattr(estimator, name) is declaration.default
+    assert list(estimator().get_params()) == list(declared)
+    assert list(vars(validate(estimator()))) == list(declared)  # the defaults pass their own rules
+    section = inspect.getdoc(estimator).split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
+    documented = [line.split(" : ")[0] for line in section.splitlines() if not line.startswith(" ")]
+    assert documented == list(declared)
+    for name, declaration in declared.items():
+        assert f"{name} : {declaration.rule.describe()}, default={declaration.default!r}" in section
+
+
+@pytest.mark.parametrize("estimator", ALL_ESTIMATORS, ids=lambda e: e.__name__)
+def test_a_fit_validates_its_parameters_once_and_uses_the_validated_values(estimator, monkeypatch):
+    """Validation runs once per fit, in the wrapper that makes fits all-or-nothing (fit_predict and
+    fit_transform included), and the fit computes with what it returned: NumPy scalars and strings,
+    which the rules turn into Python ones, fit as their Python equals do."""
+    import hml._params
+    import hml.base
+
+    calls = []
+    original = hml._params.validate
+
+    def counting(model):
+        calls.append(type(model).__name__)
+        return original(model)
+
+    monkeypatch.setattr(hml.base, "validate", counting)
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    y = np.arange(30) % 2
+    numpy_params = {
+        hml.LinearRegression: {"max_iter": np.int64(30), "solver": np.str_("normal")},
+        hml.LogisticRegression: {"max_iter": np.int64(30), "l2": np.float64(0.5)},
+        hml.KMeans: {"n_clusters": np.int64(2), "init": np.str_("k-means++"), "random_state": 0},
+        hml.GaussianAnomalyDetection: {"covariance": np.str_("full")},
+        hml.MultilayerPerceptron: {"max_iter": np.int64(30), "activation": np.str_("tanh"), "random_state": 0},
+        hml.FeatureTransformer: {"polynomial_degree": np.int64(2)},
+    }[estimator]
+    python_params = {
+        name: value.item() if isinstance(value, np.generic) else value for name, value in numpy_params.items()
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        model = estimator(**numpy_params).fit(X, y)
+        assert calls == [estimator.__name__]
+        reference = estimator(**python_params).fit(X, y)
+        for method in ("fit_predict", "fit_transform"):
+            if hasattr(model, method):
+                calls.clear()
+                getattr(model, method)(X)
+                assert calls == [estimator.__name__], method
+    method = next(m for m in ("predict", "transform", "score_samples") if hasattr(model, m))
+    np.testing.assert_array_equal(getattr(model, method)(X), getattr(reference, method)(X))
 
 
 @pytest.mark.parametrize(
