@@ -15,6 +15,7 @@ import array_api_extra as xpx
 import numpy as np
 
 import hml
+from hml import kernels
 from hml.neural_network import mlp_objective, n_parameters
 from hml.optimize import Evaluation, GradientDescent, minimize
 
@@ -48,9 +49,7 @@ class MLPEpoch:
         Y = ctx.backend.materialize(xpx.one_hot(ctx.asarray(codes), 10, dtype=X.dtype, xp=xp))[0]
         self.objective = mlp_objective(X, Y, LAYERS, "sigmoid", "sigmoid", 1.0, xp)
         rng = np.random.default_rng(0)
-        self.theta = ctx.backend.random_uniform(
-            rng, (n_parameters(LAYERS),), low=-0.12, high=0.12, dtype=X.dtype, device=ctx.device
-        )
+        self.theta = kernels.random_uniform(ctx, rng, (n_parameters(LAYERS),), low=-0.12, high=0.12, dtype=X.dtype)
         # J and ∇J at θ₀ once, here: a timed call is then one epoch, the work of every later one.
         self.start = Evaluation(self.theta, *ctx.backend.materialize(*self.objective(self.theta)))
 

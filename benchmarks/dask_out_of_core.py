@@ -14,8 +14,8 @@ each, fits on it:
 * ``LinearRegression`` by gradient descent, standardised (a fixed step, ``tol=None``);
 * ``LogisticRegression`` by L-BFGS on y = [x·w > 0], standardised.
 
-The training matrices do not fit in ``keep_fraction`` of the workers' memory, so hml keeps
-them lazy (``Backend.keep``) and each pass streams X, standardising each chunk inside it.
+The training matrices do not fit in ``KEEP_FRACTION`` of the workers' memory, so hml keeps
+them lazy (``hml.backends.keep``) and each pass streams X, standardising each chunk inside it.
 For each fit this prints the time per iteration, the chunks generated per iteration over
 the number of chunks (the bytes read per iteration over X's size: 1.0 is one pass), the
 peak memory of each worker (sampled every 0.2 s from the scheduler), and whether any worker
@@ -58,11 +58,11 @@ def measure(
     from distributed import Client, LocalCluster
 
     import hml
-    from hml.backends._dask import DaskBackend
+    from hml.backends import _dask
 
-    saved_fraction = DaskBackend.keep_fraction
+    saved_fraction = _dask.KEEP_FRACTION
     if keep_fraction is not None:
-        DaskBackend.keep_fraction = keep_fraction
+        _dask.KEEP_FRACTION = keep_fraction
     rows = int(gigabytes * 1e9 / (8 * features))
     chunk_rows = min(chunk_rows, rows)
     results: dict[str, dict[str, float]] = {}
@@ -155,7 +155,7 @@ def measure(
                 )
     finally:
         cluster.close()
-        DaskBackend.keep_fraction = saved_fraction
+        _dask.KEEP_FRACTION = saved_fraction
     return results
 
 

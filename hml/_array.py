@@ -14,10 +14,13 @@ import array_api_compat
 import numpy as np
 
 from hml.backends import ComputeContext, backend_of, dtype_name, is_array, to_numpy
-from hml.exceptions import DataConversionWarning, warn
+from hml.exceptions import DataConversionWarning, PerformanceWarning, warn
 
 __all__ = [
     "check_X",
+    "check_feature_names",
+    "feature_names",
+    "warn_if_small",
     "encode_labels",
     "labels_on_host",
     "one_hot",
@@ -303,3 +306,72 @@ def labels_to_codes(y: Any, classes: np.ndarray, n_samples: int | None, *, name:
             f"the fitted classes are {classes.tolist()}"
         )
     return codes.astype(np.int64)
+
+
+# -- what fit saw, and what the backend is good for -------------------------------------
+def feature_names(X: Any) -> np.ndarray | None:
+    """The column names of a DataFrame-like ``X`` when they are all strings (scikit-learn's rule), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or is_array(X):
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    kinds = {type(name).__name__ for name in names}
+    if names.size and kinds == {"str"}:
+        return names
+    if "str" in kinds:
+        raise TypeError(
+            f"X's column names mix strings with {sorted(kinds - {'str'})}; make them all strings "
+            "(X.columns = X.columns.astype(str)) to use them as feature names"
+        )
+    return None
+
+
+def check_feature_names(fitted: np.ndarray | None, X: Any, name: str) -> None:
+    """``X``'s column names against those ``fit`` saw (``fitted``): a warning where one of the two has
+    none, a ``ValueError`` naming the unseen, missing or reordered columns where they differ."""
+    names = feature_names(X)
+    if fitted is None and names is None:
+        return
+    if fitted is None:
+        warn(f"X has feature names, but {name} was fitted without feature names", UserWarning)
+        return
+    if names is None:
+        warn(f"X does not have valid feature names, but {name} was fitted with feature names", UserWarning)
+        return
+    if len(names) == len(fitted) and bool(np.all(names == fitted)):
+        return
+    unseen = [n for n in names if n not in set(fitted)]
+    missing = [n for n in fitted if n not in set(names)]
+    detail = []
+    if unseen:
+        detail.append(f"feature names unseen at fit time: {unseen[:5]}")
+    if missing:
+        detail.append(f"feature names seen at fit time, yet now missing: {missing[:5]}")
+    if not detail:
+        detail.append(
+            f"the same names in another order: fit saw {fitted.tolist()[:8]}, "
+            f"this X has {names.tolist()[:8]} -- select the columns as X[model.feature_names_in_]"
+        )
+    raise ValueError("The feature names should match those that were passed during fit. " + "; ".join(detail))
+
+
+_warned_small: set[str] = set()  # backends already warned about, once per process
+
+
+def warn_if_small(ctx: ComputeContext, X: Any, estimator: str) -> None:
+    """Say once per process, per backend, that ``X`` is too small for its backend to pay off
+    (``Backend.small_data_bytes``, measured) -- and compute there anyway, as asked."""
+    limit, name = ctx.backend.small_data_bytes, ctx.backend.name
+    if limit is None or name in _warned_small:
+        return
+    size = X.shape[0] * X.shape[1] * (4 if X.dtype == ctx.xp.float32 else 8)
+    if size >= limit:
+        return
+    _warned_small.add(name)
+    warn(
+        f"{estimator}: X is {size / 2**20:.3g} MiB, below the {limit / 2**20:.0f} MiB where {name} pays off "
+        f"on one machine: each iteration costs it some scheduling whatever the data's size (benchmarks/RESULTS.md "
+        f"has the measurements). Computing on {name} as asked; for data this size, backend='numpy' "
+        f"(or X.compute()) is faster. This warning shows once per process",
+        PerformanceWarning,
+    )

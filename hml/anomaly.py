@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from hml import backends
+from hml import backends, kernels
 from hml._array import labels_on_host, squares_overflow
 from hml._params import OneOf, Real, param
 from hml.base import BaseEstimator
@@ -113,7 +113,7 @@ class GaussianAnomalyDetection(BaseEstimator):
             self.covariance_ = covariance
             # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
             self._whitening_, self._log_normaliser_ = ctx.backend.materialize(
-                ctx.backend.inv(factor), -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
+                kernels.inv(factor), -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
             )
         self.mean_ = mean
         if p.threshold is not None:
@@ -251,7 +251,7 @@ def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int, X:
         return ValueError(advice)
 
     try:
-        (factor,) = ctx.backend.materialize(ctx.backend.cholesky(covariance))  # read below, then used again
+        (factor,) = ctx.backend.materialize(kernels.cholesky(covariance))  # read below, then used again
     except Exception as exc:  # LinAlgError (NumPy/CuPy), torch's _LinAlgError, ...
         raise failed() from exc
     diagonal = xp.linalg.diagonal(factor)

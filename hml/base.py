@@ -13,9 +13,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from hml import backends, persistence
-from hml._array import check_X, labels_to_codes, squares_overflow_if_any
+from hml._array import (
+    check_feature_names,
+    check_X,
+    feature_names,
+    labels_to_codes,
+    squares_overflow_if_any,
+    warn_if_small,
+)
 from hml._params import Backend, Boolean, Declared, Device, FloatDtype, Integer, RandomState, Real, param, validate
-from hml.exceptions import NotFittedError, PerformanceWarning, as_sklearn, warn
+from hml.exceptions import NotFittedError, as_sklearn
 
 if TYPE_CHECKING:
     import os
@@ -70,23 +77,6 @@ class PreparedProblem:
     @property
     def ctx(self) -> backends.ComputeContext:
         return self.input.ctx
-
-
-def _feature_names(X: Any) -> np.ndarray | None:
-    """The column names of a DataFrame-like ``X`` when they are all strings (scikit-learn's rule), else None."""
-    columns = getattr(X, "columns", None)
-    if columns is None or backends.is_array(X):
-        return None
-    names = np.asarray(list(columns), dtype=object)
-    kinds = {type(name).__name__ for name in names}
-    if names.size and kinds == {"str"}:
-        return names
-    if "str" in kinds:
-        raise TypeError(
-            f"X's column names mix strings with {sorted(kinds - {'str'})}; make them all strings "
-            "(X.columns = X.columns.astype(str)) to use them as feature names"
-        )
-    return None
 
 
 class BaseEstimator(Declared):
@@ -275,9 +265,9 @@ class BaseEstimator(Declared):
         :meth:`_remember_input` once the fit has succeeded.
         """
         ctx = backends.resolve(p.backend, p.device, X)
-        names = _feature_names(X)
+        names = feature_names(X)
         X = check_X(X, ctx, dtype=p.dtype, min_samples=min_samples)
-        _warn_if_small(ctx, X, type(self).__name__)
+        warn_if_small(ctx, X, type(self).__name__)
         return FitInput(ctx, X, names)
 
     def _remember_input(self, fitted: FitInput) -> None:
@@ -295,36 +285,8 @@ class BaseEstimator(Declared):
         """``X`` for ``predict``-like calls: checked against the fit (features, their names, the
         dtype) and returned as a floating array on the fit's backend and device."""
         ctx = self._fitted_context()
-        self._check_feature_names(X)
+        check_feature_names(getattr(self, "feature_names_in_", None), X, type(self).__name__)
         return ctx, check_X(X, ctx, dtype=self._dtype_, n_features=self.n_features_in_, estimator=type(self).__name__)
-
-    def _check_feature_names(self, X: Any) -> None:
-        fitted = getattr(self, "feature_names_in_", None)
-        names = _feature_names(X)
-        name = type(self).__name__
-        if fitted is None and names is None:
-            return
-        if fitted is None:
-            warn(f"X has feature names, but {name} was fitted without feature names", UserWarning)
-            return
-        if names is None:
-            warn(f"X does not have valid feature names, but {name} was fitted with feature names", UserWarning)
-            return
-        if len(names) == len(fitted) and bool(np.all(names == fitted)):
-            return
-        unseen = [n for n in names if n not in set(fitted)]
-        missing = [n for n in fitted if n not in set(names)]
-        detail = []
-        if unseen:
-            detail.append(f"feature names unseen at fit time: {unseen[:5]}")
-        if missing:
-            detail.append(f"feature names seen at fit time, yet now missing: {missing[:5]}")
-        if not detail:
-            detail.append(
-                f"the same names in another order: fit saw {fitted.tolist()[:8]}, "
-                f"this X has {names.tolist()[:8]} -- select the columns as X[model.feature_names_in_]"
-            )
-        raise ValueError("The feature names should match those that were passed during fit. " + "; ".join(detail))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "_ctx_"):
@@ -387,27 +349,6 @@ RANDOM_STATE: Any = param(
     rule=RandomState(),
     doc="Seeds the random draws (on the host: the same seed gives the same numbers on every backend).",
 )
-
-
-_warned_small: set[str] = set()  # backends already warned about, once per process
-
-
-def _warn_if_small(ctx: backends.ComputeContext, X: Any, estimator: str) -> None:
-    """Say once per process, per backend, that ``X`` is too small for its backend to pay off
-    (``Backend.small_data_bytes``, measured) -- and compute there anyway, as asked."""
-    limit, name = ctx.backend.small_data_bytes, ctx.backend.name
-    if limit is None or name in _warned_small:
-        return
-    size = X.shape[0] * X.shape[1] * (4 if X.dtype == ctx.xp.float32 else 8)
-    if size >= limit:
-        return
-    _warned_small.add(name)
-    warn(
-        f"{estimator}: X is {size / 2**20:.3g} MiB, below the {limit / 2**20:.0f} MiB where {name} pays off "
-        f"on one machine -- {ctx.backend.small_data_advice}. Computing on {name} as asked; for data this size, "
-        f"backend='numpy' (or X.compute()) is faster. This warning shows once per process",
-        PerformanceWarning,
-    )
 
 
 def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:

@@ -173,7 +173,7 @@ class FeatureTransformer(BaseEstimator):
             X = standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
-            (generated,) = ctx.backend.keep(generated)
+            (generated,) = backends.keep(generated)
             generated_mean, generated_scale = _statistics(ctx, generated)
             generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 import array_api_compat
 
-from hml import backends
+from hml import backends, kernels
 from hml._array import check_y, encode_labels, one_hot
 from hml._params import Either, Integer, OneOf, Real, param
 from hml.base import (
@@ -37,21 +37,22 @@ def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any) -> Objective
 
     The residual feeds both the gradient and the cost, so the cost history costs
     no extra pass over Z: one iteration is the two matrix-vector products
-    ``Z @ w`` and ``r @ Z`` plus O(m) vector work. The m-long work is
-    :func:`_residual_sums`, run once per row chunk (``Backend.map_row_chunks``: one
-    call in memory, one task per chunk on Dask) and summed.
+    ``Z @ w`` and ``r @ Z`` plus O(m) vector work, in :func:`_residual_sums` over row
+    blocks (:func:`hml.backends.reduce_rows`), summed.
     """
     m = Z.shape[0]
     inv_m = 1.0 / m
     reg = l2 * inv_m
-    backend = backends.backend_of(Z)
-    out = [("sum", (), Z.dtype), ("sum", (Z.shape[1] + 1,), Z.dtype)]
+    # Blocks of a quarter of the working memory, so ``r @ Zb`` reads the block ``Zb @ w`` has
+    # just brought into cache: one read of Z from memory per iteration instead of two.
+    row_bytes = 4 * (4 if Z.dtype == xp.float32 else 8) * max(1, Z.shape[1])
+    out = {"squares": backends.Sum((), Z.dtype), "sums": backends.Sum((Z.shape[1] + 1,), Z.dtype)}
 
     def objective(theta: Any) -> tuple[Any, Any]:
-        squares, sums = backend.map_row_chunks(_residual_sums, [Z, y], (theta,), out)
-        cost = (0.5 * inv_m) * squares
-        gradient = inv_m * sums
-        if l2:  # skipped, not multiplied by zero: on Dask each operation is graph to build
+        parts = backends.reduce_rows(_residual_sums, [Z, y], (theta,), out=out, row_bytes=row_bytes)
+        cost = (0.5 * inv_m) * parts.squares
+        gradient = inv_m * parts.sums
+        if l2:  # skipped, not multiplied by zero: on a lazy backend each operation is graph to build
             w = theta[1:]
             cost = cost + (0.5 * reg) * xp.sum(w * w)
             gradient = gradient + reg * xp.concat([xp.zeros_like(theta[:1]), w])
@@ -63,33 +64,12 @@ def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any) -> Objective
 def _residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
     """On these rows, r = Zw + b − y for θ = [b, w]: (‖r‖², [Σr, Zᵀr]), in Z's own library.
 
-    [Σr, Zᵀr] is m times the data term of ∇J, built per block as one vector: on Dask the
-    gradient is then one chunk, not an intercept and a weights chunk that the next
+    [Σr, Zᵀr] is m times the data term of ∇J, built per block as one vector: on a lazy backend
+    the gradient is then one chunk, not an intercept and a weights chunk that the next
     iteration's θ would have to merge (a task, and a round of the scheduler, per iteration).
-
-    Row blocks of a quarter of the backend's working memory (2 MiB on CPUs), so ``r @ Zb``
-    reads the block ``Zb @ w`` just brought into cache: one read of Z from memory per
-    iteration instead of two. On NumPy the blocks run on a thread per core with BLAS at one
-    thread (``Backend.map_blocks``): 1e6 x 64 float64 took 44 ms against 68 ms for the two
-    whole-array products on 2 cores. The partial sums are added in block order.
     """
-    backend = backends.backend_of(Z)
-    budget = backend.working_memory_for(array_api_compat.device(Z)) // 4
     xp = array_api_compat.array_namespace(Z)
-    itemsize = 4 if Z.dtype == xp.float32 else 8
-    rows = max(1, budget // (itemsize * max(1, Z.shape[1])))
-    m = Z.shape[0]
-    bounds = [(start, min(start + rows, m)) for start in range(0, m, rows)]
-    parts = backend.map_blocks(
-        lambda bound: _block_residual_sums(Z[bound[0] : bound[1], ...], y[bound[0] : bound[1]], theta), bounds
-    )
-    return tuple(sum(values[1:], values[0]) for values in zip(*parts, strict=True))
-
-
-def _block_residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
-    xp = array_api_compat.array_namespace(Z)
-    # In place: a fresh m-vector per operation costs ~6% of the iteration at 1e6 rows
-    # (allocation and page faults). Libraries without in-place ops rebind instead.
+    # In place: a fresh m-vector per operation costs measurably (allocation and page faults).
     residual = Z @ theta[1:]
     residual -= y
     residual += theta[0]
@@ -113,7 +93,7 @@ def normal_equation(Z: Any, y: Any, l2: float, ctx: backends.ComputeContext) -> 
         gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
     rhs = xp.reshape(yc @ Zc, (n, 1))
     try:
-        w = xp.reshape(ctx.backend.solve(gram, rhs), (n,))
+        w = xp.reshape(kernels.solve(gram, rhs), (n,))
     except (ValueError, RuntimeError) as exc:  # numpy's LinAlgError is a ValueError, torch's a RuntimeError
         raise _singular() from exc
     if not bool(ctx.read(xp.all(xp.isfinite(w)), "normal equation solved")):
@@ -202,8 +182,8 @@ class LinearRegression(BaseEstimator):
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
-        # Lazy backends (Dask) would otherwise recompute the features on every iteration.
-        Z, y = ctx.backend.keep(transformer._fit_transform(ctx, X), y)
+        # A lazy backend would otherwise recompute the features on every iteration.
+        Z, y = backends.keep(transformer._fit_transform(ctx, X), y)
         objective = linear_regression_objective(Z, y, p.l2, xp)
         with self._unless_squares_overflow(ctx, X, p.normalize):
             theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, p)
@@ -384,13 +364,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         # is the same model, over-parametrised), as in scikit-learn.
         multinomial = p.multi_class == "multinomial" and classes.size > 2
         n_outputs = classes.size if classes.size > 2 else 1
-        Z = ctx.backend.keep(transformer._fit_transform(ctx, X))[0]
+        (Z,) = backends.keep(transformer._fit_transform(ctx, X))
         codes = ctx.asarray(codes)
         if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
             Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))
         else:
             Y = one_hot(codes, n_outputs, Z.dtype, xp)
-        (Y,) = ctx.backend.keep(Y)
+        (Y,) = backends.keep(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
         return PreparedProblem(
             fit_input, logistic_objective(Z, Y, p.l2, multinomial, xp), theta0, transformer, classes, multinomial

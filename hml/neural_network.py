@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from hml import backends
+from hml import backends, kernels
 from hml._array import encode_labels, one_hot
 from hml._params import Integer, OneOf, Real, Sizes, param, validate
 from hml.base import NORMALIZE, RANDOM_STATE, TOL, VERBOSE, BaseEstimator, ClassifierMixin, PreparedProblem
@@ -218,9 +218,9 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         xp = ctx.xp
         classes, codes = encode_labels(y, X.shape[0])
         layers = _checked_layers(p.layers, X.shape[1], classes.size)
-        Z = ctx.backend.keep(transformer._fit_transform(ctx, X))[0]
+        (Z,) = backends.keep(transformer._fit_transform(ctx, X))
         Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
-        (Y,) = ctx.backend.keep(Y)
+        (Y,) = backends.keep(Y)
         objective = mlp_objective(Z, Y, layers, p.activation, p.output, p.l2, xp)
         theta0 = _initial_theta(ctx, layers, X.dtype, p)
         return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers)
@@ -290,16 +290,10 @@ def _initial_theta(ctx: backends.ComputeContext, layers: list[int], dtype: Any, 
             bound, bias_bound = p.epsilon, p.epsilon
         else:
             bound, bias_bound = math.sqrt(6.0 / (n_in + n_out)), 0.0
-        pieces.append(
-            ctx.backend.random_uniform(
-                p.random_state, (n_in * n_out,), low=-bound, high=bound, dtype=dtype, device=ctx.device
-            )
-        )
+        pieces.append(kernels.random_uniform(ctx, p.random_state, (n_in * n_out,), low=-bound, high=bound, dtype=dtype))
         if bias_bound:
             pieces.append(
-                ctx.backend.random_uniform(
-                    p.random_state, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype, device=ctx.device
-                )
+                kernels.random_uniform(ctx, p.random_state, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype)
             )
         else:
             pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))

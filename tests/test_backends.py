@@ -228,26 +228,6 @@ def test_synchronize_runs_everywhere(case):
     backends.synchronize(case.backend, case.device)
 
 
-# -- random numbers ---------------------------------------------------------------------------
-def test_same_seed_same_numbers_on_every_backend(case):
-    ctx = case.ctx
-    dtype = ctx.xp.float64 if case.float64 else ctx.xp.float32
-    uniform = ctx.backend.random_uniform(
-        backends.check_random_state(7), (5, 3), low=-0.12, high=0.12, dtype=dtype, device=ctx.device
-    )
-    normal = ctx.backend.random_normal(backends.check_random_state(7), (4,), dtype=dtype, device=ctx.device)
-    perm = ctx.backend.permutation(backends.check_random_state(7), 10, device=ctx.device)
-    ref = backends.get_backend_object("numpy")
-    np_dtype = np.float64 if case.float64 else np.float32
-    np.testing.assert_array_equal(
-        case.to_numpy(uniform),
-        ref.random_uniform(np.random.default_rng(7), (5, 3), low=-0.12, high=0.12, dtype=np_dtype, device="cpu"),
-    )
-    np.testing.assert_array_equal(case.to_numpy(normal), np.random.default_rng(7).standard_normal(4).astype(np_dtype))
-    np.testing.assert_array_equal(case.to_numpy(perm), np.random.default_rng(7).permutation(10))
-    assert float(np.abs(case.to_numpy(uniform)).max()) <= 0.12
-
-
 def test_check_random_state():
     assert isinstance(backends.check_random_state(None), np.random.Generator)
     gen = np.random.default_rng(3)
@@ -259,39 +239,6 @@ def test_check_random_state():
         backends.check_random_state(-1)
 
 
-def test_cholesky_is_the_lower_factor_on_every_backend(case):
-    A = np.array([[4.0, 2.0, 0.6], [2.0, 5.0, 1.0], [0.6, 1.0, 3.0]])
-    factor = case.to_numpy(case.ctx.backend.cholesky(case.asarray(A)))
-    np.testing.assert_allclose(factor, np.linalg.cholesky(A), rtol=1e-5 if not case.float64 else 1e-12)
-    assert np.allclose(np.triu(factor, 1), 0.0)
-
-
-def test_solve_and_inv_agree_with_the_standard_on_every_backend(case):
-    """Backends' overrides (torch: the *_ex forms that skip the host check) agree with NumPy."""
-    A = np.array([[4.0, 2.0, 0.6], [2.0, 5.0, 1.0], [0.6, 1.0, 3.0]])
-    b = np.array([[1.0], [2.0], [3.0]])
-    rtol = 1e-5 if not case.float64 else 1e-12
-    backend = case.ctx.backend
-    np.testing.assert_allclose(
-        case.to_numpy(backend.solve(case.asarray(A), case.asarray(b))), np.linalg.solve(A, b), rtol=rtol
-    )
-    inverse = backend.inv(case.asarray(A))
-    assert inverse.dtype == case.asarray(A).dtype
-    np.testing.assert_allclose(case.to_numpy(inverse), np.linalg.inv(A), rtol=rtol)
-
-
-@pytest.mark.parametrize("operation", ["cholesky", "solve", "inv"])
-def test_a_failed_factorisation_raises_or_gives_nan(case, operation):
-    """A singular (or indefinite) matrix: an exception, or NaN that the callers' finiteness read catches."""
-    A = np.array([[1.0, 2.0], [2.0, 4.0]]) if operation != "cholesky" else np.array([[1.0, 2.0], [2.0, 1.0]])
-    args = (case.asarray(A),) + ((case.asarray(np.ones((2, 1))),) if operation == "solve" else ())
-    try:
-        result = case.to_numpy(getattr(case.ctx.backend, operation)(*args))
-    except Exception:  # LinAlgError, torch's _LinAlgError, ...: each library has its own
-        return
-    assert not np.all(np.isfinite(result)) or operation == "solve" and not np.allclose(A @ result, 1.0)
-
-
 def test_to_numpy_brings_any_backends_array_or_a_list_to_the_host(case):
     values = np.arange(6.0).reshape(2, 3)
     host = backends.to_numpy(case.asarray(values))
@@ -300,15 +247,62 @@ def test_to_numpy_brings_any_backends_array_or_a_list_to_the_host(case):
     np.testing.assert_array_equal(backends.to_numpy([[1, 2], [3, 4]]), [[1, 2], [3, 4]])
 
 
-@pytest.mark.parametrize("shape", [(1_000, 7), (3, 5), (50_000, 64)])
-def test_column_sums_agree_with_the_portable_sum(case, shape):
-    """Backend.column_sums (CuPy: the GEMV 1ᵀ A for tall matrices) against NumPy on the host."""
-    from hml.backends._base import Backend
+# -- the row primitive ------------------------------------------------------------------------
+def _row_step(X, labels, weights):
+    """A block's rows (a vector and a matrix), its one value, and its sums."""
+    import array_api_compat
 
-    host = np.random.default_rng(2).normal(size=shape)
-    A = case.asarray(host)
-    fast, portable = case.ctx.backend.column_sums(A), Backend.column_sums(case.ctx.backend, A)
-    assert fast.shape == (shape[1],) and fast.dtype == A.dtype
+    xp = array_api_compat.array_namespace(X)
+    scores = X @ weights
+    count = xp.full((1,), X.shape[0], dtype=xp.int64, device=array_api_compat.device(X))
+    return scores, X * 2.0, count, X.T @ X, xp.sum(xp.astype(labels, X.dtype))
+
+
+@pytest.mark.parametrize("working_memory", [None, 24 * 37])  # one block; blocks of 37 rows (the last short)
+def test_reduce_rows_agrees_with_one_call_on_every_backend(case, working_memory):
+    """reduce_rows in blocks (on threads for NumPy, per chunk on Dask) against the whole computation on
+    the host: rows in row order, one value per block, sums added in order (to a running total)."""
+    rng = np.random.default_rng(0)
+    X, labels, w = rng.normal(size=(500, 3)), rng.integers(0, 4, 500), rng.normal(size=3)
+    xp = case.xp
+    dtype = xp.float64 if case.float64 else xp.float32
+    out = {
+        "scores": backends.Rows(dtype),
+        "doubled": backends.Rows(dtype, width=3),
+        "rows": backends.PerBlock(xp.int64),
+        "gram": backends.Sum((3, 3), dtype),
+        "labels": backends.Sum((), dtype),
+    }
+    Xc, wc = case.asarray(X), case.asarray(w)
+    start = {"labels": xp.asarray(100.0, dtype=dtype, device=case.ctx.device)}
+    result = backends.reduce_rows(
+        _row_step, [Xc, case.asarray(labels)], (wc,), out=out, row_bytes=24, working_memory=working_memory, start=start
+    )
     tolerance = 1e-12 if case.float64 else 1e-4
-    np.testing.assert_allclose(case.to_numpy(fast), host.sum(axis=0), rtol=tolerance, atol=tolerance * shape[0])
-    np.testing.assert_allclose(case.to_numpy(portable), host.sum(axis=0), rtol=tolerance, atol=tolerance * shape[0])
+    np.testing.assert_allclose(case.to_numpy(result.scores), X @ w, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(case.to_numpy(result.doubled), 2.0 * X, rtol=tolerance)
+    blocks = case.to_numpy(result.rows)  # on Dask the 500 rows are one chunk, cut into the same blocks
+    np.testing.assert_array_equal(blocks, [500] if working_memory is None else [37] * 13 + [500 - 13 * 37])
+    np.testing.assert_allclose(case.to_numpy(result.gram), X.T @ X, rtol=tolerance)
+    assert float(case.to_numpy(result.labels)) == pytest.approx(100.0 + labels.sum(), rel=tolerance)
+
+
+def test_threads_change_nothing_in_the_row_primitive(monkeypatch):
+    """NumPy's blocks on threads against the same blocks in order: the same results, bit for bit."""
+    from hml.backends import _rows
+
+    rng = np.random.default_rng(1)
+    X, labels, w = rng.normal(size=(5000, 3)), rng.integers(0, 4, 5000), rng.normal(size=3)
+    out = {
+        "scores": backends.Rows(np.float64),
+        "doubled": backends.Rows(np.float64, width=3),
+        "rows": backends.PerBlock(np.int64),
+        "gram": backends.Sum((3, 3), np.float64),
+        "labels": backends.Sum((), np.float64),
+    }
+    run = lambda: backends.reduce_rows(_row_step, [X, labels], (w,), out=out, row_bytes=24, working_memory=2400)  # noqa: E731
+    threaded = run()
+    monkeypatch.setattr(_rows, "_threads", lambda: 1)
+    sequential = run()
+    for name in out:
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(sequential, name))

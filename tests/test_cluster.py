@@ -10,7 +10,6 @@ import pytest
 
 import hml
 from hml import backends
-from hml.backends._base import Backend
 
 
 def blobs(n=3000, d=4, k=5, seed=0):
@@ -89,6 +88,7 @@ def test_kmeans_plus_plus_is_reproducible_across_backends(case):
 def test_init_size_seeds_k_means_plus_plus_from_a_uniform_sample(case, monkeypatch):
     """init_size=m: greedy k-means++ on m rows drawn without replacement (the same rows, and so
     the same seeds, on every backend); init_size >= n is all the rows, as without it."""
+    import hml._kmeans as _kmeans
     import hml.cluster as cluster
 
     X = blobs(n=800, k=4)
@@ -104,7 +104,7 @@ def test_init_size_seeds_k_means_plus_plus_from_a_uniform_sample(case, monkeypat
     rng = np.random.default_rng(7)
     sample = X[np.sort(rng.choice(800, size=100, replace=False))]
     ctx = backends.resolve("numpy")
-    expected = cluster._kmeans_plus_plus(cluster._Blocks(ctx, sample, 4, None), 4, rng)
+    expected = _kmeans.kmeans_plus_plus(_kmeans.prepared(ctx, sample, 4, None), 4, rng)
     tolerance = 1e-12 if case.float64 else 1e-5
     np.testing.assert_allclose(starts[-1], expected, rtol=tolerance, atol=tolerance)
     assert all(any(np.allclose(seed, row, rtol=tolerance, atol=tolerance) for row in sample) for seed in starts[-1])
@@ -119,91 +119,6 @@ def test_random_init_uses_distinct_training_rows():
     rows = np.random.default_rng(0).choice(300, 5, replace=False)
     direct = hml.KMeans(5, init=X[rows], max_iter=1).fit(X)
     np.testing.assert_allclose(model.fit(X).cluster_centers_, direct.cluster_centers_)
-
-
-def test_segment_sum_paths_agree(case):
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=(500, 3))
-    ids = rng.integers(0, 7, 500)
-    ids[ids == 4] = 5  # an empty segment
-    backend = case.ctx.backend
-    v, i = case.asarray(values), case.ctx.asarray(ids)
-    expected = np.stack([values[ids == k].sum(axis=0) for k in range(7)])
-    tolerance = 1e-12 if case.float64 else 1e-4
-    fast = case.to_numpy(backend.segment_sum(v, i, 7))
-    fallback = case.to_numpy(Backend.segment_sum(backend, v, i, 7))
-    np.testing.assert_allclose(fast, expected, rtol=tolerance, atol=tolerance)
-    np.testing.assert_allclose(fallback, expected, rtol=tolerance, atol=tolerance)
-    counts = np.bincount(ids, minlength=7)
-    dtype = v.dtype
-    np.testing.assert_array_equal(case.to_numpy(backend.segment_count(i, 7, dtype)), counts)
-    np.testing.assert_array_equal(case.to_numpy(Backend.segment_count(backend, i, 7, dtype)), counts)
-
-
-@pytest.mark.parametrize(("n", "d", "k"), [(500, 3, 7), (20_003, 32, 256), (600, 3, 4000)])
-def test_segment_sum_and_count_agrees_with_numpy(case, n, d, k):
-    """The M-step in one call -- on CuPy in float32 one kernel with per-block shared-memory sums
-    (K·(D+1) ≤ 12,288; the last shape takes the fallback), elsewhere the two segment calls --
-    against NumPy's add.at and bincount on the host, in float32 and float64."""
-    rng = np.random.default_rng(1)
-    values, ids = rng.normal(size=(n, d)), rng.integers(0, k, n)
-    expected_sums = np.zeros((k, d))
-    np.add.at(expected_sums, ids, values)
-    expected_counts = np.bincount(ids, minlength=k)
-    xp = case.xp
-    dtypes = [xp.float32] + ([xp.float64] if case.float64 else [])
-    for dtype in dtypes:
-        v = xp.astype(case.asarray(values), dtype)
-        sums, counts = case.ctx.backend.segment_sum_and_count(v, case.ctx.asarray(ids.astype(np.int32)), k)
-        assert sums.dtype == dtype and counts.dtype == dtype
-        tolerance = 1e-12 if dtype == xp.float64 else 1e-4
-        np.testing.assert_allclose(case.to_numpy(sums), expected_sums, rtol=tolerance, atol=tolerance * np.sqrt(n / k))
-        np.testing.assert_array_equal(case.to_numpy(counts), expected_counts)
-
-
-def test_nearest_centroid_agrees_with_a_direct_computation(case):
-    """Every backend's E-step primitive: labels = argmin ‖x − c‖², best = that minimum − ‖x‖²."""
-    rng = np.random.default_rng(3)
-    X, C = rng.normal(size=(300, 5)), rng.normal(size=(7, 5))
-    Xc, Cc = case.asarray(X), case.asarray(C)
-    labels, best = case.ctx.backend.nearest_centroid(Xc, Cc, case.xp.sum(Cc * Cc, axis=1), with_scores=True)
-    distances = ((X[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
-    np.testing.assert_array_equal(case.to_numpy(labels), distances.argmin(axis=1))
-    assert labels.dtype == case.xp.int32
-    np.testing.assert_allclose(case.to_numpy(best) + (X * X).sum(axis=1), distances.min(axis=1), rtol=case.rtol * 10)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("shape", [(100_000, 32, 256), (5_000, 3, 1000), (4_097, 64, 5), (1_001, 33, 800)])
-def test_fused_cupy_kernel_agrees_with_the_portable_e_step(shape):
-    """The fused distance + argmin kernel against the portable GEMM + argmin, float32, on the GPU:
-    two rows per thread with float4 loads (D = 32), two with scalar loads (D = 3), one row per
-    thread (D = 64), and three centroid tiles with scalar loads (D = 33, K = 800)."""
-    from hml.backends import Backend, resolve
-
-    try:
-        ctx = resolve("cupy")
-    except hml.BackendUnavailableError as exc:
-        pytest.skip(str(exc))
-    cupy = ctx.backend.library()
-    n, d, k = shape
-    rng = np.random.default_rng(0)
-    X = cupy.asarray(rng.random((n, d), dtype=np.float32))
-    C = cupy.asarray(rng.random((k, d), dtype=np.float32))
-    norms = (C * C).sum(axis=1)
-    fused_labels, fused_best = ctx.backend.fused_nearest_centroid(X, C, norms)
-    labels, best = Backend.nearest_centroid(ctx.backend, X, C, norms, with_scores=True)
-    # Summation order differs (cuBLAS against a row-serial dot), so near-ties may pick another
-    # centroid -- but only one at the same distance to rounding.
-    np.testing.assert_allclose(cupy.asnumpy(fused_best), cupy.asnumpy(best), rtol=1e-5, atol=1e-5 * d)
-    differ = cupy.asnumpy(fused_labels != labels)
-    assert differ.mean() < 1e-3
-    host_X, host_C = cupy.asnumpy(X).astype(np.float64), cupy.asnumpy(C).astype(np.float64)
-    rows = np.flatnonzero(differ)
-    if rows.size:
-        chosen = ((host_X[rows] - host_C[cupy.asnumpy(fused_labels)[rows]]) ** 2).sum(axis=1)
-        other = ((host_X[rows] - host_C[cupy.asnumpy(labels)[rows]]) ** 2).sum(axis=1)
-        np.testing.assert_allclose(chosen, other, rtol=1e-5)
 
 
 def test_empty_clusters_are_reseeded_without_nan():
@@ -261,15 +176,12 @@ def test_memory_stays_near_the_size_of_X():
 
 
 def test_threaded_blocks_agree_with_the_sequential_path(monkeypatch):
-    """NumPy's map_blocks runs blocks on threads; the portable in-order path gives the same fit, bit for bit."""
-    from hml.backends._base import Backend
+    """The row primitive runs NumPy's blocks on threads; in order, one thread, the fit is the same, bit for bit."""
+    from hml.backends import _rows
 
     X = blobs(n=3000)
     threaded = hml.KMeans(5, random_state=4, working_memory=4096).fit(X)
-    numpy_backend = backends.get_backend_object("numpy")
-    monkeypatch.setattr(
-        numpy_backend, "map_blocks", lambda function, items: Backend.map_blocks(numpy_backend, function, items)
-    )
+    monkeypatch.setattr(_rows, "_threads", lambda: 1)
     sequential = hml.KMeans(5, random_state=4, working_memory=4096).fit(X)
     np.testing.assert_array_equal(threaded.labels_, sequential.labels_)
     np.testing.assert_array_equal(threaded.cluster_centers_, sequential.cluster_centers_)

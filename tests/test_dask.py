@@ -160,7 +160,7 @@ def test_unknown_chunk_sizes_are_computed_once_not_misread(name):
 
 
 def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch):
-    monkeypatch.setattr("hml.base._warned_small", set())
+    monkeypatch.setattr("hml._array._warned_small", set())
     X, y = _regression()
     X_d, y_d = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
     with pytest.warns(
@@ -174,33 +174,43 @@ def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", hml.PerformanceWarning)
         hml.KMeans(3, random_state=0).fit(X_d)  # once per process
-        monkeypatch.setattr("hml.base._warned_small", set())
+        monkeypatch.setattr("hml._array._warned_small", set())
         hml.LinearRegression().fit(X, y)  # NumPy: nothing to say
         monkeypatch.setattr("hml.backends._dask.DaskBackend.small_data_bytes", X.nbytes)
         hml.LinearRegression().fit(X_d, y_d)  # at the threshold: no warning
 
 
 @pytest.mark.parametrize("rows_per_chunk", [120, 10])  # 5 chunks: the sums in one task; 50: in a tree
-def test_map_row_chunks_agrees_with_the_in_memory_call(rows_per_chunk):
-    """The Dask primitive (one task per row chunk) against the portable one (one call on the whole arrays)."""
+def test_reduce_rows_on_dask_agrees_with_the_in_memory_call(rows_per_chunk):
+    """The row primitive on Dask (one task per row chunk, each in blocks) against the same call on
+    the whole NumPy arrays: rows (a vector and a matrix) and sums, with and without running totals."""
     from hml import backends
-    from hml.backends._base import Backend
 
     rng = np.random.default_rng(0)
     X, w = rng.normal(size=(500, 3)), rng.normal(size=3)
 
     def step(X, weights):
         scores = X @ weights
-        return scores > 0, X.T @ X, np.sum(scores)
+        return scores > 0, X * 2.0, X.T @ X, np.sum(scores)
 
-    out = [("rows", np.bool_), ("sum", (3, 3), np.float64), ("sum", (), np.float64)]
-    dask_backend = backends.resolve("dask").backend
-    chunked = dask_backend.map_row_chunks(step, [da.from_array(X, chunks=(rows_per_chunk, 2))], (w,), out)
-    whole = Backend.map_row_chunks(dask_backend, step, [X], (w,), out)
-    assert all(hasattr(part, "__dask_graph__") for part in chunked)
-    np.testing.assert_array_equal(chunked[0].compute(), whole[0])
-    np.testing.assert_allclose(chunked[1].compute(), whole[1], rtol=1e-12)
-    np.testing.assert_allclose(chunked[2].compute(), whole[2], rtol=1e-12)
+    out = {
+        "positive": backends.Rows(np.bool_),
+        "doubled": backends.Rows(np.float64, width=3),
+        "gram": backends.Sum((3, 3), np.float64),
+        "total": backends.Sum((), np.float64),
+    }
+    start = {"total": np.float64(10.0)}
+    chunked = backends.reduce_rows(
+        step, [da.from_array(X, chunks=(rows_per_chunk, 2))], (w,), out=out, row_bytes=64, start=start
+    )
+    whole = backends.reduce_rows(step, [X], (w,), out=out, row_bytes=64, start=start)
+    assert all(hasattr(value, "__dask_graph__") for value in vars(chunked).values())
+    np.testing.assert_array_equal(chunked.positive.compute(), whole.positive)
+    np.testing.assert_array_equal(chunked.doubled.compute(), 2.0 * X)
+    np.testing.assert_allclose(chunked.gram.compute(), X.T @ X, rtol=1e-12)
+    np.testing.assert_allclose(whole.gram, X.T @ X, rtol=1e-12)
+    np.testing.assert_allclose(chunked.total.compute(), 10.0 + np.sum(X @ w), rtol=1e-12)
+    np.testing.assert_allclose(whole.total, 10.0 + np.sum(X @ w), rtol=1e-12)
 
 
 @pytest.mark.parametrize("indices", [[0], [5], [0, 3], [11, 0, 0]])
@@ -228,7 +238,7 @@ def test_kmeans_with_one_cluster_on_dask_matches_numpy():
     np.testing.assert_allclose(ours.cluster_centers_, X.mean(axis=0, keepdims=True), rtol=1e-12)
 
 
-def test_map_row_chunks_hands_each_task_the_chunk_itself_not_a_copy():
+def test_reduce_rows_hands_each_task_the_chunk_itself_not_a_copy():
     """dask's contraction with concatenation copies even a single block (``concatenate3``): a copy
     of every chunk of X per call. The tasks must see the persisted chunks themselves."""
     from hml import backends
@@ -242,9 +252,9 @@ def test_map_row_chunks_hands_each_task_the_chunk_itself_not_a_copy():
         seen.append(chunk)
         return (chunk @ weights,)
 
-    dask_backend = backends.resolve("dask").backend
-    (out,) = dask_backend.map_row_chunks(step, [X], (da.ones(3, chunks=1),), [("rows", np.float64)])
-    np.testing.assert_array_equal(out.compute(scheduler="sync"), np.arange(60.0).reshape(20, 3).sum(axis=1))
+    out = {"rows": backends.Rows(np.float64)}
+    result = backends.reduce_rows(step, [X], (da.ones(3, chunks=1),), out=out, row_bytes=8)
+    np.testing.assert_array_equal(result.rows.compute(scheduler="sync"), np.arange(60.0).reshape(20, 3).sum(axis=1))
     assert len(seen) == 4
     assert all(any(np.shares_memory(chunk, s) for s in stored) for chunk in seen)
 
@@ -279,8 +289,7 @@ def test_call_once_is_one_task_on_the_single_chunks_and_matches_the_call():
 
     a_np, b_np = np.arange(6.0).reshape(2, 3), np.ones((4, 3))
     a_d, b_d = da.from_array(a_np, chunks=(1, 3)), da.from_array(b_np, chunks=2)
-    dask_backend = backends.resolve("dask").backend
-    out = dask_backend.call_once(update, (a_d, b_d, 2.0, None), [((2, 3), np.float64), ((4,), np.float64)])
+    out = backends.call_once(update, (a_d, b_d, 2.0, None), [((2, 3), np.float64), ((4,), np.float64)])
     calls = [
         key
         for key in dict(out[0].__dask_graph__())
@@ -305,12 +314,12 @@ def test_incremental_chunk_sums_agree_with_full_sums(monkeypatch):
     X = np.concatenate([rng.normal(c, 1.0, size=(400, 3)) for c in (-4.0, 0.0, 4.0)])
     Xd = da.from_array(X, chunks=(250, 3))
     dask_backend = backends.resolve("dask").backend
-    assert dask_backend.chunks_have_cheap_data_dependent_shapes(Xd)
+    assert dask_backend.cheap_data_dependent_shapes(Xd)
     start = X[[0, 1, 2, 3]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.PerformanceWarning)
         incremental = hml.KMeans(4, init=start, max_iter=30, tol=0.0).fit(Xd)
-        monkeypatch.setattr(type(dask_backend), "chunks_have_cheap_data_dependent_shapes", lambda self, array: False)
+        monkeypatch.setattr(type(dask_backend), "cheap_data_dependent_shapes", lambda self, array: False)
         full = hml.KMeans(4, init=start, max_iter=30, tol=0.0).fit(Xd)
     in_memory = hml.KMeans(4, init=start, max_iter=30, tol=0.0).fit(X)
     assert incremental.n_iter_ == full.n_iter_ == in_memory.n_iter_ > 2
@@ -320,18 +329,17 @@ def test_incremental_chunk_sums_agree_with_full_sums(monkeypatch):
 
 
 def test_training_matrices_are_kept_when_they_fit_and_streamed_when_not(monkeypatch):
-    """Backend.keep persists a fit's training matrices when they take at most keep_fraction of
+    """backends.keep persists a fit's training matrices when they take at most KEEP_FRACTION of
     the memory, and leaves them lazy otherwise (each pass then reads and standardises the chunks
     itself); either way every fit equals the NumPy fit."""
     from hml import backends
 
-    backend = backends.resolve("dask").backend
     X = da.from_array(np.arange(12.0).reshape(6, 2), chunks=(3, 2))
-    kept = backend.keep(X * 2.0)[0]
+    kept = backends.keep(X * 2.0)[0]
     assert len(kept.__dask_graph__()) == 2  # its two chunks, computed: nothing left of X or the product
-    monkeypatch.setattr(type(backend), "keep_fraction", 0.0)
+    monkeypatch.setattr("hml.backends._dask.KEEP_FRACTION", 0.0)
     lazy = X * 2.0
-    assert backend.keep(lazy)[0] is lazy
+    assert backends.keep(lazy)[0] is lazy
     for name in ("linear-gd", "logistic-lbfgs", "mlp-gd"):
         _, data = ESTIMATORS[name]
         Xn, y = data()
@@ -341,12 +349,10 @@ def test_training_matrices_are_kept_when_they_fit_and_streamed_when_not(monkeypa
 
 
 def test_a_streamed_X_is_read_once_per_iteration(monkeypatch):
-    """When X is not kept (larger than keep_fraction of the memory), each iteration of gradient
+    """When X is not kept (larger than KEEP_FRACTION of the memory), each iteration of gradient
     descent and of Lloyd reads each chunk of X once -- counted where the chunks are made -- and
     no graph spans two iterations (which would hold all of X until its last one)."""
-    from hml.backends._dask import DaskBackend
-
-    monkeypatch.setattr(DaskBackend, "keep_fraction", 0.0)
+    monkeypatch.setattr("hml.backends._dask.KEEP_FRACTION", 0.0)
     made = [0]
 
     def chunk(block_id=None):

@@ -86,9 +86,7 @@ def _reused_keys(client):
 def test_streamed_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, name, monkeypatch):
     """With the training matrices streamed (not kept), every pass rebuilds the standardised chunks
     on the workers: still the NumPy fit, and still no graph key reused with other contents."""
-    from hml.backends._dask import DaskBackend
-
-    monkeypatch.setattr(DaskBackend, "keep_fraction", 0.0)
+    monkeypatch.setattr("hml.backends._dask.KEEP_FRACTION", 0.0)
     factory, target = {
         **FITS,
         "kmeans-sample": (lambda: hml.KMeans(3, init_size=100, max_iter=5, random_state=0), None),
@@ -112,7 +110,7 @@ def test_numpy_blocks_run_on_one_thread_inside_a_worker_and_on_every_core_outsid
     in this process as well."""
     import os
 
-    from hml.backends._numpy import _threads
+    from hml.backends._rows import _threads
 
     assert client.submit(_threads, pure=False).result(timeout=60) == 1
     assert _threads() == (os.cpu_count() or 1)
@@ -126,18 +124,18 @@ def test_kept_chunks_deserialised_unaligned_are_aligned_once(client):
     """distributed deserialises the chunks of ``da.from_array(x).persist()`` at odd byte offsets,
     where NumPy and BLAS take slow paths; ``keep`` persists aligned copies of them once per fit,
     and leaves chunks computed on the workers (aligned) as they are."""
-    from hml.backends._dask import DaskBackend
+    from hml import backends
 
     X = da.from_array(np.arange(4000.0).reshape(1000, 4), chunks=(250, 4)).persist()
     distributed.wait(X)
     flags = lambda a: a.map_blocks(_alignment, chunks=((1,) * 4, (1,)), dtype=bool).compute()  # noqa: E731
     if np.all(flags(X)):
         pytest.skip("this distributed version deserialised every chunk aligned: nothing to realign")
-    (kept,) = DaskBackend().keep(X)
+    (kept,) = backends.keep(X)
     assert np.all(flags(kept))
     np.testing.assert_array_equal(kept.compute(), X.compute())
     computed = (X + 1.0).persist()  # chunks made on the workers: aligned, kept as they are
-    (same,) = DaskBackend().keep(computed)
+    (same,) = backends.keep(computed)
     assert same.name == computed.name
 
 
@@ -167,10 +165,10 @@ def test_chunk_sums_are_one_task_not_a_tree_with_a_pick_and_an_alias_per_chunk(c
 
     X = da.from_array(np.arange(240.0).reshape(80, 3), chunks=(10, 3)).persist()
     distributed.wait(X)  # its own tasks must not finish inside the task stream below
-    out = [("sum", (), np.float64), ("sum", (3,), np.float64)]
-    sums = backends.resolve("dask").backend.map_row_chunks(lambda X: (np.sum(X), np.sum(X, axis=0)), [X], (), out)
+    out = {"total": backends.Sum((), np.float64), "columns": backends.Sum((3,), np.float64)}
+    result = backends.reduce_rows(lambda X: (np.sum(X), np.sum(X, axis=0)), [X], (), out=out, row_bytes=24)
     with distributed.get_task_stream(client) as stream:
-        sums = client.persist(list(sums))  # persisted, as a fit's iteration is: no finalize task
+        sums = client.persist([result.total, result.columns])  # persisted, as a fit's iteration is: no finalize task
         distributed.wait(sums)
     assert len(stream.data) == 8 + 1 + 2
     total, columns = client.compute(sums, sync=True)

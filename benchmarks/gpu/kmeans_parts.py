@@ -33,9 +33,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 from events import median_ms  # beside this script
 
 import hml
-from hml import backends
-from hml.backends import Backend
-from hml.backends._cupy import _FUSED_SHARED_FLOATS, _compiled
+from hml import backends, kernels
+from hml.kernels import _cuda
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = ms
         print(f"{name:<14} {ms:9.3f} ms  {note}", flush=True)
 
-    labels, best = Backend.nearest_centroid(backend, X, C, norms, with_scores=True)
-    report("e-portable", timed(lambda: Backend.nearest_centroid(backend, X, C, norms)), "GEMM + argmin, one block")
+    labels, best = kernels.nearest_centroid.portable(X, C, norms, with_scores=True)
+    report("e-portable", timed(lambda: kernels.nearest_centroid.portable(X, C, norms)), "GEMM + argmin, one block")
 
-    tile = min(k, _FUSED_SHARED_FLOATS // (d + 1))
+    tile = min(k, _cuda.FUSED_SHARED_FLOATS // (d + 1))
     for rows_per_thread in (1, 2):
-        kernel = _compiled(cupy, "nearest_centroid", D=d, TILE=tile, R=rows_per_thread)
+        kernel = _cuda.compiled(cupy, "nearest_centroid", D=d, TILE=tile, R=rows_per_thread)
         out_labels, out_best = cupy.empty(n, dtype=cupy.int32), cupy.empty(n, dtype=cupy.float32)
         blocks = (n + 256 * rows_per_thread - 1) // (256 * rows_per_thread)
 
@@ -96,15 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         results[f"e-fused-r{rows_per_thread}-differ"] = differ
 
-    reference_sums = backend.segment_sum(X, labels, k)
-    reference_counts = backend.segment_count(labels, k, X.dtype)
-    report("m-add-at", timed(lambda: (backend.segment_sum(X, labels, k), backend.segment_count(labels, k, X.dtype))))
-    sums, counts = backend.segment_sum_and_count(X, labels, k)
+    reference_sums = kernels.segment_sum(X, labels, k)
+    reference_counts = kernels.segment_count(labels, k, X.dtype)
+    report("m-add-at", timed(lambda: (kernels.segment_sum(X, labels, k), kernels.segment_count(labels, k, X.dtype))))
+    sums, counts = kernels.segment_sum_and_count(X, labels, k)
     rel = float(cupy.max(cupy.abs(sums - reference_sums)) / cupy.max(cupy.abs(reference_sums)))
     same_counts = bool(cupy.all(counts == reference_counts))
     report(
         "m-shared",
-        timed(lambda: backend.segment_sum_and_count(X, labels, k)),
+        timed(lambda: kernels.segment_sum_and_count(X, labels, k)),
         f"max relative Δ sums vs add.at {rel:.2e}; counts equal: {same_counts}",
     )
     results["m-shared-rel"], results["m-shared-counts-equal"] = rel, same_counts
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     backend.synchronize()
     t1 = timed(lambda: fit(1))
     t6 = timed(lambda: fit(6))
-    report("iteration", (t6 - t1) / 5, f"hml KMeans, fused={backend.fused_kmeans}; T(1 it) {t1:.1f} ms")
+    report("iteration", (t6 - t1) / 5, f"hml KMeans, fused={_cuda.FUSED_KMEANS}; T(1 it) {t1:.1f} ms")
     print(f"roofline       {results['roofline_ms']:9.3f} ms  2·N·D·K at {args.gemm_tflops} TFLOP/s")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))

@@ -49,6 +49,7 @@ from hml.backends._base import Backend, dtype_name, numpy_dtype
 from hml.backends._cupy import CupyBackend
 from hml.backends._dask import DaskBackend
 from hml.backends._numpy import NumpyBackend
+from hml.backends._rows import PerBlock, Rows, Sum, block_bytes, call_once, keep, reduce_rows
 from hml.backends._torch import TorchBackend
 from hml.exceptions import BackendUnavailableError
 
@@ -59,9 +60,14 @@ __all__ = [
     "BackendUnavailableError",
     "ComputeContext",
     "HostTransfers",
+    "PerBlock",
+    "Rows",
+    "Sum",
     "available_backends",
     "backend_names",
     "backend_of",
+    "block_bytes",
+    "call_once",
     "check_random_state",
     "count_host_transfers",
     "in_host_transfer",
@@ -70,7 +76,9 @@ __all__ = [
     "get_backend",
     "get_backend_object",
     "is_array",
+    "keep",
     "mirror",
+    "reduce_rows",
     "resolve",
     "set_backend",
     "synchronize",
@@ -84,6 +92,9 @@ AUTO = "auto"
 _REGISTRY: dict[str, Backend] = {
     b.name: b for b in (NumpyBackend(), CupyBackend(), TorchBackend(), DaskBackend(), ArrayApiStrictBackend())
 }
+
+#: The backend of each array type seen by :func:`backend_of`.
+_OWNERS: dict[type, Backend] = {}
 
 # (name, device) set by use_backend; None means "not set in this context".
 _context_choice: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar("hml_backend", default=None)
@@ -169,11 +180,17 @@ def is_array(obj: Any) -> bool:
 
 
 def backend_of(array: Any) -> Backend:
-    """The backend whose library ``array`` belongs to (NumPy for lists, scalars, pandas)."""
+    """The backend whose library ``array`` belongs to (NumPy for lists, scalars, pandas).
+
+    Found once per array type, then cached: the kernels ask for every block they compute."""
+    owner = _OWNERS.get(type(array))
+    if owner is not None:
+        return owner
     if not is_array(array):
         return _REGISTRY["numpy"]
     for backend in _REGISTRY.values():
         if backend.owns(array):
+            _OWNERS[type(array)] = backend
             return backend
     raise BackendUnavailableError(
         f"arrays of type {type(array).__module__}.{type(array).__qualname__} are not supported; "

@@ -48,118 +48,7 @@ class DaskBackend(Backend):
         return array
 
     def materialize(self, *arrays: Any) -> tuple[Any, ...]:
-        import dask
-
-        persisted: tuple[Any, ...] = dask.persist(*arrays)
-        try:  # a distributed client persists in the background: wait for it
-            from distributed import default_client, futures_of, wait
-
-            default_client()
-        except (ImportError, ValueError):
-            return persisted
-        # Otherwise the next iteration's graph would be sent before this one is done, and the
-        # scheduler would keep the chunks of a streamed X in memory for both (all of X, in the end).
-        wait(futures_of(persisted))
-        return persisted
-
-    def map_row_chunks(
-        self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]
-    ) -> tuple[Any, ...]:
-        from dask.array.utils import meta_from_array
-
-        da = self.library()
-        rows = arrays[0].chunks[0]
-        # One blockwise task per row chunk. No index is contracted with concatenation: dask
-        # concatenates even a single block into a new array (``concatenate3``), a copy of every
-        # chunk of X per call -- measured 64 ms of a 1e6 x 64 iteration, twice in ``Z @ w`` then
-        # ``r @ Z``. The columns and the shared arrays come as one-element lists instead.
-        letters = iter("abcdefghjklmnopqrstuvwxyz")  # "i" is the rows'
-        args: list[Any] = []
-        for a in arrays:
-            if a.chunks[0] != rows or any(len(c) > 1 for c in a.chunks[1:]):
-                a = a.rechunk({0: rows, **{axis: -1 for axis in range(1, a.ndim)}})
-            args += [a, "i" + "".join(next(letters) for _ in range(a.ndim - 1))]
-        for value in shared:
-            args += self._whole(value, letters)
-        name = "hml-" + getattr(function, "__name__", "chunk")
-        parts = da.blockwise(
-            _call_on_chunks,
-            "i",
-            function,
-            None,
-            *args,
-            concatenate=False,
-            dtype=object,
-            meta=np.empty((0,), dtype=object),
-            name=f"{name}-{_token(function, args)}",
-        )
-        like = arrays[0]._meta
-        summed = [i for i, spec in enumerate(out) if spec[0] == "sum"]
-        if summed and parts.npartitions <= _SUM_FAN_IN:
-            # All sums in one task that takes every chunk's parts (no index "i" in its output:
-            # blockwise hands it the list). ``da.reduction`` would add a task per chunk to pick
-            # the summed outputs, and, once fused with the chunk's task, an alias task per chunk
-            # too: 16 extra rounds of the scheduler per call at 8 chunks.
-            total = da.blockwise(
-                _summed_parts,
-                "",
-                summed,
-                None,
-                parts,
-                "i",
-                concatenate=False,
-                dtype=object,
-                meta=np.empty((), dtype=object),
-                name=f"{name}-sum-{_token(parts.name, summed)}",
-            )
-            sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
-        elif summed:
-            # All sums in one tree of tasks (32 chunks' parts per task), not one tree per output.
-            chunk = functools.partial(_pick, summed)
-            total = da.reduction(
-                parts,
-                chunk,
-                _add_parts,
-                combine=_add_parts,
-                axis=0,
-                concatenate=False,
-                split_every=_SUM_FAN_IN,
-                dtype=object,
-                meta=np.empty((), dtype=object),
-            )
-            sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
-        results = []
-        for i, spec in enumerate(out):
-            if spec[0] == "rows":
-                results.append(parts.map_blocks(_output, i, dtype=spec[1], meta=meta_from_array(like, 1, spec[1])))
-            else:
-                results.append(sums[summed.index(i)])
-        return tuple(results)
-
-    def call_once(self, function: Any, args: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
-        da = self.library()
-        letters = iter("abcdefghijklmnopqrstuvwxyz")
-        blockwise_args: list[Any] = []
-        like = None
-        for value in args:
-            blockwise_args += self._whole(value, letters)
-            if like is None and self.owns(value):
-                like = value._meta
-        if like is None:
-            return tuple(function(*args))
-        name = "hml-" + getattr(function, "__name__", "call")
-        result = da.blockwise(
-            _call_on_chunks,
-            "",
-            function,
-            None,
-            *blockwise_args,
-            concatenate=False,
-            dtype=object,
-            meta=np.empty((), dtype=object),
-            name=f"{name}-{_token(function, blockwise_args)}",
-        )
-        return tuple(_outputs(result, out, like))
+        return persist(*arrays)
 
     def take_rows(self, ctx: Any, array: Any, indices: np.ndarray) -> Any:
         # Host indices index directly. Indexed by a dask array holding the single index 0,
@@ -167,39 +56,14 @@ class DaskBackend(Backend):
         # then built its update on centroids it believed to be n x d, and failed.
         return array[indices]
 
-    def _whole(self, value: Any, letters: Any) -> list[Any]:
-        """A blockwise argument handed whole to each task: a dask array in one chunk with fresh
-        index letters (contracted, so the task gets its single block), anything else as it is."""
-        if not self.owns(value):
-            return [value, None]
-        if any(len(c) > 1 for c in value.chunks):
-            value = value.rechunk(-1)
-        return [value, "".join(next(letters) for _ in range(value.ndim))]
-
-    def chunks_have_cheap_data_dependent_shapes(self, array: Any) -> bool:
-        # The chunks' library decides (NumPy: yes; CuPy: no), read from the array's _meta.
+    def cheap_data_dependent_shapes(self, array: Any) -> bool:
+        # Its chunks' library decides (NumPy: yes; CuPy: no), read from the array's _meta.
         from hml.backends import backend_of
 
         meta = getattr(array, "_meta", None)
         if meta is None:
             return False
-        return backend_of(meta).chunks_have_cheap_data_dependent_shapes(meta)
-
-    def row_chunk_ends(self, array: Any) -> list[int] | None:
-        return [int(end) for end in np.cumsum(array.chunks[0])]
-
-    #: The share of the memory (the workers' limits; without a cluster, the host's available
-    #: memory) that the kept training matrices may take: the rest is the computations' own.
-    keep_fraction = 0.5
-
-    def keep(self, *arrays: Any) -> tuple[Any, ...]:
-        """Persisted when they take at most ``keep_fraction`` of the memory, else left lazy:
-        then every pass streams them from their source -- the chunks are read (or generated)
-        and standardised inside the pass -- and a fit needs memory for a few chunks, not X."""
-        size = sum(math.prod(a.shape) * a.dtype.itemsize for a in arrays)
-        if size <= self.keep_fraction * _memory_for_data():
-            return self.materialize(*(_realigned(a) for a in arrays))
-        return arrays
+        return backend_of(meta).cheap_data_dependent_shapes(meta)
 
     def with_known_shape(self, array: Any) -> Any:
         """Chunk sizes that are NaN (``X[mask]``, ``X[X[:, 0] > 0]``) are computed once, on a copy
@@ -216,27 +80,9 @@ class DaskBackend(Backend):
         return dask.compute(*arrays) if arrays else ()
 
     lazy = True
-    # benchmarks/dask_overhead.py, 2 cores, threaded scheduler, 8 chunks, per iteration:
-    # 1e5 × 64 (51 MB) linear-regression GD 4.1× NumPy's time, k-means 3.2×; 3e5 × 64 (154 MB)
-    # 2.2× and 1.8×; 1e6 × 64 (512 MB) 1.6-1.8× and 1.3×. Each iteration costs Dask 15-30 ms of
-    # scheduling whatever the size.
+    #: Each iteration costs some scheduling whatever the data's size: below this, NumPy is faster
+    #: on one machine (benchmarks/dask_overhead.py; the figures are in benchmarks/RESULTS.md).
     small_data_bytes = 256 * 2**20
-    small_data_advice = (
-        "each iteration on Dask costs 15-30 ms of graph scheduling whatever the data's size; measured "
-        "(benchmarks/dask_overhead.py, 2 cores): at 51 MB a gradient-descent iteration took 4x NumPy's time "
-        "and a k-means one 3x; at 512 MB, 1.6-1.8x and 1.3x"
-    )
-    # Dask chunks the work itself; a Python loop over small blocks would only grow the graph.
-    working_memory = 1 << 30
-
-    def cholesky(self, matrix: Any) -> Any:
-        # dask.array.linalg.cholesky returns the *upper* factor unless told otherwise, and
-        # array-api-compat passes that through; the standard promises the lower one.
-        return self.library().linalg.cholesky(matrix, lower=True)
-
-    def inv(self, matrix: Any) -> Any:
-        # dask.array.linalg.inv returns float64 whatever it is given: float32 stays float32.
-        return self.xp.astype(self.library().linalg.inv(matrix), matrix.dtype)
 
 
 #: The most chunks' parts one task adds up; more are summed in a tree of such tasks.
@@ -382,3 +228,175 @@ def _available_host_memory() -> float:
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):  # not POSIX
         return math.inf
+
+
+def reduce_chunks(function: Any, arrays: list[Any], shared: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
+    """``function(*row_chunks, *shared)`` on each row chunk of the row-aligned ``arrays``, in the
+    chunks' own library, its outputs combined: ``("rows", dtype, None)`` concatenated along the rows,
+    ``("sum", shape, dtype)`` added up -- one blockwise task per chunk, and the sums of all chunks
+    in one task (a tree of them beyond ``_SUM_FAN_IN`` chunks); ``("rows", dtype, width)``: a matrix
+    of ``width`` columns; ``("blocks", dtype)``: one value per block of each chunk. The row primitive
+    (:func:`hml.backends.reduce_rows`) hands it the in-memory step of each chunk."""
+    import dask.array as da
+    from dask.array.utils import meta_from_array
+
+    rows = arrays[0].chunks[0]
+    # One blockwise task per row chunk. No index is contracted with concatenation: dask
+    # concatenates even a single block into a new array (``concatenate3``), a copy of every
+    # chunk of X per call -- measured 64 ms of a 1e6 x 64 iteration, twice in ``Z @ w`` then
+    # ``r @ Z``. The columns and the shared arrays come as one-element lists instead.
+    letters = iter("abcdefghjklmnopqrstuvwxyz")  # "i" is the rows'
+    args: list[Any] = []
+    for a in arrays:
+        if a.chunks[0] != rows or any(len(c) > 1 for c in a.chunks[1:]):
+            a = a.rechunk({0: rows, **{axis: -1 for axis in range(1, a.ndim)}})
+        args += [a, "i" + "".join(next(letters) for _ in range(a.ndim - 1))]
+    for value in shared:
+        args += _whole(value, letters)
+    name = "hml-" + getattr(function, "__name__", "chunk")
+    parts = da.blockwise(
+        _call_on_chunks,
+        "i",
+        function,
+        None,
+        *args,
+        concatenate=False,
+        dtype=object,
+        meta=np.empty((0,), dtype=object),
+        name=f"{name}-{_token(function, args)}",
+    )
+    like = arrays[0]._meta
+    summed = [i for i, spec in enumerate(out) if spec[0] == "sum"]
+    if summed and parts.npartitions <= _SUM_FAN_IN:
+        # All sums in one task that takes every chunk's parts (no index "i" in its output:
+        # blockwise hands it the list). ``da.reduction`` would add a task per chunk to pick
+        # the summed outputs, and, once fused with the chunk's task, an alias task per chunk
+        # too: 16 extra rounds of the scheduler per call at 8 chunks.
+        total = da.blockwise(
+            _summed_parts,
+            "",
+            summed,
+            None,
+            parts,
+            "i",
+            concatenate=False,
+            dtype=object,
+            meta=np.empty((), dtype=object),
+            name=f"{name}-sum-{_token(parts.name, summed)}",
+        )
+        sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
+    elif summed:
+        # All sums in one tree of tasks (32 chunks' parts per task), not one tree per output.
+        chunk = functools.partial(_pick, summed)
+        total = da.reduction(
+            parts,
+            chunk,
+            _add_parts,
+            combine=_add_parts,
+            axis=0,
+            concatenate=False,
+            split_every=_SUM_FAN_IN,
+            dtype=object,
+            meta=np.empty((), dtype=object),
+        )
+        sums = _outputs(total, [spec[1:] for spec in out if spec[0] == "sum"], like)
+    results = []
+    for i, spec in enumerate(out):
+        if spec[0] == "rows" and spec[2] is None:
+            results.append(parts.map_blocks(_output, i, dtype=spec[1], meta=meta_from_array(like, 1, spec[1])))
+        elif spec[0] == "blocks":  # one value per block: how many, the chunk's rows decide
+            results.append(
+                parts.map_blocks(
+                    _output,
+                    i,
+                    dtype=spec[1],
+                    chunks=((math.nan,) * parts.npartitions,),
+                    meta=meta_from_array(like, 1, spec[1]),
+                )
+            )
+        elif spec[0] == "rows":  # a matrix: one row of ``width`` values per row
+            results.append(
+                parts.map_blocks(
+                    _output,
+                    i,
+                    dtype=spec[1],
+                    chunks=(parts.chunks[0], (spec[2],)),
+                    new_axis=[1],
+                    meta=meta_from_array(like, 2, spec[1]),
+                )
+            )
+        else:
+            results.append(sums[summed.index(i)])
+    return tuple(results)
+
+
+def call_once(function: Any, args: tuple[Any, ...], out: list[Any]) -> tuple[Any, ...]:
+    """``function(*args)`` as one task on the arrays' single chunks (see :func:`hml.backends.call_once`)."""
+    import dask.array as da
+
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    blockwise_args: list[Any] = []
+    like = None
+    for value in args:
+        blockwise_args += _whole(value, letters)
+        if like is None and isinstance(value, da.Array):
+            like = value._meta
+    if like is None:
+        return tuple(function(*args))
+    name = "hml-" + getattr(function, "__name__", "call")
+    result = da.blockwise(
+        _call_on_chunks,
+        "",
+        function,
+        None,
+        *blockwise_args,
+        concatenate=False,
+        dtype=object,
+        meta=np.empty((), dtype=object),
+        name=f"{name}-{_token(function, blockwise_args)}",
+    )
+    return tuple(_outputs(result, out, like))
+
+
+def _whole(value: Any, letters: Any) -> list[Any]:
+    """A blockwise argument handed whole to each task: a dask array in one chunk with fresh
+    index letters (contracted, so the task gets its single block), anything else as it is."""
+    import dask.array as da
+
+    if not isinstance(value, da.Array):
+        return [value, None]
+    if any(len(c) > 1 for c in value.chunks):
+        value = value.rechunk(-1)
+    return [value, "".join(next(letters) for _ in range(value.ndim))]
+
+
+#: The share of the memory (the workers' limits; without a cluster, the host's available memory)
+#: that the kept training matrices may take: the rest is the computations' own.
+KEEP_FRACTION = 0.5
+
+
+def keep(*arrays: Any) -> tuple[Any, ...]:
+    """Persisted when they take at most ``KEEP_FRACTION`` of the memory, else left lazy: then every
+    pass streams them from their source -- the chunks are read (or generated) and standardised
+    inside the pass -- and a fit needs memory for a few chunks, not X."""
+    size = sum(math.prod(a.shape) * a.dtype.itemsize for a in arrays)
+    if size <= KEEP_FRACTION * _memory_for_data():
+        return persist(*(_realigned(a) for a in arrays))
+    return arrays
+
+
+def persist(*arrays: Any) -> tuple[Any, ...]:
+    """The arrays computed and held (on the workers, with a distributed client), waited for."""
+    import dask
+
+    persisted: tuple[Any, ...] = dask.persist(*arrays)
+    try:  # a distributed client persists in the background: wait for it
+        from distributed import default_client, futures_of, wait
+
+        default_client()
+    except (ImportError, ValueError):
+        return persisted
+    # Otherwise the next iteration's graph would be sent before this one is done, and the
+    # scheduler would keep the chunks of a streamed X in memory for both (all of X, in the end).
+    wait(futures_of(persisted))
+    return persisted

@@ -66,8 +66,8 @@ class TorchBackend(Backend):
             raise BackendUnavailableError(f"backend 'torch' does not support device={device!r}")
         return dev
 
-    def cheap_data_dependent_shapes(self, device: Any) -> bool:
-        return getattr(device, "type", str(device)) == "cpu"
+    def on_gpu(self, device: Any) -> bool:
+        return getattr(device, "type", str(device)) != "cpu"  # cuda, mps
 
     def supports_float64(self, device: Any) -> bool:
         return getattr(device, "type", str(device)) != "mps"
@@ -124,43 +124,3 @@ class TorchBackend(Backend):
             return
         with self._sync_debug_mode(2):  # "error"
             yield True
-
-    # torch.linalg.{cholesky,solve,inv} read their status back to raise (a GPU sync); the
-    # *_ex forms return it on the device, and a failed result becomes NaN instead.
-    def _nan_unless(self, result: Any, info: Any) -> Any:
-        torch = self.library()
-        ok = (info == 0).reshape(info.shape + (1,) * (result.ndim - info.ndim))
-        return torch.where(ok, result, torch.full_like(result, float("nan")))
-
-    def cholesky(self, matrix: Any) -> Any:
-        factor, info = self.library().linalg.cholesky_ex(matrix)
-        return self._nan_unless(factor, info)
-
-    def solve(self, matrix: Any, rhs: Any) -> Any:
-        solution, info = self.library().linalg.solve_ex(matrix, rhs)
-        return self._nan_unless(solution, info)
-
-    def inv(self, matrix: Any) -> Any:
-        inverse, info = self.library().linalg.inv_ex(matrix)
-        return self._nan_unless(inverse, info)
-
-    def working_memory_for(self, device: Any) -> int:
-        # On a GPU each block is a few kernel launches: CPU-cache-sized blocks made k-means on
-        # torch-CUDA 416 ms per Lloyd iteration at 10⁷ × 32, K = 256 (1,200 blocks), CuPy's
-        # 256 MiB blocks 36 ms (benchmarks/results/gpu-h100-2026-11-23.md).
-        if getattr(device, "type", str(device)) == "cpu":
-            return self.working_memory
-        return 1 << 28
-
-    def segment_sum(self, values: Any, segment_ids: Any, n_segments: int) -> Any:
-        torch = self.library()
-        sums = torch.zeros((n_segments, values.shape[1]), dtype=values.dtype, device=values.device)
-        return sums.index_add_(0, segment_ids, values)
-
-    def segment_count(self, segment_ids: Any, n_segments: int, dtype: Any) -> Any:
-        torch = self.library()
-        if segment_ids.device.type == "cpu":
-            return torch.bincount(segment_ids, minlength=n_segments).to(dtype)
-        # Not torch.bincount on a GPU: it reads max(ids) back to size its output (a synchronisation).
-        counts = torch.zeros(n_segments, dtype=dtype, device=segment_ids.device)
-        return counts.index_add_(0, segment_ids, torch.ones(segment_ids.shape, dtype=dtype, device=segment_ids.device))

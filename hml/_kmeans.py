@@ -1,0 +1,323 @@
+"""k-means as passes over row blocks: X's squared norms, the E-step, Lloyd's step and update,
+re-seeding of empty clusters, k-means++ seeding -- each a block function that
+:func:`hml.backends.reduce_rows` runs over the rows (blocks, threads, chunks), so no N × K matrix
+is ever built. :mod:`hml.cluster` iterates them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+
+from hml import backends, kernels
+from hml._array import squares_overflow
+from hml.backends import PerBlock, Rows, Sum
+from hml.numerics import centred_sum_of_squares, positive_part
+
+__all__ = [
+    "Data",
+    "LloydStep",
+    "assign",
+    "centroid_norms",
+    "column_variance_mean",
+    "kmeans_plus_plus",
+    "lloyd_step",
+    "lloyd_update",
+    "prepared",
+    "reseed_empty",
+    "row_bytes_per_row",
+    "transform_block",
+]
+
+
+class Data(NamedTuple):
+    """X as the passes of a fit read it: with ‖xᵢ‖² per row and Σᵢ‖xᵢ‖², computed once (and, on a lazy
+    backend, held), and the bytes per row and block that size the blocks."""
+
+    ctx: backends.ComputeContext
+    X: Any
+    squared_norms: Any
+    total_squared_norm: Any
+    row_bytes: Any
+    working_memory: int | None
+
+    def reduce(
+        self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: dict[str, Any], **kwargs: Any
+    ) -> Any:
+        """:func:`hml.backends.reduce_rows` of ``function`` over blocks of X's rows."""
+        return backends.reduce_rows(
+            function, arrays, shared, out=out, row_bytes=self.row_bytes, working_memory=self.working_memory, **kwargs
+        )
+
+
+def row_bytes_per_row(n_clusters: int, n_features: int, like: Any) -> int:
+    """A block's bytes per row, in the library and dtype of ``like`` (X, or a vector beside it, so
+    that both are cut into the same blocks): the row and what the E-step writes for it."""
+    itemsize = 4 if like.dtype == array_api_compat.array_namespace(like).float32 else 8
+    return int(itemsize * (kernels.nearest_centroid_scratch(like, n_clusters, n_features) + n_features))
+
+
+def prepared(ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None) -> Data:
+    """X with its squared norms (one pass), for the passes of a fit."""
+    row_bytes = functools.partial(row_bytes_per_row, n_clusters, X.shape[1])  # in each chunk's own library
+    out: dict[str, Rows | Sum] = {"norms": Rows(X.dtype), "total": Sum((), X.dtype)}
+    norms = backends.reduce_rows(_norms_block, [X], (), out=out, row_bytes=row_bytes, working_memory=working_memory)
+    squared_norms, total = ctx.backend.materialize(norms.norms, norms.total)
+    return Data(ctx, X, squared_norms, total, row_bytes, working_memory)
+
+
+def _norms_block(X: Any) -> tuple[Any, Any]:
+    xp = array_api_compat.array_namespace(X)
+    norms = xp.sum(X * X, axis=1)
+    return norms, xp.sum(norms)
+
+
+def centroid_norms(centroids: Any) -> Any:
+    xp = array_api_compat.array_namespace(centroids)
+    return xp.sum(centroids * centroids, axis=1)
+
+
+# -- the E-step, the M-step and what they share -----------------------------------------------------
+def _assign_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any]:
+    """lᵢ = argminₖ ‖xᵢ − cₖ‖² and J = Σᵢ ‖xᵢ − c_{lᵢ}‖², measured directly, on these rows."""
+    xp = array_api_compat.array_namespace(X)
+    if norms is None:
+        norms = xp.sum(X * X, axis=1)
+    nearest, best = kernels.nearest_centroid(X, centroids, centroid_norms, with_scores=True)
+    return nearest, xp.sum(best + norms)
+
+
+def _distance_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
+    """minₖ ‖xᵢ − cₖ‖² for these rows."""
+    xp = array_api_compat.array_namespace(X)
+    return (xp.min(kernels.scores(X, centroids, centroid_norms), axis=1) + norms,)
+
+
+def transform_block(X: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
+    """‖xᵢ − cₖ‖ for these rows and every centroid (clipped at 0 before the root: rounding)."""
+    xp = array_api_compat.array_namespace(X)
+    squared = kernels.scores(X, centroids, centroid_norms) + xp.sum(X * X, axis=1)[:, None]
+    return (xp.sqrt(positive_part(squared, xp)),)
+
+
+def assign(data: Data, centroids: Any) -> tuple[Any, Any]:
+    """The E-step alone: each row's nearest centroid (int32) and the distortion J they give (0-d)."""
+    out = {"labels": Rows(array_api_compat.array_namespace(centroids).int32), "inertia": Sum((), centroids.dtype)}
+    shared = (centroids, centroid_norms(centroids))
+    if data.squared_norms is None:  # not kept: each block computes its own
+        step = data.reduce(_assign_block, [data.X], (None, *shared), out)
+    else:
+        step = data.reduce(_assign_block, [data.X, data.squared_norms], shared, out)
+    return step.labels, step.inertia
+
+
+def _distances(data: Data, centroids: Any) -> Any:
+    """minₖ ‖xᵢ − cₖ‖² for every row (an N-vector, like X's rows)."""
+    out = {"distances": Rows(centroids.dtype)}
+    arrays, shared = [data.X, data.squared_norms], (centroids, centroid_norms(centroids))
+    return data.reduce(_distance_block, arrays, shared, out).distances
+
+
+class LloydStep(NamedTuple):
+    """One Lloyd iteration's E-step with what its M-step needs."""
+
+    labels: Any  # int32 labels
+    sums: Any  # S (K × D): Sₖ = Σ_{i: lᵢ = k} xᵢ
+    counts: Any  # n (K,): nₖ = #{i: lᵢ = k}
+    n_changed: Any  # how many labels differ from the previous step's (None on the first)
+
+
+def _first_lloyd_block(X: Any, centroids: Any, centroid_norms: Any, k: int) -> tuple[Any, Any, Any, Any]:
+    """:func:`_lloyd_block` of the first iteration: no labels before (the count of changes is 0)."""
+    return _lloyd_block(X, None, centroids, centroid_norms, k, False)
+
+
+def _lloyd_block(
+    X: Any, before: Any, centroids: Any, centroid_norms: Any, k: int, incremental: bool
+) -> tuple[Any, Any, Any, Any]:
+    """The E-step on these rows with their share of the M-step's S and n, and #labels ≠ ``before``.
+
+    ``incremental``: S and n change only by the rows whose label changed -- after the first few
+    iterations a few percent of them -- so the block returns that change, from those rows alone.
+    """
+    xp = array_api_compat.array_namespace(X)
+    # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
+    nearest, _ = kernels.nearest_centroid(X, centroids, centroid_norms)
+    if before is None:  # the first iteration: nothing to compare with
+        sums, counts = kernels.segment_sum_and_count(X, nearest, k)
+        return nearest, sums, counts, xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
+    changed = nearest != before
+    n_changed = xp.sum(xp.astype(changed, xp.int64))
+    if incremental:
+        moved = xp.nonzero(changed)[0]
+        rows = xp.take(X, moved, axis=0)
+        to, frm = xp.take(nearest, moved), xp.take(before, moved)
+        sums = kernels.segment_sum(rows, to, k) - kernels.segment_sum(rows, frm, k)
+        counts = kernels.segment_count(to, k, X.dtype) - kernels.segment_count(frm, k, X.dtype)
+    else:
+        sums, counts = kernels.segment_sum_and_count(X, nearest, k)
+    return nearest, sums, counts, n_changed
+
+
+def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydStep:
+    """The E-step with the M-step's per-cluster sums S and counts n, over the blocks of X.
+
+    With the ``previous`` step, S and n are updated from the rows whose label changed only --
+    where selecting rows by a data-dependent mask costs no wait (not on a GPU, where it reads the
+    count back: there every block sums all its rows, one scatter-add kernel).
+    """
+    ctx, X = data.ctx, data.X
+    xp = ctx.xp
+    k, d = centroids.shape
+    incremental = previous is not None and ctx.backend.cheap_data_dependent_shapes(X)
+    out = {
+        "labels": Rows(xp.int32),
+        "sums": Sum((k, d), X.dtype),
+        "counts": Sum((k,), X.dtype),
+        "changed": Sum((), xp.int64),
+    }
+    shared = (centroids, centroid_norms(centroids), k)
+    if previous is None:
+        step = data.reduce(_first_lloyd_block, [X], shared, out)
+        return LloydStep(step.labels, step.sums, step.counts, None)
+    start = {"sums": previous.sums, "counts": previous.counts} if incremental else None
+    step = data.reduce(_lloyd_block, [X, previous.labels], (*shared, incremental), out, start=start)
+    return LloydStep(step.labels, step.sums, step.counts, step.changed)
+
+
+def lloyd_update(
+    centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any
+) -> tuple[Any, Any, Any, Any]:
+    """The M-step and what the convergence test reads, from the E-step's S, n and #changed labels.
+
+    cₖ⁺ = Sₖ / nₖ (an empty cluster divides by 1 here; it is re-seeded once the status shows
+    it), and status = [#empty clusters, #changed labels (−1 on the first iteration),
+    shift Σₖ‖cₖ⁺ − cₖ‖², J]. J is the distortion at the centroids ``c`` the labels were
+    chosen for, from the sums: J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², no N-long pass.
+    Returns (c⁺, S, n, status). Written for :func:`hml.backends.call_once`: one task on a lazy backend.
+    """
+    xp = array_api_compat.array_namespace(centroids, sums, counts)
+    k = centroids.shape[0]
+    empty = counts == 0
+    new_centroids = sums / xp.reshape(xp.where(empty, xp.ones_like(counts), counts), (k, 1))
+    shift = xp.sum((new_centroids - centroids) ** 2)
+    inertia = (
+        total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
+    )
+    if n_changed is None:  # the first iteration: nothing to compare with
+        n_changed = xp.full((), -1, dtype=xp.int64, device=array_api_compat.device(centroids))  # a fill: no host copy
+    status = xp.stack(
+        [
+            xp.astype(xp.sum(xp.astype(empty, xp.int64)), shift.dtype),
+            xp.astype(n_changed, shift.dtype),
+            shift,
+            xp.astype(inertia, shift.dtype),
+        ]
+    )
+    return new_centroids, sums, counts, status
+
+
+def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any, empty: np.ndarray) -> tuple[Any, Any]:
+    """Move each empty cluster to one of the points farthest from their centroid.
+
+    The rule (scikit-learn's): the n_empty points with the largest ‖xᵢ − c_{lᵢ}‖², farthest
+    first, become the centroids of the empty clusters in index order, and leave the sums
+    and counts of the clusters they were in. Deterministic: no random numbers.
+    """
+    ctx = data.ctx
+    xp = ctx.xp
+    # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
+    distances = _distances(data, centroids)
+    why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
+    farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[: empty.size], why)
+    old_labels = ctx.read(ctx.take_rows(labels, farthest), why)
+    sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
+    rows = ctx.read(ctx.take_rows(data.X, farthest), why)
+    for cluster, previous, row in zip(empty, old_labels, rows, strict=True):  # a loop over the (few) empty clusters
+        sums_host[previous] -= row
+        counts_host[previous] -= 1
+        sums_host[cluster] = row
+        counts_host[cluster] = 1
+    return ctx.asarray(sums_host, dtype=sums.dtype), ctx.asarray(counts_host, dtype=counts.dtype)
+
+
+def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii; the greedy variant scikit-learn uses).
+
+    The first centroid is a uniformly random row; each next one is the best, by the resulting
+    potential Σᵢ minₖ‖xᵢ − cₖ‖², of 2 + ⌊ln k⌋ rows drawn with probability ∝ D(x)², the squared
+    distance to the nearest centroid chosen so far: for a uniform draw t from [0, Σ D(x)²), the
+    row where the running sum of D(x)² passes t -- found from the blocks' totals (added up on the
+    host, in float64), then within the one block t falls in. The random numbers are drawn on the
+    host, so a seed picks the same rows on every backend. D(x)² is one N-vector beside X. Host
+    reads: the blocks' sizes once, then three per centroid (the blocks' potentials, the sampled
+    rows, the best trial); passes over X: two per centroid.
+    """
+    ctx, X = data.ctx, data.X
+    xp = ctx.xp
+    n = X.shape[0]
+    trials = 2 + int(math.log(k))
+    first = int(rng.integers(n))
+    closest = _distances(data, ctx.take_rows(X, [first]))
+    chosen = [first]
+    why = "k-means++ seeding"
+    per_block = {"potential": PerBlock(X.dtype), "rows": PerBlock(xp.int64)}
+    blocks = data.reduce(_block_potential, [closest], (), per_block)
+    stops = np.cumsum(ctx.read(blocks.rows, why))  # once: the blocks are the same in every pass
+    starts = np.concatenate([[0], stops[:-1]])
+    out = {"potentials": Sum((trials,), X.dtype)}
+    for _ in range(1, k):
+        ends = np.cumsum(ctx.read(blocks.potential, why).astype(np.float64))
+        picks = []  # (block, position in the block) of each trial, found on the device
+        for target in rng.random(trials) * ends[-1]:  # a loop over the few trials
+            b = min(int(np.searchsorted(ends, target, side="right")), len(ends) - 1)
+            within = target - (ends[b - 1] if b else 0.0)
+            cumulative = xp.cumulative_sum(closest[int(starts[b]) : int(stops[b])])
+            picks.append((b, xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))))
+        positions = ctx.read(xp.concat([position for _, position in picks]), why)
+        candidates = [
+            min(int(starts[b]) + int(p), int(stops[b]) - 1) for (b, _), p in zip(picks, positions, strict=True)
+        ]
+        rows = ctx.take_rows(X, candidates)
+        # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
+        shared = (rows, centroid_norms(rows))
+        potentials = data.reduce(_potential_block, [X, data.squared_norms, closest], shared, out).potentials
+        best = int(np.argmin(ctx.read(potentials, why)))
+        chosen.append(candidates[best])
+        new = _distances(data, rows[best : best + 1, ...])
+        (closest,) = ctx.backend.materialize(xp.minimum(closest, new))
+        blocks = data.reduce(_block_potential, [closest], (), per_block)
+    return ctx.take_rows(X, chosen)
+
+
+def _block_potential(closest: Any) -> tuple[Any, Any]:
+    """This block's Σ D(x)², and its number of rows."""
+    xp = array_api_compat.array_namespace(closest)
+    rows = xp.full((1,), closest.shape[0], dtype=xp.int64, device=array_api_compat.device(closest))
+    return xp.reshape(xp.sum(closest), (1,)), rows
+
+
+def _potential_block(X: Any, norms: Any, closest: Any, candidates: Any, candidate_norms: Any) -> tuple[Any]:
+    """Σᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows, for each candidate c."""
+    xp = array_api_compat.array_namespace(X)
+    distances = kernels.scores(X, candidates, candidate_norms) + norms[:, None]
+    return (xp.sum(xp.minimum(distances, closest[:, None]), axis=0),)
+
+
+def column_variance_mean(data: Data) -> float:
+    """mean over features of Var(X[:, j]) (scikit-learn scales ``tol`` by it).
+
+    Read with Σᵢ‖xᵢ‖², which every distortion J is computed from: if either is not finite,
+    X's squares overflow its dtype, and k-means would return NaN -- refused here instead."""
+    ctx, X = data.ctx, data.X
+    xp = ctx.xp
+    sums = xp.stack([xp.mean(centred_sum_of_squares(X, xp.mean(X, axis=0), xp)), data.total_squared_norm])
+    centred, total = (float(v) for v in ctx.read(sums, "k-means tol scale"))
+    if not (math.isfinite(centred * X.shape[1]) and math.isfinite(total)):
+        raise squares_overflow(ctx, X, "KMeans")
+    mean: float = centred / X.shape[0]
+    return mean

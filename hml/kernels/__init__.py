@@ -1,0 +1,54 @@
+"""Numerical primitives, as free functions: each a portable default written against the array API
+standard, with the native paths that some libraries do measurably faster (or without a GPU sync)
+beside it.
+
+Rules of the room:
+
+* A kernel is called like any function, on arrays of any backend; it runs the native path of its
+  first argument's library when there is one (:class:`~hml.kernels._dispatch.Kernel`), else the
+  portable default. A native path may decline an input (a dtype it has no kernel for) and let the
+  default run.
+* Each native path says in one line why it exists -- the synchronisation it avoids, or that it is
+  faster (the measurements are in ``benchmarks/RESULTS.md``, not here) -- and
+  ``tests/test_kernels.py`` checks each against the default.
+* Library-specific code lives here and in :mod:`hml.backends` only: the algorithms call these
+  functions and the standard's namespace.
+
+============================  ====================================  =====================
+kernel                        computes                              native paths
+============================  ====================================  =====================
+``segment_sum``               S[k] = Σ_{i: ids[i]=k} values[i]      numpy, torch, cupy
+``segment_count``             n[k] = #{i: ids[i]=k}                 numpy, torch, cupy
+``segment_sum_and_count``     both in one pass                      cupy (one kernel)
+``nearest_centroid``          argminₖ ‖cₖ‖² − 2 x·cₖ (and the min)  cupy (fused kernel)
+``nearest_centroid_scratch``  values per row it writes              cupy
+``column_sums``               Σᵢ A[i, :]                            cupy (GEMV)
+``cholesky``, ``solve``,      the standard's, flagging failure      torch (no status read),
+``inv``                       as NaN where a library would sync     dask (its conventions)
+``random_uniform``            U(low, high), drawn on the host       (one code: NumPy's rng)
+============================  ====================================  =====================
+"""
+
+from __future__ import annotations
+
+from hml.kernels._dispatch import Kernel
+from hml.kernels.distances import nearest_centroid, nearest_centroid_scratch, scores
+from hml.kernels.linalg import cholesky, inv, solve
+from hml.kernels.random import random_uniform
+from hml.kernels.reductions import column_sums
+from hml.kernels.segments import segment_count, segment_sum, segment_sum_and_count
+
+__all__ = [
+    "Kernel",
+    "cholesky",
+    "column_sums",
+    "inv",
+    "nearest_centroid",
+    "nearest_centroid_scratch",
+    "random_uniform",
+    "scores",
+    "segment_count",
+    "segment_sum",
+    "segment_sum_and_count",
+    "solve",
+]

@@ -1,0 +1,56 @@
+"""The k-means E-step for a block of rows: each row's nearest centroid, by the GEMM identity
+‖x − c‖² = ‖x‖² − 2x·c + ‖c‖² (the ‖x‖² term is the same for every centroid, so argmin skips it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+
+from hml.kernels._dispatch import kernel
+
+__all__ = ["nearest_centroid", "nearest_centroid_scratch", "scores"]
+
+
+def scores(block: Any, centroids: Any, centroid_norms: Any) -> Any:
+    """‖c‖² − 2 x·c for every row x of ``block`` and centroid c: ‖x − c‖² without the ‖x‖² term.
+    One GEMM; −2 is folded into the small centroid matrix."""
+    result = block @ (-2.0 * centroids).T
+    result += centroid_norms
+    return result
+
+
+@kernel
+def nearest_centroid(block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False) -> tuple[Any, Any]:
+    """lᵢ = argminₖ ‖cₖ‖² − 2 xᵢ·cₖ (int32) and, with ``with_scores``, that minimum (‖xᵢ − c_{lᵢ}‖²
+    without the ‖xᵢ‖² term), else None: one GEMM for the rows × K scores, then argmin (and min)."""
+    xp = array_api_compat.array_namespace(block)
+    block_scores = scores(block, centroids, centroid_norms)
+    nearest = xp.astype(xp.argmin(block_scores, axis=1), xp.int32)
+    return nearest, (xp.min(block_scores, axis=1) if with_scores else None)
+
+
+@kernel
+def nearest_centroid_scratch(like: Any, n_clusters: int, n_features: int) -> int:
+    """Values per row that :func:`nearest_centroid` writes to memory for rows of ``n_features`` in the
+    library and dtype of ``like``: the K scores."""
+    return n_clusters
+
+
+@nearest_centroid.native_path("cupy", "one fused kernel: the N × K scores never reach GPU memory")
+def _cupy_nearest_centroid(
+    block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False
+) -> tuple[Any, Any] | Any:
+    from hml.kernels import _cuda
+
+    if not _cuda.fuses(block.dtype, block.shape[1]):
+        return NotImplemented
+    labels, best = _cuda.nearest_centroid(block, centroids, centroid_norms)
+    return labels, (best if with_scores else None)
+
+
+@nearest_centroid_scratch.native_path("cupy", "the fused kernel writes a label and a score per row, not K scores")
+def _cupy_nearest_centroid_scratch(like: Any, n_clusters: int, n_features: int) -> int | Any:
+    from hml.kernels import _cuda
+
+    return 2 if _cuda.fuses(like.dtype, n_features) else NotImplemented

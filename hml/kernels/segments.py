@@ -1,0 +1,101 @@
+"""Segment sums and counts: the k-means centroid update, S[k] = Σ_{i : ids[i] = k} values[i].
+
+The standard has no scatter-add; the portable default is a GEMM with the one-hot matrix of the
+ids (callers pass row blocks, so the one-hot block stays small). Every library has something
+faster, beside it here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import array_api_extra as xpx
+import numpy as np
+
+from hml.kernels._dispatch import kernel
+
+__all__ = ["segment_count", "segment_sum", "segment_sum_and_count"]
+
+
+@kernel
+def segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    """S[k] = Σ_{i : ids[i] = k} values[i], shape (n_segments, d): one_hot(ids)ᵀ @ values."""
+    xp = array_api_compat.array_namespace(values)
+    return xpx.one_hot(segment_ids, n_segments, dtype=values.dtype, xp=xp).T @ values
+
+
+@kernel
+def segment_count(segment_ids: Any, n_segments: int, dtype: Any) -> Any:
+    """n[k] = #{i : ids[i] = k}, shape (n_segments,), as ``dtype``: the column sums of one_hot(ids)."""
+    xp = array_api_compat.array_namespace(segment_ids)
+    return xp.sum(xpx.one_hot(segment_ids, n_segments, dtype=dtype, xp=xp), axis=0)
+
+
+@kernel
+def segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, Any]:
+    """``(segment_sum, segment_count)`` of one pass, the counts in ``values``' dtype: the M-step."""
+    return segment_sum(values, segment_ids, n_segments), segment_count(segment_ids, n_segments, values.dtype)
+
+
+# -- NumPy --------------------------------------------------------------------------------------
+@segment_sum.native_path(
+    "numpy", "one bincount over the flattened (segment, column) index beats the one-hot GEMM and np.add.at"
+)
+def _numpy_segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    n_columns = values.shape[1]
+    flat = (segment_ids[:, None] * n_columns + np.arange(n_columns)).ravel()
+    sums = np.bincount(flat, weights=values.ravel(), minlength=n_segments * n_columns)
+    return sums.reshape(n_segments, n_columns).astype(values.dtype, copy=False)
+
+
+@segment_count.native_path("numpy", "bincount: no one-hot matrix")
+def _numpy_segment_count(segment_ids: Any, n_segments: int, dtype: Any) -> Any:
+    return np.bincount(segment_ids, minlength=n_segments).astype(dtype)
+
+
+# -- PyTorch ------------------------------------------------------------------------------------
+@segment_sum.native_path("torch", "index_add_ is a native scatter-add (atomic on CUDA)")
+def _torch_segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    import torch
+
+    sums = torch.zeros((n_segments, values.shape[1]), dtype=values.dtype, device=values.device)
+    return sums.index_add_(0, segment_ids, values)
+
+
+@segment_count.native_path(
+    "torch", "bincount on the CPU; on a GPU index_add_, since bincount reads max(ids) back (a sync)"
+)
+def _torch_segment_count(segment_ids: Any, n_segments: int, dtype: Any) -> Any:
+    import torch
+
+    if segment_ids.device.type == "cpu":
+        return torch.bincount(segment_ids, minlength=n_segments).to(dtype)
+    counts = torch.zeros(n_segments, dtype=dtype, device=segment_ids.device)
+    return counts.index_add_(0, segment_ids, torch.ones(segment_ids.shape, dtype=dtype, device=segment_ids.device))
+
+
+# -- CuPy ---------------------------------------------------------------------------------------
+@segment_sum.native_path("cupy", "cupy.add.at: atomic adds on the GPU")
+def _cupy_segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    import cupy
+
+    sums = cupy.zeros((n_segments, values.shape[1]), dtype=values.dtype)
+    cupy.add.at(sums, segment_ids, values)
+    return sums
+
+
+@segment_count.native_path("cupy", "cupy.add.at, not cupy.bincount, which reads max(ids) back (a sync)")
+def _cupy_segment_count(segment_ids: Any, n_segments: int, dtype: Any) -> Any:
+    import cupy
+
+    counts = cupy.zeros(n_segments, dtype=dtype)
+    cupy.add.at(counts, segment_ids, cupy.ones(segment_ids.shape, dtype=dtype))
+    return counts
+
+
+@segment_sum_and_count.native_path("cupy", "one kernel with per-block shared-memory sums, not two scatter-adds")
+def _cupy_segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    from hml.kernels import _cuda
+
+    return _cuda.segment_sums(values, segment_ids, n_segments)

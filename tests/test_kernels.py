@@ -1,0 +1,193 @@
+"""Every kernel of hml.kernels, on every backend: the path a call takes and the portable default,
+each against an independent reference computed with NumPy on the host.
+
+A kernel's native path (``Kernel.native``) runs where its library's arrays are; the default runs
+on the same arrays through the array API. ``test_every_native_path_is_tested`` keeps this file's
+table equal to the kernels that exist, so a new kernel or native path cannot go untested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hml
+from hml import backends, kernels
+
+
+def _both(kernel, *args, **kwargs):
+    """The kernel's result as called (its native path on this library, if any) and its portable
+    default's -- unless the default is known wrong on this library (a ``required`` path)."""
+    results = [kernel(*args, **kwargs)]
+    if backends.backend_of(args[0]).name not in kernel.required:
+        results.append(kernel.portable(*args, **kwargs))
+    return results
+
+
+def _segments(case):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(500, 3))
+    ids = rng.integers(0, 7, 500)
+    ids[ids == 4] = 5  # an empty segment
+    v, i = case.asarray(values), case.ctx.asarray(ids)
+    expected = np.stack([values[ids == k].sum(axis=0) for k in range(7)])
+    tolerance = 1e-12 if case.float64 else 1e-4
+    for result in _both(kernels.segment_sum, v, i, 7):
+        np.testing.assert_allclose(case.to_numpy(result), expected, rtol=tolerance, atol=tolerance)
+    for result in _both(kernels.segment_count, i, 7, v.dtype):
+        np.testing.assert_array_equal(case.to_numpy(result), np.bincount(ids, minlength=7))
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(500, 3, 7), (20_003, 32, 256), (600, 3, 4000)])
+def test_segment_sum_and_count_agrees_with_numpy(case, n, d, k):
+    """The M-step in one call -- on CuPy in float32 one kernel with per-block shared-memory sums
+    (K·(D+1) ≤ 12,288; the last shape declines to the default), elsewhere the two segment
+    kernels -- against NumPy's add.at and bincount on the host, in float32 and float64."""
+    rng = np.random.default_rng(1)
+    values, ids = rng.normal(size=(n, d)), rng.integers(0, k, n)
+    expected_sums = np.zeros((k, d))
+    np.add.at(expected_sums, ids, values)
+    expected_counts = np.bincount(ids, minlength=k)
+    xp = case.xp
+    for dtype in [xp.float32] + ([xp.float64] if case.float64 else []):
+        v = xp.astype(case.asarray(values), dtype)
+        for sums, counts in _both(kernels.segment_sum_and_count, v, case.ctx.asarray(ids.astype(np.int32)), k):
+            assert sums.dtype == dtype and counts.dtype == dtype
+            tolerance = 1e-12 if dtype == xp.float64 else 1e-4
+            np.testing.assert_allclose(
+                case.to_numpy(sums), expected_sums, rtol=tolerance, atol=tolerance * np.sqrt(n / k)
+            )
+            np.testing.assert_array_equal(case.to_numpy(counts), expected_counts)
+
+
+def _nearest(case):
+    """labels = argmin ‖x − c‖², best = that minimum − ‖x‖², and the block's scratch per row."""
+    rng = np.random.default_rng(3)
+    X, C = rng.normal(size=(300, 5)), rng.normal(size=(7, 5))
+    Xc, Cc = case.asarray(X), case.asarray(C)
+    distances = ((X[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+    for labels, best in _both(kernels.nearest_centroid, Xc, Cc, case.xp.sum(Cc * Cc, axis=1), with_scores=True):
+        np.testing.assert_array_equal(case.to_numpy(labels), distances.argmin(axis=1))
+        assert labels.dtype == case.xp.int32
+        np.testing.assert_allclose(
+            case.to_numpy(best) + (X * X).sum(axis=1), distances.min(axis=1), rtol=case.rtol * 10
+        )
+    scratch, portable = _both(kernels.nearest_centroid_scratch, Xc, 7, 5)
+    assert portable == 7 and scratch in (2, 7)  # the fused CuPy kernel writes a label and a score per row
+
+
+def _column_sums(case):
+    for shape in [(1_000, 7), (3, 5), (50_000, 64)]:
+        host = np.random.default_rng(2).normal(size=shape)
+        A = case.asarray(host)
+        tolerance = 1e-12 if case.float64 else 1e-4
+        for result in _both(kernels.column_sums, A):
+            assert result.shape == (shape[1],) and result.dtype == A.dtype
+            np.testing.assert_allclose(
+                case.to_numpy(result), host.sum(axis=0), rtol=tolerance, atol=tolerance * shape[0]
+            )
+
+
+_SPD = np.array([[4.0, 2.0, 0.6], [2.0, 5.0, 1.0], [0.6, 1.0, 3.0]])
+
+
+def _cholesky(case):
+    for factor in _both(kernels.cholesky, case.asarray(_SPD)):
+        factor = case.to_numpy(factor)
+        np.testing.assert_allclose(factor, np.linalg.cholesky(_SPD), rtol=1e-5 if not case.float64 else 1e-12)
+        assert np.allclose(np.triu(factor, 1), 0.0)  # the lower factor, as the standard says
+
+
+def _solve(case):
+    b = np.array([[1.0], [2.0], [3.0]])
+    for solution in _both(kernels.solve, case.asarray(_SPD), case.asarray(b)):
+        np.testing.assert_allclose(case.to_numpy(solution), np.linalg.solve(_SPD, b), rtol=case.rtol * 10)
+
+
+def _inv(case):
+    A = case.asarray(_SPD)
+    for inverse in _both(kernels.inv, A):
+        assert inverse.dtype == A.dtype  # float32 stays float32 (dask's inv returns float64)
+        np.testing.assert_allclose(case.to_numpy(inverse), np.linalg.inv(_SPD), rtol=case.rtol * 10)
+
+
+#: Each kernel's test, run on every backend case: the call (native where there is a path) and the default.
+KERNEL_TESTS = {
+    "segment_sum": _segments,
+    "segment_count": _segments,
+    "segment_sum_and_count": None,  # test_segment_sum_and_count_agrees_with_numpy, above
+    "nearest_centroid": _nearest,
+    "nearest_centroid_scratch": _nearest,
+    "column_sums": _column_sums,
+    "cholesky": _cholesky,
+    "solve": _solve,
+    "inv": _inv,
+}
+
+
+def test_every_native_path_is_tested():
+    """The table covers every kernel hml.kernels exports, and so every native path of each."""
+    exported = {name for name in kernels.__all__ if isinstance(getattr(kernels, name), kernels.Kernel)}
+    assert exported == set(KERNEL_TESTS)
+    for name in exported:
+        for library, (_, why) in getattr(kernels, name).native.items():
+            assert library in backends.backend_names() and why, (name, library)
+
+
+@pytest.mark.parametrize("name", sorted({n for n, test in KERNEL_TESTS.items() if test is not None}))
+def test_each_kernel_and_its_default_agree_with_numpy(case, name):
+    KERNEL_TESTS[name](case)
+
+
+@pytest.mark.parametrize("operation", ["cholesky", "solve", "inv"])
+def test_a_failed_factorisation_raises_or_gives_nan(case, operation):
+    """A singular (or indefinite) matrix: an exception, or NaN that the callers' finiteness read catches."""
+    A = np.array([[1.0, 2.0], [2.0, 4.0]]) if operation != "cholesky" else np.array([[1.0, 2.0], [2.0, 1.0]])
+    args = (case.asarray(A),) + ((case.asarray(np.ones((2, 1))),) if operation == "solve" else ())
+    try:
+        result = case.to_numpy(getattr(kernels, operation)(*args))
+    except Exception:  # LinAlgError, torch's _LinAlgError, ...: each library has its own
+        return
+    assert not np.all(np.isfinite(result)) or operation == "solve" and not np.allclose(A @ result, 1.0)
+
+
+def test_same_seed_same_numbers_on_every_backend(case):
+    """random_uniform draws on the host: the same seed gives NumPy's numbers on every backend."""
+    ctx = case.ctx
+    dtype = ctx.xp.float64 if case.float64 else ctx.xp.float32
+    np_dtype = np.float64 if case.float64 else np.float32
+    uniform = kernels.random_uniform(ctx, np.random.default_rng(7), (5, 3), low=-0.12, high=0.12, dtype=dtype)
+    expected = np.random.default_rng(7).uniform(-0.12, 0.12, size=(5, 3)).astype(np_dtype)
+    assert case.ctx.backend.owns(uniform) and uniform.dtype == dtype
+    np.testing.assert_array_equal(case.to_numpy(uniform), expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(100_000, 32, 256), (5_000, 3, 1000), (4_097, 64, 5), (1_001, 33, 800)])
+def test_fused_cupy_kernel_agrees_with_the_portable_e_step(shape):
+    """The fused distance + argmin kernel against the portable GEMM + argmin, float32, on the GPU:
+    two rows per thread with float4 loads (D = 32), two with scalar loads (D = 3), one row per
+    thread (D = 64), and three centroid tiles with scalar loads (D = 33, K = 800)."""
+    try:
+        ctx = backends.resolve("cupy")
+    except hml.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    cupy = ctx.backend.library()
+    n, d, k = shape
+    rng = np.random.default_rng(0)
+    X = cupy.asarray(rng.random((n, d), dtype=np.float32))
+    C = cupy.asarray(rng.random((k, d), dtype=np.float32))
+    norms = (C * C).sum(axis=1)
+    fused_labels, fused_best = kernels.nearest_centroid(X, C, norms, with_scores=True)
+    labels, best = kernels.nearest_centroid.portable(X, C, norms, with_scores=True)
+    # Summation order differs (cuBLAS against a row-serial dot), so near-ties may pick another
+    # centroid -- but only one at the same distance to rounding.
+    np.testing.assert_allclose(cupy.asnumpy(fused_best), cupy.asnumpy(best), rtol=1e-5, atol=1e-5 * d)
+    differ = cupy.asnumpy(fused_labels != labels)
+    assert differ.mean() < 1e-3
+    host_X, host_C = cupy.asnumpy(X).astype(np.float64), cupy.asnumpy(C).astype(np.float64)
+    rows = np.flatnonzero(differ)
+    if rows.size:
+        chosen = ((host_X[rows] - host_C[cupy.asnumpy(fused_labels)[rows]]) ** 2).sum(axis=1)
+        other = ((host_X[rows] - host_C[cupy.asnumpy(labels)[rows]]) ** 2).sum(axis=1)
+        np.testing.assert_allclose(chosen, other, rtol=1e-5)
