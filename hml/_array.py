@@ -360,7 +360,7 @@ _warned_small: set[str] = set()  # backends already warned about, once per proce
 
 def warn_if_small(ctx: ComputeContext, X: Any, estimator: str) -> None:
     """Say once per process, per backend, that ``X`` is too small for its backend to pay off
-    (``Backend.small_data_bytes``, measured) -- and compute there anyway, as asked."""
+    (``Backend.small_data_bytes``, from ``benchmarks/dask_overhead.py``) -- and compute there anyway, as asked."""
     limit, name = ctx.backend.small_data_bytes, ctx.backend.name
     if limit is None or name in _warned_small:
         return

@@ -30,14 +30,14 @@ __all__ = [
 def tall_matmul(A: Any, W: Any) -> Any:
     """A @ W for a tall A (m × n, m ≫ n), computed as (Wᵀ Aᵀ)ᵀ.
 
-    The same product; OpenBLAS picks a faster kernel for this orientation in float64
-    (60,000 × 784 @ 784 × 25: 63 → 40 ms here) and PyTorch is no slower either way.
+    The same product; OpenBLAS picks a faster kernel for this orientation in float64, and
+    PyTorch is no slower either way (the figures: ``benchmarks/RESULTS.md``).
     """
     return (W.T @ A.T).T
 
 
 def tall_gram(A: Any, delta: Any) -> Any:
-    """Aᵀ Δ for tall A and Δ (m rows each), computed as (Δᵀ A)ᵀ (57 → 41 ms in float64, as above)."""
+    """Aᵀ Δ for tall A and Δ (m rows each), computed as (Δᵀ A)ᵀ: faster in float64, as above."""
     return (delta.T @ A).T
 
 
@@ -125,7 +125,7 @@ def centred_sum_of_squares(X: Any, mean: Any, xp: Any) -> Any:
     """Σᵢ (xᵢⱼ − μⱼ)² per column j, over chunks of about 1 M elements of rows.
 
     A temporary as large as X costs more in fresh memory (page faults) than the
-    arithmetic itself -- 1.6 s against 0.3 s for a 60,000 × 784 X here.
+    arithmetic itself (``benchmarks/RESULTS.md``).
     """
     m = X.shape[0]
     rows = max(1, _CHUNK_ELEMENTS // max(X.shape[1], 1))

@@ -100,8 +100,8 @@ def _aligned(value: Any) -> Any:
 
     ``distributed`` deserialises the chunks of ``da.from_array(x).persist()`` at any byte
     offset of the message that carried them (seen: 45, 43, 63 bytes), and NumPy and BLAS
-    take slow paths on them: a k-means step on a 125,000 x 64 chunk took 75-114 ms there
-    and 30-35 ms on an aligned copy, which costs ~10 ms."""
+    take slow paths on them: a k-means step on an unaligned chunk takes several times as long
+    as the copy that aligns it (``benchmarks/RESULTS.md``)."""
     if isinstance(value, np.ndarray) and not value.flags.aligned:
         return value.copy()
     return value
@@ -243,8 +243,7 @@ def reduce_chunks(function: Any, arrays: list[Any], shared: tuple[Any, ...], out
     rows = arrays[0].chunks[0]
     # One blockwise task per row chunk. No index is contracted with concatenation: dask
     # concatenates even a single block into a new array (``concatenate3``), a copy of every
-    # chunk of X per call -- measured 64 ms of a 1e6 x 64 iteration, twice in ``Z @ w`` then
-    # ``r @ Z``. The columns and the shared arrays come as one-element lists instead.
+    # chunk of X per call. The columns and the shared arrays come as one-element lists instead.
     letters = iter("abcdefghjklmnopqrstuvwxyz")  # "i" is the rows'
     args: list[Any] = []
     for a in arrays:
