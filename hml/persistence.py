@@ -60,7 +60,8 @@ _CLASSES: dict[str, type[Any]] = {}
 
 
 def register(cls: type[Any]) -> type[Any]:
-    """Let files name ``cls`` (an estimator class of hml's own)."""
+    """Let files name ``cls``: hml's estimators register as they are defined; an estimator class written
+    elsewhere (on :class:`hml.base.BaseEstimator`) registers itself to save and load like them."""
     _CLASSES[cls.__name__] = cls
     return cls
 

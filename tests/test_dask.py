@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from estimators import BY_ID, SPECS
 
 import hml
 from hml.base import BaseEstimator
@@ -20,43 +21,18 @@ from hml.base import BaseEstimator
 da = pytest.importorskip("dask.array")
 
 
-def _classification(n=240, d=4, k=3, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=3.0, size=(k, d))
-    y = np.arange(n) % k
-    return centres[y] + rng.normal(size=(n, d)), y
+def _data(spec):
+    return spec.data(n=240, d=4)
 
 
-def _regression(n=240, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    return X, X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
-
-
-ESTIMATORS = {
-    "linear-gd": (lambda: hml.LinearRegression(polynomial_degree=2), _regression),
-    "linear-normal": (lambda: hml.LinearRegression(solver="normal"), _regression),
-    "logistic-lbfgs": (lambda: hml.LogisticRegression(max_iter=20), _classification),
-    "logistic-ovr-gd": (lambda: hml.LogisticRegression(solver="gd", multi_class="ovr", max_iter=20), _classification),
-    "mlp-gd": (lambda: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=20, random_state=0), _classification),
-    "mlp-minibatch": (
-        lambda: hml.MultilayerPerceptron(
-            layers=[4, 5, 3], max_iter=3, batch_size=64, momentum=0.9, learning_rate=0.1, random_state=0
-        ),
-        _classification,
-    ),
-    "kmeans": (lambda: hml.KMeans(3, random_state=0), _classification),
-    "anomaly-full": (lambda: hml.GaussianAnomalyDetection(covariance="full"), _classification),
-}
-OUTPUTS = ["predict", "predict_proba", "decision_function", "transform", "score_samples"]
-
-
-def _fit(name, X, y):
-    factory, _ = ESTIMATORS[name]
-    model = factory()
+def _fit(spec, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.ConvergenceWarning)
-        return model.fit(X, y)
+        return spec.make().fit(X, y)
+
+
+def _chunked(y):
+    return None if y is None else da.from_array(y, chunks=60)
 
 
 def _fitted_arrays(model, prefix=""):
@@ -75,26 +51,26 @@ def _fitted_arrays(model, prefix=""):
     return found
 
 
-@pytest.fixture(scope="module", params=list(ESTIMATORS))
+@pytest.fixture(scope="module", params=SPECS, ids=str)
 def fitted(request):
-    name = request.param
-    X, y = ESTIMATORS[name][1]()
+    spec = request.param
+    X, y = _data(spec)
     X_train = da.from_array(X, chunks=60)  # 4 chunks
-    model = _fit(name, X_train, da.from_array(y, chunks=60))
-    reference = _fit(name, X, y)  # the same fit on NumPy
-    return name, model, reference, X, X_train
+    model = _fit(spec, X_train, _chunked(y))
+    reference = _fit(spec, X, y)  # the same fit on NumPy
+    return spec, model, reference, X, X_train
 
 
 def test_every_fitted_array_is_concrete_numpy(fitted):
-    name, model, _, _, _ = fitted
+    spec, model, _, _, _ = fitted
     arrays = _fitted_arrays(model)
-    assert arrays, name
+    assert arrays, spec
     lazy = [label for label, value in arrays if not isinstance(value, (np.ndarray, np.generic))]  # 0-d: a scalar
-    assert not lazy, f"{name}: fitted attributes still lazy: {lazy}"
+    assert not lazy, f"{spec}: fitted attributes still lazy: {lazy}"
 
 
 def test_the_fitted_state_matches_the_numpy_fit(fitted):
-    name, model, reference, _, _ = fitted
+    spec, model, reference, _, _ = fitted
     ours, theirs = dict(_fitted_arrays(model)), dict(_fitted_arrays(reference))
     assert ours.keys() == theirs.keys()
     for label in ours:
@@ -102,29 +78,26 @@ def test_the_fitted_state_matches_the_numpy_fit(fitted):
 
 
 def test_a_pickle_holds_the_model_not_the_training_graph(fitted):
-    name, model, reference, X, _ = fitted
+    spec, model, reference, X, _ = fitted
     dump = pickle.dumps(model)
     # The NumPy-fitted model's pickle is the size of the model; a graph over X would add its chunks.
-    assert len(dump) < 2 * len(pickle.dumps(reference)) + 4096, name
+    assert len(dump) < 2 * len(pickle.dumps(reference)) + 4096, spec
     restored = pickle.loads(dump)
-    for method in OUTPUTS:
-        if hasattr(model, method):
-            np.testing.assert_array_equal(getattr(restored, method)(X), getattr(model, method)(X))
+    for method in spec.outputs:
+        np.testing.assert_array_equal(getattr(restored, method)(X), getattr(model, method)(X))
 
 
 def test_predict_is_lazy_on_dask_input_and_reads_only_that_input(fitted):
-    name, model, reference, X, X_train = fitted
+    spec, model, reference, X, X_train = fitted
     X_new = da.from_array(X[:50] + 0.01, chunks=25)
     training_keys = {key for key in X_train.__dask_graph__() if isinstance(key, tuple)} | set(
         X_train.__dask_keys__()[0]
     )
-    for method in OUTPUTS:
-        if not hasattr(model, method):
-            continue
+    for method in spec.outputs:
         out = getattr(model, method)(X_new)
-        assert hasattr(out, "__dask_graph__"), (name, method, type(out))
+        assert hasattr(out, "__dask_graph__"), (spec, method, type(out))
         graph_keys = {key if isinstance(key, str) else key[0] for key in out.__dask_graph__()}
-        assert not graph_keys & {key if isinstance(key, str) else key[0] for key in training_keys}, (name, method)
+        assert not graph_keys & {key if isinstance(key, str) else key[0] for key in training_keys}, (spec, method)
         expected = np.asarray(getattr(reference, method)(X[:50] + 0.01))
         if expected.dtype.kind == "f":
             np.testing.assert_allclose(np.asarray(out.compute()), expected, rtol=1e-9, atol=1e-12)
@@ -133,35 +106,33 @@ def test_predict_is_lazy_on_dask_input_and_reads_only_that_input(fitted):
 
 
 def test_predict_on_numpy_input_returns_numpy(fitted):
-    name, model, _, X, _ = fitted
-    for method in OUTPUTS:
-        if hasattr(model, method):
-            assert isinstance(getattr(model, method)(X[:5]), np.ndarray), (name, method)
+    spec, model, _, X, _ = fitted
+    for method in spec.outputs:
+        assert isinstance(getattr(model, method)(X[:5]), np.ndarray), (spec, method)
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_unknown_chunk_sizes_are_computed_once_not_misread(name):
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_unknown_chunk_sizes_are_computed_once_not_misread(spec):
     """``X[mask]`` has NaN chunk sizes; every estimator used to fail on it with a misleading
     message ("X has nan rows", a singular covariance "from nan samples", a TypeError)."""
-    X, y = ESTIMATORS[name][1]()
-    X_d, y_d = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
+    X, y = _data(spec)
+    X_d = da.from_array(X, chunks=60)
     keep = X_d[:, 0] > X_d[:, 0].mean()
-    X_masked, y_masked = X_d[keep], y_d[keep]
+    X_masked, y_masked = X_d[keep], None if y is None else _chunked(y)[keep]
     assert np.isnan(X_masked.shape[0])
-    model = _fit(name, X_masked, y_masked)
+    model = _fit(spec, X_masked, y_masked)
     rows = X[:, 0] > X[:, 0].mean()
-    reference = _fit(name, X[rows], y[rows])
+    reference = _fit(spec, X[rows], None if y is None else y[rows])
     assert model.n_features_in_ == 4
-    for method in OUTPUTS:
-        if hasattr(model, method):
-            ours = np.asarray(getattr(model, method)(X_masked).compute())
-            np.testing.assert_allclose(ours, np.asarray(getattr(reference, method)(X[rows])), rtol=1e-9, atol=1e-12)
+    for method in spec.outputs:
+        ours = np.asarray(getattr(model, method)(X_masked).compute())
+        np.testing.assert_allclose(ours, np.asarray(getattr(reference, method)(X[rows])), rtol=1e-9, atol=1e-12)
     assert np.isnan(X_masked.shape[0])  # the user's array is left as it was
 
 
 def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch):
     monkeypatch.setattr("hml._array._warned_small", set())
-    X, y = _regression()
+    X, y = _data(BY_ID["linear-normal"])
     X_d, y_d = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
     with pytest.warns(
         hml.PerformanceWarning,
@@ -340,12 +311,14 @@ def test_training_matrices_are_kept_when_they_fit_and_streamed_when_not(monkeypa
     monkeypatch.setattr("hml.backends._dask.KEEP_FRACTION", 0.0)
     lazy = X * 2.0
     assert backends.keep(lazy)[0] is lazy
-    for name in ("linear-gd", "logistic-lbfgs", "mlp-gd"):
-        _, data = ESTIMATORS[name]
-        Xn, y = data()
-        streamed = _fit(name, da.from_array(Xn, chunks=(60, Xn.shape[1])), da.from_array(y, chunks=60))
-        in_memory = _fit(name, Xn, y)
-        np.testing.assert_allclose(streamed.predict(Xn), in_memory.predict(Xn), rtol=1e-9, atol=1e-12)
+    for spec in [spec for spec in SPECS if spec.iterative]:  # a closed-form fit reads X once either way
+        Xn, y = _data(spec)
+        streamed = _fit(spec, da.from_array(Xn, chunks=(60, Xn.shape[1])), _chunked(y))
+        in_memory = _fit(spec, Xn, y)
+        for method in spec.outputs:
+            np.testing.assert_allclose(
+                getattr(streamed, method)(Xn), getattr(in_memory, method)(Xn), rtol=1e-9, atol=1e-12, err_msg=spec.id
+            )
 
 
 def test_a_streamed_X_is_read_once_per_iteration(monkeypatch):

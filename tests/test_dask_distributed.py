@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from estimators import BY_ID, SPECS, Spec
 
 import hml
 
@@ -32,46 +33,43 @@ def client():
         cluster.close(timeout=30)
 
 
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(600, 4))
-    return (
-        X,
-        (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int),
-        X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=600),
-    )
+def _data(spec, seed=0):
+    return spec.data(n=600, d=4, seed=seed)
 
 
-FITS = {
-    "linear-gd": (lambda: hml.LinearRegression(), "regression"),
-    "logistic-lbfgs": (lambda: hml.LogisticRegression(max_iter=10), "classes"),
-    "mlp-minibatch": (
-        lambda: hml.MultilayerPerceptron(layers=[4, 5, 2], max_iter=2, batch_size=200, random_state=0),
-        "classes",
-    ),
-    "kmeans": (lambda: hml.KMeans(3, max_iter=5, random_state=0), None),
-    "anomaly-full": (lambda: hml.GaussianAnomalyDetection(covariance="full"), None),
-}
+def _make(spec, **params):
+    # Iterations just past the training loop's first read (two past it): a value read and then used
+    # again in the next iteration's graph is what reuses a key. No more: each iteration costs a
+    # cluster a few rounds of its scheduler.
+    return spec.make(max_iter=(spec.read_every or 1) + 2, **params)
 
 
-@pytest.mark.parametrize("name", list(FITS))
-def test_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, name):
-    factory, target = FITS[name]
-    X, classes, values = _data()
-    y = {"regression": values, "classes": classes, None: None}[target]
+def _chunked(y):
+    return None if y is None else da.from_array(y, chunks=150)
+
+
+def _check_outputs(spec, model, reference, X, X_d):
+    """Every output computed on the workers (lazily, on dask input) equals the NumPy model's."""
+    for method in spec.outputs:
+        predicted = getattr(model, method)(X_d)
+        assert hasattr(predicted, "__dask_graph__"), method
+        expected = np.asarray(getattr(reference, method)(X))
+        np.testing.assert_allclose(np.asarray(predicted.compute()), expected, rtol=1e-9, atol=1e-12, err_msg=method)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, spec):
+    X, y = _data(spec)
     X_d = da.from_array(X, chunks=150)
-    y_d = None if y is None else da.from_array(y, chunks=150)
     earlier = _reused_keys(client)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.ConvergenceWarning)
         with distributed.get_task_stream(client) as stream:
-            model = factory().fit(X_d, y_d)
-        reference = factory().fit(X, y)
+            model = _make(spec).fit(X_d, _chunked(y))
+        reference = _make(spec).fit(X, y)
     workers = {task["worker"] for task in stream.data}
     assert workers and workers <= set(client.scheduler_info()["workers"])  # the fit's tasks ran on the cluster
-    predicted = model.predict(X_d)
-    assert hasattr(predicted, "__dask_graph__")
-    np.testing.assert_allclose(np.asarray(predicted.compute()), np.asarray(reference.predict(X)), rtol=1e-9, atol=1e-12)
+    _check_outputs(spec, model, reference, X, X_d)
     reused = _reused_keys(client)[len(earlier) :]
     assert not reused, reused[:3]
 
@@ -82,23 +80,31 @@ def _reused_keys(client):
     return [message.splitlines()[0] for message in log if "Detected different `run_spec`" in message]
 
 
-@pytest.mark.parametrize("name", ["linear-gd", "logistic-lbfgs", "kmeans-sample"])
-def test_streamed_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, name, monkeypatch):
+# Streaming changes how each pass of a training loop reads X (a closed-form fit reads it once either
+# way): one spec per kind of loop -- gradient descent's cost windows, a line search, Lloyd's
+# iterations -- and k-means++ from a sample, which reads X for the sample too.
+ONE_PER_LOOP: dict[str, Spec] = {}
+for _spec in SPECS:
+    if _spec.iterative:
+        ONE_PER_LOOP.setdefault(_spec.loop_read, _spec)
+STREAMED = [pytest.param(spec, {}, id=spec.id) for spec in ONE_PER_LOOP.values()] + [
+    pytest.param(BY_ID["kmeans"], {"init_size": 100}, id="kmeans-sample")
+]
+
+
+@pytest.mark.parametrize("spec, params", STREAMED)
+def test_streamed_fits_on_the_workers_match_numpy_without_scheduler_warnings(client, spec, params, monkeypatch):
     """With the training matrices streamed (not kept), every pass rebuilds the standardised chunks
     on the workers: still the NumPy fit, and still no graph key reused with other contents."""
     monkeypatch.setattr("hml.backends._dask.KEEP_FRACTION", 0.0)
-    factory, target = {
-        **FITS,
-        "kmeans-sample": (lambda: hml.KMeans(3, init_size=100, max_iter=5, random_state=0), None),
-    }[name]
-    X, classes, values = _data(1)
-    y = {"regression": values, "classes": classes, None: None}[target]
+    X, y = _data(spec, seed=1)
+    X_d = da.from_array(X, chunks=150)
     earlier = _reused_keys(client)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.ConvergenceWarning)
-        model = factory().fit(da.from_array(X, chunks=150), None if y is None else da.from_array(y, chunks=150))
-        reference = factory().fit(X, y)
-    np.testing.assert_allclose(np.asarray(model.predict(X)), np.asarray(reference.predict(X)), rtol=1e-9, atol=1e-12)
+        model = _make(spec, **params).fit(X_d, _chunked(y))
+        reference = _make(spec, **params).fit(X, y)
+    _check_outputs(spec, model, reference, X, X_d)
     reused = _reused_keys(client)[len(earlier) :]
     assert not reused, reused[:3]
 

@@ -3,38 +3,31 @@ with different backends do not see each other's choice."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 
 import numpy as np
 import pytest
+from estimators import BY_ID, SPECS
 
 import hml
+from hml.base import BaseEstimator
 from hml.optimize import progress
 
 
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(200, 3))
-    return X, X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=200), (X[:, 0] > 0).astype(int)
-
-
-ESTIMATORS = {
-    "linear": (lambda: hml.LinearRegression(max_iter=40, tol=None), "values", "predict"),
-    "logistic": (lambda: hml.LogisticRegression(max_iter=15), "classes", "predict_proba"),
-    "mlp": (
-        lambda: hml.MultilayerPerceptron(layers=[3, 4, 2], max_iter=15, random_state=0),
-        "classes",
-        "predict_proba",
-    ),
-    "kmeans": (lambda: hml.KMeans(3, random_state=0, max_iter=20, tol=0.0), None, "transform"),
-}
+def _data(spec, seed=0):
+    return spec.data(n=200, d=3, seed=seed)
 
 
 def _fit(model, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.ConvergenceWarning)
-        return model.fit(X, y) if y is not None else model.fit(X)
+        return model.fit(X, y)
+
+
+def _outputs(spec, model, X):
+    return {method: getattr(model, method)(X) for method in spec.outputs}
 
 
 def _interrupt_at(iteration):
@@ -45,27 +38,65 @@ def _interrupt_at(iteration):
     return progress(on_iteration)
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_an_interrupted_fit_leaves_the_estimator_as_it_was(name):
-    factory, target, method = ESTIMATORS[name]
-    X, values, classes = _data()
-    y = {"values": values, "classes": classes, None: None}[target]
-    fresh = factory()
-    with _interrupt_at(3), pytest.raises(KeyboardInterrupt):
+@contextlib.contextmanager
+def _interrupt_at_the_end(monkeypatch, model):
+    """A KeyboardInterrupt as ``model``'s fit ends: its fitted state set, its input just remembered
+    (a sub-estimator's, such as a feature transformer's, passes)."""
+    remember = BaseEstimator._remember_input
+
+    def interrupted(self, fitted):
+        remember(self, fitted)
+        if self is model:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(BaseEstimator, "_remember_input", interrupted)
+        yield
+
+
+def _check_interrupted_fits_change_nothing(spec, interrupt):
+    """A first fit, interrupted (``interrupt(model)``: a context), stores nothing; a refit,
+    interrupted, leaves the earlier fit."""
+    X, y = _data(spec)
+    fresh = spec.make()
+    with interrupt(fresh), pytest.raises(KeyboardInterrupt):
         _fit(fresh, X, y)
     assert not [key for key in vars(fresh) if key.endswith("_")], "an interrupted first fit stores nothing"
-    with pytest.raises(hml.NotFittedError):
-        getattr(fresh, method)(X)
+    for method in spec.outputs:
+        with pytest.raises(hml.NotFittedError):
+            getattr(fresh, method)(X)
 
-    fitted = _fit(factory(), X, y)
+    fitted = _fit(spec.make(), X, y)
     state = dict(vars(fitted))
-    before = getattr(fitted, method)(X)
-    X2, values2, classes2 = _data(seed=1)
-    y2 = {"values": values2, "classes": classes2, None: None}[target]
-    with _interrupt_at(3), pytest.raises(KeyboardInterrupt):
+    before = _outputs(spec, fitted, X)
+    X2, y2 = _data(spec, seed=1)
+    with interrupt(fitted), pytest.raises(KeyboardInterrupt):
         _fit(fitted, 3.0 * X2, y2)
     assert vars(fitted).keys() == state.keys() and all(vars(fitted)[key] is state[key] for key in state)
-    np.testing.assert_array_equal(getattr(fitted, method)(X), before)
+    for method, values in _outputs(spec, fitted, X).items():
+        np.testing.assert_array_equal(values, before[method])
+
+
+# An interrupt between iterations needs iterations (the others are interrupted as they end, below).
+@pytest.mark.parametrize("spec", [spec for spec in SPECS if spec.iterative], ids=str)
+def test_an_interrupted_fit_leaves_the_estimator_as_it_was(spec):
+    _check_interrupted_fits_change_nothing(spec, lambda model: _interrupt_at(3))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_a_fit_interrupted_as_it_ends_leaves_the_estimator_as_it_was(spec, monkeypatch):
+    """The latest an interrupt can come: every fitted attribute already set."""
+    _check_interrupted_fits_change_nothing(spec, lambda model: _interrupt_at_the_end(monkeypatch, model))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_a_fit_reports_progress_exactly_when_its_spec_says_it_iterates(spec):
+    """What the interrupt tests above and the verbose and read-count tests rely on."""
+    X, y = _data(spec)
+    reported = []
+    with progress(lambda done, max_iter: reported.append(done)):
+        _fit(spec.make(), X, y)
+    assert bool(reported) == spec.iterative
 
 
 def test_an_interrupt_in_dasks_final_compute_leaves_no_lazy_half_fitted_model(monkeypatch):
@@ -74,7 +105,7 @@ def test_an_interrupt_in_dasks_final_compute_leaves_no_lazy_half_fitted_model(mo
     da = pytest.importorskip("dask.array")
     from hml import backends
 
-    X, y, _ = _data()
+    X, y = _data(BY_ID["linear-gd"])
     X_d, y_d = da.from_array(X, chunks=100), da.from_array(y, chunks=100)
     model = _fit(hml.LinearRegression(max_iter=20), X, y)  # fitted before, on NumPy
     coef = model.coef_
@@ -103,22 +134,21 @@ def test_an_interrupt_in_dasks_final_compute_leaves_no_lazy_half_fitted_model(mo
 def test_fits_in_threads_with_different_backends_match_sequential_fits():
     """``use_backend`` is local to its thread: fits running at once on numpy, array_api_strict
     and torch each compute where their thread asked, with the results of the same fits in turn."""
-    X, y, classes = _data()
     status = hml.available_backends()
     names = ["numpy"] + [name for name in ("array_api_strict", "torch") if status[name].available]
 
     def fit_on(name):
+        """Every spec fitted where ``use_backend`` says: (backend, its compared output) by spec id."""
+        fitted = {}
         with hml.use_backend(name):
-            linear = _fit(hml.LinearRegression(max_iter=60, tol=None), X, y)
-            kmeans = _fit(hml.KMeans(3, random_state=0, max_iter=10, tol=0.0), X, None)
-        return (
-            linear._ctx_.backend.name,
-            hml.backends.to_numpy(linear.coef_),
-            hml.backends.to_numpy(kmeans.cluster_centers_),
-        )
+            for spec in SPECS:
+                X, y = _data(spec)
+                model = _fit(spec.make(), X, y)
+                fitted[spec.id] = (model._ctx_.backend.name, hml.backends.to_numpy(getattr(model, spec.output)(X)))
+        return fitted
 
     sequential = {name: fit_on(name) for name in names}
-    results: dict[str, tuple] = {}
+    results: dict[str, dict] = {}
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(names) * 2)
 
@@ -130,13 +160,18 @@ def test_fits_in_threads_with_different_backends_match_sequential_fits():
             errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(name, slot)) for name in names for slot in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    # catch_warnings in _fit saves and restores the process's filters, which threads share: set
+    # here, the filter is in every state a thread restores, so no warning leaks between threads.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
     assert not errors, errors
-    for key, (backend, coef, centres) in results.items():
+    assert len(results) == len(threads)
+    for key, fitted in results.items():
         name = key.rsplit("-", 1)[0]
-        assert backend == name
-        np.testing.assert_allclose(coef, sequential[name][1], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(centres, sequential[name][2], rtol=1e-12, atol=1e-12)
+        for spec_id, (backend, output) in fitted.items():
+            assert backend == name, spec_id
+            np.testing.assert_allclose(output, sequential[name][spec_id][1], rtol=1e-12, atol=1e-12, err_msg=spec_id)

@@ -28,6 +28,7 @@ import warnings
 import array_api_compat
 import numpy as np
 import pytest
+from estimators import BY_ID, LOOP_READS, SPECS
 
 import hml
 from hml import backends
@@ -134,51 +135,15 @@ def test_the_imitated_guard_catches_an_implicit_read():
 
 
 # -- the estimators, as a user fits them -----------------------------------------------------
-def _classification(n=240, d=4, k=3, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=3.0, size=(k, d))
-    y = np.arange(n) % k
-    return centres[y] + rng.normal(size=(n, d)), y
+def _data(case, spec):
+    X, y = spec.data(n=240, d=4)
+    return case.asarray(X), None if y is None else case.asarray(y)
 
 
-def _regression(n=200, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    return X, X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
-
-
-#: name -> (estimator factory taking max_iter, data, the read that is the training loop's, per-iteration rule)
-FITS = {
-    "linear-gd": (lambda it: hml.LinearRegression(max_iter=it, learning_rate=0.1), _regression),
-    "linear-normal": (lambda it: hml.LinearRegression(solver="normal"), _regression),
-    "logistic-lbfgs": (lambda it: hml.LogisticRegression(max_iter=it), _classification),
-    "logistic-ovr-gd": (
-        lambda it: hml.LogisticRegression(solver="gd", multi_class="ovr", max_iter=it),
-        _classification,
-    ),
-    "logistic-cg": (lambda it: hml.LogisticRegression(solver="cg", max_iter=it), _classification),
-    "mlp-gd": (lambda it: hml.MultilayerPerceptron(layers=[4, 5, 3], max_iter=it, random_state=0), _classification),
-    "mlp-minibatch": (
-        lambda it: hml.MultilayerPerceptron(
-            layers=[4, 5, 3], max_iter=it, batch_size=64, momentum=0.9, learning_rate=0.1, random_state=0
-        ),
-        _classification,
-    ),
-    "mlp-lbfgs": (
-        lambda it: hml.MultilayerPerceptron(layers=[4, 5, 3], solver="lbfgs", max_iter=it, random_state=0),
-        _classification,
-    ),
-    "kmeans": (lambda it: hml.KMeans(3, max_iter=it, tol=0.0, random_state=0), _classification),
-    "anomaly-diag": (lambda it: hml.GaussianAnomalyDetection(threshold=1e-3), _classification),
-    "anomaly-full": (lambda it: hml.GaussianAnomalyDetection(covariance="full", threshold=1e-3), _classification),
-}
-
-
-def _fit(case, name, max_iter=20):
-    factory, data = FITS[name]
-    X, y = data()
-    X, y = case.asarray(X), case.asarray(y)
-    model = factory(max_iter)
+def _fit(case, spec, **params):
+    """The spec's fit (``params`` override its own) on the case's arrays, and the reads it made."""
+    X, y = _data(case, spec)
+    model = spec.make(**params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.ConvergenceWarning)
         with backends.count_host_transfers() as seen:
@@ -186,52 +151,41 @@ def _fit(case, name, max_iter=20):
     return model, X, seen
 
 
-def _outputs(model, X):
+def _outputs(spec, model, X):
     """Every per-row output the model offers, by method name."""
-    methods = ["predict", "predict_proba", "decision_function", "transform", "score_samples", "log_density"]
-    return {m: getattr(model, m)(X) for m in methods if hasattr(model, m)}
+    return {method: getattr(model, method)(X) for method in spec.outputs}
 
 
-@pytest.mark.parametrize("name", list(FITS))
-def test_no_implicit_host_reads_in_fit_or_predict(case, name):
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_no_implicit_host_reads_in_fit_or_predict(case, spec):
     """Fit and predict under the backend's sync guard: only documented reads may wait for the device."""
     with no_implicit_reads(case) as active:
-        model, X, seen = _fit(case, name)
-        outputs = _outputs(model, X)
+        model, X, seen = _fit(case, spec)
+        outputs = _outputs(spec, model, X)
     if not active and case.backend not in ("numpy", "torch", "dask"):
         pytest.fail(f"no sync guard for backend {case.backend!r}")
     assert outputs  # the guarded block ran predictions too
     assert seen.n_reads > 0 or case.lazy  # the reads were counted (a fit reads at least its input check)
 
 
-#: The training loop's read, and how many there are for max_iter iterations of a fit.
-LOOP_READS = {
-    "linear-gd": ("cost window", lambda model, it: math.ceil(it / 10)),
-    "logistic-ovr-gd": ("cost window", lambda model, it: math.ceil(it / 10)),
-    "mlp-gd": ("cost window", lambda model, it: math.ceil(it / 10)),
-    "mlp-minibatch": ("cost window", lambda model, it: it),  # check_every=1 epoch
-    "kmeans": ("k-means convergence", lambda model, it: model.n_iter_),
-}
-
-
-@pytest.mark.parametrize("name", list(FITS))
-def test_training_loops_read_only_what_is_documented(case, name):
-    """Doubling max_iter adds only the loop's documented reads; every other read is per fit."""
-    short, _, seen_short = _fit(case, name, max_iter=20)
-    long, _, seen_long = _fit(case, name, max_iter=40)
-    loop = {"cost window", "line search", "k-means convergence"}
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_training_loops_read_only_what_is_documented(case, spec):
+    """Doubling max_iter adds only the loop's documented reads (the spec's ``loop_read``, one per
+    ``read_every`` iterations); every other read is per fit, and a fit without a loop makes none."""
+    short, _, seen_short = _fit(case, spec, max_iter=20)
+    long, _, seen_long = _fit(case, spec, max_iter=40)
     for kind in set(seen_short.reads) | set(seen_long.reads):
-        if kind not in loop:
+        if kind not in LOOP_READS:
             assert seen_short.reads[kind] == seen_long.reads[kind], (kind, seen_short.reads, seen_long.reads)
-    if name in LOOP_READS:
-        kind, expected = LOOP_READS[name]
-        assert seen_short.reads[kind] == expected(short, 20)
-        assert seen_long.reads[kind] == expected(long, 40)
-    if "line search" in seen_long.reads:  # L-BFGS / CG: one read per evaluation, at least one per iteration
-        assert seen_long.reads["line search"] >= long.n_iter_
-        assert set(seen_long.reads) & loop == {"line search"}
-    if name == "mlp-minibatch":  # the epoch's order is drawn on the host: one upload per epoch, nothing per batch
-        assert seen_long.uploads - seen_short.uploads == (0 if case.backend == "numpy" else 20)
+    expected = set() if spec.loop_read is None else {spec.loop_read}
+    assert set(seen_short.reads) & LOOP_READS == expected and set(seen_long.reads) & LOOP_READS == expected
+    for model, seen in ((short, seen_short), (long, seen_long)):
+        if spec.read_every is not None:  # one per window of iterations (epoch, Lloyd iteration)
+            assert seen.reads[spec.loop_read] == math.ceil(model.n_iter_ / spec.read_every)
+        elif spec.loop_read is not None:  # L-BFGS / CG: one read per evaluation, at least one per iteration
+            assert seen.reads[spec.loop_read] >= model.n_iter_
+    # The loop's own uploads (a mini-batch epoch's order, drawn on the host: one per epoch, nothing per batch).
+    assert seen_long.uploads - seen_short.uploads == (0 if case.backend == "numpy" else 20 * spec.loop_uploads)
 
 
 @pytest.mark.parametrize("method", ["lbfgs", "conjugate_gradient"])
@@ -275,19 +229,18 @@ def _float_arrays(model):
     return found
 
 
-@pytest.mark.parametrize("name", list(FITS))
-def test_float32_stays_float32_end_to_end(case, name):
-    factory, data = FITS[name]
-    X, y = data()
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_float32_stays_float32_end_to_end(case, spec):
+    X, y = spec.data(n=240, d=4)
     X32 = case.asarray(X.astype(np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.ConvergenceWarning)
-        model = factory(20).fit(X32, case.asarray(y))
+        model = spec.make().fit(X32, None if y is None else case.asarray(y))
     xp = case.xp
     for attr, value in _float_arrays(model).items():
         if array_api_compat.array_namespace(value).isdtype(value.dtype, "real floating"):
             assert value.dtype == xp.float32, (attr, value.dtype)
-    for method, out in _outputs(model, X32).items():
+    for method, out in _outputs(spec, model, X32).items():
         namespace = array_api_compat.array_namespace(out)
         if namespace.isdtype(out.dtype, "real floating"):
             assert out.dtype == xp.float32, (method, out.dtype)
@@ -305,43 +258,39 @@ def test_input_already_on_the_device_is_not_copied(case, dtype):
     assert seen.uploads == 0
 
 
-@pytest.mark.parametrize("name", list(FITS))
-def test_outputs_mirror_the_input_namespace_and_device(case, name):
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_outputs_mirror_the_input_namespace_and_device(case, spec):
     """Predictions on the case's arrays come back as arrays of its library, on its device;
     on NumPy input (the model fitted elsewhere), as NumPy."""
-    model, X, _ = _fit(case, name)
-    for method, out in _outputs(model, X).items():
+    model, X, _ = _fit(case, spec)
+    for method, out in _outputs(spec, model, X).items():
         assert case.ctx.backend.owns(out), (method, type(out))
         assert str(array_api_compat.device(out)) == str(array_api_compat.device(X)), method
     host = case.to_numpy(X)
-    for method, out in _outputs(model, host).items():
+    for method, out in _outputs(spec, model, host).items():
         assert isinstance(out, np.ndarray), (method, type(out))
 
 
-@pytest.mark.parametrize("name", [n for n in FITS if n not in ("linear-normal", "anomaly-diag", "anomaly-full")])
-def test_cost_history_stays_on_the_device(case, name):
+# The iterative fits keep a cost history (a closed-form fit has no iterates to record).
+@pytest.mark.parametrize("spec", [spec for spec in SPECS if spec.iterative], ids=str)
+def test_cost_history_stays_on_the_device(case, spec):
     """... and on a lazy backend (Dask), where the device is the chunks' host, the fitted model is concrete."""
-    model, _, _ = _fit(case, name)
+    model, _, _ = _fit(case, spec)
     if case.lazy:
         assert isinstance(model.cost_history_, np.ndarray)
     else:
         assert case.ctx.backend.owns(model.cost_history_)
     # J at every iterate θ₀ … θₙ, whatever the method (k-means: the distortion of each E-step).
-    assert model.cost_history_.shape[0] == model.n_iter_ + (0 if name == "kmeans" else 1)
+    assert model.cost_history_.shape[0] == model.n_iter_ + (0 if spec.kind == "clusterer" else 1)
 
 
-@pytest.mark.parametrize("name", ["linear-gd", "logistic-lbfgs", "mlp-minibatch", "kmeans"])
-def test_verbose_shows_a_progress_bar_with_the_cost_and_reads_nothing_more(case, name, capsys):
+# verbose=True shows the iterations: the iterative fits have it.
+@pytest.mark.parametrize("spec", [spec for spec in SPECS if spec.iterative], ids=str)
+def test_verbose_shows_a_progress_bar_with_the_cost_and_reads_nothing_more(case, spec, capsys):
     """verbose=True: a tqdm bar on stderr with the cost, from the reads the fit makes anyway."""
-    quiet, _, seen_quiet = _fit(case, name)
+    quiet, _, seen_quiet = _fit(case, spec)
     capsys.readouterr()
-    factory, data = FITS[name]
-    X, y = (case.asarray(a) for a in data())
-    model = factory(20).set_params(verbose=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", hml.ConvergenceWarning)
-        with backends.count_host_transfers() as seen:
-            model.fit(X, y)
+    model, _, seen = _fit(case, spec, verbose=True)
     err = capsys.readouterr().err
     assert type(model).__name__ in err and "cost=" in err
     assert seen.reads == seen_quiet.reads and seen.uploads == seen_quiet.uploads
@@ -350,10 +299,10 @@ def test_verbose_shows_a_progress_bar_with_the_cost_and_reads_nothing_more(case,
 
 def test_warnings_name_the_users_line():
     """A ConvergenceWarning raised deep in an optimiser points at the caller's fit line."""
-    X, y = _regression()
+    X, y = BY_ID["linear-gd"].data()
     with pytest.warns(hml.ConvergenceWarning) as record:
         hml.LinearRegression(max_iter=3, tol=1e-12).fit(X, y)  # this line
     assert record[0].filename == __file__
     with pytest.warns(hml.ConvergenceWarning) as record:
-        hml.LogisticRegression(max_iter=1).fit(*_classification())
+        hml.LogisticRegression(max_iter=1).fit(*BY_ID["logistic-lbfgs"].data())
     assert record[0].filename == __file__

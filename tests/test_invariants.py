@@ -7,18 +7,23 @@ work runs.
 
 - permuting the rows changes neither a linear fit nor the k-means inertia from given centroids;
 - the k-means distortion never increases across Lloyd iterations;
-- logistic and MLP ``predict_proba`` rows are probabilities that sum to 1;
+- every classifier's ``predict_proba`` rows are probabilities that sum to 1;
 - scaling X and refitting with ``normalize=True`` gives the same predictions;
 - float32 and float64 fits agree (to float32's precision, relative to the targets' scale);
-- finite input gives finite output from every estimator.
+- finite input gives finite output -- every per-row output -- from every estimator.
+
+A property of a family of estimators (the classifiers, all of them) runs on each of its
+specs in ``tests/estimators.py``, which share the backend's examples.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pytest
+from estimators import SPECS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,11 +33,12 @@ EXAMPLES = {"numpy": 200, "array_api_strict": 200, "torch": 25, "dask": 25}
 BACKENDS = [name for name in EXAMPLES if hml.available_backends()[name].available]
 
 
-def _run(backend, property_, **strategies):
-    """``property_(backend, **drawn)`` over the backend's number of examples."""
+def _run(backend, property_, share=1, **strategies):
+    """``property_(backend, **drawn)`` over the backend's number of examples (its ``share`` of them,
+    for a property run once per estimator of a family: the family shares them)."""
     check = given(**strategies)(lambda **drawn: property_(backend, **drawn))
     settings(
-        max_examples=EXAMPLES[backend],
+        max_examples=math.ceil(EXAMPLES[backend] / share),
         deadline=None,
         derandomize=True,
         database=None,
@@ -102,27 +108,23 @@ def test_kmeans_distortion_never_increases_across_lloyd_iterations(backend):
     _run(backend, check, problem=problems(), k=st.integers(1, 5))
 
 
+CLASSIFIERS = [spec for spec in SPECS if "predict_proba" in spec.outputs]
+
+
+@pytest.mark.parametrize("spec", CLASSIFIERS, ids=str)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_class_probabilities_are_probabilities_summing_to_one(backend):
-    def check(backend, problem, n_classes, which):
+def test_class_probabilities_are_probabilities_summing_to_one(backend, spec):
+    def check(backend, problem, n_classes):
         X, y, rng = problem
         labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, n_classes + 1)[1:-1]))
-        if which == "logistic":
-            model = hml.LogisticRegression(max_iter=10, backend=backend)
-        else:
-            model = hml.MultilayerPerceptron(
-                layers=[X.shape[1], 3, max(2, n_classes)],
-                max_iter=10,
-                random_state=int(rng.integers(1 << 30)),
-                backend=backend,
-            )
+        model = spec.make(max_iter=10, random_state=int(rng.integers(1 << 30)), backend=backend)
         model = _quiet(lambda: model.fit(X, labels))
         proba = _np(model.predict_proba(X))
         assert proba.shape == (X.shape[0], len(model.classes_))
         assert np.all(proba >= 0) and np.all(proba <= 1)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
 
-    _run(backend, check, problem=problems(), n_classes=st.integers(2, 4), which=st.sampled_from(["logistic", "mlp"]))
+    _run(backend, check, len(CLASSIFIERS), problem=problems(), n_classes=st.integers(2, 4))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -155,30 +157,16 @@ def test_float32_and_float64_fits_agree(backend):
     _run(backend, check, problem=problems())
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=str)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_finite_input_gives_finite_output(backend):
-    def check(backend, problem, which):
+def test_finite_input_gives_finite_output(backend, spec):
+    def check(backend, problem):
         X, y, rng = problem
-        seed = int(rng.integers(1 << 30))
-        labels = (y > np.median(y)).astype(int)
-        fits = {
-            "linear": lambda: _linear(backend).fit(X, y),
-            "logistic": lambda: hml.LogisticRegression(max_iter=10, backend=backend).fit(X, labels),
-            "mlp": lambda: hml.MultilayerPerceptron(
-                layers=[X.shape[1], 3, 2], max_iter=10, random_state=seed, backend=backend
-            ).fit(X, labels),
-            "kmeans": lambda: hml.KMeans(2, max_iter=10, random_state=seed, backend=backend).fit(X),
-            "anomaly": lambda: hml.GaussianAnomalyDetection(backend=backend).fit(X),
-        }
-        model = _quiet(fits[which])
-        outputs = {
-            "linear": "predict",
-            "logistic": "predict_proba",
-            "mlp": "predict_proba",
-            "kmeans": "transform",
-            "anomaly": "log_density",
-        }
-        values = _np(getattr(model, outputs[which])(X))
-        assert np.all(np.isfinite(values)), (which, values)
+        target = {"values": y, "classes": (y > np.median(y)).astype(int), None: None}[spec.target]
+        model = spec.make(max_iter=10, random_state=int(rng.integers(1 << 30)), backend=backend)
+        model = _quiet(lambda: model.fit(X, target))
+        for method in spec.outputs:
+            values = _np(getattr(model, method)(X))
+            assert np.all(np.isfinite(values)), (spec.id, method, values)
 
-    _run(backend, check, problem=problems(), which=st.sampled_from(["linear", "logistic", "mlp", "kmeans", "anomaly"]))
+    _run(backend, check, len(SPECS), problem=problems())

@@ -1,14 +1,16 @@
 """Finite data whose squares overflow: handled where the algorithm allows, refused with the fix where not.
 
-k-means and the Gaussian densities sum squares of X (‖x‖², variances, Σ): in float64 they
-overflow for |x| ≳ 1e154 / √(n·d), in float32 for |x| ≳ 1e19 / √(n·d). Below that they
-must give the fit of the rescaled data, scaled back; above it, a ValueError naming the
-largest value and the fix -- never NaN inertia or a "singular covariance" that is not.
+The fits on X as it is -- k-means, the Gaussian densities, the example estimator's normal
+equations (tests/example_estimator.py) -- sum squares of X (‖x‖², variances, Σ, XᵀX): in
+float64 they overflow for |x| ≳ 1e154 / √(n·d), in float32 for |x| ≳ 1e19 / √(n·d). Above
+that, a ValueError naming the largest value and the fix -- never NaN inertia or a "singular
+covariance" that is not; below it, k-means and the densities give the fit of the rescaled
+data, scaled back.
 
-Linear models and the MLP standardise X by default (normalize=True): that is exact at any
-finite scale (a power-of-two rescaling where the plain sums overflow), so they give the
-unscaled data's model at 1e150, 1e200 and 1e300. Unnormalised, they fit up to the limit
-(the optimiser's first step and line search are scale-free) and are refused above it.
+Linear models, the MLP and the feature transform standardise X by default (normalize=True):
+that is exact at any finite scale (a power-of-two rescaling where the plain sums overflow), so
+they give the unscaled data's model at 1e150, 1e200 and 1e300. Unnormalised, they fit up to the
+limit (the optimiser's first step and line search are scale-free) and are refused above it.
 """
 
 from __future__ import annotations
@@ -18,32 +20,36 @@ import warnings
 
 import numpy as np
 import pytest
+from estimators import SPECS
 
 import hml
 
-ESTIMATORS = {
-    "kmeans": lambda: hml.KMeans(3, random_state=0, max_iter=20),
-    "anomaly-diag": lambda: hml.GaussianAnomalyDetection(),
-    "anomaly-full": lambda: hml.GaussianAnomalyDetection(covariance="full"),
-}
+# The fits that sum squares of X as it is (k-means' ‖x‖², the Gaussians' variances and Σ, the
+# normal equations' XᵀX) refuse X whose squares overflow; those that standardise it do not need to.
+UNSTANDARDISED = [spec for spec in SPECS if not spec.standardises]
+STANDARDISED = [spec for spec in SPECS if spec.standardises]
 
 
 def _X():
     return np.random.default_rng(0).normal(size=(200, 3))
 
 
-def _fit(name, X):
+def _fit(spec, X):
+    _, y = spec.data(n=200, d=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ESTIMATORS[name]().fit(X)
+        return spec.make().fit(X, y)
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_large_but_summable_values_give_the_rescaled_fit(case64, name):
+# A clusterer's centroids scale with X, and a density's log p(x) shifts by −d·log(scale).
+@pytest.mark.parametrize(
+    "spec", [spec for spec in UNSTANDARDISED if spec.kind in ("clusterer", "density_estimator")], ids=str
+)
+def test_large_but_summable_values_give_the_rescaled_fit(case64, spec):
     scale = 1e150
-    reference = _fit(name, _X())
-    model = _fit(name, case64.asarray(_X() * scale))
-    if name == "kmeans":
+    reference = _fit(spec, _X())
+    model = _fit(spec, case64.asarray(_X() * scale))
+    if spec.kind == "clusterer":
         np.testing.assert_allclose(
             case64.to_numpy(model.cluster_centers_) / scale, reference.cluster_centers_, rtol=1e-9
         )
@@ -56,8 +62,8 @@ def test_large_but_summable_values_give_the_rescaled_fit(case64, name):
 
 
 @pytest.mark.parametrize("scale", [1e155, 1e200, 1e300])
-@pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_squares_that_overflow_are_refused_with_the_largest_value_and_the_fix(case64, name, scale):
+@pytest.mark.parametrize("spec", UNSTANDARDISED, ids=str)
+def test_squares_that_overflow_are_refused_with_the_largest_value_and_the_fix(case64, spec, scale):
     X = _X() * scale
     largest = np.abs(X).max()
     with pytest.raises(
@@ -65,19 +71,19 @@ def test_squares_that_overflow_are_refused_with_the_largest_value_and_the_fix(ca
         match=re.escape(f"overflows float64: X's largest magnitude is {largest:.3g}, ")
         + r".*above about 5\.47e\+152\. Rescale X first, e\.g\. X / 1e\+",
     ):
-        _fit(name, case64.asarray(X))
+        _fit(spec, case64.asarray(X))
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_float32_range(name):
-    ok = _fit(name, (_X() * 1e15).astype(np.float32))
-    values = ok.transform(_X() * 1e15) if name == "kmeans" else ok.log_density((_X() * 1e15).astype(np.float32))
-    assert np.all(np.isfinite(values))
+@pytest.mark.parametrize("spec", UNSTANDARDISED, ids=str)
+def test_float32_range(spec):
+    ok = _fit(spec, (_X() * 1e15).astype(np.float32))
+    for method in spec.outputs:
+        assert np.all(np.isfinite(getattr(ok, method)((_X() * 1e15).astype(np.float32)))), method
     with pytest.raises(ValueError, match=r"overflows float32: X's largest magnitude is 3\.9e\+25"):
-        _fit(name, (_X() * 1e25).astype(np.float32))
+        _fit(spec, (_X() * 1e25).astype(np.float32))
 
 
-# -- the linear models and the MLP -------------------------------------------------------------
+# -- the standardising fits: the linear models, the MLP and the feature transform itself ------
 
 
 def _problem():
@@ -88,41 +94,39 @@ def _problem():
     return X, y, (y + 0.5 * rng.normal(size=200) > 0).astype(int)
 
 
-MODELS = {
-    "linear": lambda **kw: hml.LinearRegression(**kw),
-    "logistic": lambda **kw: hml.LogisticRegression(tol=1e-8, max_iter=200, **kw),
-    "mlp": lambda **kw: hml.MultilayerPerceptron(
-        layers=[3, 5, 2], solver="lbfgs", max_iter=100, tol=1e-8, random_state=0, **kw
-    ),
-}
+def _target(spec):
+    _, y, labels = _problem()
+    return {"values": y, "classes": labels, None: None}[spec.target]
 
 
-def _outputs(name, model, X):
-    return model.predict(X) if name == "linear" else model.predict_proba(X)
+def _output(spec, model, X):
+    return getattr(model, spec.output)(X)
 
 
 @pytest.mark.parametrize("scale", [1e150, 1e200, 1e300])
-@pytest.mark.parametrize("name", list(MODELS))
-def test_normalized_models_give_the_unscaled_datas_model_at_any_finite_scale(case64, name, scale):
+@pytest.mark.parametrize("spec", STANDARDISED, ids=str)
+def test_normalized_models_give_the_unscaled_datas_model_at_any_finite_scale(case64, spec, scale):
     """Standardisation divides the scale out exactly: the same model as on X (before, the σ of
     X × 1e200 overflowed, and the fit was a constant)."""
-    X, y, labels = _problem()
-    target = y if name == "linear" else labels
-    reference = _outputs(name, _quietly(MODELS[name]().fit, X, target), X)
-    model = _quietly(MODELS[name]().fit, case64.asarray(X * scale), case64.asarray(target))
-    got = case64.to_numpy(_outputs(name, model, case64.asarray(X * scale)))
+    X, _, _ = _problem()
+    target = _target(spec)
+    reference = _output(spec, _quietly(spec.make().fit, X, target), X)
+    model = _quietly(spec.make().fit, case64.asarray(X * scale), None if target is None else case64.asarray(target))
+    got = case64.to_numpy(_output(spec, model, case64.asarray(X * scale)))
     np.testing.assert_allclose(got, reference, rtol=1e-7, atol=1e-9)
     assert np.ptp(got) > 0.5  # not a constant model
 
 
 @pytest.mark.parametrize("scale", [1e15, 1e25, 1e35])
-@pytest.mark.parametrize("name", list(MODELS))
-def test_normalized_models_in_float32_range(name, scale):
-    X, y, labels = _problem()
+@pytest.mark.parametrize("spec", STANDARDISED, ids=str)
+def test_normalized_models_in_float32_range(spec, scale):
+    X, _, _ = _problem()
     X32 = X.astype(np.float32)
-    target = y.astype(np.float32) if name == "linear" else labels
-    reference = _outputs(name, _quietly(MODELS[name]().fit, X32, target), X32)
-    got = _outputs(name, _quietly(MODELS[name]().fit, X32 * np.float32(scale), target), X32 * np.float32(scale))
+    target = _target(spec)
+    if spec.target == "values":
+        target = target.astype(np.float32)
+    reference = _output(spec, _quietly(spec.make().fit, X32, target), X32)
+    got = _output(spec, _quietly(spec.make().fit, X32 * np.float32(scale), target), X32 * np.float32(scale))
     assert got.dtype == np.float32 and np.all(np.isfinite(got))
     np.testing.assert_allclose(got, reference, rtol=2e-3, atol=2e-3)
 

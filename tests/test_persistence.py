@@ -14,6 +14,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from estimators import BY_ID, SPECS
 
 import hml
 from hml import persistence
@@ -25,37 +26,19 @@ CPU_BACKENDS = [
 ]
 
 
-def _data(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(120, 3))
-    y_reg = X @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=120)
-    y_cls = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
-    return X, y_reg, y_cls
+#: Class labels as strings: the host arrays of the format (saved as unicode, never as objects).
+LABELS = np.array(["no", "yes", "maybe"])
 
 
-MODELS = {
-    "linear": (lambda b: hml.LinearRegression(polynomial_degree=2, max_iter=50, backend=b), "reg", "predict"),
-    "logistic": (lambda b: hml.LogisticRegression(max_iter=20, backend=b), "cls", "predict_proba"),
-    "mlp": (
-        lambda b: hml.MultilayerPerceptron(layers=[3, 4, 2], max_iter=10, random_state=0, backend=b),
-        "cls",
-        "predict_proba",
-    ),
-    "kmeans": (lambda b: hml.KMeans(3, random_state=0, max_iter=10, backend=b), None, "transform"),
-    "anomaly": (lambda b: hml.GaussianAnomalyDetection(covariance="full", backend=b), None, "score_samples"),
-}
-
-
-def _fit(name: str, backend: str):
+def _fit(spec, backend: str):
     import warnings
 
-    factory, target, method = MODELS[name]
-    X, y_reg, y_cls = _data()
-    y = {"reg": y_reg, "cls": y_cls, None: None}[target]
+    X, y = spec.data(n=120, d=3)
+    if spec.target == "classes":
+        y = LABELS[y]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = factory(backend).fit(X, y) if y is not None else factory(backend).fit(X)
-    return model, X, method
+        return spec.make(backend=backend).fit(X, y), X
 
 
 def _host(values):
@@ -65,28 +48,44 @@ def _host(values):
     return backends.backend_of(values).to_numpy(values) if not isinstance(values, np.ndarray) else values
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+def _same(moved, expected):
+    """Moved to another backend, floats agree to rounding and labels (ints, strings) exactly."""
+    if expected.dtype.kind == "f":
+        np.testing.assert_allclose(moved, expected, rtol=1e-12, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(moved, expected)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
 @pytest.mark.parametrize("source", CPU_BACKENDS)
-def test_round_trip_on_every_pair_of_cpu_backends(tmp_path, name, source):
-    model, X, method = _fit(name, source)
-    expected = _host(getattr(model, method)(X))
+def test_round_trip_on_every_pair_of_cpu_backends(tmp_path, spec, source):
+    model, X = _fit(spec, source)
+    expected = {method: _host(getattr(model, method)(X)) for method in spec.outputs}
     path = model.save(tmp_path / "model.npz")
     again = hml.load(path)
     assert type(again) is type(model) and again._ctx_.backend.name == model._ctx_.backend.name
-    np.testing.assert_array_equal(_host(getattr(again, method)(X)), expected)  # bit-identical
-    np.testing.assert_array_equal(_host(again.predict(X)), _host(model.predict(X)))
+    for method in spec.outputs:
+        np.testing.assert_array_equal(_host(getattr(again, method)(X)), expected[method])  # bit-identical
     assert again.get_params() == model.get_params()
     for target in CPU_BACKENDS:
         moved = hml.load(path, backend=target)
         assert moved._ctx_.backend.name == target
-        np.testing.assert_allclose(_host(getattr(moved, method)(X)), expected, rtol=1e-12, atol=1e-12)
-        if method != "predict":
-            np.testing.assert_array_equal(_host(moved.predict(X)), _host(model.predict(X)))
+        for method in spec.outputs:
+            _same(_host(getattr(moved, method)(X)), expected[method])
         assert moved.backend == target  # the explicit backend parameter follows the move
 
 
+def test_the_list_is_the_registry_of_saved_model_classes():
+    """Every class a file may name (hml's own estimators register as they are defined; the example
+    estimator registers itself) is in tests/estimators.py's SPECS, and every class there is one of
+    them: a new estimator cannot miss the cross-cutting tests, and none runs them unsaveable."""
+    registered = set(persistence._estimator_classes().values())
+    assert {spec.cls for spec in SPECS} == registered
+    assert {cls.__name__ for cls in registered} == set(persistence._estimator_classes())
+
+
 def test_saved_file_is_an_npz_of_plain_arrays_with_json(tmp_path):
-    model, X, _ = _fit("logistic", "numpy")
+    model, X = _fit(BY_ID["logistic-lbfgs"], "numpy")
     path = model.save(tmp_path / "m.npz")
     with np.load(path, allow_pickle=False) as npz:
         metadata = json.loads(npz["__hml__"].tobytes())
@@ -99,7 +98,7 @@ def test_saved_file_is_an_npz_of_plain_arrays_with_json(tmp_path):
 
 
 def test_to_moves_the_state_and_leaves_the_original(tmp_path):
-    model, X, _ = _fit("mlp", "torch" if "torch" in CPU_BACKENDS else "array_api_strict")
+    model, X = _fit(BY_ID["mlp-gd"], "torch" if "torch" in CPU_BACKENDS else "array_api_strict")
     before = {name: _host(w).copy() for name, w in enumerate(model.coefs_)}
     moved = model.to("numpy")
     assert isinstance(moved.coefs_[0], np.ndarray) and moved.backend == "numpy"
@@ -107,14 +106,14 @@ def test_to_moves_the_state_and_leaves_the_original(tmp_path):
     for i, w in enumerate(model.coefs_):
         np.testing.assert_array_equal(_host(w), before[i])
     np.testing.assert_allclose(moved.predict_proba(X), _host(model.predict_proba(X)), rtol=1e-12, atol=1e-15)
-    with pytest.warns(hml.ConvergenceWarning):  # 10 iterations, as the original
+    with pytest.warns(hml.ConvergenceWarning):  # the original's few iterations
         moved.fit(X, np.where(X[:, 0] > 0, "a", "b"))  # the copy refits where it lives now
     assert isinstance(moved.coefs_[0], np.ndarray)
 
 
 def test_dataframe_feature_names_survive_the_round_trip(tmp_path):
     pd = pytest.importorskip("pandas")
-    X, y, _ = _data()
+    X, y = BY_ID["linear-gd"].data(n=120, d=3)
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     model = hml.LinearRegression(max_iter=30).fit(frame, y)
     again = hml.load(model.save(tmp_path / "m.npz"))
@@ -126,7 +125,7 @@ def test_dataframe_feature_names_survive_the_round_trip(tmp_path):
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_a_saved_file_gets_the_mode_of_any_new_file(tmp_path):
-    model, _, _ = _fit("linear", "numpy")
+    model, _ = _fit(BY_ID["linear-gd"], "numpy")
     umask = os.umask(0o027)
     try:
         path = model.save(tmp_path / "m.npz")
@@ -138,7 +137,7 @@ def test_a_saved_file_gets_the_mode_of_any_new_file(tmp_path):
 def test_unfitted_models_and_unsaveable_parameters_are_refused(tmp_path):
     with pytest.raises(hml.NotFittedError):
         hml.LinearRegression().save(tmp_path / "m.npz")
-    model, _, _ = _fit("kmeans", "numpy")
+    model, _ = _fit(BY_ID["kmeans"], "numpy")
     model.set_params(random_state=np.random.default_rng(0))
     with pytest.raises(TypeError, match=r"random_state=Generator.*set_params\(random_state=\.\.\.\)"):
         model.save(tmp_path / "m.npz")
@@ -162,7 +161,7 @@ def _rewrite(path, edit_metadata=None, edit_arrays=None):
 
 @pytest.fixture
 def saved(tmp_path):
-    model, X, _ = _fit("logistic", "numpy")
+    model, X = _fit(BY_ID["logistic-lbfgs"], "numpy")
     return model.save(tmp_path / "m.npz")
 
 
@@ -229,7 +228,7 @@ class _Boom:
 
 def test_a_smuggled_pickle_is_refused_and_never_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    model, _, _ = _fit("linear", "numpy")
+    model, _ = _fit(BY_ID["linear-gd"], "numpy")
     path = model.save(tmp_path / "m.npz")
     with np.load(path, allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
@@ -263,7 +262,7 @@ def test_an_npz_not_written_by_hml_is_refused(tmp_path):
 
 # -- atomic writes ---------------------------------------------------------------------------
 def test_a_full_disk_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatch):
-    model, X, _ = _fit("linear", "numpy")
+    model, X = _fit(BY_ID["linear-gd"], "numpy")
     path = model.save(tmp_path / "m.npz")
     before = path.read_bytes()
     real_fsync = os.fsync
@@ -280,7 +279,7 @@ def test_a_full_disk_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatc
 
 
 def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
-    model, _, _ = _fit("linear", "numpy")
+    model, _ = _fit(BY_ID["linear-gd"], "numpy")
 
     def interrupted(fd):
         raise KeyboardInterrupt
@@ -293,7 +292,7 @@ def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes to read-only directories")
 def test_a_read_only_directory_gives_a_clear_error(tmp_path):
-    model, _, _ = _fit("linear", "numpy")
+    model, _ = _fit(BY_ID["linear-gd"], "numpy")
     tmp_path.chmod(0o500)
     try:
         with pytest.raises(OSError, match="cannot create a file in .* choose a writable directory"):
@@ -313,7 +312,7 @@ def test_a_zip_member_bomb_is_not_special_cased_but_fails_cleanly(tmp_path):
 
 def test_devices_a_float64_model_loads_where_float64_exists_and_is_refused_elsewhere(tmp_path):
     pytest.importorskip("array_api_strict")
-    X, y, _ = _data()
+    X, y = BY_ID["linear-gd"].data(n=120, d=3)
     model = hml.LinearRegression(max_iter=30).fit(X, y)
     path = model.save(tmp_path / "m.npz")
     on_device1 = hml.load(path, backend="array_api_strict", device="device1")

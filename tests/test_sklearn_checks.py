@@ -11,46 +11,41 @@ import warnings
 
 import numpy as np
 import pytest
+from estimators import SPECS
 
 import hml
 
 sklearn = pytest.importorskip("sklearn", minversion="1.6")
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
-ESTIMATORS = [
-    hml.LinearRegression(),
-    hml.LogisticRegression(),
-    hml.KMeans(),
-    hml.GaussianAnomalyDetection(),
-    hml.MultilayerPerceptron(),
-    hml.FeatureTransformer(),
-]
 
-
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
-def test_check_estimator_passes(estimator):
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_check_estimator_passes(spec):
+    # The class's own iteration budget: some checks judge how well the fit learned (accuracy above
+    # 0.83 in check_classifiers_train), which a spec's few iterations, sized for speed, do not aim at.
+    budget = spec.cls.__params__.get("max_iter")
+    estimator = spec.make(max_iter=budget.default) if budget is not None else spec.make()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the checks provoke ConvergenceWarnings on purpose-small data
-        results = check_estimator(estimator, on_fail=None)
+        results = check_estimator(
+            estimator, expected_failed_checks=dict(spec.expected_failed_checks) or None, on_fail=None
+        )
     failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
     assert len(results) > 50
     assert not failed, "\n".join(failed)
+    still_failing = {r["check_name"] for r in results if r["status"] == "xfail"}
+    assert still_failing == set(spec.expected_failed_checks)  # a check that now passes leaves the spec's list
 
 
-def test_tags_say_what_each_estimator_is():
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_tags_say_what_each_estimator_is(spec):
     from sklearn.utils import get_tags
 
-    kinds = {type(e).__name__: get_tags(e).estimator_type for e in ESTIMATORS}
-    assert kinds == {
-        "LinearRegression": "regressor",
-        "LogisticRegression": "classifier",
-        "KMeans": "clusterer",
-        "GaussianAnomalyDetection": "density_estimator",
-        "MultilayerPerceptron": "classifier",
-        "FeatureTransformer": None,
-    }
-    assert get_tags(hml.KMeans()).transformer_tags is not None  # it has transform
-    assert not get_tags(hml.LinearRegression()).input_tags.allow_nan
+    tags = get_tags(spec.make())
+    assert tags.estimator_type == spec.kind
+    assert tags.target_tags.required == (spec.target is not None)
+    assert (tags.transformer_tags is not None) == ("transform" in spec.outputs)  # KMeans too: it has transform
+    assert not tags.input_tags.allow_nan
 
 
 def test_not_fitted_error_is_scikit_learns_too_when_it_is_in_use():

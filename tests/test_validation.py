@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from estimators import SPECS, classes
 
 import hml
 
@@ -213,53 +214,39 @@ def test_a_none_label_is_named():
         hml.LogisticRegression().fit(X, np.array([1, "a", 1, "a", 1, "a"], dtype=object))
 
 
-FEATURE_NAME_ESTIMATORS = [
-    lambda: hml.LinearRegression(),
-    lambda: hml.LogisticRegression(),
-    lambda: hml.KMeans(2, random_state=0),
-    lambda: hml.GaussianAnomalyDetection(threshold=1e-3),
-    lambda: hml.MultilayerPerceptron(max_iter=3),
-    lambda: hml.FeatureTransformer(),
-]
-
-
-@pytest.mark.parametrize("make", FEATURE_NAME_ESTIMATORS)
-def test_dataframe_columns_are_remembered_and_checked(make):
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_dataframe_columns_are_remembered_and_checked(spec):
     """feature_names_in_ from a DataFrame's columns; reordered or renamed columns at predict are refused."""
     pd = pytest.importorskip("pandas")
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
-    y = np.arange(40) % 2
-    model = make().fit(frame, y)
+    X, y = spec.data(n=40, d=3)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        model = spec.make().fit(frame, y)
     np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c"])
-    method = next(getattr(model, m) for m in ("predict", "transform", "score_samples") if hasattr(model, m))
-    method(frame)  # the same columns: accepted
-    with pytest.raises(
-        ValueError, match=r"The feature names should match.*another order.*X\[model.feature_names_in_\]"
-    ):
-        method(frame[["c", "a", "b"]])
-    renamed = frame.rename(columns={"c": "d"})
-    with pytest.raises(ValueError, match=r"unseen at fit time: \['d'\].*now missing: \['c'\]"):
-        method(renamed)
-    with pytest.warns(UserWarning, match="X does not have valid feature names, but .* was fitted with feature names"):
-        method(frame.to_numpy())
-    model.fit(frame.to_numpy(), y)  # a refit on an array forgets the names
+    for method in (getattr(model, name) for name in spec.outputs):
+        method(frame)  # the same columns: accepted
+        with pytest.raises(
+            ValueError, match=r"The feature names should match.*another order.*X\[model.feature_names_in_\]"
+        ):
+            method(frame[["c", "a", "b"]])
+        renamed = frame.rename(columns={"c": "d"})
+        with pytest.raises(ValueError, match=r"unseen at fit time: \['d'\].*now missing: \['c'\]"):
+            method(renamed)
+        with pytest.warns(
+            UserWarning, match="X does not have valid feature names, but .* was fitted with feature names"
+        ):
+            method(frame.to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hml.ConvergenceWarning)
+        model.fit(frame.to_numpy(), y)  # a refit on an array forgets the names
     assert not hasattr(model, "feature_names_in_")
-    with pytest.warns(UserWarning, match="X has feature names, but .* was fitted without feature names"):
-        method(frame)
+    for method in (getattr(model, name) for name in spec.outputs):
+        with pytest.warns(UserWarning, match="X has feature names, but .* was fitted without feature names"):
+            method(frame)
 
 
-ALL_ESTIMATORS = [
-    hml.LinearRegression,
-    hml.LogisticRegression,
-    hml.KMeans,
-    hml.GaussianAnomalyDetection,
-    hml.MultilayerPerceptron,
-    hml.FeatureTransformer,
-]
-
-
-@pytest.mark.parametrize("estimator", ALL_ESTIMATORS, ids=lambda e: e.__name__)
+@pytest.mark.parametrize("estimator", classes(), ids=lambda cls: cls.__name__)
 def test_every_parameter_is_declared_once_and_the_rest_follows(estimator):
     """One declaration per parameter (name, default, rule, doc) is the source of __init__'s signature,
     get_params, the validation at fit and the docstring's Parameters section -- in the same order."""
@@ -282,11 +269,20 @@ def test_every_parameter_is_declared_once_and_the_rest_follows(estimator):
         assert f"{name} : {declaration.rule.describe()}, default={declaration.default!r}" in section
 
 
-@pytest.mark.parametrize("estimator", ALL_ESTIMATORS, ids=lambda e: e.__name__)
-def test_a_fit_validates_its_parameters_once_and_uses_the_validated_values(estimator, monkeypatch):
+def _as_numpy_scalar(value):
+    """A Python bool, int, float or string as NumPy's own (np.bool_, np.int64, np.float64, np.str_);
+    anything else (None, arrays) as it is."""
+    if isinstance(value, str):
+        return np.str_(value)
+    return np.asarray(value)[()] if isinstance(value, (bool, int, float)) else value
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_a_fit_validates_its_parameters_once_and_uses_the_validated_values(spec, monkeypatch):
     """Validation runs once per fit, in the wrapper that makes fits all-or-nothing (fit_predict and
-    fit_transform included), and the fit computes with what it returned: NumPy scalars and strings,
-    which the rules turn into Python ones, fit as their Python equals do."""
+    fit_transform included), and the fit computes with what it returned: NumPy scalars and strings
+    -- here every parameter that is a scalar, the spec's and the defaults -- which the rules turn
+    into Python ones, fit as their Python equals do."""
     import hml._params
     import hml.base
 
@@ -298,31 +294,22 @@ def test_a_fit_validates_its_parameters_once_and_uses_the_validated_values(estim
         return original(model)
 
     monkeypatch.setattr(hml.base, "validate", counting)
-    X = np.random.default_rng(0).normal(size=(30, 2))
-    y = np.arange(30) % 2
-    numpy_params = {
-        hml.LinearRegression: {"max_iter": np.int64(30), "solver": np.str_("normal")},
-        hml.LogisticRegression: {"max_iter": np.int64(30), "l2": np.float64(0.5)},
-        hml.KMeans: {"n_clusters": np.int64(2), "init": np.str_("k-means++"), "random_state": 0},
-        hml.GaussianAnomalyDetection: {"covariance": np.str_("full")},
-        hml.MultilayerPerceptron: {"max_iter": np.int64(30), "activation": np.str_("tanh"), "random_state": 0},
-        hml.FeatureTransformer: {"polynomial_degree": np.int64(2)},
-    }[estimator]
-    python_params = {
-        name: value.item() if isinstance(value, np.generic) else value for name, value in numpy_params.items()
-    }
+    X, y = spec.data(n=30, d=2)
+    numpy_params = {name: _as_numpy_scalar(value) for name, value in spec.make().get_params().items()}
+    assert any(isinstance(value, np.generic) for value in numpy_params.values())
+    name = spec.cls.__name__
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hml.ConvergenceWarning)
-        model = estimator(**numpy_params).fit(X, y)
-        assert calls == [estimator.__name__]
-        reference = estimator(**python_params).fit(X, y)
+        model = spec.cls(**numpy_params).fit(X, y)
+        assert calls == [name]
+        reference = spec.make().fit(X, y)
         for method in ("fit_predict", "fit_transform"):
             if hasattr(model, method):
                 calls.clear()
                 getattr(model, method)(X)
-                assert calls == [estimator.__name__], method
-    method = next(m for m in ("predict", "transform", "score_samples") if hasattr(model, m))
-    np.testing.assert_array_equal(getattr(model, method)(X), getattr(reference, method)(X))
+                assert calls == [name], method
+    for method in spec.outputs:
+        np.testing.assert_array_equal(getattr(model, method)(X), getattr(reference, method)(X))
 
 
 @pytest.mark.parametrize(
