@@ -154,3 +154,30 @@ def test_no_array_api_call_that_synchronises_a_gpu(path):
             f"{_module_name(path)}:{node.lineno} calls xp.{name} with {_SYNCING_CALLS.get(name)}: on a GPU "
             "that synchronises (use hml.numerics.positive_part, or a 0-d array made on the device)"
         )
+
+
+#: The modules written against the array API only: the estimators and what they share.
+ALGORITHMS = [
+    path for path in MODULES if _layer(_unit(_module_name(path))) in (LAYERS.index({"hml.features"}), len(LAYERS) - 2)
+]
+
+
+@pytest.mark.parametrize("path", ALGORITHMS, ids=[_module_name(p) for p in ALGORITHMS])
+def test_algorithms_leave_blocks_threads_and_chunks_to_the_row_primitive(path):
+    """No estimator names Dask, a thread or a chunk in its code: how rows are split into blocks,
+    threads or Dask chunks is hml.backends.reduce_rows' choice alone (docstrings and comments may
+    still say what happens on Dask)."""
+    words = ("dask", "thread", "chunk")
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
+        elif isinstance(node, (ast.FunctionDef, ast.arg, ast.keyword)):
+            names = [getattr(node, "name", None) or getattr(node, "arg", None) or ""]
+        else:
+            continue
+        found = [name for name in names if any(word in name.lower() for word in words)]
+        assert not found, f"{_module_name(path)}:{node.lineno} names {found}: use hml.backends.reduce_rows"
