@@ -22,7 +22,9 @@ __all__ = [
     "Data",
     "LloydStep",
     "assign",
+    "assign_and_count",
     "centroid_norms",
+    "cluster_means",
     "column_variance_mean",
     "kmeans_plus_plus",
     "lloyd_step",
@@ -98,21 +100,50 @@ def _distance_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> 
 
 
 def transform_block(X: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
-    """‖xᵢ − cₖ‖ for these rows and every centroid (clipped at 0 before the root: rounding)."""
+    """‖xᵢ − cₖ‖ for these rows and every centroid.
+
+    From the GEMM identity ‖x‖² − 2x·c + ‖c‖² (clipped at 0 before the root), except the
+    distance to each row's nearest centroid, computed directly as ‖xᵢ − c_{lᵢ}‖: the identity
+    cancels catastrophically where x ≈ c (a point at a centroid would be ~1e-7·‖x‖ from it,
+    not 0), and the nearest centroid is where that happens. One extra gather and difference
+    per row, no N × K × D work.
+    """
     xp = array_api_compat.array_namespace(X)
-    squared = kernels.scores(X, centroids, centroid_norms) + xp.sum(X * X, axis=1)[:, None]
-    return (xp.sqrt(positive_part(squared, xp)),)
+    scores = kernels.scores(X, centroids, centroid_norms)
+    squared = positive_part(scores + xp.sum(X * X, axis=1)[:, None], xp)
+    nearest = xp.argmin(scores, axis=1)
+    difference = X - xp.take(centroids, nearest, axis=0)
+    exact = xp.sum(difference * difference, axis=1)
+    k = centroids.shape[0]
+    is_nearest = xp.arange(k, dtype=nearest.dtype, device=array_api_compat.device(X))[None, :] == nearest[:, None]
+    return (xp.sqrt(xp.where(is_nearest, exact[:, None], squared)),)
+
+
+def _assign_counting_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any, Any]:
+    """:func:`_assign_block` and nₖ, the number of these rows each centroid is nearest to."""
+    nearest, inertia = _assign_block(X, norms, centroids, centroid_norms)
+    return nearest, inertia, kernels.segment_count(nearest, centroids.shape[0], X.dtype)
 
 
 def assign(data: Data, centroids: Any) -> tuple[Any, Any]:
     """The E-step alone: each row's nearest centroid (int32) and the distortion J they give (0-d)."""
+    step = _assign(data, centroids, _assign_block, {})
+    return step.labels, step.inertia
+
+
+def assign_and_count(data: Data, centroids: Any) -> tuple[Any, Any, Any]:
+    """:func:`assign`, and the number of clusters no row is nearest to (0-d, in X's dtype)."""
+    xp = array_api_compat.array_namespace(centroids)
+    step = _assign(data, centroids, _assign_counting_block, {"counts": Sum((centroids.shape[0],), centroids.dtype)})
+    return step.labels, step.inertia, xp.sum(xp.astype(step.counts == 0, centroids.dtype))
+
+
+def _assign(data: Data, centroids: Any, block: Any, more: dict[str, Any]) -> Any:
     out = {"labels": Rows(array_api_compat.array_namespace(centroids).int32), "inertia": Sum((), centroids.dtype)}
     shared = (centroids, centroid_norms(centroids))
     if data.squared_norms is None:  # not kept: each block computes its own
-        step = data.reduce(_assign_block, [data.X], (None, *shared), out)
-    else:
-        step = data.reduce(_assign_block, [data.X, data.squared_norms], shared, out)
-    return step.labels, step.inertia
+        return data.reduce(block, [data.X], (None, *shared), {**out, **more})
+    return data.reduce(block, [data.X, data.squared_norms], shared, {**out, **more})
 
 
 def _distances(data: Data, centroids: Any) -> Any:
@@ -194,16 +225,15 @@ def lloyd_update(
 ) -> tuple[Any, Any, Any, Any]:
     """The M-step and what the convergence test reads, from the E-step's S, n and #changed labels.
 
-    cₖ⁺ = Sₖ / nₖ (an empty cluster divides by 1 here; it is re-seeded once the status shows
-    it), and status = [#empty clusters, #changed labels (−1 on the first iteration),
+    cₖ⁺ = Sₖ / nₖ (an empty cluster keeps its centroid here; it is re-seeded once the status
+    shows it), and status = [#empty clusters, #changed labels (−1 on the first iteration),
     shift Σₖ‖cₖ⁺ − cₖ‖², J]. J is the distortion at the centroids ``c`` the labels were
     chosen for, from the sums: J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², no N-long pass.
     Returns (c⁺, S, n, status). Written for :func:`hml.backends.call_once`: one task on a lazy backend.
     """
     xp = array_api_compat.array_namespace(centroids, sums, counts)
-    k = centroids.shape[0]
     empty = counts == 0
-    new_centroids = sums / xp.reshape(xp.where(empty, xp.ones_like(counts), counts), (k, 1))
+    new_centroids = cluster_means(centroids, sums, counts)
     shift = xp.sum((new_centroids - centroids) ** 2)
     inertia = (
         total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
@@ -221,12 +251,22 @@ def lloyd_update(
     return new_centroids, sums, counts, status
 
 
+def cluster_means(centroids: Any, sums: Any, counts: Any) -> Any:
+    """cₖ⁺ = Sₖ / nₖ, and cₖ⁺ = cₖ for a cluster with no rows (nₖ = 0): never 0/0."""
+    xp = array_api_compat.array_namespace(centroids, sums, counts)
+    empty = xp.reshape(counts == 0, (-1, 1))
+    return xp.where(empty, centroids, sums / xp.where(empty, xp.ones_like(sums[:, :1]), xp.reshape(counts, (-1, 1))))
+
+
 def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any, empty: np.ndarray) -> tuple[Any, Any]:
     """Move each empty cluster to one of the points farthest from their centroid.
 
     The rule (scikit-learn's): the n_empty points with the largest ‖xᵢ − c_{lᵢ}‖², farthest
     first, become the centroids of the empty clusters in index order, and leave the sums
-    and counts of the clusters they were in. Deterministic: no random numbers.
+    and counts of the clusters they were in. Deterministic: no random numbers. Only points
+    away from their centroid move: a point at its centroid would leave one cluster empty to
+    fill another, and when every point is at its centroid (fewer distinct points than
+    clusters) the empty clusters stay empty, keeping their centroids.
     """
     ctx = data.ctx
     xp = ctx.xp
@@ -234,10 +274,15 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
     distances = _distances(data, centroids)
     why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
     farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[: empty.size], why)
+    farthest = farthest[ctx.read(xp.take(distances, ctx.asarray(farthest), axis=0) > 0, why)]
+    if farthest.size == 0:
+        return sums, counts
     old_labels = ctx.read(ctx.take_rows(labels, farthest), why)
     sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
     rows = ctx.read(ctx.take_rows(data.X, farthest), why)
-    for cluster, previous, row in zip(empty, old_labels, rows, strict=True):  # a loop over the (few) empty clusters
+    for cluster, previous, row in zip(
+        empty, old_labels, rows, strict=False
+    ):  # the first len(farthest) empties  # a loop over the (few) empty clusters
         sums_host[previous] -= row
         counts_host[previous] -= 1
         sums_host[cluster] = row

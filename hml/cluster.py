@@ -19,7 +19,9 @@ from hml._kmeans import (
     Data,
     LloydStep,
     assign,
+    assign_and_count,
     centroid_norms,
+    cluster_means,
     column_variance_mean,
     kmeans_plus_plus,
     lloyd_step,
@@ -32,6 +34,7 @@ from hml._kmeans import (
 from hml._params import ArrayLike, Either, Integer, OneOf, Real, param
 from hml.backends import Rows
 from hml.base import RANDOM_STATE, VERBOSE, BaseEstimator
+from hml.exceptions import ConvergenceWarning, warn
 from hml.optimize import cost_callback, progress_callback
 
 __all__ = ["KMeans"]
@@ -46,7 +49,9 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
     Afterwards one more E-step makes ``labels`` those of the final centroids.
 
     Host reads: one per iteration -- the number of empty clusters, of changed labels and
-    the shift, read together -- plus a few when a cluster empties (rare).
+    the shift, read together -- plus a few when a cluster empties (rare). Returns the
+    centroids, the labels, [inertia, #clusters without a row] (on the device), the
+    iterations and the history.
     """
     ctx = data.ctx
     xp = ctx.xp
@@ -73,7 +78,7 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
         if reseeded:
             empty = np.flatnonzero(ctx.read(counts == 0, "k-means empty-cluster re-seeding"))
             sums, counts = reseed_empty(data, centroids, labels, sums, counts, empty)
-            new_centroids = sums / xp.reshape(counts, (k, 1))
+            new_centroids = cluster_means(centroids, sums, counts)
             shift = xp.sum((new_centroids - centroids) ** 2)
             new_centroids, sums, counts, shift = ctx.backend.materialize(new_centroids, sums, counts, shift)
             shift_value = float(ctx.read(shift, "k-means empty-cluster re-seeding"))
@@ -86,9 +91,10 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
         previous = None if reseeded else LloydStep(labels, sums, counts, None)
     del previous, labels  # free the labels before the final pass makes new ones
     # One more E-step: the labels of the final centroids (unchanged after a strict
-    # convergence) and the inertia measured directly, Σᵢ minₖ ‖xᵢ − cₖ‖².
-    labels, inertia = assign(data, centroids)
-    return centroids, labels, inertia, n_iter, xp.stack(history)
+    # convergence), the inertia measured directly, Σᵢ minₖ ‖xᵢ − cₖ‖², and how many
+    # clusters are left with no row (more clusters than distinct points).
+    labels, inertia, n_empty = assign_and_count(data, centroids)
+    return centroids, labels, xp.stack([inertia, n_empty]), n_iter, xp.stack(history)
 
 
 class KMeans(BaseEstimator):
@@ -168,6 +174,13 @@ class KMeans(BaseEstimator):
         k = p.n_clusters
         n_init = self._n_init(p)
         given = not isinstance(p.init, str)
+        if given and n_init != 1:
+            warn(
+                f"Explicit initial center position passed: performing only one init in KMeans instead of "
+                f"n_init={n_init} (every run would start from the same centroids); pass n_init=1",
+                RuntimeWarning,
+            )
+            n_init = 1
         fit_input = self._validate_fit_X(X, p)
         ctx, X = fit_input.ctx, fit_input.X
         n = X.shape[0]
@@ -204,7 +217,7 @@ class KMeans(BaseEstimator):
         """``n_init`` runs of Lloyd's algorithm from ``start`` (given centroids) or seeded ones; the lowest inertia."""
         ctx, X = data.ctx, data.X
         n, k, rng = X.shape[0], p.n_clusters, p.random_state
-        best = None
+        best, best_empty = None, 0
         for _ in range(n_init):  # a loop over restarts
             if start is not None:
                 centroids = start
@@ -221,10 +234,16 @@ class KMeans(BaseEstimator):
             # taken again inside every chunk's task of the first iteration: 12 passes, not 1).
             (centroids,) = ctx.backend.materialize(centroids)
             run = _lloyd(data, centroids, p.max_iter, scaled_tol)
-            run = (*run[:2], float(ctx.read(run[2], "k-means inertia")), *run[3:])
-            if best is None or run[2] < best[2]:
-                best = run
+            inertia, n_empty = (float(v) for v in ctx.read(run[2], "k-means inertia"))
+            if best is None or inertia < best[2]:
+                best, best_empty = (*run[:2], inertia, *run[3:]), int(n_empty)
         assert best is not None  # n_init >= 1: at least one run
+        if best_empty:
+            warn(
+                f"Number of distinct clusters ({k - best_empty}) found smaller than n_clusters ({k}). "
+                "Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+            )
         return best
 
     def _data(self, X: Any) -> Data:

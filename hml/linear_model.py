@@ -82,18 +82,23 @@ def normal_equation(Z: Any, y: Any, l2: float, ctx: backends.ComputeContext) -> 
     With the intercept unregularised, the optimum is the ridge solution on centred
     data: (Z̄ᵀZ̄ + λI) w = Z̄ᵀȳ with Z̄ = Z − mean(Z), ȳ = y − mean(y), then
     b = mean(y) − mean(Z)·w. Centring keeps the system well conditioned when the
-    features are far from zero.
+    features are far from zero. With λ = 0 and Z̄ of any rank (collinear or constant
+    features, fewer samples than features), w = (Z̄ᵀZ̄)⁺ Z̄ᵀȳ: the least-squares solution
+    of minimum norm, as ``numpy.linalg.lstsq`` and scikit-learn's ``LinearRegression`` give
+    it (:func:`hml.kernels.least_norm_solve`).
     """
     xp = ctx.xp
     n = Z.shape[1]
     z_mean, y_mean = xp.mean(Z, axis=0), xp.mean(y)
     Zc, yc = Z - z_mean, y - y_mean
     gram = Zc.T @ Zc
-    if l2 > 0.0:
-        gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
     rhs = xp.reshape(yc @ Zc, (n, 1))
     try:
-        w = xp.reshape(kernels.solve(gram, rhs), (n,))
+        if l2 > 0.0:  # positive definite: a Cholesky-based solve
+            gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
+            w = xp.reshape(kernels.solve(gram, rhs), (n,))
+        else:
+            w = xp.reshape(kernels.least_norm_solve(gram, rhs), (n,))
     except (ValueError, RuntimeError) as exc:  # numpy's LinAlgError is a ValueError, torch's a RuntimeError
         raise _singular() from exc
     if not bool(ctx.read(xp.all(xp.isfinite(w)), "normal equation solved")):
@@ -110,9 +115,10 @@ def _feature_transformer(p: SimpleNamespace) -> FeatureTransformer:
 
 
 def _singular() -> ValueError:
+    # Not rank: every rank has its minimum-norm answer. A factorisation fails on non-finite sums.
     return ValueError(
-        "solver='normal': the normal equations are singular (collinear or constant features, "
-        "or fewer samples than features); set l2 > 0 or use solver='gd'"
+        "solver='normal': the normal equations could not be solved (their sums are not finite); "
+        "set normalize=True, or rescale X"
     )
 
 

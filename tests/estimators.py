@@ -115,10 +115,6 @@ SPECS: tuple[Spec, ...] = (
         hml.LinearRegression,
         {"solver": "normal"},
         kind="regressor",
-        expected_failed_checks={
-            "check_fit2d_1sample": "one row makes the unregularised normal equations singular; the refusal names "
-            "the cause ('fewer samples than features') but not the words the check looks for ('1 sample')",
-        },
     ),
     # Enough iterations to reach tol on the classification data: the stopping test runs too.
     Spec(

@@ -138,6 +138,87 @@ def test_empty_clusters_are_reseeded_without_nan():
     np.testing.assert_allclose(np.asarray(first.cluster_centers_)[2], X[np.argmax(d)])
 
 
+def test_fewer_distinct_points_than_clusters_stops_and_warns_like_scikit_learn(case):
+    """Four distinct points, five clusters (scikit-learn's test_kmeans_warns_less_centers_than_unique_points):
+    it used to run all 300 iterations, re-seeding in a loop, with NaN in its history and 150 0/0 warnings."""
+    X = np.array([[0, 0], [1, 1], [1, 1], [1, 0], [0, 1]], float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = hml.KMeans(5, init=case.asarray(X)).fit(case.asarray(X))
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        "Number of distinct clusters (4) found smaller than n_clusters (5). Possibly due to duplicate points in X."
+    ]
+    assert issubclass(caught[0].category, hml.ConvergenceWarning)
+    assert model.n_iter_ == 1
+    assert np.isfinite(case.to_numpy(model.cost_history_)).all()
+    centres = case.to_numpy(model.cluster_centers_)
+    assert np.isfinite(centres).all()
+    assert {tuple(c) for c in centres} == {tuple(x) for x in X}  # the duplicate keeps its place
+    assert float(model.inertia_) == 0.0
+    # The same from k-means++, which picks a duplicate as a second centroid (its D² is 0 only
+    # when every other point is taken): the labels say so too.
+    with pytest.warns(hml.ConvergenceWarning, match=r"distinct clusters \(4\) found smaller than n_clusters \(5\)"):
+        seeded = hml.KMeans(5, random_state=0).fit(case.asarray(X))
+    assert len(np.unique(case.to_numpy(seeded.labels_))) == 4
+    assert np.isfinite(case.to_numpy(seeded.cost_history_)).all()
+
+
+def test_a_reseeded_point_that_leaves_its_cluster_empty_gives_no_nan():
+    """An empty cluster takes the farthest point; when that point was alone in its cluster, that
+    cluster is empty in turn and keeps its centroid (it used to become 0/0)."""
+    X = np.array([[0.0], [0.1], [0.2], [10.0]])
+    start = np.array([[0.1], [9.0], [50.0]])  # 10.0 alone with centroid 9; 50 empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no 0/0
+        model = hml.KMeans(3, init=start, max_iter=20).fit(X)
+    assert np.isfinite(model.cluster_centers_).all() and np.isfinite(model.cost_history_).all()
+    reference = pytest.importorskip("sklearn.cluster").KMeans(3, init=start, n_init=1, max_iter=20).fit(X)
+    assert model.inertia_ == pytest.approx(reference.inertia_, abs=1e-12)
+
+
+def test_distances_of_a_point_to_itself_are_exactly_zero(case):
+    """transform() computes each row's distance to its nearest centroid directly: no cancellation
+    in ‖x‖² − 2x·c + ‖c‖² (1.2e-7 on the diagonal before), and no distance is negative."""
+    X = blobs(n=600, d=6) * 3.0 + 100.0  # far from 0: the identity cancels most
+    model = hml.KMeans(4, random_state=0).fit(case.asarray(X))
+    centres = model.cluster_centers_
+    distances = case.to_numpy(model.transform(centres))
+    np.testing.assert_array_equal(np.diag(distances), 0.0)
+    assert (distances >= 0).all()
+    on_points = case.to_numpy(model.transform(case.asarray(X)))
+    exact = np.sqrt(((X[:, None, :] - case.to_numpy(centres)[None, :, :]) ** 2).sum(axis=2))
+    nearest = np.argmin(exact, axis=1)
+    # The nearest centroid's distance to the rounding of a direct difference; the others to the GEMM's.
+    np.testing.assert_allclose(on_points[np.arange(len(X)), nearest], exact[np.arange(len(X)), nearest], rtol=case.rtol)
+    np.testing.assert_allclose(on_points, exact, rtol=case.rtol, atol=1e-6 * np.abs(X).max())
+
+
+def test_explicit_centroids_with_several_inits_warn_and_run_once(monkeypatch):
+    X = blobs(n=200)
+    runs = []
+    import hml.cluster
+
+    original = hml.cluster._lloyd
+    monkeypatch.setattr(hml.cluster, "_lloyd", lambda *args: runs.append(1) or original(*args))
+    with pytest.warns(
+        RuntimeWarning, match=r"Explicit initial center position passed: performing only one init.*n_init=3"
+    ):
+        model = hml.KMeans(5, init=X[:5], n_init=3).fit(X)
+    assert len(runs) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = hml.KMeans(5, init=X[:5], n_init=1).fit(X)  # the fix: no warning
+    np.testing.assert_array_equal(model.cluster_centers_, again.cluster_centers_)
+
+
+def test_numpy_string_options_are_accepted():
+    X = blobs(n=200)
+    ours = hml.KMeans(3, init=np.str_("k-means++"), n_init=np.str_("auto"), random_state=0).fit(X)
+    theirs = hml.KMeans(3, init="k-means++", n_init="auto", random_state=0).fit(X)
+    np.testing.assert_array_equal(ours.cluster_centers_, theirs.cluster_centers_)
+
+
 def test_bad_input():
     X = blobs(n=20)
     with pytest.raises(ValueError, match=r"n_clusters=30 is larger than the number of samples, 20"):

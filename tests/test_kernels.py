@@ -111,6 +111,22 @@ def _inv(case):
         np.testing.assert_allclose(case.to_numpy(inverse), np.linalg.inv(_SPD), rtol=case.rtol * 10)
 
 
+def _least_norm_solve(case):
+    # Full rank: solve's answer. Rank 2 of 3 (the third column the sum of the first two), and
+    # all zero: lstsq's minimum-norm solution of Z w = y, from ZᵀZ and Zᵀy.
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(20, 3))
+    y = rng.normal(size=(20, 1))
+    deficient = np.column_stack([Z[:, 0], Z[:, 1], Z[:, 0] + Z[:, 1]])
+    tolerance = case.rtol * 100
+    for design in (Z, deficient, np.zeros_like(Z)):
+        expected = np.linalg.lstsq(design, y, rcond=None)[0]
+        gram, rhs = case.asarray(design.T @ design), case.asarray(design.T @ y)
+        for solution in _both(kernels.least_norm_solve, gram, rhs):
+            assert solution.dtype == gram.dtype
+            np.testing.assert_allclose(case.to_numpy(solution), expected, rtol=tolerance, atol=tolerance)
+
+
 #: Each kernel's test, run on every backend case: the call (native where there is a path) and the default.
 KERNEL_TESTS = {
     "segment_sum": _segments,
@@ -122,6 +138,7 @@ KERNEL_TESTS = {
     "cholesky": _cholesky,
     "solve": _solve,
     "inv": _inv,
+    "least_norm_solve": _least_norm_solve,
 }
 
 

@@ -42,6 +42,38 @@ def test_normal_equation_matches_least_squares(case64, l2, normalize):
     np.testing.assert_allclose(case64.to_numpy(model.coef_), theta[1:], rtol=1e-9)
 
 
+@pytest.mark.parametrize(
+    "shape",
+    ["collinear", "constant", "one sample", "fewer samples than features"],
+)
+def test_normal_equation_gives_the_minimum_norm_solution_at_any_rank(case64, shape):
+    """Rank-deficient X: the least-squares solution of minimum norm (numpy's lstsq on centred data,
+    scikit-learn's LinearRegression), where it used to refuse the "singular" normal equations."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 3))
+    if shape == "collinear":
+        X = np.column_stack([X, X[:, 0] - 2.0 * X[:, 1]])
+    elif shape == "constant":
+        X[:, 1] = 4.0
+    elif shape == "one sample":
+        X = X[:1]
+    else:
+        X = rng.normal(size=(3, 6))
+    y = X @ rng.normal(size=X.shape[1]) + 1.5 + 0.1 * rng.normal(size=X.shape[0])
+    model = hml.LinearRegression(solver="normal", normalize=False).fit(case64.asarray(X), case64.asarray(y))
+    centred = X - X.mean(axis=0)
+    w = np.linalg.lstsq(centred, y - y.mean(), rcond=None)[0]
+    atol = 1e-9 * max(1.0, np.abs(w).max())
+    np.testing.assert_allclose(case64.to_numpy(model.coef_), w, rtol=1e-7, atol=atol)
+    np.testing.assert_allclose(float(model.intercept_), y.mean() - X.mean(axis=0) @ w, rtol=1e-7, atol=atol)
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    reference = linear_model.LinearRegression().fit(X, y)
+    np.testing.assert_allclose(case64.to_numpy(model.coef_), reference.coef_, rtol=1e-7, atol=atol)
+    np.testing.assert_allclose(
+        case64.to_numpy(model.predict(case64.asarray(X))), reference.predict(X), rtol=1e-7, atol=1e-7
+    )
+
+
 def test_normal_equation_matches_scikit_learn_ridge():
     linear_model = pytest.importorskip("sklearn.linear_model")
     X, y = make_regression(n=3)

@@ -25,6 +25,7 @@ kernel                        computes                              native paths
 ``column_sums``               Σᵢ A[i, :]                            cupy (GEMV)
 ``cholesky``, ``solve``,      the standard's, flagging failure      torch (no status read),
 ``inv``                       as NaN where a library would sync     dask (its conventions)
+``least_norm_solve``          M⁺ b for a Gram matrix M (by eigh)    dask (one block)
 ``random_uniform``            U(low, high), drawn on the host       (one code: NumPy's rng)
 ============================  ====================================  =====================
 """
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 from hml.kernels._dispatch import Kernel
 from hml.kernels.distances import nearest_centroid, nearest_centroid_scratch, scores
-from hml.kernels.linalg import cholesky, inv, solve
+from hml.kernels.linalg import cholesky, inv, least_norm_solve, solve
 from hml.kernels.random import random_uniform
 from hml.kernels.reductions import column_sums
 from hml.kernels.segments import segment_count, segment_sum, segment_sum_and_count
@@ -43,6 +44,7 @@ __all__ = [
     "cholesky",
     "column_sums",
     "inv",
+    "least_norm_solve",
     "nearest_centroid",
     "nearest_centroid_scratch",
     "random_uniform",

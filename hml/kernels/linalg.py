@@ -13,7 +13,7 @@ import array_api_compat
 
 from hml.kernels._dispatch import kernel
 
-__all__ = ["cholesky", "inv", "solve"]
+__all__ = ["cholesky", "inv", "least_norm_solve", "solve"]
 
 
 @kernel
@@ -32,6 +32,25 @@ def solve(matrix: Any, rhs: Any) -> Any:
 def inv(matrix: Any) -> Any:
     """``matrix``⁻¹ in ``matrix``'s dtype (the standard's ``linalg.inv``)."""
     return array_api_compat.array_namespace(matrix).linalg.inv(matrix)
+
+
+@kernel
+def least_norm_solve(matrix: Any, rhs: Any) -> Any:
+    """The minimum-norm w minimising ‖M w − rhs‖ for a symmetric positive semi-definite M (a Gram
+    matrix): w = M⁺ rhs = V diag(1/λ⁺) Vᵀ rhs from M = V diag(λ) Vᵀ, where 1/λ⁺ is 1/λ for
+    λ > d·ε·λ_max and 0 for the others.
+
+    The cut is the rounding of a Gram matrix: its eigenvalues are known to about ε·λ_max, so
+    smaller ones are noise, the directions M does not determine. For M = ZᵀZ this is the
+    least-squares solution of minimum norm of Z w = y (``rhs`` = Zᵀy), as ``lstsq`` gives it,
+    for any rank of Z; for a full-rank, well-conditioned M it is ``solve``'s answer.
+    """
+    xp = array_api_compat.array_namespace(matrix, rhs)
+    eigenvalues, vectors = xp.linalg.eigh(matrix)
+    cutoff = matrix.shape[0] * xp.finfo(matrix.dtype).eps * xp.max(xp.abs(eigenvalues))
+    kept = eigenvalues > cutoff
+    inverse = xp.where(kept, 1.0 / xp.where(kept, eigenvalues, xp.ones_like(eigenvalues)), xp.zeros_like(eigenvalues))
+    return vectors @ (xp.reshape(inverse, (-1, 1)) * (vectors.T @ rhs))
 
 
 # -- PyTorch: the *_ex forms return the status on the device; a failed result becomes NaN ----------
@@ -76,3 +95,14 @@ def _dask_inv(matrix: Any) -> Any:
     import dask.array as da
 
     return da.linalg.inv(matrix).astype(matrix.dtype)
+
+
+@least_norm_solve.native_path("dask", "dask has no eigh: the small matrix as one block, solved there", required=True)
+def _dask_least_norm_solve(matrix: Any, rhs: Any) -> Any:
+    import dask.array as da
+
+    d = matrix.shape[0]
+    k = rhs.shape[1]
+    return da.map_blocks(
+        least_norm_solve.portable, matrix.rechunk((d, d)), rhs.rechunk((d, k)), chunks=((d,), (k,)), dtype=matrix.dtype
+    )
