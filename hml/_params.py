@@ -103,20 +103,25 @@ class Integer(Rule):
 
 @dataclass(frozen=True)
 class Real(Rule):
-    """A finite number ≥ 0 (> 0 when ``positive``), at most ``maximum`` (below it when
-    ``below_maximum``), or None when ``allow_none``; returned as a Python float."""
+    """A finite number ≥ 0 (> 0 when ``positive``; of either sign when ``signed``), at most
+    ``maximum`` (below it when ``below_maximum``), or None when ``allow_none``; returned as a
+    Python float."""
 
     positive: bool = False
     maximum: float | None = None
     below_maximum: bool = False
     allow_none: bool = False
+    signed: bool = False
 
     def check(self, value: Any, name: str) -> float | None:
         if value is None and self.allow_none:
             return None
         number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-        if not (number and np.isfinite(cast(float, value)) and (value > 0 if self.positive else value >= 0)):
-            wanted = "a finite number > 0" if self.positive else "a finite number >= 0"
+        in_range = self.signed or (value > 0 if self.positive else value >= 0)
+        if not (number and np.isfinite(cast(float, value)) and in_range):
+            wanted = (
+                "a finite number" if self.signed else "a finite number > 0" if self.positive else "a finite number >= 0"
+            )
             raise ValueError(f"{name} must be {_or_none(wanted, self.allow_none)}; got {value!r}")
         result = float(value)
         if self.maximum is not None and (result >= self.maximum if self.below_maximum else result > self.maximum):

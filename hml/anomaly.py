@@ -25,9 +25,10 @@ _LOG_2PI = math.log(2.0 * math.pi)
 class ThresholdSelection:
     """The result of :meth:`GaussianAnomalyDetection.select_threshold`.
 
-    ``epsilon`` is the best threshold (flag p < ε) and ``f1`` its F1; ``thresholds`` every
-    candidate (the distinct densities, ascending) with its ``precision``, ``recall`` and ``f1_scores``.
-    Unpacks as ``epsilon, f1 = selection``.
+    ``epsilon`` is the best threshold (flag score < ε) and ``f1`` its F1; ``thresholds`` every
+    candidate (the distinct scores, ascending) with its ``precision``, ``recall`` and ``f1_scores``.
+    All are on the scale of the scores searched, which ``on`` names: log p(x) for
+    :meth:`GaussianAnomalyDetection.fit_threshold`. Unpacks as ``epsilon, f1 = selection``.
     """
 
     epsilon: float
@@ -36,6 +37,7 @@ class ThresholdSelection:
     precision: Any
     recall: Any
     f1_scores: Any
+    on: str = "the scores"
 
     def __iter__(self) -> Iterator[float]:
         return iter((self.epsilon, self.f1))
@@ -50,21 +52,26 @@ class GaussianAnomalyDetection(BaseEstimator):
         log p(x) = −½ [d log 2π + log det Σ + ‖L⁻¹(x − μ)‖²],  Σ = LLᵀ (Cholesky),
     so log det Σ = 2 Σ log Lₖₖ and the Mahalanobis term is one GEMM with L⁻¹.
 
-    A point is an anomaly when p(x) < ε. ε comes, in this order of precedence, from
-    :meth:`fit_threshold` on labelled data (the original project's F1-selected ε, see
-    :meth:`select_threshold`), from ``threshold=``, or from ``contamination``: the
-    fraction of the training points to flag, with no labels needed.
+    A point is an anomaly when p(x) < ε, tested as log p(x) < log ε: p itself underflows to 0
+    far from the data in high dimension, log p does not. ε comes, in this order of precedence,
+    from :meth:`fit_threshold` on labelled data (the original project's F1-selected ε, see
+    :meth:`select_threshold`), from ``threshold=`` (ε) or ``log_threshold=`` (log ε), or from
+    ``contamination``: the fraction of the training points to flag, with no labels needed.
 
-    A density estimator in scikit-learn's terms: ``score_samples`` is p(x), ``score`` the
-    mean log-likelihood (what ``GridSearchCV`` maximises), and ``predict`` keeps the
+    A density estimator in scikit-learn's terms (as ``GaussianMixture`` and ``KernelDensity``):
+    ``score_samples`` is log p(x), ``score`` the mean log-likelihood (what ``GridSearchCV``
+    maximises); :meth:`density` is p(x), the original project's score. ``predict`` keeps the
     original's flags, 1 for an anomaly and 0 for a normal point.
 
     Attributes
     ----------
     mean_ : array (n_features,)
     variance_ : array (n_features,) for "diag"; covariance_ : array (d, d) for "full"
+    log_threshold_ : float
+        log ε (from ``threshold``/``log_threshold``, ``contamination``, or a later :meth:`fit_threshold`):
+        what ``predict`` compares log p(x) with.
     threshold_ : float
-        ε (from ``threshold``, ``contamination``, or a later :meth:`fit_threshold`).
+        ε = exp(log ε) (0.0 where that underflows).
     n_features_in_ : int
     """
 
@@ -75,17 +82,28 @@ class GaussianAnomalyDetection(BaseEstimator):
         rule=OneOf(("diag", "full")),
         doc="Independent features (the original project), or the full covariance matrix Σ.",
     )
-    threshold: float | None = param(default=None, rule=Real(allow_none=True), doc="ε itself.")
+    threshold: float | None = param(
+        default=None, rule=Real(positive=True, allow_none=True), doc="ε itself, on the density p(x)."
+    )
+    log_threshold: float | None = param(
+        default=None,
+        rule=Real(signed=True, allow_none=True),
+        doc="log ε, on the scale of ``score_samples`` (for an ε that underflows); not with ``threshold``.",
+    )
     contamination: float | None = param(
         default=0.01,
         rule=Real(positive=True, maximum=0.5, allow_none=True),
-        doc="Without ``threshold``: ε is the ``contamination`` quantile of p over the training points, so that "
-        "fraction of them is flagged. None: ``predict`` waits for :meth:`fit_threshold` (or ``threshold``).",
+        doc="Without a threshold: ε is the ``contamination`` quantile of p over the training points, so that "
+        "fraction of them is flagged. None: ``predict`` waits for :meth:`fit_threshold` (or a threshold).",
     )
 
     def fit(self, X: Any, y: Any = None) -> GaussianAnomalyDetection:
         """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored."""
         p = self._validated
+        if p.threshold is not None and p.log_threshold is not None:
+            raise ValueError(
+                f"threshold={p.threshold} and log_threshold={p.log_threshold} both give ε; pass one of them"
+            )
         fit_input = self._validate_fit_X(X, p, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
@@ -117,24 +135,33 @@ class GaussianAnomalyDetection(BaseEstimator):
             )
         self.mean_ = mean
         if p.threshold is not None:
-            self.threshold_ = p.threshold
+            self._set_threshold(math.log(p.threshold), p.threshold)
+        elif p.log_threshold is not None:
+            self._set_threshold(p.log_threshold)
         elif p.contamination is not None:
-            self.threshold_ = self._quantile_threshold(ctx, X, p.contamination)
-        elif "threshold_" in self.__dict__:  # from an earlier fit
-            del self.threshold_
+            self._set_threshold(self._quantile_threshold(ctx, X, p.contamination))
+        else:  # none now: forget one from an earlier fit
+            for name in ("threshold_", "log_threshold_"):
+                self.__dict__.pop(name, None)
         self._remember_input(fit_input)
         return self
 
+    def _set_threshold(self, log_epsilon: float, epsilon: float | None = None) -> None:
+        """log ε, and ε as given (or exp(log ε))."""
+        self.log_threshold_ = log_epsilon
+        self.threshold_ = math.exp(log_epsilon) if epsilon is None else epsilon
+
     def _quantile_threshold(self, ctx: backends.ComputeContext, X: Any, q: float) -> float:
-        """ε = the q-quantile of p over the rows of ``X`` (linear interpolation, as ``numpy.quantile``)."""
+        """log ε = the q-quantile of log p over the rows of ``X`` (linear interpolation, as ``numpy.quantile``):
+        the points below it, a fraction q, are flagged."""
         xp = ctx.xp
-        p = xp.sort(xp.exp(self._log_density_of(ctx, X)))
+        log_p = xp.sort(self._log_density_of(ctx, X))
         position = q * (X.shape[0] - 1)
         below = int(math.floor(position))
         above = min(below + 1, X.shape[0] - 1)
         fraction = position - below
-        epsilon = p[below] + fraction * (p[above] - p[below])
-        return float(ctx.read(epsilon, "contamination threshold"))
+        log_epsilon = log_p[below] + fraction * (log_p[above] - log_p[below])
+        return float(ctx.read(log_epsilon, "contamination threshold"))
 
     def score(self, X: Any, y: Any = None) -> float:
         """The mean log-likelihood 1/m Σᵢ log p(xᵢ) of the rows of ``X`` (higher: the model fits them better)."""
@@ -156,38 +183,49 @@ class GaussianAnomalyDetection(BaseEstimator):
             mahalanobis = xp.sum(whitened * whitened, axis=1)
         return self._log_normaliser_ - 0.5 * mahalanobis
 
-    def log_density(self, X: Any) -> Any:
-        """log p(x) for each row: finite where p(x) itself underflows to 0 (high dimension, far points)."""
+    def score_samples(self, X: Any) -> Any:
+        """log p(x) for each row, as scikit-learn's density estimators give it: finite where p(x) itself
+        underflows to 0 (high dimension, far points)."""
         return backends.mirror(self._log_density(X)[0], X)
 
-    def score_samples(self, X: Any) -> Any:
-        """p(x) for each row, the density the original project thresholds (see :meth:`log_density`)."""
+    def log_density(self, X: Any) -> Any:
+        """log p(x) for each row: :meth:`score_samples`."""
+        return self.score_samples(X)
+
+    def density(self, X: Any) -> Any:
+        """p(x) for each row, the density the original project thresholds; 0 where it underflows
+        (see :meth:`score_samples`)."""
         log_p, _ = self._log_density(X)
         return backends.mirror(self._ctx_.xp.exp(log_p), X)
 
     def predict(self, X: Any) -> Any:
-        """1 where p(x) < ε (an anomaly), else 0, as int64 in the namespace of ``X``."""
-        if not hasattr(self, "threshold_"):
+        """1 where p(x) < ε (an anomaly), else 0, as int64 in the namespace of ``X``: log p(x) < log ε."""
+        if not hasattr(self, "log_threshold_"):
             self._check_fitted()
             raise as_sklearn(NotFittedError)(
-                "no threshold ε yet (contamination=None): call fit_threshold(X_val, y_val), or pass threshold= or "
-                "contamination= to the constructor"
+                "no threshold ε yet (contamination=None): call fit_threshold(X_val, y_val), or pass threshold=, "
+                "log_threshold= or contamination= to the constructor"
             )
         log_p, _ = self._log_density(X)
         xp = self._ctx_.xp
-        # Compare p itself, as select_threshold did: exp then compare, never log ε (rounding
-        # could move the candidate point that defines ε across it).
-        return backends.mirror(xp.astype(xp.exp(log_p) < self.threshold_, xp.int64), X)
+        # On the scale ε was chosen on (fit_threshold, contamination: log p), so the point that
+        # defines it is compared with itself: no rounding of a log or an exp between them.
+        return backends.mirror(xp.astype(log_p < self.log_threshold_, xp.int64), X)
 
     def fit_threshold(self, X: Any, y: Any) -> ThresholdSelection:
-        """Set ``threshold_`` to the ε that maximises F1 on labelled ``X``, ``y`` (1 = anomaly); return the search."""
-        selection = self.select_threshold(y, self.score_samples(X))
-        self.threshold_ = selection.epsilon
+        """Set the threshold to the ε that maximises F1 on labelled ``X``, ``y`` (1 = anomaly), searched on
+        log p(x) (:meth:`score_samples`); return the search, whose ``epsilon`` is that log ε."""
+        selection = self.select_threshold(y, self.score_samples(X), on="log p(x)")
+        self._set_threshold(selection.epsilon)
         return selection
 
     @staticmethod
-    def select_threshold(y_true: Any, p: Any) -> ThresholdSelection:
+    def select_threshold(y_true: Any, p: Any, *, on: str = "the scores") -> ThresholdSelection:
         """The ε maximising F1 of "anomaly if p < ε", over **every** distinct value of ``p``.
+
+        ``p`` may be the densities (:meth:`density`) or their logs (:meth:`score_samples`), or any
+        score that grows with the density: the flags, and so F1, are the same, and ε comes back
+        on the scale given (``on`` names it, for plots).
 
         One sort and cumulative sums, O(n log n): with the densities ascending, a candidate
         ε = p₍ᵢ₎ (the first of its ties) flags the i points below it, of which tpᵢ are
@@ -209,7 +247,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         if p_host.shape[0] == 0:
             raise ValueError("p is empty; select_threshold needs at least one density")
         if not np.isfinite(p_host).all():
-            raise ValueError("p contains NaN or infinite densities; pass the output of score_samples")
+            raise ValueError("p contains NaN or infinite scores; pass the output of score_samples (or density)")
         n_anomalies = int(np.count_nonzero(truth))
         if n_anomalies == 0:
             raise ValueError("y_true has no anomalies (no 1s); F1 is undefined without positive examples")
@@ -226,7 +264,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         recall = true_positives / n_anomalies
         f1 = 2.0 * true_positives / (flagged + n_anomalies)
         best = int(np.argmax(f1))
-        return ThresholdSelection(float(thresholds[best]), float(f1[best]), thresholds, precision, recall, f1)
+        return ThresholdSelection(float(thresholds[best]), float(f1[best]), thresholds, precision, recall, f1, on)
 
 
 def _scores_on_host(p: Any) -> np.ndarray:

@@ -173,7 +173,8 @@ class LinearRegression(BaseEstimator):
     solver: Literal["gd", "normal"] = param(
         default="gd",
         rule=OneOf(("gd", "normal")),
-        doc="Batch gradient descent, or the closed-form regularised normal equation.",
+        doc="Batch gradient descent, or the closed-form regularised normal equation (with ``l2=0``, the "
+        "minimum-norm least-squares solution at any rank of X, as scikit-learn's ``LinearRegression``).",
     )
     polynomial_degree: int = POLYNOMIAL_DEGREE
     sinusoid_degree: int = SINUSOID_DEGREE

@@ -393,9 +393,11 @@ def density_contours(
         ax.scatter(
             X[anomalies, 0], X[anomalies, 1], s=40, marker="x", color="black", label="labelled anomaly", zorder=4
         )
-    threshold = getattr(model, "threshold_", None)
-    if threshold is not None and threshold > 0:
-        ax.contour(xs, ys, log_p, levels=[np.log(threshold)], colors="red", linewidths=2.0, linestyles="solid")
+    log_threshold = getattr(model, "log_threshold_", None)
+    if log_threshold is not None:
+        ax.contour(xs, ys, log_p, levels=[log_threshold], colors="red", linewidths=2.0, linestyles="solid")
+        threshold = model.threshold_
+        epsilon = f"ε = {threshold:.3g}" if threshold > 0 else f"log ε = {log_threshold:.4g}"
         flagged = backends.to_numpy(model.predict(X)) == 1
         ax.scatter(
             X[flagged, 0],
@@ -404,15 +406,16 @@ def density_contours(
             facecolors="none",
             edgecolors="red",
             linewidths=1.5,
-            label=f"flagged: p(x) < ε = {threshold:.3g}",
+            label=f"flagged: p(x) < {epsilon}",
             zorder=5,
         )
     return _label(ax, feature_names, title)
 
 
 def threshold_curves(selection: Any, *, ax: Any = None, title: str = "Choosing ε") -> Any:
-    """Precision, recall and F1 of "anomaly if p(x) < ε" against ε (log scale), from
-    :meth:`hml.GaussianAnomalyDetection.select_threshold`, with the best ε marked."""
+    """Precision, recall and F1 of "anomaly if score < ε" against ε, from
+    :meth:`hml.GaussianAnomalyDetection.select_threshold` (the score its ``on`` names: log p(x)
+    from ``fit_threshold``; a log axis for positive scores such as p(x)), with the best ε marked."""
     ax = _axes(ax)
     thresholds = backends.to_numpy(selection.thresholds)
     for k, (name, values) in enumerate(
@@ -428,7 +431,7 @@ def threshold_curves(selection: Any, *, ax: Any = None, title: str = "Choosing �
     )
     if thresholds.min() > 0:
         ax.set_xscale("log")
-    ax.set(xlabel="threshold ε on p(x)", ylabel="score", title=title, ylim=(-0.02, 1.02))
+    ax.set(xlabel=f"threshold ε on {selection.on}", ylabel="score", title=title, ylim=(-0.02, 1.02))
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     return ax

@@ -22,7 +22,9 @@ def test_diag_density_is_the_product_of_normals(case):
     mu, var = X.mean(axis=0), X.var(axis=0)
     expected = np.prod(np.exp(-((X - mu) ** 2) / (2 * var)) / np.sqrt(2 * np.pi * var), axis=1)
     rtol = 1e-10 if case.float64 else 1e-4
-    np.testing.assert_allclose(case.to_numpy(model.score_samples(case.asarray(X))), expected, rtol=rtol)
+    np.testing.assert_allclose(case.to_numpy(model.density(case.asarray(X))), expected, rtol=rtol)
+    # score_samples is log p(x), as scikit-learn's density estimators return it; log_density the same.
+    np.testing.assert_allclose(case.to_numpy(model.score_samples(case.asarray(X))), np.log(expected), rtol=rtol)
     np.testing.assert_allclose(case.to_numpy(model.log_density(case.asarray(X))), np.log(expected), rtol=rtol)
     np.testing.assert_allclose(case.to_numpy(model.variance_), var, rtol=rtol)
 
@@ -36,8 +38,22 @@ def test_full_density_matches_the_direct_formula(case):
     quadratic = np.einsum("ij,jk,ik->i", X - mu, inverse, X - mu)
     expected = np.exp(-0.5 * quadratic) / np.sqrt((2 * np.pi) ** 3 * np.linalg.det(sigma))
     rtol = 1e-9 if case.float64 else 1e-3
-    np.testing.assert_allclose(case.to_numpy(model.score_samples(case.asarray(X))), expected, rtol=rtol)
+    np.testing.assert_allclose(case.to_numpy(model.density(case.asarray(X))), expected, rtol=rtol)
+    np.testing.assert_allclose(case.to_numpy(model.score_samples(case.asarray(X))), np.log(expected), rtol=rtol)
     np.testing.assert_allclose(case.to_numpy(model.covariance_), sigma, rtol=rtol, atol=rtol)
+
+
+def test_score_samples_is_scikit_learns_log_density():
+    """The full-covariance Gaussian is scikit-learn's GaussianMixture with one component: the same
+    score_samples (log p) and score (mean log-likelihood)."""
+    mixture = pytest.importorskip("sklearn.mixture")
+    X = correlated()
+    ours = GaussianAnomalyDetection(covariance="full").fit(X)
+    theirs = mixture.GaussianMixture(1, covariance_type="full", reg_covar=0.0).fit(X)
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-9)
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-9)
+    diagonal = mixture.GaussianMixture(1, covariance_type="diag", reg_covar=0.0).fit(X)
+    np.testing.assert_allclose(GaussianAnomalyDetection().fit(X).score_samples(X), diagonal.score_samples(X), rtol=1e-9)
 
 
 def test_log_density_stays_finite_where_the_density_underflows():
@@ -45,9 +61,48 @@ def test_log_density_stays_finite_where_the_density_underflows():
     X = rng.normal(size=(500, 400))
     model = GaussianAnomalyDetection().fit(X)
     far = X[:3] + 40.0
-    assert (model.score_samples(far) == 0.0).all()  # p underflows
-    log_p = model.log_density(far)
+    assert (model.density(far) == 0.0).all()  # p underflows
+    log_p = model.score_samples(far)
     assert np.isfinite(log_p).all() and (log_p < -1e5).all()
+
+
+def test_thresholds_work_on_the_log_scale_where_the_density_underflows():
+    """800 features: every density underflows to 0 (log p ≈ −1100 at the centre), so on p no
+    threshold can tell the points apart. On log p, the F1 search, log_threshold and contamination
+    still separate them."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 800))
+    anomalies = X[:5] + 6.0
+    data, y = np.r_[X, anomalies], np.r_[np.zeros(500, int), np.ones(5, int)]
+    model = GaussianAnomalyDetection(contamination=None).fit(X)
+    assert (model.density(data) == 0.0).all()
+    epsilon, f1 = model.fit_threshold(data, y)
+    assert f1 == 1.0 and model.log_threshold_ == epsilon and model.threshold_ == 0.0  # ε itself underflows
+    np.testing.assert_array_equal(model.predict(data), y)
+    preset = GaussianAnomalyDetection(log_threshold=epsilon).fit(X)
+    np.testing.assert_array_equal(preset.predict(data), y)
+    # contamination: the quantile of log p over the training rows (numpy's), so that fraction is flagged.
+    contaminated = GaussianAnomalyDetection(contamination=0.1).fit(X)
+    scores = contaminated.score_samples(X)
+    assert contaminated.log_threshold_ == pytest.approx(np.quantile(scores, 0.1), rel=1e-12)
+    np.testing.assert_array_equal(contaminated.predict(X), scores < np.quantile(scores, 0.1))
+    assert contaminated.predict(X).sum() == 50  # 10 % of 500
+
+
+def test_select_threshold_gives_the_same_flags_on_either_scale():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 2))
+    y = (np.abs(X).max(axis=1) > 2.2).astype(int)
+    model = GaussianAnomalyDetection().fit(X)
+    on_p = GaussianAnomalyDetection.select_threshold(y, model.density(X))
+    on_log = GaussianAnomalyDetection.select_threshold(y, model.score_samples(X), on="log p(x)")
+    assert on_p.f1 == on_log.f1 and on_log.on == "log p(x)"
+    assert on_log.epsilon == pytest.approx(np.log(on_p.epsilon), rel=1e-12)
+    by_p = GaussianAnomalyDetection(threshold=on_p.epsilon).fit(X).predict(X)
+    by_log = GaussianAnomalyDetection(log_threshold=on_log.epsilon).fit(X).predict(X)
+    np.testing.assert_array_equal(by_p, by_log)
+    with pytest.raises(ValueError, match=r"threshold=.* and log_threshold=.* both give ε; pass one of them"):
+        GaussianAnomalyDetection(threshold=0.1, log_threshold=-2.0).fit(X)
 
 
 def brute_force(y, p):
@@ -101,11 +156,11 @@ def test_server_demo_flow_and_predict():
     y = np.r_[np.zeros(300, int), np.ones(8, int)]
     model = GaussianAnomalyDetection().fit(X)
     epsilon, f1 = model.fit_threshold(X, y)
-    assert f1 == 1.0 and model.threshold_ == epsilon
+    assert f1 == 1.0 and model.log_threshold_ == epsilon and model.threshold_ == pytest.approx(np.exp(epsilon))
     flagged = model.predict(X)
     np.testing.assert_array_equal(flagged, y)
     np.testing.assert_array_equal(confusion_matrix(y, flagged), [[300, 0], [0, 8]])
-    preset = GaussianAnomalyDetection(threshold=epsilon).fit(X)
+    preset = GaussianAnomalyDetection(threshold=model.threshold_).fit(X)
     np.testing.assert_array_equal(preset.predict(X), flagged)
 
 

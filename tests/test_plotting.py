@@ -119,6 +119,12 @@ def test_threshold_curves_mark_the_best_epsilon():
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels[:3] == ["precision", "recall", "F1"] and labels[3].startswith("best ε")
     assert ax.get_lines()[3].get_xdata()[0] == selection.epsilon
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "threshold ε on the scores"
+    # fit_threshold searches log p: a linear axis, named.
+    X = np.vstack([rng.normal(size=(200, 2)), [[6.0, 6.0]]])
+    model = hml.GaussianAnomalyDetection().fit(X)
+    ax = plotting.threshold_curves(model.fit_threshold(X, np.r_[np.zeros(200), 1]), ax=axes())
+    assert ax.get_xscale() == "linear" and ax.get_xlabel() == "threshold ε on log p(x)"
 
 
 def test_regression_curve_draws_the_models_predictions():

@@ -83,8 +83,9 @@ def test_contamination_flags_that_fraction_of_the_training_points(case, contamin
     rng = np.random.default_rng(2)
     X = rng.normal(size=(1000, 3))
     model = hml.GaussianAnomalyDetection(contamination=contamination).fit(case.asarray(X))
-    p = case.to_numpy(model.score_samples(case.asarray(X)))
-    assert model.threshold_ == pytest.approx(np.quantile(p, contamination), rel=1e-4 if not case.float64 else 1e-9)
+    log_p = case.to_numpy(model.score_samples(case.asarray(X)))
+    quantile = np.quantile(log_p, contamination)
+    assert model.log_threshold_ == pytest.approx(quantile, rel=1e-4 if not case.float64 else 1e-9)
     flagged = case.to_numpy(model.predict(case.asarray(X)))
     assert abs(flagged.mean() - contamination) <= 1.5 / 1000
 
@@ -94,7 +95,7 @@ def test_threshold_precedence():
     assert hml.GaussianAnomalyDetection(threshold=1e-3, contamination=0.2).fit(X).threshold_ == 1e-3
     model = hml.GaussianAnomalyDetection(contamination=0.2).fit(X)
     y = (np.arange(200) < 10).astype(int)
-    epsilon, _ = model.fit_threshold(X, y)  # labelled data replaces the contamination's ε
-    assert model.threshold_ == epsilon
+    log_epsilon, _ = model.fit_threshold(X, y)  # labelled data replaces the contamination's ε
+    assert model.log_threshold_ == log_epsilon and model.threshold_ == pytest.approx(np.exp(log_epsilon))
     with pytest.raises(ValueError, match=r"contamination must be in \(0, 0.5\]"):
         hml.GaussianAnomalyDetection(contamination=0.7).fit(X)
