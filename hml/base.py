@@ -398,7 +398,7 @@ class ClassifierMixin:
     """``predict``, ``predict_proba`` and ``score`` for classifiers with ``classes_``.
 
     A subclass implements ``_proba(Xc)``: class probabilities (n, K) on the device for a
-    validated ``Xc``. Labels live on the host (they may be strings); ``predict``
+    validated ``Xc``, and ``_log_proba(Xc)``, their logs from the logits. Labels live on the host (they may be strings); ``predict``
     returns them in the namespace and device of ``X`` when they are numbers, as a
     NumPy array otherwise.
     """
@@ -409,6 +409,7 @@ class ClassifierMixin:
         classes_: np.ndarray
         _validate_X: Callable[[Any], tuple[backends.ComputeContext, Any]]
         _proba: Callable[[Any], Any]
+        _log_proba: Callable[[Any], Any]
 
     def _predicted_codes(self, X: Any) -> np.ndarray:
         ctx, Xc = self._validate_X(X)
@@ -435,6 +436,11 @@ class ClassifierMixin:
         """P(class k | x) for each row, shape (n_samples, n_classes), columns in ``classes_`` order."""
         _, Xc = self._validate_X(X)
         return backends.mirror(self._proba(Xc), X)
+
+    def predict_log_proba(self, X: Any) -> Any:
+        """log P(class k | x) per row (n_samples, n_classes), from the logits: finite where predict_proba is 0."""
+        _, Xc = self._validate_X(X)
+        return backends.mirror(self._log_proba(Xc), X)
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy: the fraction of rows of ``X`` whose predicted class is ``y``'s."""

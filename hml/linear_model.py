@@ -21,7 +21,15 @@ from hml.base import (
     PreparedProblem,
 )
 from hml.features import FeatureTransformer
-from hml.numerics import column_sums, log_sigmoid_terms, r2, softmax_terms, tall_gram, tall_matmul
+from hml.numerics import (
+    column_sums,
+    log_class_probabilities,
+    log_sigmoid_terms,
+    r2,
+    softmax_terms,
+    tall_gram,
+    tall_matmul,
+)
 from hml.optimize import Objective, gradient_descent, largest_curvature, make_rule, minimize
 
 __all__ = ["LinearRegression", "LogisticRegression", "linear_regression_objective", "logistic_objective"]
@@ -428,6 +436,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             return xp.concat([1.0 - probability, probability], axis=1)
         # One-vs-all scores need not sum to one; normalise them, as scikit-learn's OvR does.
         return probability / xp.sum(probability, axis=1, keepdims=True)
+
+    def _log_proba(self, Xc: Any) -> Any:
+        return log_class_probabilities(self._decision(Xc), self._multinomial_, self._ctx_.xp)
 
     def decision_function(self, X: Any) -> Any:
         """Logits z = ZW + b: shape (n_samples,) for two classes (z > 0 means ``classes_[1]``), else (n_samples, K)."""

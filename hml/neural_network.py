@@ -25,7 +25,15 @@ from hml._array import encode_labels, one_hot
 from hml._params import Integer, OneOf, Real, Sizes, param, validate
 from hml.base import NORMALIZE, RANDOM_STATE, TOL, VERBOSE, BaseEstimator, ClassifierMixin, PreparedProblem
 from hml.features import FeatureTransformer
-from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
+from hml.numerics import (
+    column_sums,
+    log_class_probabilities,
+    log_sigmoid_terms,
+    positive_part,
+    softmax_terms,
+    tall_gram,
+    tall_matmul,
+)
 from hml.optimize import MiniBatches, check_gradient, make_rule, minimize
 
 __all__ = ["MultilayerPerceptron", "forward", "gradient_check", "mlp_objective", "pack", "unpack"]
@@ -265,6 +273,12 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             return softmax_terms(logits, xp)[1]
         probability = log_sigmoid_terms(logits, xp)[1]
         return probability / xp.sum(probability, axis=1, keepdims=True)
+
+    def _log_proba(self, Xc: Any) -> Any:
+        xp = self._ctx_.xp
+        Z = self.feature_transformer_._transform(Xc, xp)
+        _, logits = forward(Z, list(zip(self.coefs_, self.intercepts_, strict=True)), self.activation, xp)
+        return log_class_probabilities(logits, self.output == "softmax", xp)
 
 
 def _checked_layers(layers: list[int] | None, n_features: int, n_classes: int) -> list[int]:

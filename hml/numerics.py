@@ -71,6 +71,27 @@ def log_sigmoid_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
     return softplus, probability
 
 
+def log_sigmoid(logits: Any, xp: Any) -> Any:
+    """log σ(z) = min(z, 0) − log1p(e^{−|z|}) elementwise: finite for every finite z, where σ(z)
+    itself underflows to 0 (z ≲ −745 in float64). log(1 − σ(z)) is log σ(−z)."""
+    return -positive_part(-logits, xp) - xp.log1p(xp.exp(-xp.abs(logits)))
+
+
+def log_class_probabilities(logits: Any, softmax: bool, xp: Any) -> Any:
+    """log P(class k | x), shape (n, K), from the output logits of a classifier, finite where P underflows.
+
+    ``softmax``: log pₖ = zₖ − log Σⱼ e^{zⱼ}. Otherwise a sigmoid per class: one column (binary)
+    gives [log σ(−z), log σ(z)]; several give the normalised one-vs-all scores,
+    log pₖ = log σ(zₖ) − log Σⱼ σ(zⱼ) -- the logs of what ``predict_proba`` returns.
+    """
+    if softmax:
+        return logits - softmax_terms(logits, xp)[0]
+    log_p = log_sigmoid(logits, xp)
+    if logits.shape[1] == 1:
+        return xp.concat([log_sigmoid(-logits, xp), log_p], axis=1)
+    return log_p - softmax_terms(log_p, xp)[0]
+
+
 def softmax_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
     """``(log Σₖ exp zₖ per row, softmax(z))``, by the log-sum-exp shift (no overflow)."""
     shift = xp.max(logits, axis=1, keepdims=True)

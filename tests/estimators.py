@@ -25,7 +25,15 @@ import hml
 
 #: Every per-row output an estimator may offer, in the order a test that compares one takes them:
 #: the most informative continuous one first (probabilities, distances, log-densities), labels last.
-OUTPUTS = ("predict_proba", "transform", "log_density", "score_samples", "decision_function", "predict")
+OUTPUTS = (
+    "predict_proba",
+    "predict_log_proba",
+    "transform",
+    "score_samples",
+    "density",
+    "decision_function",
+    "predict",
+)
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hml"
 #: Bottom to top. A module may import any module of a lower layer; the top layer (the
 #: applications built on the library) may import anything.
 LAYERS: list[set[str]] = [
-    {"hml.exceptions", "hml._files"},
+    {"hml.exceptions", "hml._files", "hml._platform"},
     {"hml.backends"},
     {"hml.kernels"},
     {"hml._array", "hml._params", "hml.numerics"},
@@ -181,3 +181,10 @@ def test_algorithms_leave_blocks_threads_and_chunks_to_the_row_primitive(path):
             continue
         found = [name for name in names if any(word in name.lower() for word in words)]
         assert not found, f"{_module_name(path)}:{node.lineno} names {found}: use hml.backends.reduce_rows"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) for p in MODULES])
+def test_no_module_is_over_450_lines(path):
+    """A module that grows past this holds more than one idea: split it (as optimize/ and kernels/ were)."""
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= 450, f"{_module_name(path)} has {lines} lines: split it"
