@@ -8,7 +8,9 @@ and what would be accepted.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import numbers
+from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
@@ -220,6 +222,76 @@ def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, n
     y = ctx.asarray(y, dtype=dtype)
     _check_finite(ctx, y, name)
     return y
+
+
+class SampleWeight(NamedTuple):
+    """Validated sample weights sᵢ ≥ 0, as the objectives use them.
+
+    ``normalised`` is ŝᵢ = sᵢ · m / Σs (mean 1, on the device, X's dtype): a mean over rows
+    1/m Σᵢ ŝᵢ fᵢ is then the weighted mean 1/Σs Σᵢ sᵢ fᵢ, so the formulas keep their 1/m. ``total``
+    is Σs (a Python float): what replaces m where a term does not depend on the rows, such as
+    the penalty λ/(2m)‖w‖², so that integer weights equal repeating rows.
+    """
+
+    normalised: Any
+    total: float
+
+
+def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: int, dtype: Any) -> SampleWeight | None:
+    """``sample_weight`` for a fit on ``n_samples`` rows: None (every row counts once), a number
+    (every row counts that much) or one finite weight ≥ 0 per row, not all 0. One host read."""
+    if sample_weight is None:
+        return None
+    xp = ctx.xp
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
+        weights = xp.full((n_samples,), float(sample_weight), dtype=dtype, device=ctx.device)
+    else:
+        weights = _as_array(sample_weight, "sample_weight")
+        if weights.ndim != 1 or (weights.shape[0] is not None and weights.shape[0] != n_samples):
+            raise ValueError(
+                f"sample_weight must be 1-D with one weight per row of X ({n_samples}); got shape {tuple(weights.shape)}"
+            )
+        weights = ctx.asarray(weights, dtype=dtype)
+    total, smallest = (float(v) for v in ctx.read(xp.stack([xp.sum(weights), xp.min(weights)]), "input check"))
+    if not math.isfinite(total):
+        _check_finite(ctx, weights, "sample_weight")
+    if smallest < 0:
+        raise ValueError(
+            f"sample_weight must be >= 0 (a weight counts a row that many times); its smallest is {smallest:g}"
+        )
+    if total <= 0:
+        raise ValueError(
+            "sample_weight is zero for every row (its sum is 0): every row would be left out; give some rows a positive weight"
+        )
+    return SampleWeight(weights * (n_samples / total), total)
+
+
+def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray, codes: np.ndarray) -> Any:
+    """``sample_weight`` (None, a number or one per row) times each row's class weight: ``class_weight``
+    {label: weight} (1 for a class not named), or ``"balanced"``, Σs / (K Σ_{i in k} sᵢ) for class k of K
+    (scikit-learn's rule), so that every class carries the same total weight."""
+    if class_weight is None:
+        return sample_weight
+    if class_weight == "balanced":
+        host = None if sample_weight is None or isinstance(sample_weight, numbers.Real) else to_numpy(sample_weight)
+        totals = np.bincount(codes, weights=host, minlength=classes.size).astype(np.float64)
+        per_class = np.divide(totals.sum(), classes.size * totals, out=np.zeros_like(totals), where=totals > 0)
+    else:
+        unknown = [label for label in class_weight if not np.isin(np.asarray([label], dtype=object), classes).any()]
+        if unknown:
+            raise ValueError(
+                f"class_weight names labels that are not in y: {unknown}; y's classes are {classes.tolist()}"
+            )
+        per_class = np.asarray([class_weight.get(label, 1.0) for label in classes.tolist()], dtype=np.float64)
+    per_row = per_class[codes]  # on the host, as the labels: one upload with the weights
+    if sample_weight is None:
+        return per_row
+    given = np.asarray(float(sample_weight) if isinstance(sample_weight, numbers.Real) else to_numpy(sample_weight))
+    if given.ndim and given.shape != per_row.shape:
+        raise ValueError(
+            f"sample_weight must be 1-D with one weight per row of X ({per_row.size}); got shape {given.shape}"
+        )
+    return per_row * given.astype(np.float64)
 
 
 def _warn_column(name: str) -> None:

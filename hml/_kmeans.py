@@ -37,8 +37,12 @@ __all__ = [
 
 
 class Data(NamedTuple):
-    """X as the passes of a fit read it: with ‖xᵢ‖² per row and Σᵢ‖xᵢ‖², computed once (and, on a lazy
-    backend, held), and the bytes per row and block that size the blocks."""
+    """X as the passes of a fit read it: with ‖xᵢ‖² per row and Σᵢ sᵢ‖xᵢ‖², computed once (and, on a lazy
+    backend, held), the bytes per row and block that size the blocks, and the sample weights sᵢ
+    (None: every row counts once; a fit's weights, normalised to mean 1, otherwise).
+
+    A block function takes X's rows, then ‖x‖²'s, then the weights' -- or None in their place,
+    passed in ``shared`` when there are none (:meth:`rows`)."""
 
     ctx: backends.ComputeContext
     X: Any
@@ -46,6 +50,15 @@ class Data(NamedTuple):
     total_squared_norm: Any
     row_bytes: Any
     working_memory: int | None
+    weights: Any = None
+
+    def rows(self, *more: Any) -> tuple[list[Any], tuple[Any, ...]]:
+        """The row arrays [X, ‖x‖², s, *more] of a block function, and the Nones that stand for the
+        absent ones at the start of its shared arguments (only ``more`` may follow an absent one)."""
+        present = [a for a in (self.X, self.squared_norms, self.weights) if a is not None]
+        if more:
+            return present + list(more), ()
+        return present, (None,) * (3 - len(present))
 
     def reduce(
         self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: dict[str, Any], **kwargs: Any
@@ -63,19 +76,24 @@ def row_bytes_per_row(n_clusters: int, n_features: int, like: Any) -> int:
     return int(itemsize * (kernels.nearest_centroid_scratch(like, n_clusters, n_features) + n_features))
 
 
-def prepared(ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None) -> Data:
+def prepared(
+    ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None, weights: Any = None
+) -> Data:
     """X with its squared norms (one pass), for the passes of a fit."""
     row_bytes = functools.partial(row_bytes_per_row, n_clusters, X.shape[1])  # in each chunk's own library
     out: dict[str, Rows | Sum] = {"norms": Rows(X.dtype), "total": Sum((), X.dtype)}
-    norms = backends.reduce_rows(_norms_block, [X], (), out=out, row_bytes=row_bytes, working_memory=working_memory)
+    arrays, shared = ([X], (None,)) if weights is None else ([X, weights], ())
+    norms = backends.reduce_rows(
+        _norms_block, arrays, shared, out=out, row_bytes=row_bytes, working_memory=working_memory
+    )
     squared_norms, total = ctx.backend.materialize(norms.norms, norms.total)
-    return Data(ctx, X, squared_norms, total, row_bytes, working_memory)
+    return Data(ctx, X, squared_norms, total, row_bytes, working_memory, weights)
 
 
-def _norms_block(X: Any) -> tuple[Any, Any]:
+def _norms_block(X: Any, weights: Any) -> tuple[Any, Any]:
     xp = array_api_compat.array_namespace(X)
     norms = xp.sum(X * X, axis=1)
-    return norms, xp.sum(norms)
+    return norms, xp.sum(norms) if weights is None else xp.vecdot(weights, norms)
 
 
 def centroid_norms(centroids: Any) -> Any:
@@ -84,13 +102,13 @@ def centroid_norms(centroids: Any) -> Any:
 
 
 # -- the E-step, the M-step and what they share -----------------------------------------------------
-def _assign_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any]:
-    """lᵢ = argminₖ ‖xᵢ − cₖ‖² and J = Σᵢ ‖xᵢ − c_{lᵢ}‖², measured directly, on these rows."""
+def _assign_block(X: Any, norms: Any, weights: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any]:
+    """lᵢ = argminₖ ‖xᵢ − cₖ‖² and J = Σᵢ sᵢ ‖xᵢ − c_{lᵢ}‖², measured directly, on these rows."""
     xp = array_api_compat.array_namespace(X)
     if norms is None:
         norms = xp.sum(X * X, axis=1)
     nearest, best = kernels.nearest_centroid(X, centroids, centroid_norms, with_scores=True)
-    return nearest, xp.sum(best + norms)
+    return nearest, xp.sum(best + norms) if weights is None else xp.vecdot(weights, best + norms)
 
 
 def _distance_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
@@ -119,9 +137,11 @@ def transform_block(X: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
     return (xp.sqrt(xp.where(is_nearest, exact[:, None], squared)),)
 
 
-def _assign_counting_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any, Any]:
+def _assign_counting_block(
+    X: Any, norms: Any, weights: Any, centroids: Any, centroid_norms: Any
+) -> tuple[Any, Any, Any]:
     """:func:`_assign_block` and nₖ, the number of these rows each centroid is nearest to."""
-    nearest, inertia = _assign_block(X, norms, centroids, centroid_norms)
+    nearest, inertia = _assign_block(X, norms, weights, centroids, centroid_norms)
     return nearest, inertia, kernels.segment_count(nearest, centroids.shape[0], X.dtype)
 
 
@@ -140,10 +160,8 @@ def assign_and_count(data: Data, centroids: Any) -> tuple[Any, Any, Any]:
 
 def _assign(data: Data, centroids: Any, block: Any, more: dict[str, Any]) -> Any:
     out = {"labels": Rows(array_api_compat.array_namespace(centroids).int32), "inertia": Sum((), centroids.dtype)}
-    shared = (centroids, centroid_norms(centroids))
-    if data.squared_norms is None:  # not kept: each block computes its own
-        return data.reduce(block, [data.X], (None, *shared), {**out, **more})
-    return data.reduce(block, [data.X, data.squared_norms], shared, {**out, **more})
+    arrays, absent = data.rows()  # ‖x‖² not kept (predict): each block computes its own
+    return data.reduce(block, arrays, (*absent, centroids, centroid_norms(centroids)), {**out, **more})
 
 
 def _distances(data: Data, centroids: Any) -> Any:
@@ -162,13 +180,23 @@ class LloydStep(NamedTuple):
     n_changed: Any  # how many labels differ from the previous step's (None on the first)
 
 
-def _first_lloyd_block(X: Any, centroids: Any, centroid_norms: Any, k: int) -> tuple[Any, Any, Any, Any]:
+def _first_lloyd_block(X: Any, weights: Any, centroids: Any, centroid_norms: Any, k: int) -> tuple[Any, Any, Any, Any]:
     """:func:`_lloyd_block` of the first iteration: no labels before (the count of changes is 0)."""
-    return _lloyd_block(X, None, centroids, centroid_norms, k, False)
+    return _lloyd_block(X, None, weights, centroids, centroid_norms, k, False)
+
+
+def _sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any]:
+    """Sₖ = Σ_{lᵢ=k} sᵢxᵢ and nₖ = Σ_{lᵢ=k} sᵢ (sᵢ = 1 without weights: the rows and their number)."""
+    if weights is None:
+        sums, counts = kernels.segment_sum_and_count(X, labels, k)
+        return sums, counts
+    xp = array_api_compat.array_namespace(X)
+    column = xp.reshape(weights, (-1, 1))
+    return kernels.segment_sum(X * column, labels, k), xp.reshape(kernels.segment_sum(column, labels, k), (k,))
 
 
 def _lloyd_block(
-    X: Any, before: Any, centroids: Any, centroid_norms: Any, k: int, incremental: bool
+    X: Any, before: Any, weights: Any, centroids: Any, centroid_norms: Any, k: int, incremental: bool
 ) -> tuple[Any, Any, Any, Any]:
     """The E-step on these rows with their share of the M-step's S and n, and #labels ≠ ``before``.
 
@@ -179,18 +207,19 @@ def _lloyd_block(
     # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
     nearest, _ = kernels.nearest_centroid(X, centroids, centroid_norms)
     if before is None:  # the first iteration: nothing to compare with
-        sums, counts = kernels.segment_sum_and_count(X, nearest, k)
+        sums, counts = _sums_and_counts(X, weights, nearest, k)
         return nearest, sums, counts, xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
     changed = nearest != before
     n_changed = xp.sum(xp.astype(changed, xp.int64))
     if incremental:
         moved = xp.nonzero(changed)[0]
         rows = xp.take(X, moved, axis=0)
-        to, frm = xp.take(nearest, moved), xp.take(before, moved)
-        sums = kernels.segment_sum(rows, to, k) - kernels.segment_sum(rows, frm, k)
-        counts = kernels.segment_count(to, k, X.dtype) - kernels.segment_count(frm, k, X.dtype)
+        moved_weights = None if weights is None else xp.take(weights, moved)
+        to_sums, to_counts = _sums_and_counts(rows, moved_weights, xp.take(nearest, moved), k)
+        from_sums, from_counts = _sums_and_counts(rows, moved_weights, xp.take(before, moved), k)
+        sums, counts = to_sums - from_sums, to_counts - from_counts
     else:
-        sums, counts = kernels.segment_sum_and_count(X, nearest, k)
+        sums, counts = _sums_and_counts(X, weights, nearest, k)
     return nearest, sums, counts, n_changed
 
 
@@ -212,11 +241,13 @@ def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydS
         "changed": Sum((), xp.int64),
     }
     shared = (centroids, centroid_norms(centroids), k)
+    rows, none = ([X], (None,)) if data.weights is None else ([X, data.weights], ())
     if previous is None:
-        step = data.reduce(_first_lloyd_block, [X], shared, out)
+        step = data.reduce(_first_lloyd_block, rows, (*none, *shared), out)
         return LloydStep(step.labels, step.sums, step.counts, None)
     start = {"sums": previous.sums, "counts": previous.counts} if incremental else None
-    step = data.reduce(_lloyd_block, [X, previous.labels], (*shared, incremental), out, start=start)
+    rows = [X, previous.labels] + ([] if data.weights is None else [data.weights])
+    step = data.reduce(_lloyd_block, rows, (*none, *shared, incremental), out, start=start)
     return LloydStep(step.labels, step.sums, step.counts, step.changed)
 
 
@@ -272,6 +303,8 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
     xp = ctx.xp
     # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
     distances = _distances(data, centroids)
+    if data.weights is not None:  # a row of weight 0 is not there: it cannot seed a cluster
+        distances = xp.where(data.weights > 0, distances, xp.zeros_like(distances))
     why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
     farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[: empty.size], why)
     farthest = farthest[ctx.read(xp.take(distances, ctx.asarray(farthest), axis=0) > 0, why)]
@@ -280,22 +313,22 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
     old_labels = ctx.read(ctx.take_rows(labels, farthest), why)
     sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
     rows = ctx.read(ctx.take_rows(data.X, farthest), why)
-    for cluster, previous, row in zip(
-        empty, old_labels, rows, strict=False
-    ):  # the first len(farthest) empties  # a loop over the (few) empty clusters
-        sums_host[previous] -= row
-        counts_host[previous] -= 1
-        sums_host[cluster] = row
-        counts_host[cluster] = 1
+    weights = np.ones(farthest.size) if data.weights is None else ctx.read(ctx.take_rows(data.weights, farthest), why)
+    # A loop over the (few) empty clusters, the first len(farthest) of them.
+    for cluster, previous, row, weight in zip(empty, old_labels, rows, weights, strict=False):
+        sums_host[previous] -= weight * row
+        counts_host[previous] -= weight
+        sums_host[cluster] = weight * row
+        counts_host[cluster] = weight
     return ctx.asarray(sums_host, dtype=sums.dtype), ctx.asarray(counts_host, dtype=counts.dtype)
 
 
 def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii; the greedy variant scikit-learn uses).
 
-    The first centroid is a uniformly random row; each next one is the best, by the resulting
-    potential Σᵢ minₖ‖xᵢ − cₖ‖², of 2 + ⌊ln k⌋ rows drawn with probability ∝ D(x)², the squared
-    distance to the nearest centroid chosen so far: for a uniform draw t from [0, Σ D(x)²), the
+    The first centroid is a uniformly random row (∝ its weight); each next one is the best, by the
+    resulting potential Σᵢ sᵢ minₖ‖xᵢ − cₖ‖², of 2 + ⌊ln k⌋ rows drawn with probability ∝ s D(x)², D(x)²
+    the squared distance to the nearest centroid chosen so far: for a uniform draw t from [0, Σ D(x)²), the
     row where the running sum of D(x)² passes t -- found from the blocks' totals (added up on the
     host, in float64), then within the one block t falls in. The random numbers are drawn on the
     host, so a seed picks the same rows on every backend. D(x)² is one N-vector beside X. Host
@@ -306,12 +339,17 @@ def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
     xp = ctx.xp
     n = X.shape[0]
     trials = 2 + int(math.log(k))
-    first = int(rng.integers(n))
+    why = "k-means++ seeding"
+    if data.weights is None:
+        first = int(rng.integers(n))
+    else:
+        host = np.asarray(ctx.read(data.weights, why), dtype=np.float64)
+        first = int(rng.choice(n, p=host / host.sum()))
     closest = _distances(data, ctx.take_rows(X, [first]))
     chosen = [first]
-    why = "k-means++ seeding"
     per_block = {"potential": PerBlock(X.dtype), "rows": PerBlock(xp.int64)}
-    blocks = data.reduce(_block_potential, [closest], (), per_block)
+    weighted, none = ([], (None,)) if data.weights is None else ([data.weights], ())
+    blocks = data.reduce(_block_potential, [closest, *weighted], none, per_block)
     stops = np.cumsum(ctx.read(blocks.rows, why))  # once: the blocks are the same in every pass
     starts = np.concatenate([[0], stops[:-1]])
     out = {"potentials": Sum((trials,), X.dtype)}
@@ -321,7 +359,10 @@ def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
         for target in rng.random(trials) * ends[-1]:  # a loop over the few trials
             b = min(int(np.searchsorted(ends, target, side="right")), len(ends) - 1)
             within = target - (ends[b - 1] if b else 0.0)
-            cumulative = xp.cumulative_sum(closest[int(starts[b]) : int(stops[b])])
+            mass = closest[int(starts[b]) : int(stops[b])]
+            if data.weights is not None:
+                mass = mass * data.weights[int(starts[b]) : int(stops[b])]
+            cumulative = xp.cumulative_sum(mass)
             picks.append((b, xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))))
         positions = ctx.read(xp.concat([position for _, position in picks]), why)
         candidates = [
@@ -330,27 +371,32 @@ def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
         rows = ctx.take_rows(X, candidates)
         # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
         shared = (rows, centroid_norms(rows))
-        potentials = data.reduce(_potential_block, [X, data.squared_norms, closest], shared, out).potentials
+        arrays = [X, data.squared_norms, closest, *weighted]
+        potentials = data.reduce(_potential_block, arrays, (*none, *shared), out).potentials
         best = int(np.argmin(ctx.read(potentials, why)))
         chosen.append(candidates[best])
         new = _distances(data, rows[best : best + 1, ...])
         (closest,) = ctx.backend.materialize(xp.minimum(closest, new))
-        blocks = data.reduce(_block_potential, [closest], (), per_block)
+        blocks = data.reduce(_block_potential, [closest, *weighted], none, per_block)
     return ctx.take_rows(X, chosen)
 
 
-def _block_potential(closest: Any) -> tuple[Any, Any]:
-    """This block's Σ D(x)², and its number of rows."""
+def _block_potential(closest: Any, weights: Any) -> tuple[Any, Any]:
+    """This block's Σ s D(x)², and its number of rows."""
     xp = array_api_compat.array_namespace(closest)
     rows = xp.full((1,), closest.shape[0], dtype=xp.int64, device=array_api_compat.device(closest))
-    return xp.reshape(xp.sum(closest), (1,)), rows
+    potential = xp.sum(closest) if weights is None else xp.vecdot(weights, closest)
+    return xp.reshape(potential, (1,)), rows
 
 
-def _potential_block(X: Any, norms: Any, closest: Any, candidates: Any, candidate_norms: Any) -> tuple[Any]:
-    """Σᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows, for each candidate c."""
+def _potential_block(
+    X: Any, norms: Any, closest: Any, weights: Any, candidates: Any, candidate_norms: Any
+) -> tuple[Any]:
+    """Σᵢ sᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows, for each candidate c."""
     xp = array_api_compat.array_namespace(X)
     distances = kernels.scores(X, candidates, candidate_norms) + norms[:, None]
-    return (xp.sum(xp.minimum(distances, closest[:, None]), axis=0),)
+    nearest = xp.minimum(distances, closest[:, None])
+    return (xp.sum(nearest, axis=0) if weights is None else weights @ nearest,)
 
 
 def column_variance_mean(data: Data) -> float:
@@ -358,9 +404,10 @@ def column_variance_mean(data: Data) -> float:
 
     Read with Σᵢ‖xᵢ‖², which every distortion J is computed from: if either is not finite,
     X's squares overflow its dtype, and k-means would return NaN -- refused here instead."""
-    ctx, X = data.ctx, data.X
+    ctx, X, s = data.ctx, data.X, data.weights
     xp = ctx.xp
-    sums = xp.stack([xp.mean(centred_sum_of_squares(X, xp.mean(X, axis=0), xp)), data.total_squared_norm])
+    centre = xp.mean(X, axis=0) if s is None else (s @ X) / float(X.shape[0])
+    sums = xp.stack([xp.mean(centred_sum_of_squares(X, centre, xp, s)), data.total_squared_norm])
     centred, total = (float(v) for v in ctx.read(sums, "k-means tol scale"))
     if not (math.isfinite(centred * X.shape[1]) and math.isfinite(total)):
         raise squares_overflow(ctx, X, "KMeans")

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import numbers
 import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -205,6 +206,22 @@ class ArrayLike(Rule):
 
     def describe(self) -> str:
         return "array-like"
+
+
+@dataclass(frozen=True)
+class WeightsByLabel(Rule):
+    """A dict {label: weight}, each weight a finite number ≥ 0; returned with float weights."""
+
+    def check(self, value: Any, name: str) -> dict[Any, float]:
+        weights = value.values() if isinstance(value, Mapping) else [None]
+        if not all(
+            isinstance(w, numbers.Real) and not isinstance(w, bool) and 0 <= float(w) < math.inf for w in weights
+        ):
+            raise ValueError(f"{name} must be a dict {{label: weight >= 0}}; got {value!r}")
+        return {label: float(w) for label, w in value.items()}
+
+    def describe(self) -> str:
+        return "dict"
 
 
 @dataclass(frozen=True)

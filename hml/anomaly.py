@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from hml import backends, kernels
-from hml._array import labels_on_host, squares_overflow
+from hml._array import check_sample_weight, labels_on_host, squares_overflow
 from hml._params import OneOf, Real, param
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError, as_sklearn
@@ -97,8 +97,9 @@ class GaussianAnomalyDetection(BaseEstimator):
         "fraction of them is flagged. None: ``predict`` waits for :meth:`fit_threshold` (or a threshold).",
     )
 
-    def fit(self, X: Any, y: Any = None) -> GaussianAnomalyDetection:
-        """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianAnomalyDetection:
+        """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored. ``sample_weight`` (one per row, ≥ 0) counts a row
+        that many times: μ = Σ sᵢxᵢ / Σ sᵢ, σ² and Σ likewise, and ``contamination`` a fraction of the weight."""
         p = self._validated
         if p.threshold is not None and p.log_threshold is not None:
             raise ValueError(
@@ -108,11 +109,13 @@ class GaussianAnomalyDetection(BaseEstimator):
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         m, d = X.shape
+        weights = check_sample_weight(sample_weight, ctx, n_samples=m, dtype=X.dtype)
+        s = None if weights is None else weights.normalised  # mean 1: the formulas keep their 1/m
         # Each statistic is materialised before it is read or used again (no-ops but on Dask,
         # where a graph computed in two calls reuses its keys with different task fusion).
-        (mean,) = ctx.backend.materialize(xp.mean(X, axis=0))
+        (mean,) = ctx.backend.materialize(xp.mean(X, axis=0) if s is None else (s @ X) / float(m))
         if p.covariance == "diag":
-            (variance,) = ctx.backend.materialize(centred_sum_of_squares(X, mean, xp) / float(m))
+            (variance,) = ctx.backend.materialize(centred_sum_of_squares(X, mean, xp, s) / float(m))
             values = ctx.read(variance, "constant features")
             if not np.all(np.isfinite(values)):  # finite X whose squares overflow: not a NaN density
                 raise squares_overflow(ctx, X, "GaussianAnomalyDetection's variance")
@@ -126,7 +129,8 @@ class GaussianAnomalyDetection(BaseEstimator):
             (self._log_normaliser_,) = ctx.backend.materialize(-0.5 * (d * _LOG_2PI + xp.sum(xp.log(variance))))
         else:
             centred = X - mean
-            (covariance,) = ctx.backend.materialize((centred.T @ centred) / float(m))
+            weighted = centred if s is None else centred * xp.reshape(s, (-1, 1))
+            (covariance,) = ctx.backend.materialize((weighted.T @ centred) / float(m))
             factor = _cholesky_or_raise(ctx, covariance, m, X)
             self.covariance_ = covariance
             # L⁻¹: (x − μ) L⁻ᵀ has identity covariance
@@ -139,7 +143,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         elif p.log_threshold is not None:
             self._set_threshold(p.log_threshold)
         elif p.contamination is not None:
-            self._set_threshold(self._quantile_threshold(ctx, X, p.contamination))
+            self._set_threshold(self._quantile_threshold(ctx, X, p.contamination, weights))
         else:  # none now: forget one from an earlier fit
             for name in ("threshold_", "log_threshold_"):
                 self.__dict__.pop(name, None)
@@ -151,17 +155,32 @@ class GaussianAnomalyDetection(BaseEstimator):
         self.log_threshold_ = log_epsilon
         self.threshold_ = math.exp(log_epsilon) if epsilon is None else epsilon
 
-    def _quantile_threshold(self, ctx: backends.ComputeContext, X: Any, q: float) -> float:
+    def _quantile_threshold(self, ctx: backends.ComputeContext, X: Any, q: float, weights: Any = None) -> float:
         """log ε = the q-quantile of log p over the rows of ``X`` (linear interpolation, as ``numpy.quantile``):
-        the points below it, a fraction q, are flagged."""
+        the points below it, a fraction q, are flagged. With weights, that of the rows each repeated its
+        weight's times: the sorted value at position j is the one whose cumulative weight passes j."""
         xp = ctx.xp
-        log_p = xp.sort(self._log_density_of(ctx, X))
-        position = q * (X.shape[0] - 1)
-        below = int(math.floor(position))
-        above = min(below + 1, X.shape[0] - 1)
+        n = X.shape[0]
+        log_p = self._log_density_of(ctx, X)
+        if weights is None:
+            ordered, size = xp.sort(log_p), n
+        else:
+            order = xp.argsort(log_p)
+            ordered, size = xp.take(log_p, order), weights.total
+            passed = xp.cumulative_sum(xp.take(weights.normalised * (weights.total / n), order))
+        position = max(q * (size - 1), 0.0)
+        below = math.floor(position)
         fraction = position - below
-        log_epsilon = log_p[below] + fraction * (log_p[above] - log_p[below])
-        return float(ctx.read(log_epsilon, "contamination threshold"))
+        if weights is None:
+            at = [below, min(below + 1, n - 1)]
+            low, high = ordered[at[0]], ordered[at[1]]
+        else:
+            wanted = ctx.asarray(np.asarray([below, below + 1], dtype=np.float64), dtype=passed.dtype)
+            found = xp.searchsorted(passed, wanted, side="right")
+            at = xp.minimum(found, xp.full_like(found, n - 1))  # a weight-0 tail: the last row
+            low, high = xp.take(ordered, at[:1]), xp.take(ordered, at[1:])
+        log_epsilon = low + fraction * (high - low)
+        return float(ctx.read(xp.reshape(log_epsilon, (-1,))[0], "contamination threshold"))
 
     def score(self, X: Any, y: Any = None) -> float:
         """The mean log-likelihood 1/m Σᵢ log p(xᵢ) of the rows of ``X`` (higher: the model fits them better)."""
@@ -212,20 +231,23 @@ class GaussianAnomalyDetection(BaseEstimator):
         # defines it is compared with itself: no rounding of a log or an exp between them.
         return backends.mirror(xp.astype(log_p < self.log_threshold_, xp.int64), X)
 
-    def fit_threshold(self, X: Any, y: Any) -> ThresholdSelection:
+    def fit_threshold(self, X: Any, y: Any, sample_weight: Any = None) -> ThresholdSelection:
         """Set the threshold to the ε that maximises F1 on labelled ``X``, ``y`` (1 = anomaly), searched on
         log p(x) (:meth:`score_samples`); return the search, whose ``epsilon`` is that log ε."""
-        selection = self.select_threshold(y, self.score_samples(X), on="log p(x)")
+        selection = self.select_threshold(y, self.score_samples(X), on="log p(x)", sample_weight=sample_weight)
         self._set_threshold(selection.epsilon)
         return selection
 
     @staticmethod
-    def select_threshold(y_true: Any, p: Any, *, on: str = "the scores") -> ThresholdSelection:
+    def select_threshold(
+        y_true: Any, p: Any, *, on: str = "the scores", sample_weight: Any = None
+    ) -> ThresholdSelection:
         """The ε maximising F1 of "anomaly if p < ε", over **every** distinct value of ``p``.
 
         ``p`` may be the densities (:meth:`density`) or their logs (:meth:`score_samples`), or any
         score that grows with the density: the flags, and so F1, are the same, and ε comes back
-        on the scale given (``on`` names it, for plots).
+        on the scale given (``on`` names it, for plots). ``sample_weight`` counts each point that many
+        times in tp, the flagged and the anomalies.
 
         One sort and cumulative sums, O(n log n): with the densities ascending, a candidate
         ε = p₍ᵢ₎ (the first of its ties) flags the i points below it, of which tpᵢ are
@@ -248,17 +270,26 @@ class GaussianAnomalyDetection(BaseEstimator):
             raise ValueError("p is empty; select_threshold needs at least one density")
         if not np.isfinite(p_host).all():
             raise ValueError("p contains NaN or infinite scores; pass the output of score_samples (or density)")
-        n_anomalies = int(np.count_nonzero(truth))
+        weights = None if sample_weight is None else np.asarray(backends.to_numpy(sample_weight), dtype=np.float64)
+        if weights is not None and (weights.shape != p_host.shape or not (weights >= 0).all()):
+            raise ValueError(f"sample_weight must hold one weight >= 0 per score ({p_host.shape[0]})")
+        n_anomalies = int(np.count_nonzero(truth)) if weights is None else float(weights[truth].sum())
         if n_anomalies == 0:
             raise ValueError("y_true has no anomalies (no 1s); F1 is undefined without positive examples")
-        ordered = np.sort(p_host)  # values only: faster than argsort, and ties need no order
+        order = None if weights is None else np.argsort(p_host, kind="stable")
+        ordered = np.sort(p_host) if order is None else p_host[order]  # values only: faster than argsort
         first = np.empty(ordered.shape[0], dtype=bool)
         first[0] = True
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
         thresholds = ordered[first]
-        flagged = np.flatnonzero(first)  # points strictly below each candidate
-        # Anomalies strictly below each candidate: a search in the (few) anomalies' sorted densities.
-        true_positives = np.searchsorted(np.sort(p_host[truth]), thresholds, side="left")
+        if weights is None or order is None:
+            flagged = np.flatnonzero(first)  # points strictly below each candidate
+            # Anomalies strictly below each candidate: a search in the (few) anomalies' sorted densities.
+            true_positives = np.searchsorted(np.sort(p_host[truth]), thresholds, side="left")
+        else:  # the weight strictly below each candidate, of all points and of the anomalies
+            below = np.flatnonzero(first)
+            flagged = np.concatenate([[0.0], np.cumsum(weights[order])])[below]
+            true_positives = np.concatenate([[0.0], np.cumsum((weights * truth)[order])])[below]
         with np.errstate(divide="ignore", invalid="ignore"):
             precision = np.where(flagged > 0, true_positives / np.maximum(flagged, 1), 0.0)
         recall = true_positives / n_anomalies

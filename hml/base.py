@@ -21,7 +21,23 @@ from hml._array import (
     squares_overflow_if_any,
     warn_if_small,
 )
-from hml._params import Backend, Boolean, Declared, Device, FloatDtype, Integer, RandomState, Real, param, validate
+from hml._declarations import (
+    CLASS_WEIGHT,
+    NORMALIZE,
+    POLYNOMIAL_DEGREE,
+    RANDOM_STATE,
+    SINUSOID_DEGREE,
+    TOL,
+    VERBOSE,
+)
+from hml._params import (
+    Backend,
+    Declared,
+    Device,
+    FloatDtype,
+    param,
+    validate,
+)
 from hml.exceptions import NotFittedError, as_sklearn
 
 if TYPE_CHECKING:
@@ -31,6 +47,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11; only mypy reads this
 
 __all__ = [
+    "CLASS_WEIGHT",
     "NORMALIZE",
     "POLYNOMIAL_DEGREE",
     "RANDOM_STATE",
@@ -319,36 +336,6 @@ def _fitting(fit: Any) -> Any:
             self.__dict__.pop("_validated", None)
 
     return wrapped
-
-
-# -- hyper-parameters several estimators share, each declared here once --------------------------
-NORMALIZE: bool = param(
-    default=True,
-    rule=Boolean(),
-    doc="Standardise the features with the training statistics (and the generated features too).",
-)
-POLYNOMIAL_DEGREE: int = param(
-    default=0, rule=Integer(0), doc="Add every monomial of the features up to this total degree (0 or 1: none)."
-)
-SINUSOID_DEGREE: int = param(default=0, rule=Integer(0), doc="Add sin(k·x) of every feature for k up to this degree.")
-VERBOSE: bool = param(
-    default=False,
-    rule=Boolean(),
-    doc="Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it for its "
-    "convergence test anyway -- no extra GPU synchronisation.",
-)
-TOL: float | None = param(
-    default=1e-4,
-    rule=Real(allow_none=True),
-    doc="Stop once the largest component of ∇J has fallen to ``tol`` times its size at the start -- the rule "
-    "of every hml optimiser (:mod:`hml.optimize`) -- with a :class:`hml.ConvergenceWarning` when ``max_iter`` "
-    "ends the fit first. ``None`` runs exactly ``max_iter`` iterations.",
-)
-RANDOM_STATE: Any = param(
-    default=None,
-    rule=RandomState(),
-    doc="Seeds the random draws (on the host: the same seed gives the same numbers on every backend).",
-)
 
 
 def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from hml import backends
-from hml._array import check_X
+from hml._array import check_sample_weight, check_X
 from hml._kmeans import (
     Data,
     LloydStep,
@@ -168,8 +168,10 @@ class KMeans(BaseEstimator):
         n_init: int = p.n_init
         return n_init
 
-    def fit(self, X: Any, y: Any = None) -> KMeans:
-        """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored. ``sample_weight`` (one per
+        row, ≥ 0) counts a row that many times: weighted centroids Sₖ/nₖ = Σ sᵢxᵢ / Σ sᵢ, inertia Σ sᵢ‖xᵢ − c‖²,
+        k-means++ draws ∝ sᵢ D(xᵢ)²."""
         p = self._validated
         k = p.n_clusters
         n_init = self._n_init(p)
@@ -191,8 +193,11 @@ class KMeans(BaseEstimator):
                 f"init_size={p.init_size} is smaller than n_clusters={k}: k-means++ needs at "
                 f"least one row per centroid; use init_size >= {k}, or None for all rows"
             )
-        (X,) = backends.keep(X)  # held when it fits in memory, streamed from its source when it does not
-        data = prepared(ctx, X, k, p.working_memory)
+        weights = check_sample_weight(sample_weight, ctx, n_samples=n, dtype=X.dtype)
+        # Held when they fit in memory, streamed from their source when they do not.
+        (X,) = backends.keep(X)
+        s = None if weights is None else backends.keep(weights.normalised)[0]
+        data = prepared(ctx, X, k, p.working_memory, s)
         if given:
             start = check_X(p.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
             if start.shape[0] != k:
@@ -203,6 +208,8 @@ class KMeans(BaseEstimator):
         with self._progress_bar(p.max_iter * n_init, p.verbose):
             best = self._runs(data, p, n_init, start if given else None, scaled_tol)
         centroids, labels, inertia, n_iter, history = best
+        if weights is not None:  # from the mean-1 weights ŝ = s·n/Σs back to Σ sᵢ‖xᵢ − c‖²
+            inertia, history = inertia * (weights.total / n), history * (weights.total / n)
         self.cluster_centers_ = centroids
         self.labels_ = labels
         self.inertia_ = inertia
@@ -218,16 +225,31 @@ class KMeans(BaseEstimator):
         ctx, X = data.ctx, data.X
         n, k, rng = X.shape[0], p.n_clusters, p.random_state
         best, best_empty = None, 0
+        chance = None  # the rows' probabilities ∝ their weights, for a random draw
+        if data.weights is not None and isinstance(p.init, str) and p.init == "random":
+            weights = np.asarray(ctx.read(data.weights, "k-means random init"), dtype=np.float64)
+            chance = weights / weights.sum()  # not in place: on NumPy the read is the weights themselves
+            if np.count_nonzero(chance) < k:
+                raise ValueError(
+                    f"init='random' draws n_clusters={k} distinct rows of positive weight, but sample_weight has "
+                    f"{np.count_nonzero(chance)}; use n_clusters <= {np.count_nonzero(chance)} or init='k-means++'"
+                )
         for _ in range(n_init):  # a loop over restarts
             if start is not None:
                 centroids = start
             elif p.init == "random":
-                centroids = ctx.take_rows(X, rng.choice(n, size=k, replace=False))
+                centroids = ctx.take_rows(X, rng.choice(n, size=k, replace=False, p=chance))
             elif p.init_size is not None and p.init_size < n:
                 # Sorted: a chunked X is then read once, chunk after chunk.
-                sample = ctx.take_rows(X, np.sort(rng.choice(n, size=p.init_size, replace=False)))
-                (sample,) = ctx.backend.materialize(sample)  # one pass over X; the seeding reads the sample
-                centroids = kmeans_plus_plus(prepared(ctx, sample, k, p.working_memory), k, rng)
+                rows = np.sort(rng.choice(n, size=p.init_size, replace=False))
+                sample = ctx.take_rows(X, rows)
+                sample_weights = None if data.weights is None else ctx.take_rows(data.weights, rows)
+                # One pass over X; the seeding reads the sample.
+                if sample_weights is None:
+                    (sample,) = ctx.backend.materialize(sample)
+                else:
+                    sample, sample_weights = ctx.backend.materialize(sample, sample_weights)
+                centroids = kmeans_plus_plus(prepared(ctx, sample, k, p.working_memory, sample_weights), k, rng)
             else:
                 centroids = kmeans_plus_plus(data, k, rng)
             # Materialised before use (lazily, rows taken from a streamed X would otherwise be

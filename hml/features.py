@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hml import backends
+from hml._array import SampleWeight, check_sample_weight
 from hml.base import NORMALIZE, POLYNOMIAL_DEGREE, SINUSOID_DEGREE, BaseEstimator, FitInput
 from hml.numerics import scaled_standardisation, standardisation, standardise
 
@@ -67,8 +68,8 @@ def sinusoid_terms(X: Any, degree: int, xp: Any) -> list[Any]:
     return [xp.sin(float(k) * X) for k in range(1, degree + 1)]
 
 
-def _statistics(ctx: backends.ComputeContext, X: Any) -> tuple[Any, Any]:
-    """The columns' μ and σ, made concrete (a no-op except on Dask), so the transform's graph
+def _statistics(ctx: backends.ComputeContext, X: Any, weights: Any = None) -> tuple[Any, Any]:
+    """The columns' μ and σ (weighted by the normalised sample weights, if any), made concrete (a no-op except on Dask), so the transform's graph
     holds constants, not a second copy of the graph that computed them -- which a distributed
     scheduler would see as one key with two meanings.
 
@@ -77,9 +78,9 @@ def _statistics(ctx: backends.ComputeContext, X: Any) -> tuple[Any, Any]:
     """
     xp = ctx.xp
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow here is handled below: no warning
-        mean, scale = ctx.concrete(*standardisation(X, xp), why="feature statistics")
+        mean, scale = ctx.concrete(*standardisation(X, xp, weights), why="feature statistics")
     if not bool(ctx.read(xp.all(xp.isfinite(mean)) & xp.all(xp.isfinite(scale)), "feature statistics")):
-        mean, scale = ctx.concrete(*scaled_standardisation(X, xp), why="feature statistics")
+        mean, scale = ctx.concrete(*scaled_standardisation(X, xp, weights), why="feature statistics")
     return mean, scale
 
 
@@ -111,9 +112,10 @@ class FeatureTransformer(BaseEstimator):
     normalize: bool = NORMALIZE
 
     # -- public API ---------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None) -> FeatureTransformer:
-        """Learn the normalisation statistics of ``X`` (``y`` is ignored)."""
-        self.fit_transform(X)
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> FeatureTransformer:
+        """Learn the normalisation statistics of ``X`` (``y`` is ignored), rows weighted by ``sample_weight``
+        (as if each were repeated that many times)."""
+        self.fit_transform(X, sample_weight=sample_weight)
         return self
 
     def transform(self, X: Any) -> Any:
@@ -121,10 +123,13 @@ class FeatureTransformer(BaseEstimator):
         ctx, Xc = self._validate_X(X)
         return backends.mirror(self._transform(Xc, ctx.xp), X)
 
-    def fit_transform(self, X: Any, y: Any = None) -> Any:
-        """``fit(X).transform(X)`` in one pass over ``X`` (``y`` is ignored)."""
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """``fit(X, sample_weight=...).transform(X)`` in one pass over ``X`` (``y`` is ignored)."""
         fit_input = self._validate_fit_X(X, self._validated)
-        out = self._fit_transform(fit_input.ctx, fit_input.X)
+        weights = check_sample_weight(
+            sample_weight, fit_input.ctx, n_samples=fit_input.X.shape[0], dtype=fit_input.X.dtype
+        )
+        out = self._fit_transform(fit_input.ctx, fit_input.X, weights)
         self._remember_input(fit_input)
         return backends.mirror(out, X)
 
@@ -155,9 +160,10 @@ class FeatureTransformer(BaseEstimator):
         polynomial = sum(comb(n_features + k - 1, k) for k in range(2, self.polynomial_degree + 1))
         return n_features + polynomial + self.sinusoid_degree * n_features
 
-    def _fit_transform(self, ctx: backends.ComputeContext, X: Any) -> Any:
-        """Fit on the validated device array ``X`` and return its transform (the parameters come validated:
-        from this transformer's own fitting method, or from the estimator that made it)."""
+    def _fit_transform(self, ctx: backends.ComputeContext, X: Any, weights: SampleWeight | None = None) -> Any:
+        """Fit on the validated device array ``X`` (rows weighted by ``weights``) and return its transform (the
+        parameters come validated: from this transformer's own fitting method, or from the estimator that made it)."""
+        s = None if weights is None else weights.normalised
         xp = ctx.xp
         n_features = X.shape[1]
         n_out = self._n_outputs(n_features)
@@ -169,12 +175,12 @@ class FeatureTransformer(BaseEstimator):
             )
         mean = scale = generated_mean = generated_scale = None
         if self.normalize:
-            mean, scale = _statistics(ctx, X)
+            mean, scale = _statistics(ctx, X, s)
             X = standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
             (generated,) = backends.keep(generated)
-            generated_mean, generated_scale = _statistics(ctx, generated)
+            generated_mean, generated_scale = _statistics(ctx, generated, s)
             generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale
         self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale

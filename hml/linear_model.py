@@ -5,12 +5,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
 
-import array_api_compat
-
-from hml import backends, kernels
-from hml._array import check_y, encode_labels, one_hot
+from hml import backends
+from hml._array import check_sample_weight, check_y, class_weighted, encode_labels, one_hot
+from hml._linear_objectives import linear_regression_objective, logistic_objective, normal_equation
 from hml._params import Either, Integer, OneOf, Real, param
 from hml.base import (
+    CLASS_WEIGHT,
     NORMALIZE,
     POLYNOMIAL_DEGREE,
     SINUSOID_DEGREE,
@@ -21,112 +21,22 @@ from hml.base import (
     PreparedProblem,
 )
 from hml.features import FeatureTransformer
-from hml.numerics import (
-    column_sums,
-    log_class_probabilities,
-    log_sigmoid_terms,
-    r2,
-    softmax_terms,
-    tall_gram,
-    tall_matmul,
-)
-from hml.optimize import Objective, gradient_descent, largest_curvature, make_rule, minimize
+from hml.numerics import log_class_probabilities, log_sigmoid_terms, r2, softmax_terms
+from hml.optimize import gradient_descent, largest_curvature, make_rule, minimize
 
-__all__ = ["LinearRegression", "LogisticRegression", "linear_regression_objective", "logistic_objective"]
-
-
-def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any) -> Objective:
-    """The cost and its gradient for θ = [b, w] (intercept first), from one residual.
-
-    r = Zw + b − y
-    J(θ)   = 1/(2m) ‖r‖² + λ/(2m) ‖w‖²     (the intercept b is never regularised)
-    ∂J/∂b  = 1/m Σ r
-    ∂J/∂w  = 1/m Zᵀr + λ/m w
-
-    The residual feeds both the gradient and the cost, so the cost history costs
-    no extra pass over Z: one iteration is the two matrix-vector products
-    ``Z @ w`` and ``r @ Z`` plus O(m) vector work, in :func:`_residual_sums` over row
-    blocks (:func:`hml.backends.reduce_rows`), summed.
-    """
-    m = Z.shape[0]
-    inv_m = 1.0 / m
-    reg = l2 * inv_m
-    # Blocks of a quarter of the working memory, so ``r @ Zb`` reads the block ``Zb @ w`` has
-    # just brought into cache: one read of Z from memory per iteration instead of two.
-    row_bytes = 4 * (4 if Z.dtype == xp.float32 else 8) * max(1, Z.shape[1])
-    out = {"squares": backends.Sum((), Z.dtype), "sums": backends.Sum((Z.shape[1] + 1,), Z.dtype)}
-
-    def objective(theta: Any) -> tuple[Any, Any]:
-        parts = backends.reduce_rows(_residual_sums, [Z, y], (theta,), out=out, row_bytes=row_bytes)
-        cost = (0.5 * inv_m) * parts.squares
-        gradient = inv_m * parts.sums
-        if l2:  # skipped, not multiplied by zero: on a lazy backend each operation is graph to build
-            w = theta[1:]
-            cost = cost + (0.5 * reg) * xp.sum(w * w)
-            gradient = gradient + reg * xp.concat([xp.zeros_like(theta[:1]), w])
-        return cost, gradient
-
-    return objective
-
-
-def _residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
-    """On these rows, r = Zw + b − y for θ = [b, w]: (‖r‖², [Σr, Zᵀr]), in Z's own library.
-
-    [Σr, Zᵀr] is m times the data term of ∇J, built per block as one vector: on a lazy backend
-    the gradient is then one chunk, not an intercept and a weights chunk that the next
-    iteration's θ would have to merge (a task, and a round of the scheduler, per iteration).
-    """
-    xp = array_api_compat.array_namespace(Z)
-    # In place: a fresh m-vector per operation costs measurably (allocation and page faults).
-    residual = Z @ theta[1:]
-    residual -= y
-    residual += theta[0]
-    return xp.vecdot(residual, residual), xp.concat([xp.reshape(xp.sum(residual), (1,)), residual @ Z])
-
-
-def normal_equation(Z: Any, y: Any, l2: float, ctx: backends.ComputeContext) -> Any:
-    """θ = [b, w] minimising J, from the regularised normal equation.
-
-    With the intercept unregularised, the optimum is the ridge solution on centred
-    data: (Z̄ᵀZ̄ + λI) w = Z̄ᵀȳ with Z̄ = Z − mean(Z), ȳ = y − mean(y), then
-    b = mean(y) − mean(Z)·w. Centring keeps the system well conditioned when the
-    features are far from zero. With λ = 0 and Z̄ of any rank (collinear or constant
-    features, fewer samples than features), w = (Z̄ᵀZ̄)⁺ Z̄ᵀȳ: the least-squares solution
-    of minimum norm, as ``numpy.linalg.lstsq`` and scikit-learn's ``LinearRegression`` give
-    it (:func:`hml.kernels.least_norm_solve`).
-    """
-    xp = ctx.xp
-    n = Z.shape[1]
-    z_mean, y_mean = xp.mean(Z, axis=0), xp.mean(y)
-    Zc, yc = Z - z_mean, y - y_mean
-    gram = Zc.T @ Zc
-    rhs = xp.reshape(yc @ Zc, (n, 1))
-    try:
-        if l2 > 0.0:  # positive definite: a Cholesky-based solve
-            gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
-            w = xp.reshape(kernels.solve(gram, rhs), (n,))
-        else:
-            w = xp.reshape(kernels.least_norm_solve(gram, rhs), (n,))
-    except (ValueError, RuntimeError) as exc:  # numpy's LinAlgError is a ValueError, torch's a RuntimeError
-        raise _singular() from exc
-    if not bool(ctx.read(xp.all(xp.isfinite(w)), "normal equation solved")):
-        raise _singular()
-    b = y_mean - xp.vecdot(z_mean, w)
-    return xp.concat([xp.reshape(b, (1,)), w])
+__all__ = [
+    "LinearRegression",
+    "LogisticRegression",
+    "linear_regression_objective",
+    "logistic_objective",
+    "normal_equation",
+]
 
 
 def _feature_transformer(p: SimpleNamespace) -> FeatureTransformer:
     """The (unfitted) feature transformer of a linear model's validated hyper-parameters ``p``."""
     return FeatureTransformer(
         polynomial_degree=p.polynomial_degree, sinusoid_degree=p.sinusoid_degree, normalize=p.normalize
-    )
-
-
-def _singular() -> ValueError:
-    # Not rank: every rank has its minimum-norm answer. A factorisation fails on non-finite sums.
-    return ValueError(
-        "solver='normal': the normal equations could not be solved (their sums are not finite); "
-        "set normalize=True, or rescale X"
     )
 
 
@@ -189,19 +99,23 @@ class LinearRegression(BaseEstimator):
     normalize: bool = NORMALIZE
     verbose: bool = VERBOSE
 
-    def fit(self, X: Any, y: Any) -> LinearRegression:
-        """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegression:
+        """Fit θ on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,); ``sample_weight``
+        (one per row, ≥ 0) counts a row that many times."""
         p = self._validated
         transformer = _feature_transformer(p)
         fit_input = self._validate_fit_X(X, p)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
+        weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         # A lazy backend would otherwise recompute the features on every iteration.
-        Z, y = backends.keep(transformer._fit_transform(ctx, X), y)
-        objective = linear_regression_objective(Z, y, p.l2, xp)
+        Z, y = backends.keep(transformer._fit_transform(ctx, X, weights), y)
+        if weights is not None:
+            weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
+        objective = linear_regression_objective(Z, y, p.l2, xp, weights)
         with self._unless_squares_overflow(ctx, X, p.normalize):
-            theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, p)
+            theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, p, weights)
 
         # Everything above may raise; only now is the estimator changed.
         self.feature_transformer_ = transformer
@@ -211,13 +125,13 @@ class LinearRegression(BaseEstimator):
         return self
 
     def _solve(
-        self, objective: Any, Z: Any, y: Any, ctx: backends.ComputeContext, p: SimpleNamespace
+        self, objective: Any, Z: Any, y: Any, ctx: backends.ComputeContext, p: SimpleNamespace, weights: Any
     ) -> tuple[Any, Any, int, float | None]:
         """θ, the cost history, the iterations and the step, by the normal equation or gradient descent."""
         xp = ctx.xp
         learning_rate = p.learning_rate
         if p.solver == "normal":
-            theta = normal_equation(Z, y, p.l2, ctx)
+            theta = normal_equation(Z, y, p.l2, ctx, weights)
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
             learning_rate = None
         else:
@@ -252,44 +166,6 @@ class LinearRegression(BaseEstimator):
         prediction, Xc = self._predict(X)
         y = check_y(y, self._ctx_, n_samples=Xc.shape[0], dtype=prediction.dtype)
         return r2(self._ctx_.xp, y, prediction)
-
-
-def logistic_objective(Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any) -> Objective:
-    """Cost and gradient of logistic regression for Θ = [b; W] of shape (1 + n, K).
-
-    Logits z = ZW + b (every class in one GEMM), m samples, λ = ``l2`` (never on b).
-
-    One-vs-all (K independent sigmoid problems, summed; K = 1 for two classes):
-        J(Θ) = Σₖ Jₖ,  Jₖ = 1/m Σᵢ [softplus(zᵢₖ) − yᵢₖ zᵢₖ] + λ/(2m) ‖Wₖ‖²
-    returned as the K parts Jₖ (a 1-D cost; the optimisers minimise their sum and keep
-    each class's history from the same pass)
-    Multinomial (softmax):
-        J(Θ) = 1/m Σᵢ [log Σₖ exp zᵢₖ − Σₖ yᵢₖ zᵢₖ] + λ/(2m) ‖W‖²
-    Both:
-        ∂J/∂b = 1/m Σᵢ (pᵢ − yᵢ),  ∂J/∂W = 1/m Zᵀ(P − Y) + λ/m W
-    with P the sigmoid (softmax) of the logits.
-    """
-    m = Z.shape[0]
-    inv_m = 1.0 / m
-    reg = l2 * inv_m
-
-    def objective(theta: Any) -> tuple[Any, Any]:
-        b, W = theta[:1, :], theta[1:, :]
-        logits = tall_matmul(Z, W)
-        logits += b
-        if multinomial:
-            normaliser, probability = softmax_terms(logits, xp)
-            cost = inv_m * (xp.sum(normaliser) - xp.sum(Y * logits)) + 0.5 * reg * xp.sum(W * W)
-        else:
-            softplus, probability = log_sigmoid_terms(logits, xp)
-            # Per class: column sums of the same terms (one pass), so the parts cost nothing extra.
-            cost = inv_m * column_sums(softplus - Y * logits) + 0.5 * reg * xp.sum(W * W, axis=0)
-        residual = probability - Y
-        grad_b = inv_m * xp.reshape(column_sums(residual), (1, -1))
-        grad_W = inv_m * tall_gram(Z, residual) + reg * W
-        return cost, xp.concat([grad_b, grad_W], axis=0)
-
-    return objective
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -363,12 +239,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         rule=Real(positive=True),
         doc="Step of ``solver='gd'`` (the original's ``alpha``); unused by the other solvers.",
     )
+    class_weight: Any = CLASS_WEIGHT
     polynomial_degree: int = POLYNOMIAL_DEGREE
     sinusoid_degree: int = SINUSOID_DEGREE
     normalize: bool = NORMALIZE
     verbose: bool = VERBOSE
 
-    def _prepare(self, X: Any, y: Any, p: SimpleNamespace) -> PreparedProblem:
+    def _prepare(self, X: Any, y: Any, p: SimpleNamespace, sample_weight: Any = None) -> PreparedProblem:
         """Validate, transform and encode: the problem the optimiser solves, for the validated ``p``."""
         transformer = _feature_transformer(p)
         fit_input = self._validate_fit_X(X, p, min_samples=2)
@@ -379,7 +256,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         # is the same model, over-parametrised), as in scikit-learn.
         multinomial = p.multi_class == "multinomial" and classes.size > 2
         n_outputs = classes.size if classes.size > 2 else 1
-        (Z,) = backends.keep(transformer._fit_transform(ctx, X))
+        sample_weight = class_weighted(sample_weight, p.class_weight, classes, codes)
+        weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
+        (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights))
+        if weights is not None:
+            weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
         codes = ctx.asarray(codes)
         if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
             Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))
@@ -388,13 +269,19 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         (Y,) = backends.keep(Y)
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
         return PreparedProblem(
-            fit_input, logistic_objective(Z, Y, p.l2, multinomial, xp), theta0, transformer, classes, multinomial
+            fit_input,
+            logistic_objective(Z, Y, p.l2, multinomial, xp, weights),
+            theta0,
+            transformer,
+            classes,
+            multinomial,
         )
 
-    def fit(self, X: Any, y: Any) -> LogisticRegression:
-        """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegression:
+        """Fit Θ on ``X`` (n_samples × n_features) and class labels ``y`` (n_samples,) of any type;
+        ``sample_weight`` (one per row, ≥ 0) counts a row that many times."""
         p = self._validated
-        problem = self._prepare(X, y, p)
+        problem = self._prepare(X, y, p, sample_weight)
         with (
             self._unless_squares_overflow(problem.ctx, problem.input.X, p.normalize),
             self._progress_bar(p.max_iter, p.verbose),

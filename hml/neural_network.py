@@ -21,9 +21,18 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 from hml import backends, kernels
-from hml._array import encode_labels, one_hot
+from hml._array import check_sample_weight, class_weighted, encode_labels, one_hot
 from hml._params import Integer, OneOf, Real, Sizes, param, validate
-from hml.base import NORMALIZE, RANDOM_STATE, TOL, VERBOSE, BaseEstimator, ClassifierMixin, PreparedProblem
+from hml.base import (
+    CLASS_WEIGHT,
+    NORMALIZE,
+    RANDOM_STATE,
+    TOL,
+    VERBOSE,
+    BaseEstimator,
+    ClassifierMixin,
+    PreparedProblem,
+)
 from hml.features import FeatureTransformer
 from hml.numerics import (
     column_sums,
@@ -111,38 +120,46 @@ def forward(Z: Any, params: list[tuple[Any, Any]], activation: str, xp: Any) -> 
 
 
 def mlp_objective(
-    Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any
+    Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any, weights: Any = None
 ) -> Callable[..., tuple[Any, Any]]:
     """``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
 
     J(θ) = 1/m Σᵢ loss(pᵢ, yᵢ) + λ/(2n) Σₗ ‖W⁽ˡ⁾‖² with m the rows used and n all rows
     (so a mini-batch's J estimates the full J); biases are never regularised. The loss
     is the per-class cross-entropy Σₖ [softplus(hₖ) − yₖhₖ] for ``output="sigmoid"``
-    and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0).
+    and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0). With sample
+    ``weights`` (:class:`hml._array.SampleWeight`), row i's loss and its Δ are multiplied by ŝᵢ, and
+    the penalty is λ/(2Σs).
     """
-    reg = l2 / Z.shape[0]
+    reg = l2 / (Z.shape[0] if weights is None else weights.total)
+    S = None if weights is None else xp.reshape(weights.normalised, (-1, 1))
 
     def objective(theta: Any, rows: Any = None) -> tuple[Any, Any]:
         if rows is None:
-            A, T = Z, Y
+            A, T, weight = Z, Y, S
         elif isinstance(rows, slice):
-            A, T = Z[rows, ...], Y[rows, ...]
+            A, T, weight = Z[rows, ...], Y[rows, ...], None if S is None else S[rows, ...]
         else:
             A, T = xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0)
+            weight = None if S is None else xp.take(S, rows, axis=0)
         inv_m = 1.0 / A.shape[0]
         params = unpack(theta, layers, xp)
         activations, logits = forward(A, params, activation, xp)
         if output == "softmax":
             normaliser, P = softmax_terms(logits, xp)
-            data_cost = xp.sum(normaliser)
         else:
             softplus, P = log_sigmoid_terms(logits, xp)
-            data_cost = xp.sum(softplus)
-        data_cost = data_cost - xp.sum(T * logits)
+            normaliser = xp.sum(softplus, axis=1, keepdims=True) if weight is not None else softplus
+        if weight is None:
+            data_cost = xp.sum(normaliser) - xp.sum(T * logits)
+        else:
+            data_cost = xp.sum(weight * (normaliser - xp.sum(T * logits, axis=1, keepdims=True)))
         penalty = sum(xp.sum(W * W) for W, _ in params)
         cost = inv_m * data_cost + 0.5 * reg * penalty
         delta = P - T
         delta *= inv_m
+        if weight is not None:
+            delta *= weight
         gradients: list[Any] = []
         for layer in range(len(params) - 1, -1, -1):
             W, _ = params[layer]
@@ -212,12 +229,13 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         doc="Gradient descent, or the full-batch alternatives L-BFGS and CG (not with ``batch_size``).",
     )
     tol: float | None = TOL
+    class_weight: Any = CLASS_WEIGHT
     normalize: bool = NORMALIZE
     random_state: Any = RANDOM_STATE
     verbose: bool = VERBOSE
 
     # -- set-up shared by fit and gradient_check -------------------------------------
-    def _prepare(self, X: Any, y: Any, p: SimpleNamespace) -> PreparedProblem:
+    def _prepare(self, X: Any, y: Any, p: SimpleNamespace, sample_weight: Any = None) -> PreparedProblem:
         """Validate, standardise and one-hot encode; θ₀ drawn from ``p.random_state``: the problem the
         optimiser solves, for the validated ``p``."""
         transformer = FeatureTransformer(normalize=p.normalize)
@@ -226,19 +244,24 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         xp = ctx.xp
         classes, codes = encode_labels(y, X.shape[0])
         layers = _checked_layers(p.layers, X.shape[1], classes.size)
-        (Z,) = backends.keep(transformer._fit_transform(ctx, X))
+        sample_weight = class_weighted(sample_weight, p.class_weight, classes, codes)
+        weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
+        (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights))
         Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
         (Y,) = backends.keep(Y)
-        objective = mlp_objective(Z, Y, layers, p.activation, p.output, p.l2, xp)
+        if weights is not None:
+            weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
+        objective = mlp_objective(Z, Y, layers, p.activation, p.output, p.l2, xp, weights)
         theta0 = _initial_theta(ctx, layers, X.dtype, p)
         return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers)
 
-    def fit(self, X: Any, y: Any) -> MultilayerPerceptron:
-        """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultilayerPerceptron:
+        """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type; ``sample_weight``
+        (one per row, ≥ 0) counts a row that many times (in expectation, for mini-batches)."""
         p = self._validated
         if p.batch_size is not None and p.solver != "gd":
             raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={p.solver!r}")
-        problem = self._prepare(X, y, p)
+        problem = self._prepare(X, y, p, sample_weight)
         ctx = problem.ctx
         batches = None
         if p.batch_size is not None:

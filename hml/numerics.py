@@ -103,16 +103,20 @@ def softmax_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
 _CHUNK_ELEMENTS = 1 << 20
 
 
-def standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
-    """Mean μ and standard deviation σ = √(1/m Σᵢ (xᵢ − μ)²) per column; σ of a constant column becomes 1."""
-    mean, scale = _moments(X, xp)
+def standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
+    """Mean μ and standard deviation σ = √(1/m Σᵢ (xᵢ − μ)²) per column; σ of a constant column becomes 1.
+
+    With ``weights`` ŝ (normalised to mean 1, :class:`hml._array.SampleWeight`): μ = 1/m Σᵢ ŝᵢ xᵢ and
+    σ² = 1/m Σᵢ ŝᵢ (xᵢ − μ)², the moments of the data with each row repeated its weight's times.
+    """
+    mean, scale = _moments(X, xp, weights)
     return mean, _unit_if_constant(mean, scale, xp)
 
 
-def _moments(X: Any, xp: Any) -> tuple[Any, Any]:
+def _moments(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
     """μ and σ per column, as they are."""
-    mean = xp.mean(X, axis=0)
-    return mean, xp.sqrt(centred_sum_of_squares(X, mean, xp) / float(X.shape[0]))
+    mean = xp.mean(X, axis=0) if weights is None else (weights @ X) / float(X.shape[0])
+    return mean, xp.sqrt(centred_sum_of_squares(X, mean, xp, weights) / float(X.shape[0]))
 
 
 def _unit_if_constant(mean: Any, scale: Any, xp: Any) -> Any:
@@ -124,7 +128,7 @@ def _unit_if_constant(mean: Any, scale: Any, xp: Any) -> Any:
     return xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
 
 
-def scaled_standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
+def scaled_standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
     """μ and σ as :func:`standardisation`, for columns whose sum or sum of squares overflows
     (float64 |x| ≳ 1e154/√m, float32 |x| ≳ 1e19/√m): each column is divided by the power of
     two p = 2^⌊log₂ max|x|⌋, so its values lie in (−2, 2), and μ = p μ(X/p), σ = p σ(X/p).
@@ -137,13 +141,14 @@ def scaled_standardisation(X: Any, xp: Any) -> tuple[Any, Any]:
     largest = xp.where(largest > 0.0, largest, xp.ones_like(largest))  # a zero column: p = 1
     # ⌊log₂⌋, not ⌈log₂⌉: 2^⌈log₂ 1.7e308⌉ = 2^1024 overflows.
     power = xp.pow(xp.full_like(largest, 2.0), xp.floor(xp.log2(largest)))
-    mean, scale = _moments(X / power, xp)
+    mean, scale = _moments(X / power, xp, weights)
     mean, scale = mean * power, scale * power
     return mean, _unit_if_constant(mean, scale, xp)
 
 
-def centred_sum_of_squares(X: Any, mean: Any, xp: Any) -> Any:
-    """Σᵢ (xᵢⱼ − μⱼ)² per column j, over chunks of about 1 M elements of rows.
+def centred_sum_of_squares(X: Any, mean: Any, xp: Any, weights: Any = None) -> Any:
+    """Σᵢ (xᵢⱼ − μⱼ)² per column j (Σᵢ ŝᵢ (xᵢⱼ − μⱼ)² with ``weights``), over chunks of about 1 M
+    elements of rows.
 
     A temporary as large as X costs more in fresh memory (page faults) than the
     arithmetic itself (``benchmarks/RESULTS.md``).
@@ -153,7 +158,10 @@ def centred_sum_of_squares(X: Any, mean: Any, xp: Any) -> Any:
     squares = None
     for start in range(0, m, rows):
         centred = X[start : min(start + rows, m), ...] - mean
-        part = xp.sum(centred * centred, axis=0)
+        if weights is None:
+            part = xp.sum(centred * centred, axis=0)
+        else:
+            part = weights[start : min(start + rows, m)] @ (centred * centred)
         squares = part if squares is None else squares + part
     return squares
 

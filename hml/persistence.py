@@ -13,6 +13,7 @@ holding:
 
 Values in ``params`` and ``state`` are tagged JSON: ``{"json": v}`` for numbers, strings,
 booleans and None; ``{"array": name, "on": "device" | "host"}``; ``{"list": [...]}``;
+``{"dict": [[key, value], ...]}`` (each tagged: a ``class_weight``'s labels may be numbers);
 ``{"dtype": "float64"}``; ``{"estimator": {"class", "params", "state"}}`` for a fitted
 sub-estimator (``feature_transformer_``). Device arrays are the model's computed state
 (moved onto the backend it is loaded on); host arrays stay NumPy on every backend (class
@@ -154,6 +155,8 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], on: str) -> dict[str, Any
         return {"json": value.item() if isinstance(value, np.generic) else value}
     if isinstance(value, (list, tuple)):
         return {"list": [_encode(item, arrays, on) for item in value]}
+    if isinstance(value, dict):
+        return {"dict": [[_encode(key, arrays, on), _encode(item, arrays, on)] for key, item in value.items()]}
     if _is_estimator(value):
         return {"estimator": _describe(value, arrays)}
     if (dtype := _dtype_name(value)) is not None:
@@ -338,7 +341,10 @@ class _Decoder:
         return model
 
     def value(self, encoded: Any, where: str, params_: bool = False) -> Any:
-        if not isinstance(encoded, dict) or len(set(encoded) & {"json", "list", "estimator", "dtype", "array"}) != 1:
+        if (
+            not isinstance(encoded, dict)
+            or len(set(encoded) & {"json", "list", "dict", "estimator", "dtype", "array"}) != 1
+        ):
             raise self.refused(f"{where} is not a tagged value: {str(encoded)[:80]}")
         if "json" in encoded:
             value = encoded["json"]
@@ -349,6 +355,14 @@ class _Decoder:
             if not isinstance(encoded["list"], list):
                 raise self.refused(f"{where}'s list is not a list")
             return [self.value(item, f"{where}[{i}]", params_) for i, item in enumerate(encoded["list"])]
+        if "dict" in encoded:
+            pairs = encoded["dict"]
+            if not isinstance(pairs, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+                raise self.refused(f"{where}'s dict is not a list of [key, value] pairs")
+            keys = [self.value(key, f"{where} key", params_) for key, _ in pairs]
+            if not all(isinstance(key, (str, int, float)) for key in keys):
+                raise self.refused(f"{where}'s keys must be numbers or strings")
+            return {key: self.value(v, f"{where}[{key!r}]", params_) for key, (_, v) in zip(keys, pairs, strict=True)}
         if "estimator" in encoded:
             ctx_dtype = self.dtype
             inner = self.estimator(encoded["estimator"])

@@ -327,3 +327,13 @@ def test_devices_a_float64_model_loads_where_float64_exists_and_is_refused_elsew
     single = hml.LinearRegression(max_iter=30, dtype="float32").fit(X, y)
     moved = hml.load(single.save(tmp_path / "s.npz"), backend="array_api_strict", device="no_float64")
     np.testing.assert_allclose(_host(moved.predict(X)), single.predict(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("labels", [(0, 1), ("no", "yes")])
+def test_a_class_weight_dict_round_trips_with_its_label_types(tmp_path, labels):
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    y = np.where(X[:, 0] > 0, labels[1], labels[0])
+    model = hml.LogisticRegression(class_weight={labels[0]: 3.0}).fit(X, y)
+    again = hml.load(model.save(tmp_path / "m.npz"))
+    assert again.class_weight == {labels[0]: 3.0} and type(next(iter(again.class_weight))) is type(labels[0])
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))

@@ -1,0 +1,48 @@
+"""The hyper-parameters several estimators share, each declared here once (:func:`hml._params.param`).
+
+An estimator takes one by naming it in its class body, ``normalize: bool = NORMALIZE``; :mod:`hml.base`
+re-exports them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hml._params import Boolean, Either, Integer, OneOf, RandomState, Real, WeightsByLabel, param
+
+__all__ = ["CLASS_WEIGHT", "NORMALIZE", "POLYNOMIAL_DEGREE", "RANDOM_STATE", "SINUSOID_DEGREE", "TOL", "VERBOSE"]
+
+
+NORMALIZE: bool = param(
+    default=True,
+    rule=Boolean(),
+    doc="Standardise the features with the training statistics (and the generated features too).",
+)
+POLYNOMIAL_DEGREE: int = param(
+    default=0, rule=Integer(0), doc="Add every monomial of the features up to this total degree (0 or 1: none)."
+)
+SINUSOID_DEGREE: int = param(default=0, rule=Integer(0), doc="Add sin(k·x) of every feature for k up to this degree.")
+VERBOSE: bool = param(
+    default=False,
+    rule=Boolean(),
+    doc="Show a progress bar (tqdm) over the iterations, with the cost as the fit reads it for its "
+    "convergence test anyway -- no extra GPU synchronisation.",
+)
+TOL: float | None = param(
+    default=1e-4,
+    rule=Real(allow_none=True),
+    doc="Stop once the largest component of ∇J has fallen to ``tol`` times its size at the start -- the rule "
+    "of every hml optimiser (:mod:`hml.optimize`) -- with a :class:`hml.ConvergenceWarning` when ``max_iter`` "
+    "ends the fit first. ``None`` runs exactly ``max_iter`` iterations.",
+)
+CLASS_WEIGHT: Any = param(
+    default=None,
+    rule=Either((OneOf((None, "balanced")), WeightsByLabel())),
+    doc="Weights of the classes, multiplying ``sample_weight``: {label: weight} (1 for a class not named), or "
+    "``'balanced'``, n / (K nₖ) for class k (scikit-learn's rule: every class then weighs the same).",
+)
+RANDOM_STATE: Any = param(
+    default=None,
+    rule=RandomState(),
+    doc="Seeds the random draws (on the host: the same seed gives the same numbers on every backend).",
+)
