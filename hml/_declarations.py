@@ -10,7 +10,16 @@ from typing import Any
 
 from hml._params import Boolean, Either, Integer, OneOf, RandomState, Real, WeightsByLabel, param
 
-__all__ = ["CLASS_WEIGHT", "NORMALIZE", "POLYNOMIAL_DEGREE", "RANDOM_STATE", "SINUSOID_DEGREE", "TOL", "VERBOSE"]
+__all__ = [
+    "FIT_INTERCEPT",
+    "CLASS_WEIGHT",
+    "NORMALIZE",
+    "POLYNOMIAL_DEGREE",
+    "RANDOM_STATE",
+    "SINUSOID_DEGREE",
+    "TOL",
+    "VERBOSE",
+]
 
 
 NORMALIZE: bool = param(
@@ -40,6 +49,12 @@ CLASS_WEIGHT: Any = param(
     rule=Either((OneOf((None, "balanced")), WeightsByLabel())),
     doc="Weights of the classes, multiplying ``sample_weight``: {label: weight} (1 for a class not named), or "
     "``'balanced'``, n / (K nₖ) for class k (scikit-learn's rule: every class then weighs the same).",
+)
+FIT_INTERCEPT: bool = param(
+    default=True,
+    rule=Boolean(),
+    doc="Fit the intercept b. False: the model passes through the origin (b = 0); with ``normalize=True`` the "
+    "features are then scaled by their σ but not centred, since centring is an intercept.",
 )
 RANDOM_STATE: Any = param(
     default=None,

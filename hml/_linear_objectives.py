@@ -19,7 +19,9 @@ from hml.optimize import Objective
 __all__ = ["linear_regression_objective", "logistic_objective", "normal_equation"]
 
 
-def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any, weights: SampleWeight | None = None) -> Objective:
+def linear_regression_objective(
+    Z: Any, y: Any, l2: float, xp: Any, weights: SampleWeight | None = None, fit_intercept: bool = True
+) -> Objective:
     """The cost and its gradient for θ = [b, w] (intercept first), from one residual.
 
     r = Zw + b − y
@@ -27,6 +29,7 @@ def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any, weights: Sam
     ∂J/∂b  = 1/m Σ r
     ∂J/∂w  = 1/m Zᵀr + λ/m w
     With sample weights: J = 1/(2m) Σᵢ ŝᵢ rᵢ² + λ/(2Σs) ‖w‖², and ŝr for r in the gradient.
+    Without an intercept, ∂J/∂b = 0: b stays where it starts, at 0.
 
     The residual feeds both the gradient and the cost, so the cost history costs
     no extra pass over Z: one iteration is the two matrix-vector products
@@ -53,6 +56,8 @@ def linear_regression_objective(Z: Any, y: Any, l2: float, xp: Any, weights: Sam
             w = theta[1:]
             cost = cost + (0.5 * reg) * xp.sum(w * w)
             gradient = gradient + reg * xp.concat([xp.zeros_like(theta[:1]), w])
+        if not fit_intercept:
+            gradient = xp.concat([xp.zeros_like(gradient[:1]), gradient[1:]])
         return cost, gradient
 
     return objective
@@ -84,7 +89,12 @@ def _weighted_residual_sums(Z: Any, y: Any, weights: Any, theta: Any) -> tuple[A
 
 
 def normal_equation(
-    Z: Any, y: Any, l2: float, ctx: backends.ComputeContext, weights: SampleWeight | None = None
+    Z: Any,
+    y: Any,
+    l2: float,
+    ctx: backends.ComputeContext,
+    weights: SampleWeight | None = None,
+    fit_intercept: bool = True,
 ) -> Any:
     """θ = [b, w] minimising J, from the regularised normal equation.
 
@@ -105,6 +115,8 @@ def normal_equation(
         s = weights.normalised
         z_mean, y_mean = (s @ Z) / float(m), xp.vecdot(s, y) / float(m)
         l2 = l2 * m / weights.total
+    if not fit_intercept:  # b = 0: nothing to centre around
+        z_mean, y_mean = xp.zeros_like(z_mean), xp.zeros_like(y_mean)
     Zc, yc = Z - z_mean, y - y_mean
     weighted = Zc if weights is None else Zc * xp.reshape(weights.normalised, (-1, 1))
     gram = weighted.T @ Zc
@@ -132,7 +144,13 @@ def _singular() -> ValueError:
 
 
 def logistic_objective(
-    Z: Any, Y: Any, l2: float, multinomial: bool, xp: Any, weights: SampleWeight | None = None
+    Z: Any,
+    Y: Any,
+    l2: float,
+    multinomial: bool,
+    xp: Any,
+    weights: SampleWeight | None = None,
+    fit_intercept: bool = True,
 ) -> Objective:
     """Cost and gradient of logistic regression for Θ = [b; W] of shape (1 + n, K).
 
@@ -172,6 +190,8 @@ def logistic_objective(
         if s is not None:
             residual = s * residual
         grad_b = inv_m * xp.reshape(column_sums(residual), (1, -1))
+        if not fit_intercept:  # b stays at its start, 0
+            grad_b = xp.zeros_like(grad_b)
         grad_W = inv_m * tall_gram(Z, residual) + reg * W
         return cost, xp.concat([grad_b, grad_W], axis=0)
 

@@ -23,6 +23,7 @@ from hml._array import (
 )
 from hml._declarations import (
     CLASS_WEIGHT,
+    FIT_INTERCEPT,
     NORMALIZE,
     POLYNOMIAL_DEGREE,
     RANDOM_STATE,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLASS_WEIGHT",
+    "FIT_INTERCEPT",
     "NORMALIZE",
     "POLYNOMIAL_DEGREE",
     "RANDOM_STATE",

@@ -160,9 +160,12 @@ class FeatureTransformer(BaseEstimator):
         polynomial = sum(comb(n_features + k - 1, k) for k in range(2, self.polynomial_degree + 1))
         return n_features + polynomial + self.sinusoid_degree * n_features
 
-    def _fit_transform(self, ctx: backends.ComputeContext, X: Any, weights: SampleWeight | None = None) -> Any:
+    def _fit_transform(
+        self, ctx: backends.ComputeContext, X: Any, weights: SampleWeight | None = None, centre: bool = True
+    ) -> Any:
         """Fit on the validated device array ``X`` (rows weighted by ``weights``) and return its transform (the
-        parameters come validated: from this transformer's own fitting method, or from the estimator that made it)."""
+        parameters come validated: from this transformer's own fitting method, or from the estimator that made it).
+        ``centre=False`` (a model without intercept): divide by σ, subtract no mean."""
         s = None if weights is None else weights.normalised
         xp = ctx.xp
         n_features = X.shape[1]
@@ -176,11 +179,13 @@ class FeatureTransformer(BaseEstimator):
         mean = scale = generated_mean = generated_scale = None
         if self.normalize:
             mean, scale = _statistics(ctx, X, s)
+            mean = mean if centre else xp.zeros_like(mean)
             X = standardise(X, mean, scale)
         generated = self._generate(X, xp)
         if generated is not None and self.normalize:
             (generated,) = backends.keep(generated)
             generated_mean, generated_scale = _statistics(ctx, generated, s)
+            generated_mean = generated_mean if centre else xp.zeros_like(generated_mean)
             generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale
         self.generated_mean_, self.generated_scale_ = generated_mean, generated_scale

@@ -11,6 +11,7 @@ from hml._linear_objectives import linear_regression_objective, logistic_objecti
 from hml._params import Either, Integer, OneOf, Real, param
 from hml.base import (
     CLASS_WEIGHT,
+    FIT_INTERCEPT,
     NORMALIZE,
     POLYNOMIAL_DEGREE,
     SINUSOID_DEGREE,
@@ -94,6 +95,7 @@ class LinearRegression(BaseEstimator):
         doc="Batch gradient descent, or the closed-form regularised normal equation (with ``l2=0``, the "
         "minimum-norm least-squares solution at any rank of X, as scikit-learn's ``LinearRegression``).",
     )
+    fit_intercept: bool = FIT_INTERCEPT
     polynomial_degree: int = POLYNOMIAL_DEGREE
     sinusoid_degree: int = SINUSOID_DEGREE
     normalize: bool = NORMALIZE
@@ -110,10 +112,10 @@ class LinearRegression(BaseEstimator):
         y = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         # A lazy backend would otherwise recompute the features on every iteration.
-        Z, y = backends.keep(transformer._fit_transform(ctx, X, weights), y)
+        Z, y = backends.keep(transformer._fit_transform(ctx, X, weights, p.fit_intercept), y)
         if weights is not None:
             weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
-        objective = linear_regression_objective(Z, y, p.l2, xp, weights)
+        objective = linear_regression_objective(Z, y, p.l2, xp, weights, p.fit_intercept)
         with self._unless_squares_overflow(ctx, X, p.normalize):
             theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, p, weights)
 
@@ -131,7 +133,7 @@ class LinearRegression(BaseEstimator):
         xp = ctx.xp
         learning_rate = p.learning_rate
         if p.solver == "normal":
-            theta = normal_equation(Z, y, p.l2, ctx, weights)
+            theta = normal_equation(Z, y, p.l2, ctx, weights, p.fit_intercept)
             cost_history, n_iter = xp.reshape(objective(theta)[0], (1,)), 1
             learning_rate = None
         else:
@@ -240,6 +242,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         doc="Step of ``solver='gd'`` (the original's ``alpha``); unused by the other solvers.",
     )
     class_weight: Any = CLASS_WEIGHT
+    fit_intercept: bool = FIT_INTERCEPT
     polynomial_degree: int = POLYNOMIAL_DEGREE
     sinusoid_degree: int = SINUSOID_DEGREE
     normalize: bool = NORMALIZE
@@ -258,7 +261,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         n_outputs = classes.size if classes.size > 2 else 1
         sample_weight = class_weighted(sample_weight, p.class_weight, classes, codes)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
-        (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights))
+        (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights, p.fit_intercept))
         if weights is not None:
             weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
         codes = ctx.asarray(codes)
@@ -270,7 +273,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         theta0 = xp.zeros((Z.shape[1] + 1, n_outputs), dtype=Z.dtype, device=ctx.device)
         return PreparedProblem(
             fit_input,
-            logistic_objective(Z, Y, p.l2, multinomial, xp, weights),
+            logistic_objective(Z, Y, p.l2, multinomial, xp, weights, p.fit_intercept),
             theta0,
             transformer,
             classes,

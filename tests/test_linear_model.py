@@ -306,3 +306,44 @@ def test_fitted_model_pickles_and_predicts_the_same(case):
     restored = pickle.loads(pickle.dumps(model))
     assert restored.get_params() == model.get_params()
     np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+
+
+def _off_centre(seed=4):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(80, 3)) + 2.0  # off-centre: an intercept would matter
+    return X, X @ np.array([1.0, -0.5, 2.0]) + 3.0 + 0.1 * rng.normal(size=80)
+
+
+def test_without_intercept_is_scikit_learns_fit_through_the_origin(case64):
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    X, y = _off_centre()
+    expected = linear_model.Ridge(alpha=2.0, fit_intercept=False).fit(X, y)
+    model = hml.LinearRegression(solver="normal", l2=2.0, fit_intercept=False, normalize=False)
+    model.fit(case64.asarray(X), case64.asarray(y))
+    assert float(model.intercept_) == 0.0
+    np.testing.assert_allclose(case64.to_numpy(model.coef_), expected.coef_, rtol=1e-9)
+    # Standardising then scales the features and centres them only for an intercept: with λ = 0
+    # the least-squares fit through the origin, whatever the scale of the features.
+    scaled = hml.LinearRegression(solver="normal", fit_intercept=False).fit(case64.asarray(X), case64.asarray(y))
+    through_origin = np.linalg.lstsq(X, y, rcond=None)[0]
+    np.testing.assert_allclose(case64.to_numpy(scaled.predict(case64.asarray(X))), X @ through_origin, rtol=1e-9)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_gradient_descent_without_intercept_reaches_the_normal_equation(normalize):
+    X, y = _off_centre()
+    exact = hml.LinearRegression(solver="normal", l2=2.0, fit_intercept=False, normalize=normalize).fit(X, y)
+    gd = hml.LinearRegression(l2=2.0, fit_intercept=False, normalize=normalize, max_iter=1000, tol=None).fit(X, y)
+    assert float(gd.intercept_) == 0.0  # ∂J/∂b = 0: b never moves from 0
+    np.testing.assert_allclose(gd.predict(X), exact.predict(X), rtol=1e-9)
+
+
+def test_logistic_without_intercept_is_scikit_learns():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 2)) + 1.0
+    y = (X[:, 0] - X[:, 1] + 0.5 * rng.normal(size=200) > 0.3).astype(int)
+    ours = hml.LogisticRegression(fit_intercept=False, normalize=False, l2=1.0, tol=1e-10, max_iter=200).fit(X, y)
+    theirs = linear_model.LogisticRegression(fit_intercept=False, C=1.0, tol=1e-12).fit(X, y)
+    assert np.all(np.asarray(ours.intercept_) == 0.0)
+    np.testing.assert_allclose(np.asarray(ours.coef_)[:, 0], theirs.coef_[0], rtol=1e-6)
