@@ -82,7 +82,8 @@ class PreparedProblem:
 
     ``objective(θ) -> (J, ∇J)`` is built on the transformed data (targets one-hot encoded
     once); ``theta0`` the starting parameters; ``classes`` the sorted labels of a classifier;
-    ``multinomial``/``layers`` the model's shape (logistic regression / MLP).
+    ``multinomial``/``layers`` the model's shape (logistic regression / MLP); ``validation`` the
+    rows held out for early stopping (transformed features, class codes), if any.
     """
 
     input: FitInput
@@ -92,6 +93,7 @@ class PreparedProblem:
     classes: np.ndarray | None = None
     multinomial: bool = False
     layers: list[int] | None = None
+    validation: tuple[Any, Any] | None = None
 
     @property
     def ctx(self) -> backends.ComputeContext:

@@ -16,13 +16,16 @@ optimisers of :mod:`hml.optimize` train the network.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
+import numpy as np
+
 from hml import backends, kernels
 from hml._array import check_sample_weight, class_weighted, encode_labels, one_hot
-from hml._params import Integer, OneOf, Real, Sizes, param, validate
+from hml._mlp import ACTIVATIONS, forward, layer_shapes, mlp_objective, n_parameters, pack, unpack
+from hml._params import Boolean, Integer, OneOf, Real, Sizes, param, validate
 from hml.base import (
     CLASS_WEIGHT,
     NORMALIZE,
@@ -34,145 +37,15 @@ from hml.base import (
     PreparedProblem,
 )
 from hml.features import FeatureTransformer
+from hml.model_selection import train_test_split
 from hml.numerics import (
-    column_sums,
     log_class_probabilities,
     log_sigmoid_terms,
-    positive_part,
     softmax_terms,
-    tall_gram,
-    tall_matmul,
 )
 from hml.optimize import MiniBatches, check_gradient, make_rule, minimize
 
 __all__ = ["MultilayerPerceptron", "forward", "gradient_check", "mlp_objective", "pack", "unpack"]
-
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-
-
-def _activate(H: Any, activation: str, xp: Any) -> Any:
-    """g(H) for the hidden layers."""
-    if activation == "sigmoid":
-        # σ(h) = ½ tanh(h/2) + ½: the same function as 1/(1 + e⁻ʰ) without overflow for any h.
-        H *= 0.5
-        A = xp.tanh(H)
-        A *= 0.5
-        A += 0.5
-        return A
-    if activation == "tanh":
-        return xp.tanh(H)
-    return positive_part(H, xp)
-
-
-def _derivative_times(delta: Any, A: Any, activation: str, xp: Any) -> Any:
-    """Δ ⊙ g′(H), with g′ written through A = g(H): σ′ = A(1 − A), tanh′ = 1 − A², relu′ = [A > 0]."""
-    if activation == "sigmoid":
-        delta *= A
-        delta *= 1.0 - A
-        return delta
-    if activation == "tanh":
-        delta *= 1.0 - A * A
-        return delta
-    return xp.where(A > 0, delta, 0.0)
-
-
-def layer_shapes(layers: list[int]) -> list[tuple[int, int]]:
-    return [(n_in, n_out) for n_in, n_out in zip(layers[:-1], layers[1:], strict=True)]
-
-
-def unpack(theta: Any, layers: list[int], xp: Any) -> list[tuple[Any, Any]]:
-    """The flat θ as [(W⁽¹⁾, b⁽¹⁾), ...]: each layer's W (row-major) then its b."""
-    params, offset = [], 0
-    for n_in, n_out in layer_shapes(layers):
-        W = xp.reshape(theta[offset : offset + n_in * n_out], (n_in, n_out))
-        offset += n_in * n_out
-        params.append((W, theta[offset : offset + n_out]))
-        offset += n_out
-    return params
-
-
-def pack(params: list[tuple[Any, Any]], xp: Any) -> Any:
-    """[(W⁽¹⁾, b⁽¹⁾), ...] as the flat θ (the inverse of :func:`unpack`)."""
-    return xp.concat([piece for W, b in params for piece in (xp.reshape(W, (-1,)), b)])
-
-
-def n_parameters(layers: list[int]) -> int:
-    return sum(n_in * n_out + n_out for n_in, n_out in layer_shapes(layers))
-
-
-def forward(Z: Any, params: list[tuple[Any, Any]], activation: str, xp: Any) -> tuple[list[Any], Any]:
-    """The forward pass, written once for training and prediction.
-
-    A⁽⁰⁾ = Z, A⁽ˡ⁾ = g(A⁽ˡ⁻¹⁾ W⁽ˡ⁾ + b⁽ˡ⁾) for the hidden layers, then the output logits
-    H = A⁽ᴸ⁻¹⁾ W⁽ᴸ⁾ + b⁽ᴸ⁾. Returns ([A⁽⁰⁾, …, A⁽ᴸ⁻¹⁾], H): backpropagation needs the activations.
-    """
-    activations = [Z]
-    A = Z
-    for W, b in params[:-1]:
-        H = tall_matmul(A, W)
-        H += b
-        A = _activate(H, activation, xp)
-        activations.append(A)
-    W_out, b_out = params[-1]
-    logits = A @ W_out
-    logits += b_out
-    return activations, logits
-
-
-def mlp_objective(
-    Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any, weights: Any = None
-) -> Callable[..., tuple[Any, Any]]:
-    """``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
-
-    J(θ) = 1/m Σᵢ loss(pᵢ, yᵢ) + λ/(2n) Σₗ ‖W⁽ˡ⁾‖² with m the rows used and n all rows
-    (so a mini-batch's J estimates the full J); biases are never regularised. The loss
-    is the per-class cross-entropy Σₖ [softplus(hₖ) − yₖhₖ] for ``output="sigmoid"``
-    and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0). With sample
-    ``weights`` (:class:`hml._array.SampleWeight`), row i's loss and its Δ are multiplied by ŝᵢ, and
-    the penalty is λ/(2Σs).
-    """
-    reg = l2 / (Z.shape[0] if weights is None else weights.total)
-    S = None if weights is None else xp.reshape(weights.normalised, (-1, 1))
-
-    def objective(theta: Any, rows: Any = None) -> tuple[Any, Any]:
-        if rows is None:
-            A, T, weight = Z, Y, S
-        elif isinstance(rows, slice):
-            A, T, weight = Z[rows, ...], Y[rows, ...], None if S is None else S[rows, ...]
-        else:
-            A, T = xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0)
-            weight = None if S is None else xp.take(S, rows, axis=0)
-        inv_m = 1.0 / A.shape[0]
-        params = unpack(theta, layers, xp)
-        activations, logits = forward(A, params, activation, xp)
-        if output == "softmax":
-            normaliser, P = softmax_terms(logits, xp)
-        else:
-            softplus, P = log_sigmoid_terms(logits, xp)
-            normaliser = xp.sum(softplus, axis=1, keepdims=True) if weight is not None else softplus
-        if weight is None:
-            data_cost = xp.sum(normaliser) - xp.sum(T * logits)
-        else:
-            data_cost = xp.sum(weight * (normaliser - xp.sum(T * logits, axis=1, keepdims=True)))
-        penalty = sum(xp.sum(W * W) for W, _ in params)
-        cost = inv_m * data_cost + 0.5 * reg * penalty
-        delta = P - T
-        delta *= inv_m
-        if weight is not None:
-            delta *= weight
-        gradients: list[Any] = []
-        for layer in range(len(params) - 1, -1, -1):
-            W, _ = params[layer]
-            A_in = activations[layer]
-            gradients.append(column_sums(delta))
-            grad_W = tall_gram(A_in, delta)
-            grad_W += reg * W
-            gradients.append(xp.reshape(grad_W, (-1,)))
-            if layer:  # the input layer needs no Δ
-                delta = _derivative_times(delta @ W.T, A_in, activation, xp)
-        return cost, xp.concat(gradients[::-1])
-
-    return objective
 
 
 class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
@@ -207,7 +80,12 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     epsilon: float = param(
         default=0.12, rule=Real(positive=True), doc="Half-width of the ``'uniform'`` initialisation."
     )
-    learning_rate: float = param(default=1.0, rule=Real(positive=True), doc="Step α of gradient descent.")
+    learning_rate: float | None = param(
+        default=None,
+        rule=Real(positive=True, allow_none=True),
+        doc="Step α of gradient descent or Adam. None: 1.0 for ``'gd'`` (the original's α), 0.001 for ``'adam'`` "
+        "(scikit-learn's ``learning_rate_init``).",
+    )
     max_iter: int = param(default=300, rule=Integer(1), doc="Iterations (full batch) or epochs (``batch_size`` set).")
     l2: float = param(
         default=1.0, rule=Real(), doc="λ, on the weights only (the original regularised its deltas instead)."
@@ -223,10 +101,35 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         rule=Real(maximum=1.0, below_maximum=True),
         doc="Heavy-ball momentum μ of gradient descent (full batch or mini-batches): v ← μv − α∇J, θ ← θ + v.",
     )
-    solver: Literal["gd", "lbfgs", "cg"] = param(
+    solver: Literal["gd", "adam", "lbfgs", "cg"] = param(
         default="gd",
-        rule=OneOf(("gd", "lbfgs", "cg")),
-        doc="Gradient descent, or the full-batch alternatives L-BFGS and CG (not with ``batch_size``).",
+        rule=OneOf(("gd", "adam", "lbfgs", "cg")),
+        doc="Gradient descent, Adam (full batch or mini-batches), or the full-batch L-BFGS and CG.",
+    )
+    beta_1: float = param(
+        default=0.9, rule=Real(maximum=1.0, below_maximum=True), doc="Adam's decay of the gradient's mean."
+    )
+    beta_2: float = param(
+        default=0.999, rule=Real(maximum=1.0, below_maximum=True), doc="Adam's decay of the squared gradient's mean."
+    )
+    adam_epsilon: float = param(
+        default=1e-8,
+        rule=Real(positive=True),
+        doc="Adam's ε in m / (√v + ε) (scikit-learn's ``epsilon``; ``epsilon`` here is the original's init width).",
+    )
+    early_stopping: bool = param(
+        default=False,
+        rule=Boolean(),
+        doc="Hold out ``validation_fraction`` of the rows (stratified), score their accuracy after every "
+        "iteration (epoch), stop after ``n_iter_no_change`` without a better one, and keep the best weights.",
+    )
+    validation_fraction: float = param(
+        default=0.1,
+        rule=Real(positive=True, maximum=1.0, below_maximum=True),
+        doc="The share of the rows held out with ``early_stopping``.",
+    )
+    n_iter_no_change: int = param(
+        default=10, rule=Integer(1), doc="Iterations (epochs) without a better validation accuracy before stopping."
     )
     tol: float | None = TOL
     class_weight: Any = CLASS_WEIGHT
@@ -245,46 +148,70 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         classes, codes = encode_labels(y, X.shape[0])
         layers = _checked_layers(p.layers, X.shape[1], classes.size)
         sample_weight = class_weighted(sample_weight, p.class_weight, classes, codes)
+        held_out = None
+        if p.early_stopping:  # the validation rows leave before anything is fitted to them
+            (X, codes, sample_weight), (X_held, codes_held) = _hold_out(ctx, X, codes, sample_weight, p)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights))
+        if p.early_stopping:
+            held_out = (transformer._transform(X_held, xp), ctx.asarray(codes_held))
         Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
         (Y,) = backends.keep(Y)
         if weights is not None:
             weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
         objective = mlp_objective(Z, Y, layers, p.activation, p.output, p.l2, xp, weights)
         theta0 = _initial_theta(ctx, layers, X.dtype, p)
-        return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers)
+        return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers, validation=held_out)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultilayerPerceptron:
         """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type; ``sample_weight``
         (one per row, ≥ 0) counts a row that many times (in expectation, for mini-batches)."""
         p = self._validated
-        if p.batch_size is not None and p.solver != "gd":
-            raise ValueError(f"batch_size is for solver='gd' (mini-batch descent); got solver={p.solver!r}")
+        if p.batch_size is not None and p.solver not in ("gd", "adam"):
+            raise ValueError(f"batch_size is for solver='gd' or 'adam' (mini-batches); got solver={p.solver!r}")
         problem = self._prepare(X, y, p, sample_weight)
         ctx = problem.ctx
+        assert problem.classes is not None and problem.layers is not None  # an MLP's problem has both
         batches = None
         if p.batch_size is not None:
-            batches = MiniBatches(problem.input.X.shape[0], p.batch_size, p.random_state)
+            held = 0 if problem.validation is None else problem.validation[1].shape[0]
+            batches = MiniBatches(problem.input.X.shape[0] - held, p.batch_size, p.random_state)
+        learning_rate = p.learning_rate if p.learning_rate is not None else (0.001 if p.solver == "adam" else 1.0)
+        rule = make_rule(
+            p.solver,
+            learning_rate=learning_rate,
+            momentum=p.momentum,
+            beta_1=p.beta_1,
+            beta_2=p.beta_2,
+            eps=p.adam_epsilon,
+        )
+        stopping = _EarlyStopping(ctx, problem, p) if problem.validation is not None else None
         with self._progress_bar(p.max_iter, p.verbose):
             result = minimize(
                 problem.objective,
                 problem.theta0,
                 ctx=ctx,
-                rule=make_rule(p.solver, learning_rate=p.learning_rate, momentum=p.momentum),
+                rule=rule,
                 max_iter=p.max_iter,
                 tol=p.tol,
                 batches=batches,
                 hint=self._divergence_hint(p.normalize),
+                callback=stopping,
             )
-        assert problem.classes is not None and problem.layers is not None  # an MLP's problem has both
+        theta = result.theta if stopping is None else stopping.best_theta
         self.feature_transformer_ = problem.transformer
         self.classes_ = problem.classes
         self.layers_ = problem.layers
-        weights = unpack(result.theta, problem.layers, ctx.xp)
+        weights = unpack(theta, problem.layers, ctx.xp)
         self.coefs_ = [W for W, _ in weights]
         self.intercepts_ = [b for _, b in weights]
         self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
+        if stopping is not None:
+            self.validation_scores_ = np.asarray(stopping.scores)
+            self.best_validation_score_ = stopping.best_score
+        else:
+            for name in ("validation_scores_", "best_validation_score_"):  # from an earlier fit
+                self.__dict__.pop(name, None)
         self._remember_input(problem.input)
         return self
 
@@ -302,6 +229,51 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         Z = self.feature_transformer_._transform(Xc, xp)
         _, logits = forward(Z, list(zip(self.coefs_, self.intercepts_, strict=True)), self.activation, xp)
         return log_class_probabilities(logits, self.output == "softmax", xp)
+
+
+def _hold_out(
+    ctx: backends.ComputeContext, X: Any, codes: np.ndarray, sample_weight: Any, p: SimpleNamespace
+) -> tuple[tuple[Any, np.ndarray, Any], tuple[Any, np.ndarray]]:
+    """(training X, codes, weights), (validation X, codes): ``p.validation_fraction`` of the rows, stratified
+    by class, drawn from ``p.random_state`` (scikit-learn's early-stopping split)."""
+    rows = np.arange(codes.shape[0])
+    counts = np.bincount(codes)
+    if counts.min() < 2:
+        raise ValueError(
+            f"early_stopping holds out a stratified validation set, which needs 2 rows of every class; class "
+            f"{int(np.argmin(counts))} has {int(counts.min())}: pass more data or early_stopping=False"
+        )
+    train, held = train_test_split(rows, test_size=p.validation_fraction, random_state=p.random_state, stratify=codes)
+    train, held = np.sort(train), np.sort(held)
+    if sample_weight is not None and not isinstance(sample_weight, (int, float)):
+        sample_weight = np.asarray(backends.to_numpy(sample_weight))[train]
+    return (ctx.take_rows(X, train), codes[train], sample_weight), (ctx.take_rows(X, held), codes[held])
+
+
+class _EarlyStopping:
+    """The loop's callback for ``early_stopping``: after each iteration, the accuracy on the held-out rows
+    (one read, "validation score"); True once ``n_iter_no_change`` iterations in a row brought no better
+    one. ``best_theta`` is the parameters of the best."""
+
+    def __init__(self, ctx: backends.ComputeContext, problem: PreparedProblem, p: SimpleNamespace):
+        assert problem.validation is not None and problem.layers is not None
+        self.ctx, self.layers, self.activation = ctx, problem.layers, p.activation
+        self.Z, self.codes = problem.validation
+        self.patience = p.n_iter_no_change
+        self.scores: list[float] = []
+        self.best_score, self.best_theta, self.waited = -math.inf, problem.theta0, 0
+
+    def __call__(self, n_iter: int, point: Any) -> bool:
+        xp = self.ctx.xp
+        _, logits = forward(self.Z, unpack(point.theta, self.layers, xp), self.activation, xp)
+        hits = xp.astype(xp.argmax(logits, axis=1) == xp.astype(self.codes, xp.int64), logits.dtype)
+        score = float(self.ctx.read(xp.mean(hits), "validation score"))
+        self.scores.append(score)
+        if score > self.best_score:  # a new θ array each step: keeping a reference is a copy
+            self.best_score, self.best_theta, self.waited = score, point.theta, 0
+        else:
+            self.waited += 1
+        return self.waited >= int(self.patience)
 
 
 def _checked_layers(layers: list[int] | None, n_features: int, n_classes: int) -> list[int]:

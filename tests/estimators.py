@@ -169,6 +169,16 @@ SPECS: tuple[Spec, ...] = (
         read_every=1,
         loop_uploads=1,
     ),
+    # Adam on mini-batches (scikit-learn's MLP defaults but the step, larger for the few epochs).
+    Spec(
+        "mlp-adam",
+        hml.MultilayerPerceptron,
+        {"solver": "adam", "batch_size": 64, "learning_rate": 0.05, "max_iter": 4, "random_state": 0},
+        kind="classifier",
+        loop_read="cost window",
+        read_every=1,
+        loop_uploads=1,
+    ),
     Spec(
         "mlp-lbfgs",
         hml.MultilayerPerceptron,

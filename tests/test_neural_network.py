@@ -179,3 +179,46 @@ def test_bad_input():
     assert model.layers_ == [4, 25, 3]
     with pytest.raises(ValueError, match=r"not seen in fit"):
         model.score(X, np.r_[codes[:-1], 9])
+
+
+def test_adam_is_the_optimize_rule_with_scikit_learns_defaults(case):
+    """solver='adam' steps θ by hml.optimize.Adam (itself checked against scikit-learn's AdamOptimizer),
+    from learning_rate 0.001 unless given; with mini-batches as with all rows."""
+    from hml.optimize import Adam, minimize
+
+    X, codes = blobs(m=120, seed=2)
+    kwargs = dict(layers=[4, 8, 3], activation="relu", output="softmax", solver="adam", tol=None, random_state=3)
+    model = hml.MultilayerPerceptron(max_iter=12, **kwargs).fit(case.asarray(X), case.asarray(codes))
+    p = validate(hml.MultilayerPerceptron(max_iter=12, **kwargs))
+    problem = hml.MultilayerPerceptron(**kwargs)._prepare(X, codes, p)
+    direct = minimize(
+        problem.objective, problem.theta0, ctx=problem.ctx, rule=Adam(0.001, 0.9, 0.999, 1e-8), max_iter=12, tol=None
+    )
+    tolerance = 1e-10 if case.float64 else 1e-4
+    np.testing.assert_allclose(case.to_numpy(model.cost_history_), direct.cost_history, rtol=tolerance)
+    fast = hml.MultilayerPerceptron(max_iter=30, batch_size=16, learning_rate=0.01, **kwargs).fit(X, codes)
+    assert fast.score(X, codes) > 0.85 and fast.cost_history_[-1] < 0.5 * fast.cost_history_[0]
+
+
+def test_early_stopping_keeps_the_best_weights_on_a_stratified_held_out_set():
+    X, codes = blobs(m=300, seed=4)
+    kwargs = dict(
+        layers=[4, 16, 3], activation="relu", output="softmax", solver="adam", learning_rate=0.05, batch_size=32
+    )
+    with backends.count_host_transfers() as seen, warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # an early stop is a converged fit
+        model = hml.MultilayerPerceptron(
+            early_stopping=True, n_iter_no_change=3, max_iter=200, tol=None, random_state=5, **kwargs
+        ).fit(X, codes)
+    scores = model.validation_scores_
+    assert seen.reads["validation score"] == model.n_iter_ == scores.size < 200  # one read per epoch
+    best = int(np.argmax(scores))
+    assert model.n_iter_ == best + 1 + 3 and model.best_validation_score_ == scores[best]
+    # The split: 10 % of the rows, stratified, drawn first from random_state; the model kept is the best one.
+    train, held = hml.model_selection.train_test_split(
+        np.arange(300), test_size=0.1, random_state=np.random.default_rng(5), stratify=codes
+    )
+    assert held.size == 30 and np.bincount(codes[held]).min() >= 9
+    assert model.score(X[held], codes[held]) == pytest.approx(model.best_validation_score_, abs=1e-12)
+    with pytest.raises(ValueError, match=r"needs 2 rows of every class; class 2 has 1"):
+        hml.MultilayerPerceptron(early_stopping=True).fit(X[:61], np.r_[codes[:60] % 2, 2])

@@ -89,14 +89,25 @@ __all__ = [
 ]
 
 #: The methods estimators name in their ``solver`` parameter.
-METHODS = ("gd", "lbfgs", "cg")
+METHODS = ("gd", "adam", "lbfgs", "cg")
 
 
-def make_rule(method: str, *, learning_rate: float = 1.0, momentum: float = 0.0) -> Rule:
+def make_rule(
+    method: str,
+    *,
+    learning_rate: float = 1.0,
+    momentum: float = 0.0,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    eps: float = 1e-8,
+) -> Rule:
     """The rule of an estimator's ``solver``: ``"gd"`` (:class:`GradientDescent`, or :class:`Momentum`
-    for ``momentum`` > 0), ``"lbfgs"`` or ``"cg"``."""
+    for ``momentum`` > 0), ``"adam"`` (:class:`Adam` with ``beta_1``, ``beta_2``, ``eps``), ``"lbfgs"``
+    or ``"cg"``."""
     if method == "gd":
         return Momentum(learning_rate, momentum) if momentum else GradientDescent(learning_rate)
+    if method == "adam":
+        return Adam(learning_rate, beta_1, beta_2, eps)
     if method == "lbfgs":
         return LBFGS()
     if method == "cg":

@@ -190,7 +190,8 @@ class OptimizeResult:
     separable problem), ``cost_parts[k]`` holds the parts and ``cost_history`` their sum;
     otherwise ``cost_parts`` is None. ``stop`` says why the loop ended: ``"tol"`` (the gradient
     test), ``"cost change"`` (the line-search methods' criterion), ``"cost floor"`` (no step
-    lowers J beyond rounding), ``"max_iter"``, or ``"line search failed"``. ``state`` is the
+    lowers J beyond rounding), ``"max_iter"``, ``"line search failed"``, or ``"callback"`` (the
+    caller's early stopping). ``state`` is the
     rule's final state (velocity, Adam's moments, the L-BFGS pairs).
     """
 
@@ -216,6 +217,7 @@ def minimize(
     divergence_factor: float = 10.0,
     hint: str = "",
     start: Evaluation | None = None,
+    callback: Callable[[int, Evaluation], bool] | None = None,
 ) -> OptimizeResult:
     """Minimise J from ``theta`` with ``rule`` for at most ``max_iter`` iterations (epochs, with ``batches``).
 
@@ -226,7 +228,9 @@ def minimize(
     iterations: the costs since the last read with ‖∇J‖∞), divergence (J non-finite, or above
     ``divergence_factor`` × J(θ₀): :class:`hml.DivergenceError`, with ``hint`` added to its
     advice), :func:`~hml.optimize.progress` and the cost history. ``start``: the evaluation at
-    ``theta``, when the caller already has it (a warm start), instead of a new one.
+    ``theta``, when the caller already has it (a warm start), instead of a new one. ``callback(k,
+    point)``, after each iteration k: True ends the loop, converged (``stop="callback"``: early
+    stopping on a validation score).
     """
     source: Source = batches if batches is not None else FullBatch()
     # Concrete before its first use: on Dask, slices of a lazy θ₀ taken in two graphs (the first
@@ -257,6 +261,8 @@ def minimize(
             warn(f"{rule.name}: {failure.what} after {n_iter} iteration(s); {failure.why}", ConvergenceWarning)
             break
         monitor.record(n_iter, point)
+        if callback is not None and monitor.stop is None and callback(n_iter, point):
+            monitor.stop, monitor.converged = "callback", True
     return monitor.result(point, n_iter, state)
 
 
