@@ -32,7 +32,7 @@ from hml.exceptions import (
 )
 from hml.features import FeatureTransformer
 from hml.linear_model import LinearRegression, LogisticRegression
-from hml.neural_network import MultilayerPerceptron
+from hml.neural_network import MultilayerPerceptron, MultilayerPerceptronRegressor
 from hml.persistence import load
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "LinearRegression",
     "LogisticRegression",
     "MultilayerPerceptron",
+    "MultilayerPerceptronRegressor",
     "NotFittedError",
     "PerformanceWarning",
     "__version__",

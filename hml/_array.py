@@ -266,12 +266,13 @@ def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: i
     return SampleWeight(weights * (n_samples / total), total)
 
 
-def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray, codes: np.ndarray) -> Any:
+def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray | None, codes: np.ndarray | None) -> Any:
     """``sample_weight`` (None, a number or one per row) times each row's class weight: ``class_weight``
     {label: weight} (1 for a class not named), or ``"balanced"``, Σs / (K Σ_{i in k} sᵢ) for class k of K
     (scikit-learn's rule), so that every class carries the same total weight."""
     if class_weight is None:
         return sample_weight
+    assert classes is not None and codes is not None  # class weights are a classifier's
     if class_weight == "balanced":
         host = None if sample_weight is None or isinstance(sample_weight, numbers.Real) else to_numpy(sample_weight)
         totals = np.bincount(codes, weights=host, minlength=classes.size).astype(np.float64)

@@ -1,15 +1,37 @@
 """The network's math: activations, the flat parameter vector, the forward pass, and the cost and its
-gradient by matrix backpropagation (:func:`mlp_objective`) -- what :mod:`hml.neural_network` trains.
+gradient by matrix backpropagation (:func:`mlp_objective`), θ₀, and what a fit needs around them
+(its targets, the early-stopping split and callback) -- what :mod:`hml.neural_network` trains.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+
+from hml import backends, kernels
+from hml._array import one_hot
+from hml.model_selection import train_test_split
 from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
 
-__all__ = ["ACTIVATIONS", "forward", "layer_shapes", "mlp_objective", "n_parameters", "pack", "unpack"]
+__all__ = [
+    "ACTIVATIONS",
+    "EarlyStopping",
+    "Targets",
+    "checked_layers",
+    "forward",
+    "hold_out",
+    "initial_theta",
+    "layer_shapes",
+    "mlp_objective",
+    "n_parameters",
+    "pack",
+    "unpack",
+]
 
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -92,7 +114,9 @@ def mlp_objective(
     J(θ) = 1/m Σᵢ loss(pᵢ, yᵢ) + λ/(2n) Σₗ ‖W⁽ˡ⁾‖² with m the rows used and n all rows
     (so a mini-batch's J estimates the full J); biases are never regularised. The loss
     is the per-class cross-entropy Σₖ [softplus(hₖ) − yₖhₖ] for ``output="sigmoid"``
-    and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0). With sample
+    and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0) -- and the
+    squared error ½ Σₖ (hₖ − yₖ)² for ``"identity"`` (regression). In every case Δ⁽ᴸ⁾ = (P − Y)/m
+    with P the outputs (σ(H), softmax(H) or H). With sample
     ``weights`` (:class:`hml._array.SampleWeight`), row i's loss and its Δ are multiplied by ŝᵢ, and
     the penalty is λ/(2Σs).
     """
@@ -110,15 +134,20 @@ def mlp_objective(
         inv_m = 1.0 / A.shape[0]
         params = unpack(theta, layers, xp)
         activations, logits = forward(A, params, activation, xp)
-        if output == "softmax":
-            normaliser, P = softmax_terms(logits, xp)
+        if output == "identity":
+            P = logits
+            squares = (P - T) * (P - T)
+            data_cost = 0.5 * (xp.sum(squares) if weight is None else xp.sum(weight * squares))
         else:
-            softplus, P = log_sigmoid_terms(logits, xp)
-            normaliser = xp.sum(softplus, axis=1, keepdims=True) if weight is not None else softplus
-        if weight is None:
-            data_cost = xp.sum(normaliser) - xp.sum(T * logits)
-        else:
-            data_cost = xp.sum(weight * (normaliser - xp.sum(T * logits, axis=1, keepdims=True)))
+            if output == "softmax":
+                normaliser, P = softmax_terms(logits, xp)
+            else:
+                softplus, P = log_sigmoid_terms(logits, xp)
+                normaliser = xp.sum(softplus, axis=1, keepdims=True) if weight is not None else softplus
+            if weight is None:
+                data_cost = xp.sum(normaliser) - xp.sum(T * logits)
+            else:
+                data_cost = xp.sum(weight * (normaliser - xp.sum(T * logits, axis=1, keepdims=True)))
         penalty = sum(xp.sum(W * W) for W, _ in params)
         cost = inv_m * data_cost + 0.5 * reg * penalty
         delta = P - T
@@ -138,3 +167,117 @@ def mlp_objective(
         return cost, xp.concat(gradients[::-1])
 
     return objective
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a network fits: class labels (``classes``, and their ``codes`` on the host; one output per
+    class, one-hot encoded) or values (``values``, n × k on the device; one output per column)."""
+
+    classes: np.ndarray | None = None
+    codes: np.ndarray | None = None
+    values: Any = None
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.classes.size) if self.classes is not None else int(self.values.shape[1])
+
+    @property
+    def what(self) -> str:
+        return "classes" if self.classes is not None else "target columns"
+
+    def matrix(self, ctx: backends.ComputeContext, dtype: Any) -> Any:
+        """Y, the output layer's target: one-hot codes, or the values."""
+        if self.codes is None:
+            return self.values
+        assert self.classes is not None
+        return one_hot(ctx.asarray(self.codes), self.classes.size, dtype, ctx.xp)
+
+    def split(self, ctx: backends.ComputeContext, train: np.ndarray, held: np.ndarray) -> tuple[Targets, Targets]:
+        if self.codes is not None:
+            return Targets(self.classes, self.codes[train]), Targets(self.classes, self.codes[held])
+        return Targets(values=ctx.take_rows(self.values, train)), Targets(values=ctx.take_rows(self.values, held))
+
+
+def hold_out(targets: Targets, p: SimpleNamespace) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation rows: ``p.validation_fraction`` of them held out, stratified by class
+    for a classifier, drawn from ``p.random_state`` (scikit-learn's early-stopping split)."""
+    codes = targets.codes
+    n = codes.shape[0] if codes is not None else targets.values.shape[0]
+    if codes is not None:
+        counts = np.bincount(codes)
+        if counts.min() < 2:
+            raise ValueError(
+                f"early_stopping holds out a stratified validation set, which needs 2 rows of every class; class "
+                f"{int(np.argmin(counts))} has {int(counts.min())}: pass more data or early_stopping=False"
+            )
+    train, held = train_test_split(
+        np.arange(n), test_size=p.validation_fraction, random_state=p.random_state, stratify=codes
+    )
+    return np.sort(train), np.sort(held)
+
+
+class EarlyStopping:
+    """The loop's callback for ``early_stopping``: after each iteration, the score of the held-out rows
+    (one read, "validation score"); True once ``n_iter_no_change`` iterations in a row brought no better
+    one. ``best_theta`` is the parameters of the best."""
+
+    def __init__(
+        self,
+        ctx: backends.ComputeContext,
+        layers: list[int],
+        validation: tuple[Any, Any],
+        theta0: Any,
+        p: SimpleNamespace,
+        score: Callable[..., Any],
+    ):
+        self.ctx, self.layers, self.activation, self.score = ctx, layers, p.activation, score
+        self.Z, self.target = validation
+        self.patience = int(p.n_iter_no_change)
+        self.scores: list[float] = []
+        self.best_score, self.best_theta, self.waited = -math.inf, theta0, 0
+
+    def __call__(self, n_iter: int, point: Any) -> bool:
+        xp = self.ctx.xp
+        _, outputs = forward(self.Z, unpack(point.theta, self.layers, xp), self.activation, xp)
+        score = float(self.ctx.read(self.score(xp, outputs, self.target), "validation score"))
+        self.scores.append(score)
+        if score > self.best_score:  # a new θ array each step: keeping a reference is a copy
+            self.best_score, self.best_theta, self.waited = score, point.theta, 0
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+
+def checked_layers(layers: list[int] | None, n_features: int, n_outputs: int, what: str) -> list[int]:
+    """The validated ``layers`` against the data: the first must be the features, the last the outputs."""
+    if layers is None:
+        return [n_features, 25, n_outputs]
+    if layers[0] != n_features:
+        raise ValueError(f"layers[0]={layers[0]} but X has {n_features} features; set layers[0]={n_features}")
+    if layers[-1] != n_outputs:
+        raise ValueError(
+            f"layers[-1]={layers[-1]} but y has {n_outputs} {what}; set layers[-1]={n_outputs} (one output per "
+            f"{'class' if what == 'classes' else 'column'})"
+        )
+    return layers
+
+
+def initial_theta(ctx: backends.ComputeContext, layers: list[int], dtype: Any, p: SimpleNamespace) -> Any:
+    """θ₀: W and b uniform in ±ε (``init="uniform"``), or Glorot (W uniform in ±√(6/(nₗ₋₁ + nₗ)), b = 0),
+    drawn on the host from ``p.random_state``."""
+    xp = ctx.xp
+    pieces = []
+    for n_in, n_out in layer_shapes(layers):
+        if p.init == "uniform":
+            bound, bias_bound = p.epsilon, p.epsilon
+        else:
+            bound, bias_bound = math.sqrt(6.0 / (n_in + n_out)), 0.0
+        pieces.append(kernels.random_uniform(ctx, p.random_state, (n_in * n_out,), low=-bound, high=bound, dtype=dtype))
+        if bias_bound:
+            pieces.append(
+                kernels.random_uniform(ctx, p.random_state, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype)
+            )
+        else:
+            pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
+    return xp.concat(pieces)

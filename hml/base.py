@@ -129,8 +129,8 @@ class BaseEstimator(Declared):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.__module__.startswith("hml."):
-            persistence.register(cls)  # a saved file may name it, and only hml's own classes
+        if cls.__module__.startswith("hml.") and not cls.__name__.startswith("_"):
+            persistence.register(cls)  # a saved file may name it, and only hml's own (public) classes
         for name in ("fit", "fit_transform", "fit_predict"):
             if name in cls.__dict__:
                 setattr(cls, name, _fitting(cls.__dict__[name]))

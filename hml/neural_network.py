@@ -15,16 +15,27 @@ optimisers of :mod:`hml.optimize` train the network.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from hml import backends, kernels
-from hml._array import check_sample_weight, class_weighted, encode_labels, one_hot
-from hml._mlp import ACTIVATIONS, forward, layer_shapes, mlp_objective, n_parameters, pack, unpack
+from hml import backends
+from hml._array import check_sample_weight, check_y, class_weighted, encode_labels
+from hml._mlp import (
+    ACTIVATIONS,
+    EarlyStopping,
+    Targets,
+    checked_layers,
+    forward,
+    hold_out,
+    initial_theta,
+    mlp_objective,
+    n_parameters,
+    pack,
+    unpack,
+)
 from hml._params import Boolean, Integer, OneOf, Real, Sizes, param, validate
 from hml.base import (
     CLASS_WEIGHT,
@@ -37,25 +48,25 @@ from hml.base import (
     PreparedProblem,
 )
 from hml.features import FeatureTransformer
-from hml.model_selection import train_test_split
-from hml.numerics import (
-    log_class_probabilities,
-    log_sigmoid_terms,
-    softmax_terms,
-)
+from hml.numerics import log_class_probabilities, log_sigmoid_terms, r2, softmax_terms
 from hml.optimize import MiniBatches, check_gradient, make_rule, minimize
 
-__all__ = ["MultilayerPerceptron", "forward", "gradient_check", "mlp_objective", "pack", "unpack"]
+__all__ = [
+    "MultilayerPerceptron",
+    "MultilayerPerceptronRegressor",
+    "forward",
+    "gradient_check",
+    "mlp_objective",
+    "pack",
+    "unpack",
+]
 
 
-class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
-    """A fully connected neural network classifier trained by matrix backpropagation.
-
-    Attributes
-    ----------
-    classes_, coefs_ (list of W⁽ˡ⁾), intercepts_ (list of b⁽ˡ⁾), layers_, cost_history_,
-    n_iter_, n_features_in_, feature_transformer_
-    """
+class _Network(BaseEstimator):
+    """A fully connected network trained by matrix backpropagation: what the classifier and the
+    regressor share (their hyper-parameters, data preparation and training). A subclass says what
+    its targets are (:meth:`_targets`), its output layer (:meth:`_output`) and how early stopping
+    scores the held-out rows (:meth:`_validation_score`)."""
 
     layers: Sequence[int] | None = param(
         default=None,
@@ -66,11 +77,6 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     )
     activation: Literal["sigmoid", "tanh", "relu"] = param(
         default="sigmoid", rule=OneOf(ACTIVATIONS), doc="The hidden units' activation g."
-    )
-    output: Literal["sigmoid", "softmax"] = param(
-        default="sigmoid",
-        rule=OneOf(("sigmoid", "softmax")),
-        doc="Per-class sigmoids with cross-entropy summed over classes (the original), or softmax.",
     )
     init: Literal["uniform", "glorot"] = param(
         default="uniform",
@@ -120,8 +126,9 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
     early_stopping: bool = param(
         default=False,
         rule=Boolean(),
-        doc="Hold out ``validation_fraction`` of the rows (stratified), score their accuracy after every "
-        "iteration (epoch), stop after ``n_iter_no_change`` without a better one, and keep the best weights.",
+        doc="Hold out ``validation_fraction`` of the rows (stratified by class for the classifier), score them "
+        "after every iteration (epoch: accuracy, or R² for the regressor), stop after ``n_iter_no_change`` "
+        "without a better score, and keep the best weights.",
     )
     validation_fraction: float = param(
         default=0.1,
@@ -129,49 +136,65 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         doc="The share of the rows held out with ``early_stopping``.",
     )
     n_iter_no_change: int = param(
-        default=10, rule=Integer(1), doc="Iterations (epochs) without a better validation accuracy before stopping."
+        default=10, rule=Integer(1), doc="Iterations (epochs) without a better validation score before stopping."
     )
     tol: float | None = TOL
-    class_weight: Any = CLASS_WEIGHT
     normalize: bool = NORMALIZE
     random_state: Any = RANDOM_STATE
     verbose: bool = VERBOSE
 
     # -- set-up shared by fit and gradient_check -------------------------------------
     def _prepare(self, X: Any, y: Any, p: SimpleNamespace, sample_weight: Any = None) -> PreparedProblem:
-        """Validate, standardise and one-hot encode; θ₀ drawn from ``p.random_state``: the problem the
+        """Validate, standardise and encode the targets; θ₀ drawn from ``p.random_state``: the problem the
         optimiser solves, for the validated ``p``."""
         transformer = FeatureTransformer(normalize=p.normalize)
         fit_input = self._validate_fit_X(X, p, min_samples=2)
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
-        classes, codes = encode_labels(y, X.shape[0])
-        layers = _checked_layers(p.layers, X.shape[1], classes.size)
-        sample_weight = class_weighted(sample_weight, p.class_weight, classes, codes)
+        targets = self._targets(y, ctx, X)
+        layers = checked_layers(p.layers, X.shape[1], targets.n_outputs, targets.what)
+        sample_weight = class_weighted(sample_weight, getattr(p, "class_weight", None), targets.classes, targets.codes)
         held_out = None
         if p.early_stopping:  # the validation rows leave before anything is fitted to them
-            (X, codes, sample_weight), (X_held, codes_held) = _hold_out(ctx, X, codes, sample_weight, p)
+            train, held = hold_out(targets, p)
+            if sample_weight is not None and not isinstance(sample_weight, (int, float)):
+                sample_weight = np.asarray(backends.to_numpy(sample_weight))[train]
+            X, X_held, targets, targets_held = (
+                ctx.take_rows(X, train),
+                ctx.take_rows(X, held),
+                *targets.split(ctx, train, held),
+            )
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights))
         if p.early_stopping:
-            held_out = (transformer._transform(X_held, xp), ctx.asarray(codes_held))
-        Y = one_hot(ctx.asarray(codes), classes.size, Z.dtype, xp)
-        (Y,) = backends.keep(Y)
+            held_out = (transformer._transform(X_held, xp), targets_held.matrix(ctx, Z.dtype))
+        (Y,) = backends.keep(targets.matrix(ctx, Z.dtype))
         if weights is not None:
             weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
-        objective = mlp_objective(Z, Y, layers, p.activation, p.output, p.l2, xp, weights)
-        theta0 = _initial_theta(ctx, layers, X.dtype, p)
-        return PreparedProblem(fit_input, objective, theta0, transformer, classes, layers=layers, validation=held_out)
+        objective = mlp_objective(Z, Y, layers, p.activation, self._output(p), p.l2, xp, weights)
+        theta0 = initial_theta(ctx, layers, X.dtype, p)
+        return PreparedProblem(
+            fit_input, objective, theta0, transformer, targets.classes, layers=layers, validation=held_out
+        )
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultilayerPerceptron:
-        """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type; ``sample_weight``
-        (one per row, ≥ 0) counts a row that many times (in expectation, for mini-batches)."""
+    def _targets(self, y: Any, ctx: backends.ComputeContext, X: Any) -> Targets:
+        raise NotImplementedError
+
+    def _output(self, p: SimpleNamespace) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _validation_score(xp: Any, outputs: Any, target: Any) -> Any:
+        raise NotImplementedError
+
+    def _train(self, X: Any, y: Any, sample_weight: Any) -> PreparedProblem:
+        """Prepare and train; store the fitted network. Returns the problem (for the subclass's attributes)."""
         p = self._validated
         if p.batch_size is not None and p.solver not in ("gd", "adam"):
             raise ValueError(f"batch_size is for solver='gd' or 'adam' (mini-batches); got solver={p.solver!r}")
         problem = self._prepare(X, y, p, sample_weight)
         ctx = problem.ctx
-        assert problem.classes is not None and problem.layers is not None  # an MLP's problem has both
+        assert problem.layers is not None  # a network's problem has them
         batches = None
         if p.batch_size is not None:
             held = 0 if problem.validation is None else problem.validation[1].shape[0]
@@ -185,7 +208,11 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             beta_2=p.beta_2,
             eps=p.adam_epsilon,
         )
-        stopping = _EarlyStopping(ctx, problem, p) if problem.validation is not None else None
+        stopping = (
+            EarlyStopping(ctx, problem.layers, problem.validation, problem.theta0, p, self._validation_score)
+            if problem.validation is not None
+            else None
+        )
         with self._progress_bar(p.max_iter, p.verbose):
             result = minimize(
                 problem.objective,
@@ -200,7 +227,6 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
             )
         theta = result.theta if stopping is None else stopping.best_theta
         self.feature_transformer_ = problem.transformer
-        self.classes_ = problem.classes
         self.layers_ = problem.layers
         weights = unpack(theta, problem.layers, ctx.xp)
         self.coefs_ = [W for W, _ in weights]
@@ -212,101 +238,133 @@ class MultilayerPerceptron(ClassifierMixin, BaseEstimator):
         else:
             for name in ("validation_scores_", "best_validation_score_"):  # from an earlier fit
                 self.__dict__.pop(name, None)
+        return problem
+
+    def _outputs(self, Xc: Any) -> Any:
+        """The output layer's values H for validated rows (logits; the predictions of a regressor)."""
+        xp = self._ctx_.xp
+        Z = self.feature_transformer_._transform(Xc, xp)
+        return forward(Z, list(zip(self.coefs_, self.intercepts_, strict=True)), self.activation, xp)[1]
+
+
+class MultilayerPerceptron(ClassifierMixin, _Network):
+    """A fully connected neural network classifier trained by matrix backpropagation.
+
+    Attributes
+    ----------
+    classes_, coefs_ (list of W⁽ˡ⁾), intercepts_ (list of b⁽ˡ⁾), layers_, cost_history_,
+    n_iter_, n_features_in_, feature_transformer_; with ``early_stopping``, validation_scores_
+    (the held-out accuracy after each iteration) and best_validation_score_
+    """
+
+    output: Literal["sigmoid", "softmax"] = param(
+        default="sigmoid",
+        rule=OneOf(("sigmoid", "softmax")),
+        doc="Per-class sigmoids with cross-entropy summed over classes (the original), or softmax.",
+    )
+    class_weight: Any = CLASS_WEIGHT
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultilayerPerceptron:
+        """Train on ``X`` (n_samples × n_features) and class labels ``y`` of any type; ``sample_weight``
+        (one per row, ≥ 0) counts a row that many times (in expectation, for mini-batches)."""
+        problem = self._train(X, y, sample_weight)
+        assert problem.classes is not None  # a classifier's problem has them
+        self.classes_ = problem.classes
         self._remember_input(problem.input)
         return self
 
+    def _targets(self, y: Any, ctx: backends.ComputeContext, X: Any) -> Targets:
+        classes, codes = encode_labels(y, X.shape[0])
+        return Targets(classes=classes, codes=codes)
+
+    def _output(self, p: SimpleNamespace) -> str:
+        return str(p.output)
+
+    @staticmethod
+    def _validation_score(xp: Any, outputs: Any, target: Any) -> Any:
+        """The accuracy: the share of rows whose largest output is their class."""
+        codes = xp.argmax(target, axis=1)
+        return xp.mean(xp.astype(xp.argmax(outputs, axis=1) == codes, outputs.dtype))
+
     def _proba(self, Xc: Any) -> Any:
         xp = self._ctx_.xp
-        Z = self.feature_transformer_._transform(Xc, xp)
-        _, logits = forward(Z, list(zip(self.coefs_, self.intercepts_, strict=True)), self.activation, xp)
+        logits = self._outputs(Xc)
         if self.output == "softmax":
             return softmax_terms(logits, xp)[1]
         probability = log_sigmoid_terms(logits, xp)[1]
         return probability / xp.sum(probability, axis=1, keepdims=True)
 
     def _log_proba(self, Xc: Any) -> Any:
-        xp = self._ctx_.xp
-        Z = self.feature_transformer_._transform(Xc, xp)
-        _, logits = forward(Z, list(zip(self.coefs_, self.intercepts_, strict=True)), self.activation, xp)
-        return log_class_probabilities(logits, self.output == "softmax", xp)
+        return log_class_probabilities(self._outputs(Xc), self.output == "softmax", self._ctx_.xp)
 
 
-def _hold_out(
-    ctx: backends.ComputeContext, X: Any, codes: np.ndarray, sample_weight: Any, p: SimpleNamespace
-) -> tuple[tuple[Any, np.ndarray, Any], tuple[Any, np.ndarray]]:
-    """(training X, codes, weights), (validation X, codes): ``p.validation_fraction`` of the rows, stratified
-    by class, drawn from ``p.random_state`` (scikit-learn's early-stopping split)."""
-    rows = np.arange(codes.shape[0])
-    counts = np.bincount(codes)
-    if counts.min() < 2:
-        raise ValueError(
-            f"early_stopping holds out a stratified validation set, which needs 2 rows of every class; class "
-            f"{int(np.argmin(counts))} has {int(counts.min())}: pass more data or early_stopping=False"
-        )
-    train, held = train_test_split(rows, test_size=p.validation_fraction, random_state=p.random_state, stratify=codes)
-    train, held = np.sort(train), np.sort(held)
-    if sample_weight is not None and not isinstance(sample_weight, (int, float)):
-        sample_weight = np.asarray(backends.to_numpy(sample_weight))[train]
-    return (ctx.take_rows(X, train), codes[train], sample_weight), (ctx.take_rows(X, held), codes[held])
+class MultilayerPerceptronRegressor(_Network):
+    """A fully connected network for regression, trained by matrix backpropagation: scikit-learn's
+    ``MLPRegressor``. The output layer is the identity, H = A⁽ᴸ⁻¹⁾W⁽ᴸ⁾ + b⁽ᴸ⁾ = ŷ, and the cost the squared
+    error J(θ) = 1/(2m) Σᵢ (ŷᵢ − yᵢ)² + λ/(2n) Σₗ ‖W⁽ˡ⁾‖², so Δ⁽ᴸ⁾ = (ŷ − y)/m; the rest is the
+    classifier's backpropagation. The defaults are scikit-learn's (relu, Glorot, Adam on batches of
+    200 with step 0.001, λ = 1e-4), X standardised (``normalize=True``); y is used as it is.
 
+    Attributes
+    ----------
+    coefs_, intercepts_, layers_, cost_history_, n_iter_, n_features_in_, feature_transformer_; with
+    ``early_stopping``, validation_scores_ (the held-out R² after each iteration) and best_validation_score_
+    """
 
-class _EarlyStopping:
-    """The loop's callback for ``early_stopping``: after each iteration, the accuracy on the held-out rows
-    (one read, "validation score"); True once ``n_iter_no_change`` iterations in a row brought no better
-    one. ``best_theta`` is the parameters of the best."""
+    _estimator_type: ClassVar[str] = "regressor"
 
-    def __init__(self, ctx: backends.ComputeContext, problem: PreparedProblem, p: SimpleNamespace):
-        assert problem.validation is not None and problem.layers is not None
-        self.ctx, self.layers, self.activation = ctx, problem.layers, p.activation
-        self.Z, self.codes = problem.validation
-        self.patience = p.n_iter_no_change
-        self.scores: list[float] = []
-        self.best_score, self.best_theta, self.waited = -math.inf, problem.theta0, 0
+    activation: Literal["sigmoid", "tanh", "relu"] = param(
+        default="relu", rule=OneOf(ACTIVATIONS), doc="The hidden units' activation g."
+    )
+    init: Literal["uniform", "glorot"] = param(
+        default="glorot",
+        rule=OneOf(("uniform", "glorot")),
+        doc="Glorot: W uniform in ±√(6/(nₗ₋₁ + nₗ)), b = 0; or W and b uniform in ±``epsilon``.",
+    )
+    solver: Literal["gd", "adam", "lbfgs", "cg"] = param(
+        default="adam",
+        rule=OneOf(("gd", "adam", "lbfgs", "cg")),
+        doc="Adam (full batch or mini-batches), gradient descent, or the full-batch L-BFGS and CG.",
+    )
+    l2: float = param(default=1e-4, rule=Real(), doc="λ, on the weights only (scikit-learn's ``alpha``).")
+    batch_size: int | None = param(
+        default=200,
+        rule=Integer(1, allow_none=True),
+        doc="Mini-batches of this many rows (all rows when fewer), shuffled every epoch; ``None``: full batch.",
+    )
 
-    def __call__(self, n_iter: int, point: Any) -> bool:
-        xp = self.ctx.xp
-        _, logits = forward(self.Z, unpack(point.theta, self.layers, xp), self.activation, xp)
-        hits = xp.astype(xp.argmax(logits, axis=1) == xp.astype(self.codes, xp.int64), logits.dtype)
-        score = float(self.ctx.read(xp.mean(hits), "validation score"))
-        self.scores.append(score)
-        if score > self.best_score:  # a new θ array each step: keeping a reference is a copy
-            self.best_score, self.best_theta, self.waited = score, point.theta, 0
-        else:
-            self.waited += 1
-        return self.waited >= int(self.patience)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultilayerPerceptronRegressor:
+        """Train on ``X`` (n_samples × n_features) and targets ``y`` (n_samples,); ``sample_weight`` (one per
+        row, ≥ 0) counts a row that many times (in expectation, for mini-batches)."""
+        problem = self._train(X, y, sample_weight)
+        self._remember_input(problem.input)
+        return self
 
+    def _targets(self, y: Any, ctx: backends.ComputeContext, X: Any) -> Targets:
+        values = check_y(y, ctx, n_samples=X.shape[0], dtype=X.dtype)
+        return Targets(values=ctx.xp.reshape(values, (-1, 1)))
 
-def _checked_layers(layers: list[int] | None, n_features: int, n_classes: int) -> list[int]:
-    """The validated ``layers`` against the data: the first must be the features, the last the classes."""
-    if layers is None:
-        return [n_features, 25, n_classes]
-    if layers[0] != n_features:
-        raise ValueError(f"layers[0]={layers[0]} but X has {n_features} features; set layers[0]={n_features}")
-    if layers[-1] != n_classes:
-        raise ValueError(
-            f"layers[-1]={layers[-1]} but y has {n_classes} classes; set layers[-1]={n_classes} (one output per class)"
-        )
-    return layers
+    def _output(self, p: SimpleNamespace) -> str:
+        return "identity"
 
+    @staticmethod
+    def _validation_score(xp: Any, outputs: Any, target: Any) -> Any:
+        """R² = 1 − Σ(ŷ − y)² / Σ(y − ȳ)², on the device (0 for a constant y)."""
+        truth, predicted = xp.reshape(target, (-1,)), xp.reshape(outputs, (-1,))
+        residual = xp.sum((truth - predicted) ** 2)
+        total = xp.sum((truth - xp.mean(truth)) ** 2)
+        return 1.0 - residual / xp.where(total > 0, total, residual + 1.0)
 
-def _initial_theta(ctx: backends.ComputeContext, layers: list[int], dtype: Any, p: SimpleNamespace) -> Any:
-    """θ₀: W and b uniform in ±ε (``init="uniform"``), or Glorot (W uniform in ±√(6/(nₗ₋₁ + nₗ)), b = 0),
-    drawn on the host from ``p.random_state``."""
-    xp = ctx.xp
-    pieces = []
-    for n_in, n_out in layer_shapes(layers):
-        if p.init == "uniform":
-            bound, bias_bound = p.epsilon, p.epsilon
-        else:
-            bound, bias_bound = math.sqrt(6.0 / (n_in + n_out)), 0.0
-        pieces.append(kernels.random_uniform(ctx, p.random_state, (n_in * n_out,), low=-bound, high=bound, dtype=dtype))
-        if bias_bound:
-            pieces.append(
-                kernels.random_uniform(ctx, p.random_state, (n_out,), low=-bias_bound, high=bias_bound, dtype=dtype)
-            )
-        else:
-            pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
-    return xp.concat(pieces)
+    def predict(self, X: Any) -> Any:
+        """ŷ for each row of ``X``, in its namespace and on its device."""
+        _, Xc = self._validate_X(X)
+        return backends.mirror(self._ctx_.xp.reshape(self._outputs(Xc), (-1,)), X)
+
+    def score(self, X: Any, y: Any) -> float:
+        """R² of the predictions for ``X`` against ``y`` (see :func:`hml.metrics.r2_score`)."""
+        _, Xc = self._validate_X(X)
+        prediction = self._ctx_.xp.reshape(self._outputs(Xc), (-1,))
+        return r2(self._ctx_.xp, check_y(y, self._ctx_, n_samples=Xc.shape[0], dtype=prediction.dtype), prediction)
 
 
 def gradient_check(

@@ -186,6 +186,16 @@ SPECS: tuple[Spec, ...] = (
         kind="classifier",
         loop_read="line search",
     ),
+    # Its defaults (scikit-learn's: relu, Adam on batches of 200) with a larger step for few epochs.
+    Spec(
+        "mlp-regressor",
+        hml.MultilayerPerceptronRegressor,
+        {"layers": None, "learning_rate": 0.01, "max_iter": 20, "random_state": 0},
+        kind="regressor",
+        loop_read="cost window",
+        read_every=1,
+        loop_uploads=1,
+    ),
     # tol=0: Lloyd's iterations run until no label changes (or max_iter).
     Spec(
         "kmeans",

@@ -222,3 +222,45 @@ def test_early_stopping_keeps_the_best_weights_on_a_stratified_held_out_set():
     assert model.score(X[held], codes[held]) == pytest.approx(model.best_validation_score_, abs=1e-12)
     with pytest.raises(ValueError, match=r"needs 2 rows of every class; class 2 has 1"):
         hml.MultilayerPerceptron(early_stopping=True).fit(X[:61], np.r_[codes[:60] % 2, 2])
+
+
+def _smooth(n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 6))
+    return X, np.sin(X[:, 0]) + X[:, 1] ** 2 / 2 + X[:, 2] * X[:, 3]
+
+
+def test_regressor_backprop_is_the_squared_error_gradient(case64):
+    X, y = _smooth(40, 0)
+    model = hml.MultilayerPerceptronRegressor(layers=[6, 5, 1], activation="tanh", random_state=0)
+    assert gradient_check(model, case64.asarray(X), case64.asarray(y)) < 1e-7
+    model.fit(case64.asarray(X), case64.asarray(y))
+    assert case64.to_numpy(model.predict(case64.asarray(X))).shape == (40,)
+
+
+def test_regressor_is_as_good_as_scikit_learns_mlp_regressor():
+    """The same network ([6, 32, 1], relu, Adam on batches of 200, 150 epochs) on a smooth target:
+    test R² within 0.01 of scikit-learn's (which gets the same standardised X)."""
+    neural_network = pytest.importorskip("sklearn.neural_network")
+    X, y = _smooth(1500, 1)
+    X_test, y_test = _smooth(500, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = hml.MultilayerPerceptronRegressor(layers=[6, 32, 1], max_iter=150, tol=None, random_state=0).fit(X, y)
+        mean, scale = X.mean(axis=0), X.std(axis=0)
+        theirs = neural_network.MLPRegressor(hidden_layer_sizes=(32,), max_iter=150, random_state=0)
+        theirs.fit((X - mean) / scale, y)
+    expected = theirs.score((X_test - mean) / scale, y_test)
+    assert expected > 0.9 and ours.score(X_test, y_test) > expected - 0.01
+
+
+def test_regressor_early_stopping_scores_r2_on_a_random_held_out_set():
+    X, y = _smooth(400, 3)
+    model = hml.MultilayerPerceptronRegressor(
+        layers=[6, 16, 1], early_stopping=True, n_iter_no_change=3, max_iter=300, learning_rate=0.02, random_state=4
+    ).fit(X, y)
+    assert model.n_iter_ < 300 and model.best_validation_score_ == model.validation_scores_.max()
+    train, held = hml.model_selection.train_test_split(
+        np.arange(400), test_size=0.1, random_state=np.random.default_rng(4)
+    )
+    assert model.score(X[held], y[held]) == pytest.approx(model.best_validation_score_, rel=1e-9)
