@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from hml import backends, kernels
 from hml._array import one_hot
+from hml._params import validate
 from hml.model_selection import train_test_split
 from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
+from hml.optimize import check_gradient, make_rule
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,12 +27,14 @@ __all__ = [
     "Targets",
     "checked_layers",
     "forward",
+    "gradient_check",
     "hold_out",
     "initial_theta",
     "layer_shapes",
     "mlp_objective",
     "n_parameters",
     "pack",
+    "step_rule",
     "unpack",
 ]
 
@@ -281,3 +286,43 @@ def initial_theta(ctx: backends.ComputeContext, layers: list[int], dtype: Any, p
         else:
             pieces.append(xp.zeros(n_out, dtype=dtype, device=ctx.device))
     return xp.concat(pieces)
+
+
+def step_rule(p: SimpleNamespace) -> Any:
+    """The optimiser's step rule for the validated ``p`` (``learning_rate`` None: 1.0 for gd, 0.001 for Adam)."""
+    learning_rate = p.learning_rate if p.learning_rate is not None else (0.001 if p.solver == "adam" else 1.0)
+    return make_rule(
+        p.solver, learning_rate=learning_rate, momentum=p.momentum, beta_1=p.beta_1, beta_2=p.beta_2, eps=p.adam_epsilon
+    )
+
+
+def gradient_check(
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    epsilon: float = 1e-6,
+    n_checks: int | None = None,
+    random_state: Any = 0,
+) -> float:
+    """Relative error between backpropagation and central finite differences for ``model`` on (X, y).
+
+    Uses the fitted parameters if ``model`` is fitted, else a fresh initialisation from
+    ``model.random_state``; checks ``n_checks`` randomly chosen parameters (all if None).
+    See :func:`hml.optimize.check_gradient`; < 1e-7 in float64 means backprop is right.
+    """
+    problem = model._prepare(X, y, validate(model))
+    ctx, theta = problem.ctx, problem.theta0
+    if hasattr(model, "coefs_"):  # fitted: its parameters, on this problem's device and dtype
+        theta = ctx.asarray(
+            pack(
+                list(zip(model.coefs_, model.intercepts_, strict=True)), array_api_compat.array_namespace(*model.coefs_)
+            ),
+            dtype=theta.dtype,
+        )
+    coordinates = None
+    if n_checks is not None:
+        assert problem.layers is not None  # an MLP's problem has them
+        size = n_parameters(problem.layers)
+        coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
+    return check_gradient(problem.objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)

@@ -131,7 +131,7 @@ class BaseEstimator(Declared):
         super().__init_subclass__(**kwargs)
         if cls.__module__.startswith("hml.") and not cls.__name__.startswith("_"):
             persistence.register(cls)  # a saved file may name it, and only hml's own (public) classes
-        for name in ("fit", "fit_transform", "fit_predict"):
+        for name in ("fit", "fit_transform", "fit_predict", "partial_fit"):
             if name in cls.__dict__:
                 setattr(cls, name, _fitting(cls.__dict__[name]))
 

@@ -17,26 +17,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import array_api_compat
 import numpy as np
 
 from hml import backends
-from hml._array import check_sample_weight, check_y, class_weighted, encode_labels
+from hml._array import check_sample_weight, check_y, class_weighted, encode_labels, labels_to_codes
 from hml._mlp import (
     ACTIVATIONS,
     EarlyStopping,
     Targets,
     checked_layers,
     forward,
+    gradient_check,
     hold_out,
     initial_theta,
     mlp_objective,
     n_parameters,
     pack,
+    step_rule,
     unpack,
 )
-from hml._params import Boolean, Integer, OneOf, Real, Sizes, param, validate
+from hml._params import Boolean, Integer, OneOf, Real, Sizes, param
 from hml.base import (
     CLASS_WEIGHT,
     NORMALIZE,
@@ -45,11 +48,12 @@ from hml.base import (
     VERBOSE,
     BaseEstimator,
     ClassifierMixin,
+    FitInput,
     PreparedProblem,
 )
 from hml.features import FeatureTransformer
 from hml.numerics import log_class_probabilities, log_sigmoid_terms, r2, softmax_terms
-from hml.optimize import MiniBatches, check_gradient, make_rule, minimize
+from hml.optimize import MiniBatches, minimize
 
 __all__ = [
     "MultilayerPerceptron",
@@ -57,6 +61,7 @@ __all__ = [
     "forward",
     "gradient_check",
     "mlp_objective",
+    "n_parameters",
     "pack",
     "unpack",
 ]
@@ -67,6 +72,10 @@ class _Network(BaseEstimator):
     regressor share (their hyper-parameters, data preparation and training). A subclass says what
     its targets are (:meth:`_targets`), its output layer (:meth:`_output`) and how early stopping
     scores the held-out rows (:meth:`_validation_score`)."""
+
+    if TYPE_CHECKING:  # set by fit and partial_fit
+        classes_: np.ndarray
+        _rule_state_: Any
 
     layers: Sequence[int] | None = param(
         default=None,
@@ -199,15 +208,8 @@ class _Network(BaseEstimator):
         if p.batch_size is not None:
             held = 0 if problem.validation is None else problem.validation[1].shape[0]
             batches = MiniBatches(problem.input.X.shape[0] - held, p.batch_size, p.random_state)
-        learning_rate = p.learning_rate if p.learning_rate is not None else (0.001 if p.solver == "adam" else 1.0)
-        rule = make_rule(
-            p.solver,
-            learning_rate=learning_rate,
-            momentum=p.momentum,
-            beta_1=p.beta_1,
-            beta_2=p.beta_2,
-            eps=p.adam_epsilon,
-        )
+        rule = step_rule(p)
+        self.__dict__.pop("_rule_state_", None)  # a fit starts afresh, whatever partial_fit did before
         stopping = (
             EarlyStopping(ctx, problem.layers, problem.validation, problem.theta0, p, self._validation_score)
             if problem.validation is not None
@@ -239,6 +241,64 @@ class _Network(BaseEstimator):
             for name in ("validation_scores_", "best_validation_score_"):  # from an earlier fit
                 self.__dict__.pop(name, None)
         return problem
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> Any:
+        """One pass over the rows of ``X`` (mini-batches of ``batch_size``; all rows in one step without),
+        going on from the weights and the optimiser's state (the velocity, Adam's moments) of earlier
+        calls: for data that arrives, or is read, in chunks. The first call sets what the later ones
+        keep: the layers, the classes (``classes``: every label any chunk may hold, for the
+        classifier) and, with ``normalize=True``, the standardisation, from its rows."""
+        p = self._validated
+        if p.solver not in ("gd", "adam"):
+            raise ValueError(f"partial_fit takes steps: solver='gd' or 'adam'; got solver={p.solver!r}")
+        first = not hasattr(self, "coefs_")
+        if first:
+            fit_input = self._validate_fit_X(X, p)
+            transformer = FeatureTransformer(normalize=p.normalize)
+        else:
+            ctx, Xc = self._validate_X(X)
+            fit_input = FitInput(ctx, Xc, getattr(self, "feature_names_in_", None))
+            transformer = self.feature_transformer_
+        ctx, X = fit_input.ctx, fit_input.X
+        xp = ctx.xp
+        targets = self._partial_targets(y, ctx, X, classes)
+        weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
+        Z = transformer._fit_transform(ctx, X, weights) if first else transformer._transform(X, xp)
+        layers = checked_layers(p.layers, X.shape[1], targets.n_outputs, targets.what) if first else self.layers_
+        Y = targets.matrix(ctx, Z.dtype)
+        objective = mlp_objective(Z, Y, layers, p.activation, self._output(p), p.l2, xp, weights)
+        if first:
+            theta = initial_theta(ctx, layers, X.dtype, p)
+        else:
+            fitted = list(zip(self.coefs_, self.intercepts_, strict=True))  # concrete, in their own namespace
+            theta = ctx.asarray(pack(fitted, array_api_compat.array_namespace(*self.coefs_)), dtype=X.dtype)
+        batches = None if p.batch_size is None else MiniBatches(X.shape[0], p.batch_size, p.random_state)
+        with self._progress_bar(1, p.verbose):
+            result = minimize(
+                objective,
+                theta,
+                ctx=ctx,
+                rule=step_rule(p),
+                max_iter=1,
+                tol=None,
+                batches=batches,
+                state=None if first else _on(ctx, self._rule_state_),
+            )
+        self.feature_transformer_, self.layers_ = transformer, layers
+        if targets.classes is not None:
+            self.classes_ = targets.classes
+        weights_and_biases = unpack(result.theta, layers, xp)
+        self.coefs_ = [W for W, _ in weights_and_biases]
+        self.intercepts_ = [b for _, b in weights_and_biases]
+        history = result.cost_history if first else xp.concat([self.cost_history_, result.cost_history[1:]])
+        self.cost_history_, self.n_iter_ = history, (0 if first else self.n_iter_) + 1
+        self._rule_state_ = result.state
+        self._remember_input(fit_input)
+        return self
+
+    def _partial_targets(self, y: Any, ctx: backends.ComputeContext, X: Any, classes: Any) -> Targets:
+        """A chunk's targets for :meth:`partial_fit` (the regressor's: as ``fit``'s)."""
+        return self._targets(y, ctx, X)
 
     def _outputs(self, Xc: Any) -> Any:
         """The output layer's values H for validated rows (logits; the predictions of a regressor)."""
@@ -279,6 +339,21 @@ class MultilayerPerceptron(ClassifierMixin, _Network):
 
     def _output(self, p: SimpleNamespace) -> str:
         return str(p.output)
+
+    def _partial_targets(self, y: Any, ctx: backends.ComputeContext, X: Any, classes: Any) -> Targets:
+        """y's codes among the classes of the first call (``classes``, which only it must give)."""
+        known = getattr(self, "classes_", None)
+        if classes is not None:
+            given = np.unique(np.asarray(classes))
+            if known is not None and not np.array_equal(given, known):
+                raise ValueError(f"classes={given.tolist()} differs from the first call's {known.tolist()}")
+            known = given
+        if known is None:
+            raise ValueError(
+                "classes must be given to the first partial_fit: every label any chunk may hold, e.g. "
+                "classes=np.unique(y_all)"
+            )
+        return Targets(classes=known, codes=labels_to_codes(y, known, X.shape[0]))
 
     @staticmethod
     def _validation_score(xp: Any, outputs: Any, target: Any) -> Any:
@@ -367,30 +442,6 @@ class MultilayerPerceptronRegressor(_Network):
         return r2(self._ctx_.xp, check_y(y, self._ctx_, n_samples=Xc.shape[0], dtype=prediction.dtype), prediction)
 
 
-def gradient_check(
-    model: MultilayerPerceptron,
-    X: Any,
-    y: Any,
-    *,
-    epsilon: float = 1e-6,
-    n_checks: int | None = None,
-    random_state: Any = 0,
-) -> float:
-    """Relative error between backpropagation and central finite differences for ``model`` on (X, y).
-
-    Uses the fitted parameters if ``model`` is fitted, else a fresh initialisation from
-    ``model.random_state``; checks ``n_checks`` randomly chosen parameters (all if None).
-    See :func:`hml.optimize.check_gradient`; < 1e-7 in float64 means backprop is right.
-    """
-    problem = model._prepare(X, y, validate(model))
-    ctx, theta = problem.ctx, problem.theta0
-    if hasattr(model, "coefs_"):  # fitted: its parameters, on this problem's device and dtype
-        theta = ctx.asarray(
-            pack(list(zip(model.coefs_, model.intercepts_, strict=True)), model._fitted_context().xp), dtype=theta.dtype
-        )
-    coordinates = None
-    if n_checks is not None:
-        assert problem.layers is not None  # an MLP's problem has them
-        size = n_parameters(problem.layers)
-        coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
-    return check_gradient(problem.objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)
+def _on(ctx: backends.ComputeContext, state: Any) -> Any:
+    """A saved optimiser state (concrete arrays: the fitted state is) back on ``ctx``'s backend and device."""
+    return tuple(ctx.asarray(part) if backends.is_array(part) else part for part in state)

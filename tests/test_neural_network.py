@@ -264,3 +264,62 @@ def test_regressor_early_stopping_scores_r2_on_a_random_held_out_set():
         np.arange(400), test_size=0.1, random_state=np.random.default_rng(4)
     )
     assert model.score(X[held], y[held]) == pytest.approx(model.best_validation_score_, rel=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["gd", "adam"])
+def test_partial_fit_calls_are_the_iterations_of_fit(case, solver):
+    """Full batch: k calls of partial_fit on all rows take fit's k steps, the optimiser's state (momentum's
+    velocity, Adam's moments) carried from call to call."""
+    X, codes = blobs(m=90, seed=6)
+    kwargs = dict(layers=[4, 8, 3], solver=solver, momentum=0.9 if solver == "gd" else 0.0, random_state=8)
+    kwargs["learning_rate"] = 0.3 if solver == "gd" else 0.01
+    whole = hml.MultilayerPerceptron(max_iter=5, tol=None, **kwargs).fit(case.asarray(X), case.asarray(codes))
+    calls = hml.MultilayerPerceptron(**kwargs)
+    for _ in range(5):
+        calls.partial_fit(case.asarray(X), case.asarray(codes), classes=np.arange(3))
+    tolerance = 1e-10 if case.float64 else 1e-4
+    assert calls.n_iter_ == 5
+    np.testing.assert_allclose(
+        case.to_numpy(calls.coefs_[0]), case.to_numpy(whole.coefs_[0]), rtol=tolerance, atol=tolerance
+    )
+    np.testing.assert_allclose(case.to_numpy(calls.cost_history_), case.to_numpy(whole.cost_history_), rtol=tolerance)
+
+
+def test_partial_fit_learns_from_chunks_that_arrive_one_by_one():
+    X, codes = blobs(m=600, seed=7)
+    model = hml.MultilayerPerceptron(
+        layers=[4, 16, 3],
+        activation="relu",
+        output="softmax",
+        init="glorot",
+        solver="adam",
+        learning_rate=0.02,
+        batch_size=32,
+        random_state=9,
+    )
+    with pytest.raises(ValueError, match=r"classes must be given to the first partial_fit"):
+        model.partial_fit(X[:100], codes[:100])
+    for epoch in range(5):
+        for start in range(0, 600, 150):  # four chunks, never all rows at once
+            model.partial_fit(
+                X[start : start + 150], codes[start : start + 150], classes=[0, 1, 2] if not epoch else None
+            )
+    assert model.n_iter_ == 20 and model.score(X, codes) > 0.85  # the blobs overlap
+    with pytest.raises(ValueError, match=r"not seen in fit"):
+        model.partial_fit(X[:5], np.array([0, 1, 2, 3, 0]))
+    with pytest.raises(ValueError, match=r"partial_fit takes steps"):
+        hml.MultilayerPerceptron(solver="lbfgs").partial_fit(X, codes, classes=[0, 1, 2])
+    regressor = hml.MultilayerPerceptronRegressor(layers=[4, 8, 1], random_state=0, learning_rate=0.01)
+    for start in range(0, 600, 150):
+        regressor.partial_fit(X[start : start + 150], X[start : start + 150, 0])
+    assert regressor.n_iter_ == 4 and np.isfinite(regressor.predict(X)).all()
+
+
+def test_a_saved_model_goes_on_with_partial_fit_as_if_never_saved(tmp_path):
+    X, codes = blobs(m=60, seed=8)
+    for kwargs in ({"solver": "adam"}, {"momentum": 0.9}):
+        model = hml.MultilayerPerceptron(batch_size=16, random_state=0, **kwargs).partial_fit(
+            X, codes, classes=[0, 1, 2]
+        )
+        loaded = hml.load(model.save(tmp_path / "m.npz"))  # with the optimiser's state: Adam's moments, the velocity
+        np.testing.assert_array_equal(loaded.partial_fit(X, codes).coefs_[0], model.partial_fit(X, codes).coefs_[0])

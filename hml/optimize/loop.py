@@ -218,6 +218,7 @@ def minimize(
     hint: str = "",
     start: Evaluation | None = None,
     callback: Callable[[int, Evaluation], bool] | None = None,
+    state: Any = None,
 ) -> OptimizeResult:
     """Minimise J from ``theta`` with ``rule`` for at most ``max_iter`` iterations (epochs, with ``batches``).
 
@@ -230,7 +231,8 @@ def minimize(
     advice), :func:`~hml.optimize.progress` and the cost history. ``start``: the evaluation at
     ``theta``, when the caller already has it (a warm start), instead of a new one. ``callback(k,
     point)``, after each iteration k: True ends the loop, converged (``stop="callback"``: early
-    stopping on a validation score).
+    stopping on a validation score). ``state``: the rule's state to go on from (a step rule's velocity or
+    Adam's moments, from an earlier result's ``state``: incremental fits), instead of a fresh one.
     """
     source: Source = batches if batches is not None else FullBatch()
     # Concrete before its first use: on Dask, slices of a lazy θ₀ taken in two graphs (the first
@@ -238,7 +240,10 @@ def minimize(
     if start is None:
         (theta,) = ctx.backend.materialize(theta)
         start = source.initial(objective, theta, ctx)
-    state, point = rule.init(start, ctx)
+    if state is None:
+        state, point = rule.init(start, ctx)
+    else:
+        point = start
     monitor = _Monitor(ctx, rule, source, tol, check_every or source.check_every, max_iter, divergence_factor, hint)
     monitor.start(point)
     n_iter = 0
