@@ -33,7 +33,10 @@ __all__ = [
     "layer_shapes",
     "mlp_objective",
     "n_parameters",
+    "StepSolversOnly",
     "pack",
+    "rule_key",
+    "saved_state",
     "step_rule",
     "unpack",
 ]
@@ -326,3 +329,31 @@ def gradient_check(
         size = n_parameters(problem.layers)
         coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
     return check_gradient(problem.objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)
+
+
+def rule_key(p: SimpleNamespace) -> str:
+    """Which step rule a saved state is of: its arrays fit no other."""
+    return f"{p.solver}, momentum" if p.solver == "gd" and p.momentum else str(p.solver)
+
+
+def saved_state(ctx: backends.ComputeContext, saved: Any, p: SimpleNamespace) -> Any:
+    """The optimiser state an earlier fit or partial_fit left, back on ``ctx``'s backend and device (the
+    fitted state is concrete), if it is of the rule ``p`` asks for now; else None: a fresh one."""
+    if not saved or saved[0] != rule_key(p):
+        return None
+    return tuple(ctx.asarray(part) if backends.is_array(part) else part for part in saved[1:])
+
+
+class StepSolversOnly:
+    """``partial_fit`` exists for the step solvers only (``hasattr`` says so, as scikit-learn's MLP)."""
+
+    def __init__(self, method: Any):
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is not None and obj.solver not in ("gd", "adam"):
+            raise AttributeError(
+                f"partial_fit takes steps: solver='gd' or 'adam'; this {type(obj).__name__} has solver={obj.solver!r}"
+            )
+        return self.method.__get__(obj, owner)

@@ -27,6 +27,7 @@ from hml._array import check_sample_weight, check_y, class_weighted, encode_labe
 from hml._mlp import (
     ACTIVATIONS,
     EarlyStopping,
+    StepSolversOnly,
     Targets,
     checked_layers,
     forward,
@@ -36,6 +37,8 @@ from hml._mlp import (
     mlp_objective,
     n_parameters,
     pack,
+    rule_key,
+    saved_state,
     step_rule,
     unpack,
 )
@@ -209,7 +212,6 @@ class _Network(BaseEstimator):
             held = 0 if problem.validation is None else problem.validation[1].shape[0]
             batches = MiniBatches(problem.input.X.shape[0] - held, p.batch_size, p.random_state)
         rule = step_rule(p)
-        self.__dict__.pop("_rule_state_", None)  # a fit starts afresh, whatever partial_fit did before
         stopping = (
             EarlyStopping(ctx, problem.layers, problem.validation, problem.theta0, p, self._validation_score)
             if problem.validation is not None
@@ -234,6 +236,8 @@ class _Network(BaseEstimator):
         self.coefs_ = [W for W, _ in weights]
         self.intercepts_ = [b for _, b in weights]
         self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
+        # For a partial_fit that goes on from here (a step rule's state: L-BFGS/CG's is of no use to one).
+        self._rule_state_ = (rule_key(p), *result.state) if p.solver in ("gd", "adam") else None
         if stopping is not None:
             self.validation_scores_ = np.asarray(stopping.scores)
             self.best_validation_score_ = stopping.best_score
@@ -282,7 +286,7 @@ class _Network(BaseEstimator):
                 max_iter=1,
                 tol=None,
                 batches=batches,
-                state=None if first else _on(ctx, self._rule_state_),
+                state=None if first else saved_state(ctx, getattr(self, "_rule_state_", None), p),
             )
         self.feature_transformer_, self.layers_ = transformer, layers
         if targets.classes is not None:
@@ -292,7 +296,7 @@ class _Network(BaseEstimator):
         self.intercepts_ = [b for _, b in weights_and_biases]
         history = result.cost_history if first else xp.concat([self.cost_history_, result.cost_history[1:]])
         self.cost_history_, self.n_iter_ = history, (0 if first else self.n_iter_) + 1
-        self._rule_state_ = result.state
+        self._rule_state_ = (rule_key(p), *result.state)
         self._remember_input(fit_input)
         return self
 
@@ -442,6 +446,5 @@ class MultilayerPerceptronRegressor(_Network):
         return r2(self._ctx_.xp, check_y(y, self._ctx_, n_samples=Xc.shape[0], dtype=prediction.dtype), prediction)
 
 
-def _on(ctx: backends.ComputeContext, state: Any) -> Any:
-    """A saved optimiser state (concrete arrays: the fitted state is) back on ``ctx``'s backend and device."""
-    return tuple(ctx.asarray(part) if backends.is_array(part) else part for part in state)
+# After the class, which wrapped it to validate its parameters and leave the estimator as it was on failure.
+_Network.partial_fit = StepSolversOnly(vars(_Network)["partial_fit"])  # type: ignore[method-assign,assignment]

@@ -307,7 +307,8 @@ def test_partial_fit_learns_from_chunks_that_arrive_one_by_one():
     assert model.n_iter_ == 20 and model.score(X, codes) > 0.85  # the blobs overlap
     with pytest.raises(ValueError, match=r"not seen in fit"):
         model.partial_fit(X[:5], np.array([0, 1, 2, 3, 0]))
-    with pytest.raises(ValueError, match=r"partial_fit takes steps"):
+    assert not hasattr(hml.MultilayerPerceptron(solver="lbfgs"), "partial_fit")  # as scikit-learn's MLP
+    with pytest.raises(AttributeError, match=r"partial_fit takes steps: solver='gd' or 'adam'"):
         hml.MultilayerPerceptron(solver="lbfgs").partial_fit(X, codes, classes=[0, 1, 2])
     regressor = hml.MultilayerPerceptronRegressor(layers=[4, 8, 1], random_state=0, learning_rate=0.01)
     for start in range(0, 600, 150):
