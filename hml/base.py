@@ -39,6 +39,7 @@ from hml._params import (
     param,
     validate,
 )
+from hml._platform import progress_bar
 from hml.exceptions import NotFittedError, as_sklearn
 
 if TYPE_CHECKING:
@@ -233,12 +234,11 @@ class BaseEstimator(Declared):
         if not verbose:
             yield
             return
-        from tqdm.auto import tqdm
 
         from hml.optimize import cost_callback, progress, progress_callback
 
         outer_iteration, outer_cost = progress_callback(), cost_callback()
-        with tqdm(total=total, desc=type(self).__name__, unit="it", file=sys.stderr, leave=True) as bar:
+        with progress_bar(total=total, desc=type(self).__name__, unit="it", file=sys.stderr, leave=True) as bar:
 
             def on_iteration(iteration: int, max_iter: int) -> None:
                 bar.update(1)

@@ -17,6 +17,7 @@ import numpy as np
 
 import hml
 from hml import backends, metrics
+from hml._platform import progress_bar
 from hml.exceptions import ConvergenceWarning
 from hml.model_selection import train_test_split
 from hml.optimize import progress
@@ -63,10 +64,8 @@ class Demo:
 
     def fit(self, label: str, model: Any, X: Any, y: Any = None) -> float:
         """Fit ``model``, with a progress bar over its iterations when it takes over a second; the seconds taken."""
-        from tqdm.auto import tqdm
-
         with (
-            tqdm(
+            progress_bar(
                 total=getattr(model, "max_iter", None),
                 desc=f"  {label}",
                 unit="it",

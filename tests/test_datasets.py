@@ -103,11 +103,11 @@ def test_small_loaders_match_pandas(loader, file, shape, target, target_names):
     assert len(dataset.feature_names) == shape[1]
     np.testing.assert_array_equal(dataset.data, frame[list(dataset.feature_names)].to_numpy())
     if target == "class":
-        assert dataset.target.dtype == np.int64
+        assert dataset.target.dtype == np.intp
         np.testing.assert_array_equal(np.asarray(target_names)[dataset.target], frame["class"].to_numpy())
         assert np.bincount(dataset.target).tolist() == [50, 50, 50]
     elif len(target_names) == 2:
-        assert dataset.target.dtype == np.int64 and set(dataset.target.tolist()) == {0, 1}
+        assert dataset.target.dtype == np.intp and set(dataset.target.tolist()) == {0, 1}
         np.testing.assert_array_equal(dataset.target, frame[target].to_numpy())
     else:
         np.testing.assert_array_equal(dataset.target, frame[target].to_numpy())
@@ -133,7 +133,7 @@ def test_mnist(split, n, counts):
     mnist = datasets.load_mnist(split)
     assert mnist.data.shape == (n, 784) and mnist.data.dtype == np.uint8
     assert mnist.images.shape == (n, 28, 28) and np.shares_memory(mnist.images, mnist.data)
-    assert mnist.target.dtype == np.int64
+    assert mnist.target.dtype == np.intp
     assert np.bincount(mnist.target, minlength=10).tolist() == counts
     assert mnist.data.min() == 0 and mnist.data.max() == 255
     # Digits are drawn in the middle: the border pixels are (almost) all background.
@@ -343,10 +343,14 @@ def test_a_read_only_cache_gives_a_clear_error(home, monkeypatch):
     """A cache directory the user cannot write to (simulated: root writes anywhere). The error
     names the cache and HML_DATA_HOME, which moves it."""
 
-    def read_only(*args, dir=None, **kwargs):
-        raise PermissionError(13, "Permission denied", str(dir))
+    real_open = os.open
 
-    monkeypatch.setattr("hml._files.tempfile.mkstemp", read_only)
+    def read_only(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and Path(path).parent.is_relative_to(home):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
     with pytest.raises(
         DatasetError,
         match=r"(?s)could not write homemade/iris.csv into the cache at .*"

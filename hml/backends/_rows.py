@@ -30,6 +30,7 @@ from typing import Any
 
 import array_api_compat
 
+from hml._platform import can_start_threads
 from hml.backends import _dask
 from hml.backends._base import Backend
 
@@ -219,7 +220,10 @@ def _run(backend: Backend, function: Callable[[Any], Any], items: list[Any]) -> 
 def _threads() -> int:
     """Threads for CPU blocks: one per core, or one inside a ``distributed`` worker's task, where the
     worker's threads are the parallelism (two worker processes on two cores would otherwise run four
-    compute threads). Not ``OMP_NUM_THREADS``: a ``LocalCluster`` sets it to 1 in the client too."""
+    compute threads). Not ``OMP_NUM_THREADS``: a ``LocalCluster`` sets it to 1 in the client too.
+    One where no thread can start (Pyodide, in a browser), however many cores are reported."""
+    if not can_start_threads():
+        return 1
     distributed = sys.modules.get("distributed")  # imported in every worker; not imported here
     if distributed is not None:
         try:

@@ -57,7 +57,9 @@ class Dataset:
     data : ndarray, shape (n_samples, n_features)
         The features (``float64`` for the small sets, ``uint8`` pixels for the images).
     target : ndarray, shape (n_samples,)
-        ``float64`` for regression, ``int64`` class codes for classification.
+        ``float64`` for regression, class codes for classification as ``np.intp``, NumPy's index
+        type (int64, or int32 on 32-bit platforms and WebAssembly), so ``np.bincount(target)`` and
+        indexing by it work everywhere.
     feature_names, target_names : tuple of str
         Column names of ``data``; class names indexed by the codes in ``target``
         (the name of the target column for regression).
@@ -176,7 +178,7 @@ def load_iris(*, data_home: PathLike = None, download: bool = True) -> Dataset:
     features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     columns = _csv("homemade/iris.csv", data_home, download, {**dict.fromkeys(features, float), "class": str})
     names, codes = np.unique(columns["class"], return_inverse=True)
-    columns["target"] = codes.astype(np.int64)
+    columns["target"] = codes.astype(np.intp)
     return _table("iris", columns, features, "target", [str(n) for n in names])
 
 
@@ -233,7 +235,7 @@ def _load_idx_pair(
     return Dataset(
         f"{name}_{split}",
         images.reshape(n, rows * cols),
-        labels.astype(np.int64),
+        labels.astype(np.intp),
         pixels,
         tuple(target_names),
         images=images,

@@ -13,21 +13,28 @@ Rules
   after its checksum passes, so an interrupted or corrupt download never leaves a file
   that looks valid. A cached file is verified each time it is read (for MNIST this is
   the same pass that decompresses it); one that fails is downloaded again.
+- In a browser (Pyodide, JupyterLite), which has no sockets, an ``http(s)`` file is fetched
+  by a synchronous ``XMLHttpRequest`` of the page's worker: the host must allow the site's
+  origin (CORS), as a JupyterLite site's own files and ``raw.githubusercontent.com`` do.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import importlib
 import os
 import sys
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 from hml._files import atomic_file
+from hml._platform import in_browser, progress_bar
 from hml.datasets._registry import DataFile
 from hml.exceptions import ChecksumMismatchError, DatasetError, DatasetFormatError, warn
 
@@ -99,31 +106,61 @@ def _content(file: DataFile, raw: bytes, where: str) -> bytes:
 def _progress(file: DataFile, total: int | None) -> Any:
     if (total or file.size) < PROGRESS_MIN_BYTES:
         return None
-    from tqdm.auto import tqdm
+    return progress_bar(
+        total=total or file.size, unit="B", unit_scale=True, unit_divisor=1024, desc=file.filename, leave=False
+    )
 
-    return tqdm(total=total or file.size, unit="B", unit_scale=True, unit_divisor=1024, desc=file.filename, leave=False)
+
+def _chunks(file: DataFile, url: str) -> Iterator[bytes]:
+    """The bytes of ``url``, as they arrive (with a progress bar for a large file)."""
+    if in_browser() and not url.startswith("file:"):
+        yield _browser_get(url)
+        return
+    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
+        length = response.headers.get("Content-Length")
+        bar = _progress(file, int(length) if length and length.isdigit() else None)
+        try:
+            while chunk := response.read(_CHUNK):
+                if bar is not None:
+                    bar.update(len(chunk))
+                yield chunk
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _browser_get(url: str) -> bytes:
+    """The body of ``url`` by a synchronous ``XMLHttpRequest``: in Pyodide the only way to HTTP from
+    synchronous code (no sockets in WebAssembly). A binary response of a synchronous request is
+    allowed in a web worker, where JupyterLite's kernel runs; a relative URL is taken relative to
+    the worker's script, so a mirror should be given as an absolute URL.
+
+    Failures are ``urllib``'s errors, so :func:`read_file` reports them like any other download's.
+    """
+    js = importlib.import_module("js")  # Pyodide's bridge to the JavaScript global scope (the worker's)
+    request = js.XMLHttpRequest.new()
+    request.open("GET", url, False)  # False: synchronous
+    request.responseType = "arraybuffer"
+    try:
+        request.send()
+    except Exception as exc:  # a JsException: network error, CORS refusal, blocked request
+        raise urllib.error.URLError(f"XMLHttpRequest failed: {exc}") from None
+    if request.status != 200:
+        raise urllib.error.HTTPError(url, int(request.status), str(request.statusText), Message(), None)
+    return bytes(js.Uint8Array.new(request.response).to_bytes())
 
 
 def _download(file: DataFile, url: str, target: Path) -> bytes:
     """Download ``url`` to ``target`` through a temporary file; return the verified content."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        atomic_file(target, suffix=".part") as (out, partial),
-        urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response,
-    ):
-        length = response.headers.get("Content-Length")
-        bar = _progress(file, int(length) if length and length.isdigit() else None)
-        try:
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
-        out.flush()
-        # Verified before it replaces anything: a bad download leaves the cache as it was.
-        return _content(file, partial.read_bytes(), f"{file.key} downloaded from {url}")
+    with atomic_file(target, suffix=".part") as (out, _):
+        received = []
+        for chunk in _chunks(file, url):
+            out.write(chunk)
+            received.append(chunk)
+        # Verified before it replaces anything (a bad download leaves the cache as it was), and from
+        # the bytes in memory: read back while still open, the file is empty on JupyterLite's /drive.
+        return _content(file, b"".join(received), f"{file.key} downloaded from {url}")
 
 
 def _cannot_write(exc: BaseException) -> bool:

@@ -49,7 +49,7 @@ def parse_idx(content: bytes, name: str) -> np.ndarray:
 def parse_csv(content: bytes, name: str, columns: dict[str, type]) -> dict[str, np.ndarray]:
     """The named columns of a CSV with a header row, each as an array of the given type.
 
-    ``columns`` maps a column name to ``float``, ``int`` or ``str``. A missing column or a
+    ``columns`` maps a column name to ``float``, ``int`` (as ``np.intp``) or ``str``. A missing column or a
     cell that does not parse raises :class:`DatasetFormatError` naming the file and the column.
     """
     rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
@@ -63,8 +63,8 @@ def parse_csv(content: bytes, name: str, columns: dict[str, type]) -> dict[str, 
         cells = [row[position] for row in body]
         try:
             result[column] = np.asarray(cells, dtype=np.str_ if kind is str else np.float64)
-            if kind is int:
-                result[column] = result[column].astype(np.int64)
+            if kind is int:  # class codes: NumPy's index type (int32 on WebAssembly), so bincount takes them
+                result[column] = result[column].astype(np.intp)
         except ValueError as exc:
             raise DatasetFormatError(f"{name}: column {column!r} does not parse as {kind.__name__}: {exc}") from None
     return result
