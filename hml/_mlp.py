@@ -92,6 +92,7 @@ def pack(params: list[tuple[Any, Any]], xp: Any) -> Any:
 
 
 def n_parameters(layers: list[int]) -> int:
+    """The length of θ for ``layers``: Σₗ (nₗ₋₁ nₗ + nₗ), every weight and bias."""
     return sum(n_in * n_out + n_out for n_in, n_out in layer_shapes(layers))
 
 
