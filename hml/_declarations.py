@@ -6,11 +6,13 @@ re-exports them.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, TypeVar, cast
 
-from hml._params import Boolean, Either, Integer, OneOf, RandomState, Real, WeightsByLabel, param
+from hml._params import Boolean, Declared, Either, Integer, OneOf, Param, RandomState, Real, WeightsByLabel, param
 
 __all__ = [
+    "redeclared",
     "FIT_INTERCEPT",
     "CLASS_WEIGHT",
     "NORMALIZE",
@@ -61,3 +63,12 @@ RANDOM_STATE: Any = param(
     rule=RandomState(),
     doc="Seeds the random draws (on the host: the same seed gives the same numbers on every backend).",
 )
+
+T = TypeVar("T")
+
+
+def redeclared(owner: type[Declared], name: str, default: T, doc: str | None = None) -> T:
+    """``owner``'s declaration of ``name`` (its rule) with another default (and doc, if given): for a
+    subclass whose users expect another default -- the rule stays written once."""
+    declared: Param = owner.__params__[name]
+    return cast(T, dataclasses.replace(declared, default=default, doc=declared.doc if doc is None else doc, name=""))

@@ -24,6 +24,7 @@ import numpy as np
 
 from hml import backends
 from hml._array import check_sample_weight, check_y, class_weighted, encode_labels, labels_to_codes
+from hml._declarations import redeclared
 from hml._mlp import (
     ACTIVATIONS,
     EarlyStopping,
@@ -392,23 +393,14 @@ class MultilayerPerceptronRegressor(_Network):
 
     _estimator_type: ClassVar[str] = "regressor"
 
-    activation: Literal["sigmoid", "tanh", "relu"] = param(
-        default="relu", rule=OneOf(ACTIVATIONS), doc="The hidden units' activation g."
-    )
-    init: Literal["uniform", "glorot"] = param(
-        default="glorot",
-        rule=OneOf(("uniform", "glorot")),
-        doc="Glorot: W uniform in ±√(6/(nₗ₋₁ + nₗ)), b = 0; or W and b uniform in ±``epsilon``.",
-    )
-    solver: Literal["gd", "adam", "lbfgs", "cg"] = param(
-        default="adam",
-        rule=OneOf(("gd", "adam", "lbfgs", "cg")),
-        doc="Adam (full batch or mini-batches), gradient descent, or the full-batch L-BFGS and CG.",
-    )
-    l2: float = param(default=1e-4, rule=Real(), doc="λ, on the weights only (scikit-learn's ``alpha``).")
-    batch_size: int | None = param(
-        default=200,
-        rule=Integer(1, allow_none=True),
+    activation: Literal["sigmoid", "tanh", "relu"] = redeclared(_Network, "activation", "relu")
+    init: Literal["uniform", "glorot"] = redeclared(_Network, "init", "glorot")
+    solver: Literal["gd", "adam", "lbfgs", "cg"] = redeclared(_Network, "solver", "adam")
+    l2: float = redeclared(_Network, "l2", 1e-4, doc="λ, on the weights only (scikit-learn's ``alpha``).")
+    batch_size: int | None = redeclared(
+        _Network,
+        "batch_size",
+        200,
         doc="Mini-batches of this many rows (all rows when fewer), shuffled every epoch; ``None``: full batch.",
     )
 
