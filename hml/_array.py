@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from hml.backends import ComputeContext, backend_of, dtype_name, is_array, to_numpy
+from hml.backends import ComputeContext, backend_of, dtype_name, is_array, keep, to_numpy
 from hml.exceptions import DataConversionWarning, PerformanceWarning, warn
 
 __all__ = [
@@ -263,13 +263,13 @@ def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: i
         raise ValueError(
             "sample_weight is zero for every row (its sum is 0): every row would be left out; give some rows a positive weight"
         )
-    return SampleWeight(weights * (n_samples / total), total)
+    # Held (on Dask, when it fits in memory) like the training matrices it is read beside.
+    return SampleWeight(keep(weights * (n_samples / total))[0], total)
 
 
 def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray | None, codes: np.ndarray | None) -> Any:
     """``sample_weight`` (None, a number or one per row) times each row's class weight: ``class_weight``
-    {label: weight} (1 for a class not named), or ``"balanced"``, Σs / (K Σ_{i in k} sᵢ) for class k of K
-    (scikit-learn's rule), so that every class carries the same total weight."""
+    {label: weight} (1 for a class not named), or ``"balanced"``: Σs / (K Σ_{i in k} sᵢ), scikit-learn's."""
     if class_weight is None:
         return sample_weight
     assert classes is not None and codes is not None  # class weights are a classifier's

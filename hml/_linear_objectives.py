@@ -45,11 +45,9 @@ def linear_regression_objective(
     out = {"squares": backends.Sum((), Z.dtype), "sums": backends.Sum((Z.shape[1] + 1,), Z.dtype)}
 
     def objective(theta: Any) -> tuple[Any, Any]:
-        if weights is None:
-            parts = backends.reduce_rows(_residual_sums, [Z, y], (theta,), out=out, row_bytes=row_bytes)
-        else:
-            rows = [Z, y, weights.normalised]
-            parts = backends.reduce_rows(_weighted_residual_sums, rows, (theta,), out=out, row_bytes=row_bytes)
+        # The weights are a row array beside Z and y, or None in their place among the shared arguments.
+        rows, shared = ([Z, y], (None, theta)) if weights is None else ([Z, y, weights.normalised], (theta,))
+        parts = backends.reduce_rows(_residual_sums, rows, shared, out=out, row_bytes=row_bytes)
         cost = (0.5 * inv_m) * parts.squares
         gradient = inv_m * parts.sums
         if l2:  # skipped, not multiplied by zero: on a lazy backend each operation is graph to build
@@ -63,8 +61,9 @@ def linear_regression_objective(
     return objective
 
 
-def _residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
-    """On these rows, r = Zw + b − y for θ = [b, w]: (‖r‖², [Σr, Zᵀr]), in Z's own library.
+def _residual_sums(Z: Any, y: Any, weights: Any, theta: Any) -> tuple[Any, Any]:
+    """On these rows, r = Zw + b − y for θ = [b, w]: (‖r‖², [Σr, Zᵀr]) -- with sample weights ŝ,
+    (Σ ŝr², [Σ ŝr, Zᵀ(ŝr)]) -- in Z's own library.
 
     [Σr, Zᵀr] is m times the data term of ∇J, built per block as one vector: on a lazy backend
     the gradient is then one chunk, not an intercept and a weights chunk that the next
@@ -75,16 +74,7 @@ def _residual_sums(Z: Any, y: Any, theta: Any) -> tuple[Any, Any]:
     residual = Z @ theta[1:]
     residual -= y
     residual += theta[0]
-    return xp.vecdot(residual, residual), xp.concat([xp.reshape(xp.sum(residual), (1,)), residual @ Z])
-
-
-def _weighted_residual_sums(Z: Any, y: Any, weights: Any, theta: Any) -> tuple[Any, Any]:
-    """:func:`_residual_sums` with each row's terms weighted: (Σ ŝr², [Σ ŝr, Zᵀ(ŝr)])."""
-    xp = array_api_compat.array_namespace(Z)
-    residual = Z @ theta[1:]
-    residual -= y
-    residual += theta[0]
-    weighted = weights * residual
+    weighted = residual if weights is None else weights * residual
     return xp.vecdot(weighted, residual), xp.concat([xp.reshape(xp.sum(weighted), (1,)), weighted @ Z])
 
 

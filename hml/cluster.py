@@ -196,7 +196,7 @@ class KMeans(BaseEstimator):
         weights = check_sample_weight(sample_weight, ctx, n_samples=n, dtype=X.dtype)
         # Held when they fit in memory, streamed from their source when they do not.
         (X,) = backends.keep(X)
-        s = None if weights is None else backends.keep(weights.normalised)[0]
+        s = None if weights is None else weights.normalised
         data = prepared(ctx, X, k, p.working_memory, s)
         if given:
             start = check_X(p.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")

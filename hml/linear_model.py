@@ -113,8 +113,6 @@ class LinearRegression(BaseEstimator):
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         # A lazy backend would otherwise recompute the features on every iteration.
         Z, y = backends.keep(transformer._fit_transform(ctx, X, weights, p.fit_intercept), y)
-        if weights is not None:
-            weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
         objective = linear_regression_objective(Z, y, p.l2, xp, weights, p.fit_intercept)
         with self._unless_squares_overflow(ctx, X, p.normalize):
             theta, cost_history, n_iter, learning_rate = self._solve(objective, Z, y, ctx, p, weights)
@@ -262,8 +260,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         sample_weight = class_weighted(sample_weight, p.class_weight, classes, codes)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights, p.fit_intercept))
-        if weights is not None:
-            weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
         codes = ctx.asarray(codes)
         if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
             Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))

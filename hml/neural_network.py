@@ -182,8 +182,6 @@ class _Network(BaseEstimator):
         if p.early_stopping:
             held_out = (transformer._transform(X_held, xp), targets_held.matrix(ctx, Z.dtype))
         (Y,) = backends.keep(targets.matrix(ctx, Z.dtype))
-        if weights is not None:
-            weights = weights._replace(normalised=backends.keep(weights.normalised)[0])
         objective = mlp_objective(Z, Y, layers, p.activation, self._output(p), p.l2, xp, weights)
         theta0 = initial_theta(ctx, layers, X.dtype, p)
         return PreparedProblem(

@@ -19,23 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_mirror import MIRROR, needs_mirror
 
 from hml import datasets
 from hml.cli import main
 from hml.datasets import DATASETS, DataFile, parse_idx
 from hml.datasets._registry import FILES
 from hml.exceptions import ChecksumMismatchError, DatasetError, DatasetFormatError
-
-MIRROR_URL = os.environ.get("HML_DATA_MIRROR", "")
-MIRROR = (
-    Path(urllib.request.url2pathname(urllib.parse.urlparse(MIRROR_URL).path))
-    if MIRROR_URL.startswith("file:")
-    else None
-)
-needs_mirror = pytest.mark.skipif(
-    MIRROR is None or not MIRROR.is_dir(),
-    reason="needs the offline data mirror: set HML_DATA_MIRROR=file://... (conftest does when ../shared/data exists)",
-)
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

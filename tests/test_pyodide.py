@@ -20,31 +20,19 @@ import os
 import sys
 import threading
 import types
-import urllib.parse
-import urllib.request
 import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from data_mirror import MIRROR, needs_mirror
 
 import hml
 from hml import _platform, backends, datasets
 from hml.datasets import DataFile
 from hml.datasets._registry import FILES
 from hml.exceptions import DatasetError
-
-MIRROR_URL = os.environ.get("HML_DATA_MIRROR", "")
-MIRROR = (
-    Path(urllib.request.url2pathname(urllib.parse.urlparse(MIRROR_URL).path))
-    if MIRROR_URL.startswith("file:")
-    else None
-)
-needs_mirror = pytest.mark.skipif(
-    MIRROR is None or not MIRROR.is_dir(),
-    reason="needs the offline data mirror: set HML_DATA_MIRROR=file://... (conftest does when ../shared/data exists)",
-)
 
 
 @pytest.fixture
