@@ -18,7 +18,7 @@ from hml.backends import (
     synchronize,
     use_backend,
 )
-from hml.cluster import KMeans
+from hml.cluster import KMeans, MiniBatchKMeans
 from hml.exceptions import (
     BackendUnavailableError,
     ChecksumMismatchError,
@@ -48,6 +48,7 @@ __all__ = [
     "KMeans",
     "LinearRegression",
     "LogisticRegression",
+    "MiniBatchKMeans",
     "MultilayerPerceptron",
     "MultilayerPerceptronRegressor",
     "NotFittedError",

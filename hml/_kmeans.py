@@ -32,6 +32,7 @@ __all__ = [
     "prepared",
     "reseed_empty",
     "row_bytes_per_row",
+    "sums_and_counts",
     "transform_block",
 ]
 
@@ -185,7 +186,7 @@ def _first_lloyd_block(X: Any, weights: Any, centroids: Any, centroid_norms: Any
     return _lloyd_block(X, None, weights, centroids, centroid_norms, k, False)
 
 
-def _sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any]:
+def sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any]:
     """Sₖ = Σ_{lᵢ=k} sᵢxᵢ and nₖ = Σ_{lᵢ=k} sᵢ (sᵢ = 1 without weights: the rows and their number)."""
     if weights is None:
         sums, counts = kernels.segment_sum_and_count(X, labels, k)
@@ -207,7 +208,7 @@ def _lloyd_block(
     # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
     nearest, _ = kernels.nearest_centroid(X, centroids, centroid_norms)
     if before is None:  # the first iteration: nothing to compare with
-        sums, counts = _sums_and_counts(X, weights, nearest, k)
+        sums, counts = sums_and_counts(X, weights, nearest, k)
         return nearest, sums, counts, xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
     changed = nearest != before
     n_changed = xp.sum(xp.astype(changed, xp.int64))
@@ -215,11 +216,11 @@ def _lloyd_block(
         moved = xp.nonzero(changed)[0]
         rows = xp.take(X, moved, axis=0)
         moved_weights = None if weights is None else xp.take(weights, moved)
-        to_sums, to_counts = _sums_and_counts(rows, moved_weights, xp.take(nearest, moved), k)
-        from_sums, from_counts = _sums_and_counts(rows, moved_weights, xp.take(before, moved), k)
+        to_sums, to_counts = sums_and_counts(rows, moved_weights, xp.take(nearest, moved), k)
+        from_sums, from_counts = sums_and_counts(rows, moved_weights, xp.take(before, moved), k)
         sums, counts = to_sums - from_sums, to_counts - from_counts
     else:
-        sums, counts = _sums_and_counts(X, weights, nearest, k)
+        sums, counts = sums_and_counts(X, weights, nearest, k)
     return nearest, sums, counts, n_changed
 
 

@@ -130,8 +130,9 @@ class BaseEstimator(Declared):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.__module__.startswith("hml.") and not cls.__name__.startswith("_"):
-            persistence.register(cls)  # a saved file may name it, and only hml's own (public) classes
+        public = not cls.__name__.startswith("_") and not cls.__module__.rpartition(".")[2].startswith("_")
+        if cls.__module__.startswith("hml.") and public:
+            persistence.register(cls)  # a saved file may name it: hml's own public classes (not a shared base)
         for name in ("fit", "fit_transform", "fit_predict", "partial_fit"):
             if name in cls.__dict__:
                 setattr(cls, name, _fitting(cls.__dict__[name]))

@@ -1,43 +1,42 @@
-"""k-means clustering (Lloyd's algorithm), written once against the array API.
+"""k-means clustering, written once against the array API: Lloyd's algorithm (:class:`KMeans`) and
+Sculley's mini-batch k-means (:class:`MiniBatchKMeans`).
 
 Every pass over X runs on blocks of rows (:mod:`hml._kmeans`, through :func:`hml.backends.reduce_rows`),
 so no N × K matrix is ever built: a 10-million-row fit needs X, two int32 label vectors and ‖x‖²,
-plus one block.
+plus one block. Mini-batch k-means (:mod:`hml._minibatch`) reads a batch of rows per step.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 from types import SimpleNamespace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from hml import backends
-from hml._array import check_sample_weight, check_X
+from hml._array import check_sample_weight
+from hml._centroids import Centroids
+from hml._declarations import redeclared
 from hml._kmeans import (
     Data,
     LloydStep,
     assign,
     assign_and_count,
-    centroid_norms,
     cluster_means,
     column_variance_mean,
-    kmeans_plus_plus,
     lloyd_step,
     lloyd_update,
     prepared,
     reseed_empty,
-    row_bytes_per_row,
-    transform_block,
 )
-from hml._params import ArrayLike, Either, Integer, OneOf, Real, param
-from hml.backends import Rows
-from hml.base import RANDOM_STATE, VERBOSE, BaseEstimator
+from hml._minibatch import ROUND_BYTES, MiniBatchState, Stopping, fit_steps, partial_step
+from hml._params import Boolean, Either, Integer, OneOf, Real, param
+from hml.base import FitInput
 from hml.exceptions import ConvergenceWarning, warn
 from hml.optimize import cost_callback, progress_callback
 
-__all__ = ["KMeans"]
+__all__ = ["KMeans", "MiniBatchKMeans"]
 
 
 def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, Any, Any, int, Any]:
@@ -97,7 +96,7 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
     return centroids, labels, xp.stack([inertia, n_empty]), n_iter, xp.stack(history)
 
 
-class KMeans(BaseEstimator):
+class KMeans(Centroids):
     """k-means clustering by Lloyd's algorithm: minimise J = Σᵢ ‖xᵢ − c_{lᵢ}‖² over centroids c and labels l.
 
     Distances come from the GEMM identity ‖x − c‖² = ‖x‖² − 2x·c + ‖c‖², computed in
@@ -120,15 +119,6 @@ class KMeans(BaseEstimator):
     which leaves its former cluster -- a deterministic rule, scikit-learn's.
     """
 
-    _estimator_type: ClassVar[str] = "clusterer"
-
-    n_clusters: int = param(default=8, rule=Integer(1), doc="K, the number of clusters.", kw_only=False)
-    init: Literal["k-means++", "random"] | Any = param(
-        default="k-means++",
-        rule=Either((OneOf(("k-means++", "random")), ArrayLike("an array of starting centroids"))),
-        doc="Greedy k-means++ seeding; ``'random'``: ``n_clusters`` distinct training rows (the original "
-        "project); or the starting centroids themselves, an array of shape (n_clusters, n_features).",
-    )
     init_size: int | None = param(
         default=None,
         rule=Integer(1, allow_none=True),
@@ -152,21 +142,6 @@ class KMeans(BaseEstimator):
         doc="Stop when the centroid shift Σₖ‖cₖ⁺ − cₖ‖² is at most ``tol`` × the mean variance of the features "
         "(scikit-learn's convention), or when no label changes.",
     )
-    random_state: Any = RANDOM_STATE
-    working_memory: int | None = param(
-        default=None,
-        rule=Integer(1, allow_none=True),
-        doc="Bytes for one block of rows and its distances; ``None``: the backend's default (more on a GPU "
-        "than on a CPU; on Dask, that of the chunks' library, in each chunk).",
-    )
-    verbose: bool = VERBOSE
-
-    @staticmethod
-    def _n_init(p: SimpleNamespace) -> int:
-        if p.n_init == "auto":
-            return 10 if isinstance(p.init, str) and p.init == "random" else 1
-        n_init: int = p.n_init
-        return n_init
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored. ``sample_weight`` (one per
@@ -175,19 +150,10 @@ class KMeans(BaseEstimator):
         p = self._validated
         k = p.n_clusters
         n_init = self._n_init(p)
-        given = not isinstance(p.init, str)
-        if given and n_init != 1:
-            warn(
-                f"Explicit initial center position passed: performing only one init in KMeans instead of "
-                f"n_init={n_init} (every run would start from the same centroids); pass n_init=1",
-                RuntimeWarning,
-            )
-            n_init = 1
         fit_input = self._validate_fit_X(X, p)
         ctx, X = fit_input.ctx, fit_input.X
         n = X.shape[0]
-        if k > n:
-            raise ValueError(f"n_clusters={k} is larger than the number of samples, {n}; use n_clusters <= {n}")
+        start = self._start(p, ctx, X)
         if p.init_size is not None and p.init_size < k:
             raise ValueError(
                 f"init_size={p.init_size} is smaller than n_clusters={k}: k-means++ needs at "
@@ -198,15 +164,9 @@ class KMeans(BaseEstimator):
         (X,) = backends.keep(X)
         s = None if weights is None else weights.normalised
         data = prepared(ctx, X, k, p.working_memory, s)
-        if given:
-            start = check_X(p.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
-            if start.shape[0] != k:
-                raise ValueError(
-                    f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})"
-                )
         scaled_tol = p.tol * column_variance_mean(data)
         with self._progress_bar(p.max_iter * n_init, p.verbose):
-            best = self._runs(data, p, n_init, start if given else None, scaled_tol)
+            best = self._runs(data, p, n_init, start, scaled_tol)
         centroids, labels, inertia, n_iter, history = best
         if weights is not None:  # from the mean-1 weights ŝ = s·n/Σs back to Σ sᵢ‖xᵢ − c‖²
             inertia, history = inertia * (weights.total / n), history * (weights.total / n)
@@ -222,39 +182,11 @@ class KMeans(BaseEstimator):
         self, data: Data, p: SimpleNamespace, n_init: int, start: Any, scaled_tol: float
     ) -> tuple[Any, Any, float, int, Any]:
         """``n_init`` runs of Lloyd's algorithm from ``start`` (given centroids) or seeded ones; the lowest inertia."""
-        ctx, X = data.ctx, data.X
-        n, k, rng = X.shape[0], p.n_clusters, p.random_state
+        ctx, k = data.ctx, p.n_clusters
         best, best_empty = None, 0
-        chance = None  # the rows' probabilities ∝ their weights, for a random draw
-        if data.weights is not None and isinstance(p.init, str) and p.init == "random":
-            weights = np.asarray(ctx.read(data.weights, "k-means random init"), dtype=np.float64)
-            chance = weights / weights.sum()  # not in place: on NumPy the read is the weights themselves
-            if np.count_nonzero(chance) < k:
-                raise ValueError(
-                    f"init='random' draws n_clusters={k} distinct rows of positive weight, but sample_weight has "
-                    f"{np.count_nonzero(chance)}; use n_clusters <= {np.count_nonzero(chance)} or init='k-means++'"
-                )
+        chance = self._chance(data, p)
         for _ in range(n_init):  # a loop over restarts
-            if start is not None:
-                centroids = start
-            elif p.init == "random":
-                centroids = ctx.take_rows(X, rng.choice(n, size=k, replace=False, p=chance))
-            elif p.init_size is not None and p.init_size < n:
-                # Sorted: a chunked X is then read once, chunk after chunk.
-                rows = np.sort(rng.choice(n, size=p.init_size, replace=False))
-                sample = ctx.take_rows(X, rows)
-                sample_weights = None if data.weights is None else ctx.take_rows(data.weights, rows)
-                # One pass over X; the seeding reads the sample.
-                if sample_weights is None:
-                    (sample,) = ctx.backend.materialize(sample)
-                else:
-                    sample, sample_weights = ctx.backend.materialize(sample, sample_weights)
-                centroids = kmeans_plus_plus(prepared(ctx, sample, k, p.working_memory, sample_weights), k, rng)
-            else:
-                centroids = kmeans_plus_plus(data, k, rng)
-            # Materialised before use (lazily, rows taken from a streamed X would otherwise be
-            # taken again inside every chunk's task of the first iteration: 12 passes, not 1).
-            (centroids,) = ctx.backend.materialize(centroids)
+            centroids = start if start is not None else self._seeded(data, p, p.init_size, chance)
             run = _lloyd(data, centroids, p.max_iter, scaled_tol)
             inertia, n_empty = (float(v) for v in ctx.read(run[2], "k-means inertia"))
             if best is None or inertia < best[2]:
@@ -268,36 +200,212 @@ class KMeans(BaseEstimator):
             )
         return best
 
-    def _data(self, X: Any) -> Data:
-        """``X`` checked against the fit, for a pass that computes ‖x‖² itself (no norms kept)."""
-        ctx, Xc = self._validate_X(X)
-        row_bytes = functools.partial(row_bytes_per_row, self.n_clusters, Xc.shape[1])
-        return Data(ctx, Xc, None, None, row_bytes, self.working_memory)
 
-    def predict(self, X: Any) -> Any:
-        """The index of each row's nearest centroid (int32), in the namespace and device of ``X``."""
-        labels, _ = assign(self._data(X), self.cluster_centers_)
-        return backends.mirror(labels, X)
+class MiniBatchKMeans(Centroids):
+    """k-means clustering by Sculley's mini-batch algorithm: scikit-learn's ``MiniBatchKMeans``.
 
-    def fit_predict(self, X: Any, y: Any = None) -> Any:
-        """``fit(X)`` then the labels of its rows."""
-        self.fit(X)
-        return backends.mirror(self.labels_, X)
+    Each step takes a batch of ``batch_size`` rows drawn at random (with replacement, ∝
+    ``sample_weight``), assigns them to their nearest centroids, and moves each centroid to the
+    running mean of every row it has taken: with vₖ the weight it has taken before and Sₖ, nₖ the
+    batch's sum and weight for it, cₖ ← (vₖcₖ + Sₖ)/(vₖ + nₖ), a learning rate 1/(vₖ + nₖ) per
+    centroid. A centroid that takes too little weight (below ``reassignment_ratio`` of the heaviest's)
+    is re-seeded at a row of the batch. Each step costs a batch, not a pass over X: a fit reaches
+    within about a percent of Lloyd's distortion in a fraction of its time, and :meth:`partial_fit`
+    learns from data that arrives in chunks.
 
-    def transform(self, X: Any) -> Any:
-        """‖x − cₖ‖ for every row and centroid, shape (n_samples, n_clusters), block by block."""
-        data = self._data(X)
-        centroids = self.cluster_centers_
-        out = {"distances": Rows(centroids.dtype, width=centroids.shape[0])}
-        distances = data.reduce(transform_block, [data.X], (centroids, centroid_norms(centroids)), out)
-        return backends.mirror(distances.distances, X)
+    A fit draws the rows of many batches at once and gathers them in one take, sorted, so a Dask
+    array streamed from its source is read one chunk after another, once per round of batches, and
+    never held whole (:mod:`hml._minibatch`); the batches, and the fit, are the same on every backend.
 
-    def fit_transform(self, X: Any, y: Any = None) -> Any:
-        """``fit(X)``, then the distances ‖x − cₖ‖ of its rows to the fitted centroids (``y`` is ignored)."""
-        return self.fit(X).transform(X)
+    Attributes
+    ----------
+    cluster_centers_ : array (n_clusters, n_features), on the compute device
+    labels_ : array (n_samples,) of int32
+        Each row's nearest final centroid (with ``compute_labels``).
+    inertia_ : float
+        Σᵢ sᵢ‖xᵢ − c_{lᵢ}‖² for the final centroids (with ``compute_labels``; else the smoothed batch
+        distortion times Σᵢ sᵢ, as scikit-learn).
+    n_steps_ : int
+        Batches processed.
+    n_iter_ : int
+        Epochs begun: ⌈n_steps_ · batch_size / n_samples⌉.
+    cost_history_ : array (n_steps_,)
+        J_B / b of each step: the mean squared distance of its batch's rows to the centroids they were
+        assigned to, before the move.
+    n_features_in_ : int
+    """
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
-        data = self._data(X)
-        _, inertia = assign(data, self.cluster_centers_)
-        return -float(data.ctx.read(inertia, "k-means score"))
+    n_init: int | Literal["auto"] = redeclared(
+        KMeans,
+        "n_init",
+        "auto",
+        doc="Seedings tried, each on ``init_size`` rows, keeping the one whose centroids give the lowest "
+        "distortion on another ``init_size`` rows drawn at random. ``'auto'``: 1 for k-means++ or given "
+        "centroids, 3 for ``'random'`` (scikit-learn's rule).",
+    )
+    init_size: int | None = redeclared(
+        KMeans,
+        "init_size",
+        None,
+        doc="The seeding runs on this many rows drawn at random; ``None``: 3 × ``batch_size`` (at least "
+        "3 × ``n_clusters``), at most the number of rows.",
+    )
+    max_iter: int = redeclared(
+        KMeans, "max_iter", 100, doc="Epochs, at most: the fit stops after ⌊max_iter · n_samples / batch_size⌋ steps."
+    )
+    batch_size: int = param(default=1024, rule=Integer(1), doc="b, the rows of a batch.")
+    tol: float = redeclared(
+        KMeans,
+        "tol",
+        0.0,
+        doc="Stop when a step's centroid shift Σₖ‖cₖ⁺ − cₖ‖² is at most ``tol`` × the mean variance of the "
+        "features (scikit-learn's convention; one more pass over X to measure it); 0: never by the shift.",
+    )
+    max_no_improvement: int | None = param(
+        default=10,
+        rule=Integer(0, allow_none=True),
+        doc="Stop when the smoothed batch distortion (an exponentially weighted average of J_B / b) has not "
+        "reached a new minimum for this many steps; ``None``: never by it.",
+    )
+    compute_labels: bool = param(
+        default=True,
+        rule=Boolean(),
+        doc="After the fit, one pass over X for ``labels_`` and the exact ``inertia_``.",
+    )
+    reassignment_ratio: float = param(
+        default=0.01,
+        rule=Real(),
+        doc="Re-seed a centroid whose taken weight is below this fraction of the heaviest centroid's, at a "
+        "random row of the batch (tested every ⌈10 · n_clusters / batch_size⌉ steps); 0: never.",
+    )
+
+    _random_runs: ClassVar[int] = 3
+
+    if TYPE_CHECKING:  # set by fit and partial_fit
+        _minibatch_state_: tuple[Any, int, bool]
+
+    def _init_size(self, p: SimpleNamespace, n: int) -> int:
+        """The seeding sample's size: ``init_size``, else 3 b (at least 3 K); at most n."""
+        size: int = p.init_size if p.init_size is not None else max(3 * min(p.batch_size, n), 3 * p.n_clusters)
+        if size < p.n_clusters:
+            raise ValueError(
+                f"init_size={size} is smaller than n_clusters={p.n_clusters}: the seeding needs at least one row "
+                f"per centroid; use init_size >= {p.n_clusters}, or None"
+            )
+        return min(size, n)
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
+        """Cluster the rows of ``X`` (n_samples × n_features) by mini-batch steps; ``y`` is ignored.
+        ``sample_weight`` (one per row, ≥ 0): batches drawn ∝ sᵢ (one read of the weights), inertia Σ sᵢ‖xᵢ − c‖²."""
+        p = self._validated
+        fit_input = self._validate_fit_X(X, p)
+        ctx, X = fit_input.ctx, fit_input.X
+        n = X.shape[0]
+        start = self._start(p, ctx, X)
+        n_init = self._n_init(p)
+        batch_size = min(p.batch_size, n)
+        init_size = self._init_size(p, n)
+        weights = check_sample_weight(sample_weight, ctx, n_samples=n, dtype=X.dtype)
+        (X,) = backends.keep(X)
+        s = None if weights is None else weights.normalised
+        data = self._pass(ctx, X, s)
+        scaled_tol = p.tol * column_variance_mean(prepared(ctx, X, p.n_clusters, p.working_memory, s)) if p.tol else 0.0
+        centroids = start if start is not None else self._best_seeding(data, p, n_init, init_size)
+        cumulative = None
+        if s is not None:  # the batches are drawn ∝ s: its running sum, once, on the host
+            cumulative = np.cumsum(np.asarray(ctx.read(s, "mini-batch k-means draws"), dtype=np.float64))
+        # The steps run where the gathered rows are: in X's chunks' library on Dask.
+        (centroids,) = ctx.concrete(centroids, why="k-means seeding")
+        inner = backends.resolve(backends.AUTO, like=centroids)
+        state = MiniBatchState(centroids, inner.xp.zeros((p.n_clusters,), dtype=X.dtype, device=inner.device), 0, False)
+        max_steps = max(1, p.max_iter * n // batch_size)
+        stopping = Stopping(batch_size, n, scaled_tol, p.max_no_improvement)
+        budget = p.working_memory if p.working_memory is not None else ROUND_BYTES
+        with self._progress_bar(max_steps, p.verbose):
+            fitted = fit_steps(
+                ctx, X, state, p.random_state, cumulative, batch_size, max_steps, stopping, p.reassignment_ratio, budget
+            )
+        self._finish(p, ctx, data, fitted.state, weights)
+        if not p.compute_labels:
+            average = stopping.average if stopping.average is not None else float("nan")
+            self.inertia_ = average * (n if weights is None else weights.total)
+        self.n_steps_, self._batch_size_ = fitted.n_steps, batch_size
+        self.n_iter_ = math.ceil(fitted.n_steps * batch_size / n)
+        self.cost_history_ = fitted.history
+        self._remember_input(fit_input)
+        return self
+
+    def _best_seeding(self, data: Data, p: SimpleNamespace, n_init: int, init_size: int) -> Any:
+        """The seeding of ``n_init`` tries whose centroids give the lowest distortion on ``init_size``
+        other rows (one try: no such rows)."""
+        ctx, X = data.ctx, data.X
+        chance = self._chance(data, p)
+        if n_init == 1:
+            return self._seeded(data, p, init_size, chance)
+        rows = np.sort(p.random_state.integers(0, X.shape[0], size=init_size))
+        held_out = self._pass(ctx, *ctx.backend.materialize(ctx.take_rows(X, rows)))
+        best, best_inertia = None, math.inf
+        for _ in range(n_init):  # a loop over seedings
+            centroids = self._seeded(data, p, init_size, chance)
+            inertia = float(ctx.read(assign(held_out, centroids)[1], "k-means inertia"))
+            if inertia < best_inertia:
+                best, best_inertia = centroids, inertia
+        return best
+
+    def _finish(
+        self, p: SimpleNamespace, ctx: backends.ComputeContext, data: Data, state: MiniBatchState, weights: Any
+    ) -> None:
+        """The fitted centroids and the state a later :meth:`partial_fit` goes on from; with
+        ``compute_labels``, the labels and distortion of ``data``'s rows (one pass)."""
+        centroids = state.centroids
+        self.cluster_centers_ = centroids
+        self._minibatch_state_ = (state.weights, state.since_reassign, state.started)
+        if p.compute_labels:
+            # Together, so that a streamed X is read once for both.
+            labels, inertia = ctx.backend.materialize(*assign(data, centroids))
+            inertia = float(ctx.read(inertia, "k-means inertia"))
+            self.labels_ = labels
+            n = data.X.shape[0]
+            self.inertia_ = inertia if weights is None else inertia * (weights.total / n)
+        elif "labels_" in self.__dict__:
+            del self.labels_
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
+        """One step with all the rows of ``X`` as the batch (weighted by ``sample_weight`` as given), going on
+        from the centroids of earlier calls: for data that arrives, or is read, in chunks. The first call
+        seeds the centroids on its rows (``init``, ``init_size``) and fixes the features."""
+        p = self._validated
+        first = "cluster_centers_" not in self.__dict__
+        if first:
+            fit_input = self._validate_fit_X(X, p)
+        else:
+            ctx, Xc = self._validate_X(X)
+            fit_input = FitInput(ctx, Xc, getattr(self, "feature_names_in_", None))
+        ctx, X = fit_input.ctx, fit_input.X
+        n = X.shape[0]
+        weights = check_sample_weight(sample_weight, ctx, n_samples=n, dtype=X.dtype)
+        raw = None if weights is None else weights.normalised * (weights.total / n)
+        data = self._pass(ctx, X, raw)
+        steps = 0 if first else self.n_steps_
+        rng = np.random.default_rng([int(p.random_state.integers(2**32)), steps])
+        if first:
+            start = self._start(p, ctx, X)
+            seeding = SimpleNamespace(**{**vars(p), "random_state": rng})
+            centroids = start if start is not None else self._seeded(data, seeding, self._init_size(p, n), None)
+            state = MiniBatchState(centroids, ctx.xp.zeros((p.n_clusters,), dtype=X.dtype, device=ctx.device), 0, False)
+            history = None
+            self._batch_size_ = min(p.batch_size, n)
+        else:
+            v, since, started = self._minibatch_state_
+            state = MiniBatchState(ctx.asarray(self.cluster_centers_), ctx.asarray(v), since, started)
+            history = self.cost_history_
+        candidates = ctx.take_rows(X, rng.choice(n, size=min(p.n_clusters, n), replace=False))
+        state, inertia = partial_step(data, state, candidates, p.reassignment_ratio, self._batch_size_)
+        self._finish(p, ctx, data, state, None)
+        if not p.compute_labels:
+            self.inertia_ = float(ctx.read(inertia, "k-means inertia"))
+        mean = ctx.xp.reshape(inertia, (1,)) / float(n if weights is None else weights.total)
+        self.cost_history_ = mean if history is None else ctx.xp.concat([ctx.asarray(history), mean])
+        self.n_steps_ = steps + 1
+        self._remember_input(fit_input)
+        return self

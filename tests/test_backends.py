@@ -306,3 +306,24 @@ def test_threads_change_nothing_in_the_row_primitive(monkeypatch):
     sequential = run()
     for name in out:
         np.testing.assert_array_equal(getattr(threaded, name), getattr(sequential, name))
+
+
+def test_small_steps_run_numpy_blas_on_one_thread_and_restore_it():
+    """backends.small_steps: NumPy's BLAS at one thread inside (a thin product's threads cost more
+    than they save), as before after; the same products either way; nothing changes elsewhere."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(1024, 32)), rng.normal(size=(32, 64))
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+    before = blas_threads()
+    with backends.small_steps(a):
+        assert set(blas_threads()) <= {1}
+        inside = a @ b
+    assert blas_threads() == before
+    np.testing.assert_allclose(inside, a @ b, rtol=1e-13)
+    strict = pytest.importorskip("array_api_strict")
+    with backends.small_steps(strict.asarray([1.0])):  # not NumPy: nothing to limit
+        assert blas_threads() == before

@@ -28,7 +28,7 @@ import warnings
 import array_api_compat
 import numpy as np
 import pytest
-from estimators import BY_ID, LOOP_READS, SPECS
+from estimators import BY_ID, LOOP_READS, SPECS, loop_iterations
 
 import hml
 from hml import backends
@@ -181,9 +181,9 @@ def test_training_loops_read_only_what_is_documented(case, spec):
     assert set(seen_short.reads) & LOOP_READS == expected and set(seen_long.reads) & LOOP_READS == expected
     for model, seen in ((short, seen_short), (long, seen_long)):
         if spec.read_every is not None:  # one per window of iterations (epoch, Lloyd iteration)
-            assert seen.reads[spec.loop_read] == math.ceil(model.n_iter_ / spec.read_every)
+            assert seen.reads[spec.loop_read] == math.ceil(loop_iterations(model) / spec.read_every)
         elif spec.loop_read is not None:  # L-BFGS / CG: one read per evaluation, at least one per iteration
-            assert seen.reads[spec.loop_read] >= model.n_iter_
+            assert seen.reads[spec.loop_read] >= loop_iterations(model)
     # The loop's own uploads (a mini-batch epoch's order, drawn on the host: one per epoch, nothing per batch).
     assert seen_long.uploads - seen_short.uploads == (0 if case.backend == "numpy" else 20 * spec.loop_uploads)
 
@@ -280,8 +280,9 @@ def test_cost_history_stays_on_the_device(case, spec):
         assert isinstance(model.cost_history_, np.ndarray)
     else:
         assert case.ctx.backend.owns(model.cost_history_)
-    # J at every iterate θ₀ … θₙ, whatever the method (k-means: the distortion of each E-step).
-    assert model.cost_history_.shape[0] == model.n_iter_ + (0 if spec.kind == "clusterer" else 1)
+    # J at every iterate θ₀ … θₙ, whatever the method (k-means: the distortion of each E-step;
+    # mini-batch k-means: of each batch, before its step).
+    assert model.cost_history_.shape[0] == loop_iterations(model) + (0 if spec.kind == "clusterer" else 1)
 
 
 # verbose=True shows the iterations: the iterative fits have it.

@@ -49,7 +49,7 @@ from hml.backends._base import Backend, dtype_name, numpy_dtype
 from hml.backends._cupy import CupyBackend
 from hml.backends._dask import DaskBackend
 from hml.backends._numpy import NumpyBackend
-from hml.backends._rows import PerBlock, Rows, Sum, block_bytes, call_once, keep, reduce_rows
+from hml.backends._rows import PerBlock, Rows, Sum, block_bytes, call_once, keep, reduce_rows, small_steps
 from hml.backends._torch import TorchBackend
 from hml.exceptions import BackendUnavailableError
 
@@ -81,6 +81,7 @@ __all__ = [
     "reduce_rows",
     "resolve",
     "set_backend",
+    "small_steps",
     "synchronize",
     "to_numpy",
     "use_backend",
