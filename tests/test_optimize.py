@@ -224,6 +224,36 @@ def test_progress_reports_every_iteration_without_reading_the_device():
     assert seen == []  # outside the block nothing reports
 
 
+@pytest.mark.parametrize("batch_size", [40, 16, 7])
+def test_an_epochs_recorded_cost_is_the_row_weighted_mean(batch_size):
+    """With a zero step θ stays put, so an epoch's mean batch cost must be J on all rows -- the short
+    last batch (40 = 2·16 + 8, 5·7 + 5) weighing its rows, not a full batch's (the gradient's mean,
+    which the tol test reads, is formed the same way)."""
+    ctx = backends.resolve("numpy")
+    rng = np.random.default_rng(0)
+    Z, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+
+    def batch_objective(theta, rows=None):
+        A, t = (Z, y) if rows is None else (Z[rows], y[rows])
+        r = A @ theta - t
+        return np.asarray(0.5 * r @ r / len(t)), A.T @ r / len(t)
+
+    theta = np.array([0.5, -1.0, 2.0])
+    result = minibatch_gradient_descent(
+        batch_objective,
+        theta,
+        ctx=ctx,
+        n_samples=40,
+        batch_size=batch_size,
+        learning_rate=0.0,
+        max_iter=3,
+        rng=np.random.default_rng(1),
+        tol=None,
+    )
+    cost, _ = batch_objective(theta)
+    np.testing.assert_allclose(result.cost_history, np.full(4, cost), rtol=1e-13)
+
+
 def test_minibatch_descent_warns_when_max_iter_ends_an_unconverged_fit():
     """As batch descent does: a tol that max_iter does not reach gets a ConvergenceWarning (and none without tol)."""
     import warnings

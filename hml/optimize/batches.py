@@ -59,14 +59,22 @@ class MiniBatches:
         order = ctx.asarray(self.rng.permutation(n))
         theta, costs = point.theta, []
         gradient_sum: Any = None
-        starts = range(0, n, self.batch_size)
-        for start in starts:
-            cost, gradient = objective(theta, order[start : min(start + self.batch_size, n)])
+        b = self.batch_size
+        full, last = divmod(n, b)  # full batches of b rows, then one of `last` rows (if any)
+        for start in range(0, full * b, b):
+            cost, gradient = objective(theta, order[start : start + b])
             costs.append(cost)
             gradient_sum = gradient if gradient_sum is None else gradient_sum + gradient
             theta, state = rule.step(theta, gradient, state)
-        mean_cost = xp.mean(xp.stack(costs), axis=0)
-        mean_gradient = gradient_sum / len(starts)
+        # The row-weighted means: each full batch weighs b/n, the short last one last/n.
+        mean_cost = xp.sum(xp.stack(costs), axis=0) * (b / n) if costs else None
+        mean_gradient = gradient_sum * (b / n) if gradient_sum is not None else None
+        if last:
+            cost, gradient = objective(theta, order[full * b : n])
+            theta, state = rule.step(theta, gradient, state)
+            share = last / n
+            mean_cost = cost * share if mean_cost is None else mean_cost + cost * share
+            mean_gradient = gradient * share if mean_gradient is None else mean_gradient + gradient * share
         if ctx.backend.lazy:  # the epoch's graph, computed: the next epoch starts from values
             theta, mean_cost, mean_gradient, *rest = ctx.backend.materialize(theta, mean_cost, mean_gradient, *state)
             state = tuple(rest)
