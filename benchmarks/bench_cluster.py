@@ -6,6 +6,11 @@ Floors (issue 5):
   (``KMeansVsScikitLearn.track_hml_over_sklearn``);
 - N = 10,000,000, D = 16, K = 16, float32 on NumPy: peak memory ≤ 1.3× the size of X
   (``KMeansMemory.track_peak_over_X``).
+
+Floor (issue 23): mini-batch k-means on N = 1,000,000, D = 32, K = 64, one epoch of batches of 1024 from
+the same centroids, labels computed: hml ≤ 1.0× scikit-learn's ``MiniBatchKMeans``
+(``MiniBatchKMeansVsScikitLearn.track_hml_over_sklearn``); its other floors, against hml's Lloyd, are
+measured by ``benchmarks/minibatch_kmeans.py``.
 """
 
 from __future__ import annotations
@@ -76,6 +81,68 @@ class KMeansVsScikitLearn:
 
     def track_hml_over_sklearn(self, shape):
         return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=7)
+
+    track_hml_over_sklearn.unit = "ratio"
+
+
+class MiniBatchKMeansSteps:
+    """One epoch of mini-batch k-means (batches of 1024, no early stop) from given centroids, by backend."""
+
+    params = (LABELS, sizes(["1000000x32x64"], ["20000x32x64"]))
+    param_names = ["backend", "shape"]
+    timeout = 600
+
+    def setup(self, label, shape):
+        n, d, k = map(int, shape.split("x"))
+        self.ctx = ctx = context(label)
+        X, start = clustered(n, d, k)
+        self.k = k
+        self.X = ctx.backend.materialize(ctx.asarray(X))[0]
+        self.start = ctx.asarray(start)
+
+    def time_one_epoch(self, *args):
+        quietly(
+            lambda: hml.MiniBatchKMeans(
+                self.k, init=self.start, max_iter=1, max_no_improvement=None, random_state=0
+            ).fit(self.X)
+        )
+        self.ctx.backend.synchronize(self.ctx.device)
+
+
+class MiniBatchKMeansVsScikitLearn:
+    """The same epoch beside ``sklearn.cluster.MiniBatchKMeans`` with the same batch size, centroids and steps."""
+
+    params = (sizes(["1000000x32x64"], ["20000x32x64"]),)
+    param_names = ["shape"]
+    timeout = 900
+
+    def setup(self, shape):
+        n, d, k = map(int, shape.split("x"))
+        self.X, self.start = clustered(n, d, k)
+        self.k = k
+        self.peer = peer("sklearn.cluster", "scikit-learn").MiniBatchKMeans(
+            k, init=self.start, n_init=1, batch_size=1024, max_iter=1, max_no_improvement=None, random_state=0
+        )
+        self.ctx = context("numpy")
+
+    def _hml(self):
+        quietly(
+            lambda: hml.MiniBatchKMeans(
+                self.k, init=self.start, max_iter=1, max_no_improvement=None, random_state=0
+            ).fit(self.X)
+        )
+
+    def _sklearn(self):
+        quietly(lambda: self.peer.fit(self.X))
+
+    def time_hml(self, shape):
+        self._hml()
+
+    def time_sklearn(self, shape):
+        self._sklearn()
+
+    def track_hml_over_sklearn(self, shape):
+        return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=3)
 
     track_hml_over_sklearn.unit = "ratio"
 

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from hml import backends
+from hml import backends, kernels
 from hml._kmeans import centroid_norms, sums_and_counts
 
 __all__ = [
@@ -69,25 +69,26 @@ def reassign_every(n_clusters: int) -> int:
     return 10 * n_clusters
 
 
-def batch_block(X: Any, weights: Any, centroids: Any, norms: Any, k: int) -> tuple[Any, Any, Any]:
-    """The E-step on a batch: S, n and J_B = Σᵢ sᵢ‖xᵢ − c_{lᵢ}‖², measured directly (sᵢ = 1 without weights)."""
-    from hml import kernels
-
-    xp = array_api_compat.array_namespace(X)
+def batch_block(
+    X: Any, weights: Any, centroids: Any, norms: Any, k: int, *, squared: Any = None, xp: Any = None
+) -> tuple[Any, Any, Any]:
+    """The E-step on a batch: S, n and J_B = Σᵢ sᵢ‖xᵢ − c_{lᵢ}‖², measured directly (sᵢ = 1 without
+    weights); ``squared``: the rows' ‖xᵢ‖² where they are known."""
+    xp = array_api_compat.array_namespace(X) if xp is None else xp
     nearest, best = kernels.nearest_centroid(X, centroids, norms, with_scores=True)
-    distances = best + xp.sum(X * X, axis=1)
+    distances = best + (xp.vecdot(X, X) if squared is None else squared)
     sums, counts = sums_and_counts(X, weights, nearest, k)
     return sums, counts, (xp.sum(distances) if weights is None else xp.vecdot(weights, distances))
 
 
 def minibatch_update(
-    centroids: Any, weights: Any, sums: Any, counts: Any, candidates: Any, ratio: float, most: int
+    centroids: Any, weights: Any, sums: Any, counts: Any, candidates: Any, ratio: float, most: int, *, xp: Any = None
 ) -> tuple[Any, Any, Any]:
     """The move of a step, vₖ⁺ = vₖ + nₖ, cₖ⁺ = (vₖcₖ + Sₖ)/vₖ⁺ (unchanged where nₖ = 0), then, with
     ``ratio`` > 0, the re-seeding: the j-th centroid (in index order) with vₖ⁺ < ratio · max v⁺, of
     at most ``most`` (the lightest), moves to ``candidates[j]`` (rows of the batch, in random order)
     and takes the smallest v⁺ of the others. Returns (c⁺, v⁺, Σₖ‖cₖ⁺ − cₖ‖²)."""
-    xp = array_api_compat.array_namespace(centroids, sums)
+    xp = array_api_compat.array_namespace(centroids, sums) if xp is None else xp
     new_weights = weights + counts
     taken = xp.reshape(counts > 0, (-1, 1))
     divisor = xp.reshape(xp.where(counts > 0, new_weights, xp.ones_like(new_weights)), (-1, 1))
@@ -159,15 +160,18 @@ def run_steps(
     every = reassign_every(k)
     states, statuses = [], []
     centroids, weights, since, started = state
+    squared = xp.vecdot(rows, rows)  # ‖x‖² of every batch's rows at once (no N × D temporary)
     for step in range(n_steps):  # a loop over batches, each a few array operations
         batch = rows[step * batch_size : (step + 1) * batch_size, ...]
-        sums, counts, inertia = batch_block(batch, None, centroids, centroid_norms(centroids), k)
+        norms = xp.sum(centroids * centroids, axis=1)
+        part = squared[step * batch_size : (step + 1) * batch_size]
+        sums, counts, inertia = batch_block(batch, None, centroids, norms, k, squared=part, xp=xp)
         since += batch_size
         due = reassignment_ratio > 0 and (not started or since >= every)
         if not started or since >= every:
             since = 0
         centroids, weights, shift = minibatch_update(
-            centroids, weights, sums, counts, batch, reassignment_ratio if due else 0.0, batch_size // 2
+            centroids, weights, sums, counts, batch, reassignment_ratio if due else 0.0, batch_size // 2, xp=xp
         )
         started = True
         statuses.append(xp.stack([inertia, shift if with_shift else xp.zeros_like(shift)]))
@@ -228,7 +232,11 @@ def fit_steps(
 
     report, on_cost = progress_callback(), cost_callback()
     n, itemsize = X.shape[0], 4 if X.dtype == ctx.xp.float32 else 8
-    per_round = READ_EVERY * math.ceil(round_rows(batch_size, X.shape[1] * itemsize, budget) / READ_EVERY)
+    # As many batches as the budget holds, but not more than an epoch's: a short fit (few rows, an early
+    # stop) then gathers little more than it uses.
+    per_epoch = math.ceil(n / batch_size)
+    batches = min(round_rows(batch_size, X.shape[1] * itemsize, budget), per_epoch)
+    per_round = READ_EVERY * math.ceil(batches / READ_EVERY)
     with_shift = stopping.tol > 0.0
     done, history, stopped = 0, [], False
     while done < max_steps and not stopped:

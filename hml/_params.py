@@ -26,7 +26,7 @@ import math
 import numbers
 import textwrap
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -81,6 +81,13 @@ def _or_none(text: str, allow_none: bool) -> str:
     return f"{text} or None" if allow_none else text
 
 
+def _shown(value: Any) -> str:
+    """``value`` in an error message: an array by its shape and dtype (its repr can be megabytes)."""
+    if getattr(value, "shape", None) is not None and not isinstance(value, (numbers.Number, np.generic)):
+        return f"an array of shape {tuple(value.shape)} and dtype {getattr(value, 'dtype', '?')}"
+    return repr(value)
+
+
 @dataclass(frozen=True)
 class Integer(Rule):
     """An integer ≥ ``minimum`` (bools refused), or None when ``allow_none``."""
@@ -92,7 +99,7 @@ class Integer(Rule):
         if value is None and self.allow_none:
             return None
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < self.minimum:
-            raise ValueError(f"{name} must be {self._accepted()}; got {value!r}")
+            raise ValueError(f"{name} must be {self._accepted()}; got {_shown(value)}")
         return int(value)
 
     def _accepted(self) -> str:
@@ -123,7 +130,7 @@ class Real(Rule):
             wanted = (
                 "a finite number" if self.signed else "a finite number > 0" if self.positive else "a finite number >= 0"
             )
-            raise ValueError(f"{name} must be {_or_none(wanted, self.allow_none)}; got {value!r}")
+            raise ValueError(f"{name} must be {_or_none(wanted, self.allow_none)}; got {_shown(value)}")
         result = float(value)
         if self.maximum is not None and (result >= self.maximum if self.below_maximum else result > self.maximum):
             interval = f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
@@ -152,7 +159,7 @@ class OneOf(Rule):
             if not isinstance(choice, str) and type(value) is type(choice) and value == choice:
                 return value
         allowed = repr(self.choices[0]) if len(self.choices) == 1 else f"one of {list(self.choices)}"
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+        raise ValueError(f"{name} must be {allowed}; got {_shown(value)}")
 
     def describe(self) -> str:
         if len(self.choices) == 1:
@@ -167,7 +174,7 @@ class Boolean(Rule):
     def check(self, value: Any, name: str) -> bool:
         if isinstance(value, (bool, np.bool_)):
             return bool(value)
-        raise ValueError(f"{name} must be True or False; got {value!r}")
+        raise ValueError(f"{name} must be True or False; got {_shown(value)}")
 
     def describe(self) -> str:
         return "bool"
@@ -186,7 +193,7 @@ class Either(Rule):
                 return option.check(value, name)
             except ValueError as exc:
                 messages.append(str(exc).split(f"{name} must be ", 1)[-1].split("; got", 1)[0])
-        raise ValueError(f"{name} must be {' or '.join(messages)}; got {value!r}")
+        raise ValueError(f"{name} must be {' or '.join(messages)}; got {_shown(value)}")
 
     def describe(self) -> str:
         return " or ".join(option.describe() for option in self.options)
@@ -201,7 +208,7 @@ class ArrayLike(Rule):
 
     def check(self, value: Any, name: str) -> Any:
         if value is None or isinstance(value, (str, bytes, numbers.Number)):
-            raise ValueError(f"{name} must be {self.what}; got {value!r}")
+            raise ValueError(f"{name} must be {self.what}; got {_shown(value)}")
         return value
 
     def describe(self) -> str:
@@ -214,10 +221,9 @@ class WeightsByLabel(Rule):
 
     def check(self, value: Any, name: str) -> dict[Any, float]:
         weights = value.values() if isinstance(value, Mapping) else [None]
-        if not all(
-            isinstance(w, numbers.Real) and not isinstance(w, bool) and 0 <= float(w) < math.inf for w in weights
-        ):
-            raise ValueError(f"{name} must be a dict {{label: weight >= 0}}; got {value!r}")
+        finite = (isinstance(w, numbers.Real) and not isinstance(w, bool) and 0 <= float(w) < math.inf for w in weights)
+        if not all(finite):
+            raise ValueError(f"{name} must be a dict {{label: weight >= 0}}; got {_shown(value)}")
         return {label: float(w) for label, w in value.items()}
 
     def describe(self) -> str:
@@ -235,22 +241,13 @@ class Sizes(Rule):
     def check(self, value: Any, name: str) -> list[int] | None:
         if value is None:
             return None
-        try:
-            sizes = list(value) if not isinstance(value, (str, bytes)) else None
-        except TypeError:
-            sizes = None
-        if (
-            sizes is None
-            or len(sizes) < self.min_length
-            or any(
-                isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < self.minimum
-                for n in sizes
-            )
-        ):
+        sizes = list(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes)) else []
+        whole = (isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_)) for n in sizes)
+        if not sizes or len(sizes) < self.min_length or not all(whole) or min(int(n) for n in sizes) < self.minimum:
             count = ("one", "two", "three")[self.min_length - 1] if self.min_length <= 3 else str(self.min_length)
             raise ValueError(
                 f"{name} must be a list of at least {count} {'positive ' if self.minimum == 1 else ''}"
-                f"integers ({self.what}) or None; got {value!r}"
+                f"integers ({self.what}) or None; got {_shown(value)}"
             )
         return [int(n) for n in sizes]
 
@@ -284,10 +281,8 @@ class Device(Rule):
 
     def check(self, value: Any, name: str) -> Any:
         if isinstance(value, (bool, np.bool_, float, complex, list, tuple, dict, set, bytes)):
-            raise ValueError(
-                f"{name} must be None, a device name such as 'cpu' or 'cuda:0', an index or a device object; "
-                f"got {value!r}"
-            )
+            wanted = "None, a device name such as 'cpu' or 'cuda:0', an index or a device object"
+            raise ValueError(f"{name} must be {wanted}; got {_shown(value)}")
         return value
 
     def describe(self) -> str:
@@ -307,7 +302,7 @@ class FloatDtype(Rule):
         except TypeError:
             dtype = None
         if dtype not in ("float32", "float64"):
-            raise ValueError(f"{name} must be 'float32', 'float64' or None; got {value!r}")
+            raise ValueError(f"{name} must be 'float32', 'float64' or None; got {_shown(value)}")
         return dtype
 
     def describe(self) -> str:
@@ -324,7 +319,7 @@ class RandomState(Rule):
             return backends.check_random_state(value)
         except (ValueError, TypeError):
             raise ValueError(
-                f"{name} must be None, a non-negative int or a numpy.random.Generator; got {value!r}"
+                f"{name} must be None, a non-negative int or a numpy.random.Generator; got {_shown(value)}"
             ) from None
 
     def describe(self) -> str:

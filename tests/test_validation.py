@@ -318,6 +318,12 @@ def test_a_fit_validates_its_parameters_once_and_uses_the_validated_values(spec,
         (hml.GaussianAnomalyDetection, {"contamination": 0.7}, r"contamination must be in \(0, 0.5\] or None; got 0.7"),
         (hml.LinearRegression, {"verbose": "yes"}, r"verbose must be True or False; got 'yes'"),
         (hml.LogisticRegression, {"normalize": 1}, r"normalize must be True or False; got 1"),
+        # An array is shown by its shape, not its repr (which Either built for every option tried).
+        (
+            hml.MiniBatchKMeans,
+            {"n_clusters": np.zeros((300, 2))},
+            r"n_clusters must be an integer >= 1; got an array of shape \(300, 2\) and dtype float64$",
+        ),
     ],
 )
 def test_constraint_messages_name_the_parameter_the_value_and_the_rule(estimator, params, message):

@@ -39,10 +39,19 @@ def segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> tup
 
 
 # -- NumPy --------------------------------------------------------------------------------------
+#: Up to this many segments NumPy's one-hot GEMM (2·n·K·d flops, at BLAS speed) beats the bincount
+#: (a scattered write per value, whatever K): 3-7x at K ≤ 10, even at K ≈ 45 in float64 (benchmarks/RESULTS.md).
+ONE_HOT_SEGMENTS = 32
+
+
 @segment_sum.native_path(
-    "numpy", "one bincount over the flattened (segment, column) index beats the one-hot GEMM and np.add.at"
+    "numpy",
+    "one bincount over the flattened (segment, column) index beats the one-hot GEMM (above ONE_HOT_SEGMENTS "
+    "segments) and np.add.at",
 )
 def _numpy_segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    if n_segments <= ONE_HOT_SEGMENTS:
+        return NotImplemented  # the portable one-hot GEMM is faster here
     n_columns = values.shape[1]
     flat = (segment_ids[:, None] * n_columns + np.arange(n_columns)).ravel()
     sums = np.bincount(flat, weights=values.ravel(), minlength=n_segments * n_columns)
