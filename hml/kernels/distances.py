@@ -26,8 +26,15 @@ def nearest_centroid(block: Any, centroids: Any, centroid_norms: Any, *, with_sc
     without the ‖xᵢ‖² term), else None: one GEMM for the rows × K scores, then argmin (and min)."""
     xp = array_api_compat.array_namespace(block)
     block_scores = scores(block, centroids, centroid_norms)
-    nearest = xp.astype(xp.argmin(block_scores, axis=1), xp.int32)
-    return nearest, (xp.min(block_scores, axis=1) if with_scores else None)
+    index = xp.argmin(block_scores, axis=1)
+    nearest = xp.astype(index, xp.int32)
+    if not with_scores:
+        return nearest, None
+    # The minimum is the score at the argmin: gathered, not reduced again (a second pass over short rows).
+    take_along_axis = getattr(xp, "take_along_axis", None)
+    if take_along_axis is None:  # before the 2024.12 standard
+        return nearest, xp.min(block_scores, axis=1)
+    return nearest, take_along_axis(block_scores, xp.reshape(index, (-1, 1)), axis=1)[:, 0]
 
 
 @kernel
