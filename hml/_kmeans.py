@@ -37,6 +37,15 @@ __all__ = [
 ]
 
 
+class _WithoutNorms(NamedTuple):
+    """A block function of (X, ‖x‖², s, *shared) called with X's and s's rows only: None for ‖x‖²."""
+
+    block: Any
+
+    def __call__(self, X: Any, weights: Any, *shared: Any) -> Any:
+        return self.block(X, None, weights, *shared)
+
+
 class Data(NamedTuple):
     """X as the passes of a fit read it: with ‖xᵢ‖² per row and Σᵢ sᵢ‖xᵢ‖², computed once (and, on a lazy
     backend, held), the bytes per row and block that size the blocks, and the sample weights sᵢ
@@ -53,13 +62,15 @@ class Data(NamedTuple):
     working_memory: int | None
     weights: Any = None
 
-    def rows(self, *more: Any) -> tuple[list[Any], tuple[Any, ...]]:
-        """The row arrays [X, ‖x‖², s, *more] of a block function, and the Nones that stand for the
-        absent ones at the start of its shared arguments (only ``more`` may follow an absent one)."""
+    def rows(self, block: Any) -> tuple[Any, list[Any], tuple[Any, ...]]:
+        """``block`` (a function of X's rows, ‖x‖²'s, the weights', then its shared arguments) as
+        :meth:`reduce` calls it, the row arrays present, and the Nones that stand for the absent ones
+        at the start of the shared arguments; with weights but no ‖x‖², the block behind an adapter
+        that puts None between X and the weights (the block then computes ‖x‖² itself)."""
+        if self.squared_norms is None and self.weights is not None:
+            return _WithoutNorms(block), [self.X, self.weights], ()
         present = [a for a in (self.X, self.squared_norms, self.weights) if a is not None]
-        if more:
-            return present + list(more), ()
-        return present, (None,) * (3 - len(present))
+        return block, present, (None,) * (3 - len(present))
 
     def reduce(
         self, function: Any, arrays: list[Any], shared: tuple[Any, ...], out: dict[str, Any], **kwargs: Any
@@ -161,7 +172,7 @@ def assign_and_count(data: Data, centroids: Any) -> tuple[Any, Any, Any]:
 
 def _assign(data: Data, centroids: Any, block: Any, more: dict[str, Any]) -> Any:
     out = {"labels": Rows(array_api_compat.array_namespace(centroids).int32), "inertia": Sum((), centroids.dtype)}
-    arrays, absent = data.rows()  # ‖x‖² not kept (predict): each block computes its own
+    block, arrays, absent = data.rows(block)  # ‖x‖² not kept (predict): each block computes its own
     return data.reduce(block, arrays, (*absent, centroids, centroid_norms(centroids)), {**out, **more})
 
 

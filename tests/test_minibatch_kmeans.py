@@ -165,6 +165,19 @@ def test_weighted_fits_draw_rows_by_weight():
     assert np.abs(np.asarray(model.cluster_centers_)).max() < 100
 
 
+def test_the_weighted_inertia_is_the_weighted_distortion(case64):
+    """inertia_ = Σᵢ sᵢ minₖ‖xᵢ − cₖ‖² for fit and partial_fit (‖x‖² is not kept there: each block makes its own)."""
+    X = blobs(n=500, k=3, seed=14)
+    w = np.random.default_rng(14).integers(0, 4, 500).astype(float)
+    for model in (
+        hml.MiniBatchKMeans(3, random_state=0).fit(case64.asarray(X), sample_weight=case64.asarray(w)),
+        hml.MiniBatchKMeans(3, random_state=0).partial_fit(case64.asarray(X), sample_weight=case64.asarray(w)),
+    ):
+        centres = case64.to_numpy(model.cluster_centers_)
+        direct = (w * ((X[:, None, :] - centres[None]) ** 2).sum(-1).min(1)).sum()
+        assert float(model.inertia_) == pytest.approx(direct, rel=1e-10)
+
+
 def test_n_init_auto_is_scikit_learns_and_keeps_the_best_seeding(monkeypatch):
     from hml import _centroids
 

@@ -90,6 +90,8 @@ def test_unit_weights_are_the_unweighted_fit(case, spec):
     # the logistic-cg spec), most of all in float32.
     tolerance = (1e-9 if spec.loop_read == "line search" else 1e-12) if case.float64 else 1e-3
     _assert_same(spec, ones, plain, case, X, tolerance)
+    if spec.kind == "clusterer":
+        assert float(ones.inertia_) == pytest.approx(float(plain.inertia_), rel=tolerance)
 
 
 @pytest.mark.parametrize("spec", WEIGHTED, ids=str)
