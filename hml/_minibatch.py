@@ -232,11 +232,9 @@ def fit_steps(
 
     report, on_cost = progress_callback(), cost_callback()
     n, itemsize = X.shape[0], 4 if X.dtype == ctx.xp.float32 else 8
-    # As many batches as the budget holds, but not more than an epoch's: a short fit (few rows, an early
-    # stop) then gathers little more than it uses.
-    per_epoch = math.ceil(n / batch_size)
-    batches = min(round_rows(batch_size, X.shape[1] * itemsize, budget), per_epoch)
-    per_round = READ_EVERY * math.ceil(batches / READ_EVERY)
+    # Whole read windows, as many as the budget holds (at least one): a round never exceeds the budget
+    # by more than a window's batches.
+    per_round = READ_EVERY * max(1, round_rows(batch_size, X.shape[1] * itemsize, budget) // READ_EVERY)
     with_shift = stopping.tol > 0.0
     done, history, stopped = 0, [], False
     while done < max_steps and not stopped:
