@@ -101,7 +101,8 @@ def minibatch_update(
             starved = starved & (rank < most)
         # Each starved centroid's place among them (at most `most` - 1 < the candidates); the
         # others' index is never used, kept in range by the remainder.
-        flags = xp.astype(starved, xp.int64)
+        # The namespace's index type (int32 on wasm32, where NumPy's take refuses int64 indices).
+        flags = xp.astype(starved, xp.__array_namespace_info__().default_dtypes()["indexing"])
         index = (xp.cumulative_sum(flags) - flags) % candidates.shape[0]
         moved = xp.where(xp.reshape(starved, (-1, 1)), xp.take(candidates, index, axis=0), moved)
         lightest = xp.min(xp.where(starved, xp.full_like(new_weights, math.inf), new_weights))

@@ -214,7 +214,7 @@ def hold_out(targets: Targets, p: SimpleNamespace) -> tuple[np.ndarray, np.ndarr
     codes = targets.codes
     n = codes.shape[0] if codes is not None else targets.values.shape[0]
     if codes is not None:
-        counts = np.bincount(codes)
+        counts = np.bincount(np.asarray(codes).astype(np.intp, copy=False))  # wasm32's bincount takes int32 only
         if counts.min() < 2:
             raise ValueError(
                 f"early_stopping holds out a stratified validation set, which needs 2 rows of every class; class "

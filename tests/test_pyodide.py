@@ -285,3 +285,21 @@ def test_in_a_browser_a_file_url_is_still_read_by_urllib(home, browser):
     """``file:///drive/...`` (JupyterLite's files) works with urllib in Pyodide; no request is made for it."""
     assert datasets.load_iris().data.shape == (150, 4)
     assert browser.requests == []
+
+
+def test_host_indices_become_numpys_index_type(monkeypatch):
+    """NumPy 2.0's ``take`` (Pyodide's) and ``bincount`` cast indices by the 'safe' rule, so int64 indices
+    fail where intp is int32 (wasm32; seen in the browser test): rows are taken at np.intp indices."""
+    ctx = backends.resolve("numpy")
+    seen = []
+    original = type(ctx.backend).take_rows
+
+    def recording(self, context, array, indices):
+        seen.append(indices.dtype)
+        return original(self, context, array, indices)
+
+    monkeypatch.setattr(type(ctx.backend), "take_rows", recording)
+    monkeypatch.setattr(np, "intp", np.int32)
+    rows = ctx.take_rows(np.arange(10.0).reshape(5, 2), np.array([3, 1], dtype=np.int64))
+    assert seen == [np.dtype(np.int32)]
+    np.testing.assert_array_equal(rows, [[6.0, 7.0], [2.0, 3.0]])

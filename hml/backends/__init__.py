@@ -304,8 +304,9 @@ class ComputeContext:
         return out
 
     def take_rows(self, array: Any, indices: Any) -> Any:
-        """The rows of ``array`` (here) at host ``indices`` (NumPy integers), in their order."""
-        return self.backend.take_rows(self, array, np.asarray(indices))
+        """The rows of ``array`` (here) at host ``indices`` (NumPy integers), in their order. The indices
+        become NumPy's index type first: int32 on wasm32 (Pyodide), where ``take`` refuses int64."""
+        return self.backend.take_rows(self, array, np.asarray(indices).astype(np.intp, copy=False))
 
     def read(self, array: Any, why: str) -> np.ndarray:
         """``array`` on the host, as NumPy: the one way hml's algorithms read device values.
