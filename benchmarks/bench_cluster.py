@@ -31,44 +31,42 @@ def clustered(n: int, d: int, k: int, dtype="float64", seed: int = 0) -> tuple[n
     return X, X[rng.choice(n, k, replace=False)]
 
 
-class KMeansIterations:
+class _OnBackend:
+    """Uniform data and k starting rows, on a backend (asv's parameters: backend label, "NxDxK")."""
+
+    def setup(self, label, shape):
+        n, d, k = map(int, shape.split("x"))
+        self.ctx = ctx = context(label)
+        X, start = clustered(n, d, k)
+        self.k = k
+        self.X = ctx.backend.materialize(ctx.asarray(X))[0]
+        self.start = ctx.asarray(start)
+
+
+class KMeansIterations(_OnBackend):
     """20 Lloyd iterations (tol=0) from given centroids, by backend and size."""
 
     params = (LABELS, sizes(["200000x32x64", "1000000x16x16"], ["20000x32x64"]))
     param_names = ["backend", "shape"]
     timeout = 600
 
-    def setup(self, label, shape):
-        n, d, k = map(int, shape.split("x"))
-        self.ctx = ctx = context(label)
-        X, start = clustered(n, d, k)
-        self.k = k
-        self.X = ctx.backend.materialize(ctx.asarray(X))[0]
-        self.start = ctx.asarray(start)
-
     def time_20_iterations(self, *args):
         quietly(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
         self.ctx.backend.synchronize(self.ctx.device)
 
 
-class KMeansVsScikitLearn:
-    """The same 20 iterations beside ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1, tol=0)``."""
+class _BesideScikitLearn:
+    """A fit of hml's (``_hml``) beside scikit-learn's ``peer`` on the same NumPy data, timed alternately."""
 
-    params = (sizes(["200000x32x64"], ["20000x32x64"]),)
     param_names = ["shape"]
-    timeout = 600
+    peer_rounds = 7
 
     def setup(self, shape):
         n, d, k = map(int, shape.split("x"))
         self.X, self.start = clustered(n, d, k)
         self.k = k
-        self.peer = peer("sklearn.cluster", "scikit-learn").KMeans(
-            k, init=self.start, algorithm="lloyd", n_init=1, tol=0.0, max_iter=20
-        )
+        self.peer = self._peer(peer("sklearn.cluster", "scikit-learn"))
         self.ctx = context("numpy")
-
-    def _hml(self):
-        quietly(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
 
     def _sklearn(self):
         quietly(lambda: self.peer.fit(self.X))
@@ -80,71 +78,55 @@ class KMeansVsScikitLearn:
         self._sklearn()
 
     def track_hml_over_sklearn(self, shape):
-        return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=7)
+        return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=self.peer_rounds)
 
     track_hml_over_sklearn.unit = "ratio"
 
 
-class MiniBatchKMeansSteps:
+class KMeansVsScikitLearn(_BesideScikitLearn):
+    """The same 20 iterations beside ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1, tol=0)``."""
+
+    params = (sizes(["200000x32x64"], ["20000x32x64"]),)
+    timeout = 600
+
+    def _peer(self, cluster):
+        return cluster.KMeans(self.k, init=self.start, algorithm="lloyd", n_init=1, tol=0.0, max_iter=20)
+
+    def _hml(self):
+        quietly(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
+
+
+def _one_epoch(k, start):
+    """Mini-batch k-means for one epoch of batches of 1,024 from ``start``, no early stop."""
+    return hml.MiniBatchKMeans(k, init=start, max_iter=1, max_no_improvement=None, random_state=0)
+
+
+class MiniBatchKMeansSteps(_OnBackend):
     """One epoch of mini-batch k-means (batches of 1024, no early stop) from given centroids, by backend."""
 
     params = (LABELS, sizes(["1000000x32x64"], ["20000x32x64"]))
     param_names = ["backend", "shape"]
     timeout = 600
 
-    def setup(self, label, shape):
-        n, d, k = map(int, shape.split("x"))
-        self.ctx = ctx = context(label)
-        X, start = clustered(n, d, k)
-        self.k = k
-        self.X = ctx.backend.materialize(ctx.asarray(X))[0]
-        self.start = ctx.asarray(start)
-
     def time_one_epoch(self, *args):
-        quietly(
-            lambda: hml.MiniBatchKMeans(
-                self.k, init=self.start, max_iter=1, max_no_improvement=None, random_state=0
-            ).fit(self.X)
-        )
+        quietly(lambda: _one_epoch(self.k, self.start).fit(self.X))
         self.ctx.backend.synchronize(self.ctx.device)
 
 
-class MiniBatchKMeansVsScikitLearn:
+class MiniBatchKMeansVsScikitLearn(_BesideScikitLearn):
     """The same epoch beside ``sklearn.cluster.MiniBatchKMeans`` with the same batch size, centroids and steps."""
 
     params = (sizes(["1000000x32x64"], ["20000x32x64"]),)
-    param_names = ["shape"]
     timeout = 900
+    peer_rounds = 3
 
-    def setup(self, shape):
-        n, d, k = map(int, shape.split("x"))
-        self.X, self.start = clustered(n, d, k)
-        self.k = k
-        self.peer = peer("sklearn.cluster", "scikit-learn").MiniBatchKMeans(
-            k, init=self.start, n_init=1, batch_size=1024, max_iter=1, max_no_improvement=None, random_state=0
+    def _peer(self, cluster):
+        return cluster.MiniBatchKMeans(
+            self.k, init=self.start, n_init=1, batch_size=1024, max_iter=1, max_no_improvement=None, random_state=0
         )
-        self.ctx = context("numpy")
 
     def _hml(self):
-        quietly(
-            lambda: hml.MiniBatchKMeans(
-                self.k, init=self.start, max_iter=1, max_no_improvement=None, random_state=0
-            ).fit(self.X)
-        )
-
-    def _sklearn(self):
-        quietly(lambda: self.peer.fit(self.X))
-
-    def time_hml(self, shape):
-        self._hml()
-
-    def time_sklearn(self, shape):
-        self._sklearn()
-
-    def track_hml_over_sklearn(self, shape):
-        return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=3)
-
-    track_hml_over_sklearn.unit = "ratio"
+        quietly(lambda: _one_epoch(self.k, self.start).fit(self.X))
 
 
 class KMeansMemory:

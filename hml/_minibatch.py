@@ -44,6 +44,7 @@ __all__ = [
     "partial_step",
     "minibatch_update",
     "reassign_every",
+    "reseeding",
     "round_rows",
     "run_steps",
 ]
@@ -70,15 +71,24 @@ def reassign_every(n_clusters: int) -> int:
 
 
 def batch_block(
-    X: Any, weights: Any, centroids: Any, norms: Any, k: int, *, squared: Any = None, xp: Any = None
+    X: Any, squared: Any, weights: Any, centroids: Any, norms: Any, k: int, *, xp: Any = None
 ) -> tuple[Any, Any, Any]:
     """The E-step on a batch: S, n and J_B = Σᵢ sᵢ‖xᵢ − c_{lᵢ}‖², measured directly (sᵢ = 1 without
-    weights); ``squared``: the rows' ‖xᵢ‖² where they are known."""
+    weights); ``squared``: the rows' ‖xᵢ‖², or None to compute them. Its arguments follow
+    :class:`hml._kmeans.Data`'s block convention (X, ‖x‖², s, then the shared ones)."""
     xp = array_api_compat.array_namespace(X) if xp is None else xp
     nearest, best = kernels.nearest_centroid(X, centroids, norms, with_scores=True)
     distances = best + (xp.vecdot(X, X) if squared is None else squared)
     sums, counts = sums_and_counts(X, weights, nearest, k)
     return sums, counts, (xp.sum(distances) if weights is None else xp.vecdot(weights, distances))
+
+
+def reseeding(state: MiniBatchState, batch_size: int, ratio: float) -> tuple[float, int]:
+    """The re-seeding ratio of the next step (0 when it tests nothing) and the counter after it:
+    scikit-learn's rule, a test at the first step and whenever 10 K rows have passed since the last."""
+    since = state.since_reassign + batch_size
+    due = not state.started or since >= reassign_every(state.centroids.shape[0])
+    return (ratio if due else 0.0), (0 if due else since)
 
 
 def minibatch_update(
@@ -158,25 +168,20 @@ def run_steps(
     at random, so its first rows are as random as any."""
     xp = array_api_compat.array_namespace(rows)
     k = state.centroids.shape[0]
-    every = reassign_every(k)
     states, statuses = [], []
-    centroids, weights, since, started = state
     squared = xp.vecdot(rows, rows)  # ‖x‖² of every batch's rows at once (no N × D temporary)
     for step in range(n_steps):  # a loop over batches, each a few array operations
-        batch = rows[step * batch_size : (step + 1) * batch_size, ...]
+        rows_of_step = slice(step * batch_size, (step + 1) * batch_size)
+        batch, centroids = rows[rows_of_step, ...], state.centroids
         norms = xp.sum(centroids * centroids, axis=1)
-        part = squared[step * batch_size : (step + 1) * batch_size]
-        sums, counts, inertia = batch_block(batch, None, centroids, norms, k, squared=part, xp=xp)
-        since += batch_size
-        due = reassignment_ratio > 0 and (not started or since >= every)
-        if not started or since >= every:
-            since = 0
+        sums, counts, inertia = batch_block(batch, squared[rows_of_step], None, centroids, norms, k, xp=xp)
+        ratio, since = reseeding(state, batch_size, reassignment_ratio)
         centroids, weights, shift = minibatch_update(
-            centroids, weights, sums, counts, batch, reassignment_ratio if due else 0.0, batch_size // 2, xp=xp
+            centroids, state.weights, sums, counts, batch, ratio, batch_size // 2, xp=xp
         )
-        started = True
+        state = MiniBatchState(centroids, weights, since, True)
         statuses.append(xp.stack([inertia, shift if with_shift else xp.zeros_like(shift)]))
-        states.append(MiniBatchState(centroids, weights, since, started))
+        states.append(state)
     return Round(states, statuses)
 
 
@@ -273,28 +278,17 @@ def partial_step(
     in blocks (lazily on Dask): the new state, and J_B (0-d, on the device). ``batch_size`` is what
     the re-seeding counter adds per step (scikit-learn's: the batch size of the first call)."""
     ctx = data.ctx
-    centroids, weights, since, started = state
+    centroids = state.centroids
     k, d = centroids.shape
     out = {"sums": backends.Sum((k, d), centroids.dtype), "counts": backends.Sum((k,), centroids.dtype)}
     out["inertia"] = backends.Sum((), centroids.dtype)
-    arrays, absent = ([data.X], (None,)) if data.weights is None else ([data.X, data.weights], ())
-    step = data.reduce(batch_block, arrays, (*absent, centroids, centroid_norms(centroids), k), out)
-    since += batch_size
-    due = reassignment_ratio > 0 and (not started or since >= reassign_every(k))
-    if not started or since >= reassign_every(k):
-        since = 0
+    block, arrays, absent = data.rows(batch_block)  # ‖x‖² not kept: each block computes its own
+    step = data.reduce(block, arrays, (*absent, centroids, centroid_norms(centroids), k), out)
+    ratio, since = reseeding(state, batch_size, reassignment_ratio)
     dtype = centroids.dtype
     moved, new_weights, _ = backends.call_once(
         minibatch_update,
-        (
-            centroids,
-            weights,
-            step.sums,
-            step.counts,
-            candidates,
-            reassignment_ratio if due else 0.0,
-            data.X.shape[0] // 2,
-        ),
+        (centroids, state.weights, step.sums, step.counts, candidates, ratio, data.X.shape[0] // 2),
         [((k, d), dtype), ((k,), dtype), ((), dtype)],
     )
     moved, new_weights, inertia = ctx.backend.materialize(moved, new_weights, step.inertia)

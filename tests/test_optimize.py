@@ -92,8 +92,8 @@ def test_lbfgs_warns_when_max_iter_is_too_small(case64):
     assert result.n_iter == 2 and not result.converged
 
 
-def test_minibatch_with_one_batch_and_no_momentum_is_gradient_descent():
-    ctx = backends.resolve("numpy")
+def _least_squares_on_rows():
+    """J(θ) = 1/(2m) ‖Aθ − t‖² on 40 random rows, or on the rows ``rows`` of them, and its gradient."""
     rng = np.random.default_rng(0)
     Z, y = rng.normal(size=(40, 3)), rng.normal(size=40)
 
@@ -101,6 +101,13 @@ def test_minibatch_with_one_batch_and_no_momentum_is_gradient_descent():
         A, t = (Z, y) if rows is None else (Z[rows], y[rows])
         r = A @ theta - t
         return np.asarray(0.5 * r @ r / len(t)), A.T @ r / len(t)
+
+    return batch_objective
+
+
+def test_minibatch_with_one_batch_and_no_momentum_is_gradient_descent():
+    ctx = backends.resolve("numpy")
+    batch_objective = _least_squares_on_rows()
 
     full = gradient_descent(batch_objective, np.zeros(3), ctx=ctx, learning_rate=0.1, max_iter=20)
     batch = minibatch_gradient_descent(
@@ -230,13 +237,7 @@ def test_an_epochs_recorded_cost_is_the_row_weighted_mean(batch_size):
     last batch (40 = 2·16 + 8, 5·7 + 5) weighing its rows, not a full batch's (the gradient's mean,
     which the tol test reads, is formed the same way)."""
     ctx = backends.resolve("numpy")
-    rng = np.random.default_rng(0)
-    Z, y = rng.normal(size=(40, 3)), rng.normal(size=40)
-
-    def batch_objective(theta, rows=None):
-        A, t = (Z, y) if rows is None else (Z[rows], y[rows])
-        r = A @ theta - t
-        return np.asarray(0.5 * r @ r / len(t)), A.T @ r / len(t)
+    batch_objective = _least_squares_on_rows()
 
     theta = np.array([0.5, -1.0, 2.0])
     result = minibatch_gradient_descent(
