@@ -33,7 +33,7 @@ def linear_regression_objective(
 
     The residual feeds both the gradient and the cost, so the cost history costs
     no extra pass over Z: one iteration is the two matrix-vector products
-    ``Z @ w`` and ``r @ Z`` plus O(m) vector work, in :func:`_residual_sums` over row
+    ``Z @ w`` and ``r @ Z`` plus O(m) vector work, in ``_residual_sums`` over row
     blocks (:func:`hml.backends.reduce_rows`), summed.
     """
     m = Z.shape[0]
@@ -146,14 +146,19 @@ def logistic_objective(
 
     Logits z = ZW + b (every class in one GEMM), m samples, λ = ``l2`` (never on b).
 
-    One-vs-all (K independent sigmoid problems, summed; K = 1 for two classes):
+    One-vs-all (K independent sigmoid problems, summed; K = 1 for two classes)::
+
         J(Θ) = Σₖ Jₖ,  Jₖ = 1/m Σᵢ [softplus(zᵢₖ) − yᵢₖ zᵢₖ] + λ/(2m) ‖Wₖ‖²
+
     returned as the K parts Jₖ (a 1-D cost; the optimisers minimise their sum and keep
-    each class's history from the same pass)
-    Multinomial (softmax):
+    each class's history from the same pass). Multinomial (softmax)::
+
         J(Θ) = 1/m Σᵢ [log Σₖ exp zᵢₖ − Σₖ yᵢₖ zᵢₖ] + λ/(2m) ‖W‖²
-    Both:
+
+    Both::
+
         ∂J/∂b = 1/m Σᵢ (pᵢ − yᵢ),  ∂J/∂W = 1/m Zᵀ(P − Y) + λ/m W
+
     with P the sigmoid (softmax) of the logits. With sample weights, each row's term and its
     P − Y are multiplied by ŝᵢ, and the penalty is λ/(2Σs) ‖W‖².
     """

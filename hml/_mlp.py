@@ -87,7 +87,7 @@ def unpack(theta: Any, layers: list[int], xp: Any) -> list[tuple[Any, Any]]:
 
 
 def pack(params: list[tuple[Any, Any]], xp: Any) -> Any:
-    """[(W⁽¹⁾, b⁽¹⁾), ...] as the flat θ (the inverse of :func:`unpack`)."""
+    """[(W⁽¹⁾, b⁽¹⁾), ...] as the flat θ (the inverse of :func:`hml.neural_network.unpack`)."""
     return xp.concat([piece for W, b in params for piece in (xp.reshape(W, (-1,)), b)])
 
 
@@ -126,7 +126,7 @@ def mlp_objective(
     and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0) -- and the
     squared error ½ Σₖ (hₖ − yₖ)² for ``"identity"`` (regression). In every case Δ⁽ᴸ⁾ = (P − Y)/m
     with P the outputs (σ(H), softmax(H) or H). With sample
-    ``weights`` (:class:`hml._array.SampleWeight`), row i's loss and its Δ are multiplied by ŝᵢ, and
+    ``weights`` (``hml._array.SampleWeight``), row i's loss and its Δ are multiplied by ŝᵢ, and
     the penalty is λ/(2Σs).
     """
     reg = l2 / (Z.shape[0] if weights is None else weights.total)

@@ -23,12 +23,12 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 @dataclass
 class ThresholdSelection:
-    """The result of :meth:`GaussianAnomalyDetection.select_threshold`.
+    """The result of :meth:`hml.GaussianAnomalyDetection.select_threshold`.
 
     ``epsilon`` is the best threshold (flag score < ε) and ``f1`` its F1; ``thresholds`` every
     candidate (the distinct scores, ascending) with its ``precision``, ``recall`` and ``f1_scores``.
     All are on the scale of the scores searched, which ``on`` names: log p(x) for
-    :meth:`GaussianAnomalyDetection.fit_threshold`. Unpacks as ``epsilon, f1 = selection``.
+    :meth:`hml.GaussianAnomalyDetection.fit_threshold`. Unpacks as ``epsilon, f1 = selection``.
     """
 
     epsilon: float

@@ -110,7 +110,7 @@ class KMeans(Centroids):
     inertia_ : float
         Σᵢ ‖xᵢ − c_{lᵢ}‖² for the final centroids and labels.
     n_iter_ : int
-    cost_history_ : array (n_iter_,)
+    cost_history_ : array of shape (``n_iter_``,)
         The distortion J at each iteration's E-step (J at the centroids that iteration started from).
     n_features_in_ : int
 
@@ -215,7 +215,7 @@ class MiniBatchKMeans(Centroids):
 
     A fit draws the rows of many batches at once and gathers them in one take, sorted, so a Dask
     array streamed from its source is read one chunk after another, once per round of batches, and
-    never held whole (:mod:`hml._minibatch`); the batches, and the fit, are the same on every backend.
+    never held whole (``hml._minibatch``); the batches, and the fit, are the same on every backend.
 
     Attributes
     ----------
@@ -229,7 +229,7 @@ class MiniBatchKMeans(Centroids):
         Batches processed.
     n_iter_ : int
         Epochs begun: ⌈n_steps_ · batch_size / n_samples⌉.
-    cost_history_ : array (n_steps_,)
+    cost_history_ : array of shape (``n_steps_``,)
         J_B / b of each step: the mean squared distance of its batch's rows to the centroids they were
         assigned to, before the move.
     n_features_in_ : int

@@ -34,7 +34,7 @@ class NotFittedError(ValueError, AttributeError):
     """An estimator was used before ``fit``.
 
     Subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's does,
-    so code written against either keeps working. Raised through :func:`as_sklearn`,
+    so code written against either keeps working. Raised through :func:`hml.exceptions.as_sklearn`,
     so where scikit-learn is in use it is scikit-learn's ``NotFittedError`` too.
     """
 

@@ -89,7 +89,7 @@ class FeatureTransformer(BaseEstimator):
 
     Attributes
     ----------
-    mean_, scale_ : arrays of shape (n_features_in_,)
+    mean_, scale_ : arrays of shape (``n_features_in_``,)
         Training mean and deviation of the inputs (``normalize=True``).
     generated_mean_, generated_scale_ : arrays or None
         The same for the generated features.

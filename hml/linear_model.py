@@ -55,7 +55,7 @@ class LinearRegression(BaseEstimator):
         Weights w of the transformed features (``feature_transformer_.get_feature_names_out()``).
     intercept_ : 0-d array
         The bias b.
-    cost_history_ : array of shape (n_iter_,)
+    cost_history_ : array of shape (``n_iter_``,)
         J(θ_k) at the start of each iteration k (for ``solver="normal"``: the cost of the solution).
     n_iter_ : int
         Iterations run.
@@ -171,7 +171,7 @@ class LinearRegression(BaseEstimator):
 class LogisticRegression(ClassifierMixin, BaseEstimator):
     """Logistic regression: one-vs-all (the original project) or multinomial, any number of classes.
 
-    Minimises J(Θ) of :func:`logistic_objective` for Θ = [b; W] of shape
+    Minimises J(Θ) of :func:`hml.linear_model.logistic_objective` for Θ = [b; W] of shape
     (1 + n_features_out, K): with ``multi_class="ovr"`` K = n_classes sigmoid
     classifiers (K = 1 for two classes) trained together as one matrix problem -- every
     class in the same GEMM -- and with ``"multinomial"`` one softmax over K = n_classes.
@@ -186,10 +186,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         W, on the compute device.
     intercept_ : array of shape (K,)
         b.
-    cost_history_ : array of shape (n_iter_ + 1,) for L-BFGS/CG, (n_iter_,) for GD
+    cost_history_ : array of shape (``n_iter_ + 1``,) for L-BFGS/CG, (``n_iter_``,) for GD
         J after each iteration (L-BFGS/CG, starting with the initial J), or at the start
         of each iteration (GD).
-    class_cost_history_ : array of shape (len(cost_history_), K)
+    class_cost_history_ : array of shape (``len(cost_history_)``, K)
         One-vs-all only: each sigmoid classifier's own cost Jₖ at the same iterations (the
         original project's one curve per class); the rows sum to ``cost_history_``. The
         problems are separable, so this costs no extra pass. With ``solver="gd"`` column k

@@ -106,7 +106,7 @@ _CHUNK_ELEMENTS = 1 << 20
 def standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
     """Mean μ and standard deviation σ = √(1/m Σᵢ (xᵢ − μ)²) per column; σ of a constant column becomes 1.
 
-    With ``weights`` ŝ (normalised to mean 1, :class:`hml._array.SampleWeight`): μ = 1/m Σᵢ ŝᵢ xᵢ and
+    With ``weights`` ŝ (normalised to mean 1, ``hml._array.SampleWeight``): μ = 1/m Σᵢ ŝᵢ xᵢ and
     σ² = 1/m Σᵢ ŝᵢ (xᵢ − μ)², the moments of the data with each row repeated its weight's times.
     """
     mean, scale = _moments(X, xp, weights)
@@ -129,12 +129,12 @@ def _unit_if_constant(mean: Any, scale: Any, xp: Any) -> Any:
 
 
 def scaled_standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
-    """μ and σ as :func:`standardisation`, for columns whose sum or sum of squares overflows
-    (float64 |x| ≳ 1e154/√m, float32 |x| ≳ 1e19/√m): each column is divided by the power of
-    two p = 2^⌊log₂ max|x|⌋, so its values lie in (−2, 2), and μ = p μ(X/p), σ = p σ(X/p).
+    """μ and σ as :func:`hml.numerics.standardisation`, for columns whose sum or sum of squares overflows
+    (float64 ``|x| ≳ 1e154/√m``, float32 ``|x| ≳ 1e19/√m``): each column is divided by the power of
+    two ``p = 2^⌊log₂ max|x|⌋``, so its values lie in (−2, 2), and μ = p μ(X/p), σ = p σ(X/p).
 
     Dividing by a power of two is exact, so μ and σ are those of the exact formula, as long
-    as σ itself is finite (it is at most max|x|). It costs two more passes over X and a
+    as σ itself is finite (it is at most ``max|x|``). It costs two more passes over X and a
     temporary as large as X, so it is the fallback, not the rule.
     """
     largest = xp.max(xp.abs(X), axis=0)

@@ -109,7 +109,7 @@ def backend_names() -> tuple[str, ...]:
 
 
 def get_backend_object(name: str) -> Backend:
-    """The :class:`Backend` registered under ``name`` (``"auto"`` is not one)."""
+    """The :class:`hml.backends.Backend` registered under ``name`` (``"auto"`` is not one)."""
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -128,7 +128,7 @@ def _validated(name: str, device: Any) -> tuple[str, Any]:
 def set_backend(name: str, device: Any = None) -> None:
     """Set the process-wide default backend (``"auto"`` restores the default).
 
-    Raises :class:`BackendUnavailableError` at once if the backend cannot be used here.
+    Raises :class:`hml.BackendUnavailableError` at once if the backend cannot be used here.
     """
     global _global_choice
     choice = _validated(name, device)
@@ -212,7 +212,7 @@ def to_numpy(array: Any) -> np.ndarray:
 # -- host transfers: the only places library code waits for a device ---------------------
 @dataclass
 class HostTransfers:
-    """The host transfers :func:`count_host_transfers` saw, by the reason the code gave.
+    """The host transfers :func:`hml.backends.count_host_transfers` saw, by the reason the code gave.
 
     ``reads``: device → host read-backs (:meth:`ComputeContext.read`), each a GPU
     synchronisation (or a Dask compute). ``uploads``: host → device copies of host data
@@ -314,7 +314,7 @@ class ComputeContext:
         On a GPU this waits for the queued work (a synchronisation), on Dask it computes
         the graph; so the algorithms batch what they need into one array and read it
         once -- a window of costs, the line search's three scalars, the k-means
-        convergence test. ``why`` names the read for :func:`count_host_transfers`.
+        convergence test. ``why`` names the read for :func:`hml.backends.count_host_transfers`.
         """
         log = _transfers.get()
         if log is not None:
@@ -405,7 +405,7 @@ def check_random_state(random_state: Any) -> np.random.Generator:
 
 @dataclass
 class BackendStatus:
-    """What :func:`available_backends` reports for one backend."""
+    """What :func:`hml.available_backends` reports for one backend."""
 
     name: str
     available: bool

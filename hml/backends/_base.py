@@ -85,7 +85,7 @@ class Backend:
         return str(getattr(self.library(), "__version__", "unknown"))
 
     def check_available(self, device: Any = None) -> None:
-        """Raise :class:`BackendUnavailableError` unless this backend (and ``device``) can be used."""
+        """Raise :class:`hml.BackendUnavailableError` unless this backend (and ``device``) can be used."""
         self.library()
         if device is not None:
             self.normalize_device(device)

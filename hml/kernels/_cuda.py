@@ -19,7 +19,7 @@ FUSED_KMEANS: bool = os.environ.get("HML_CUPY_FUSED_KMEANS", "1") != "0"
 
 
 def fuses(dtype: Any, n_features: int) -> bool:
-    """Whether :func:`nearest_centroid` handles a block of this dtype and width."""
+    """Whether :func:`hml.kernels.nearest_centroid` handles a block of this dtype and width."""
     import cupy
 
     return FUSED_KMEANS and dtype == cupy.float32 and n_features <= FUSED_MAX_FEATURES

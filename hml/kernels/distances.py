@@ -39,7 +39,7 @@ def nearest_centroid(block: Any, centroids: Any, centroid_norms: Any, *, with_sc
 
 @kernel
 def nearest_centroid_scratch(like: Any, n_clusters: int, n_features: int) -> int:
-    """Values per row that :func:`nearest_centroid` writes to memory for rows of ``n_features`` in the
+    """Values per row that :func:`hml.kernels.nearest_centroid` writes to memory for rows of ``n_features`` in the
     library and dtype of ``like``: the K scores."""
     return n_clusters
 

@@ -106,7 +106,7 @@ class Rule(Protocol):
 
 
 class StepRule:
-    """A rule θ ← step(θ, ∇J, state): gradient descent, momentum, Adam (:mod:`hml.optimize.rules`).
+    """A rule θ ← step(θ, ∇J, state): gradient descent, momentum, Adam (:class:`hml.optimize.GradientDescent`, ...).
 
     A subclass writes ``initial_state(theta, ctx)`` and ``step(theta, gradient, state)``; a full-batch
     iteration is one step then one evaluation at the new θ, whose gradient the next step uses."""
