@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import hml
 from hml import backends
 from hml.exceptions import BackendUnavailableError
 
@@ -122,9 +123,21 @@ def _clean_backend_selection(monkeypatch):
     backends.set_backend("auto")
 
 
+#: ``HML_TEST_INSTALLED=1`` (CI's run against the built wheel): the suite must test the installed
+#: package, not the checkout's ``hml/`` beside it -- else a file missing from the wheel goes unseen.
+if os.environ.get("HML_TEST_INSTALLED") and Path(hml.__file__).resolve().is_relative_to(
+    Path(__file__).resolve().parents[1]
+):
+    raise pytest.UsageError(
+        f"HML_TEST_INSTALLED is set but hml was imported from the checkout ({hml.__file__}): run the `pytest` "
+        "command, not `python -m pytest` (which puts the current directory first on sys.path)"
+    )
+
+
 def pytest_report_header(config):
     """One line per backend case: run, or skipped and why (instead of a skip line per test)."""
-    lines = [
+    lines = [f"hml {hml.__version__} imported from {Path(hml.__file__).parent}"]
+    lines += [
         f"hml backend case {case_id}: " + ("runs" if reason is None else f"SKIPPED -- {reason}")
         for case_id, reason in CASE_STATUS.items()
     ]

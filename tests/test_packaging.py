@@ -1,0 +1,136 @@
+"""The distribution: its name, metadata, typing marker, changelog and version, said once and consistently;
+the API reference lists every public name. (CI also builds the wheel, runs ``twine check`` and runs the
+suite against the installed wheel: ``.ci/run``.)"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import hml
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+DISTRIBUTION = PROJECT["name"]
+
+#: The modules whose ``__all__`` is public API (the rest of hml is private, or re-exported from these).
+PUBLIC_MODULES = [
+    "hml",
+    "hml.backends",
+    "hml.datasets",
+    "hml.metrics",
+    "hml.model_selection",
+    "hml.plotting",
+    "hml.optimize",
+    "hml.persistence",
+    "hml.notebook",
+    "hml.features",
+    "hml.numerics",
+    "hml.exceptions",
+    "hml.kernels",
+    "hml.linear_model",
+    "hml.neural_network",
+    "hml.cluster",
+    "hml.anomaly",
+]
+
+
+def test_the_distribution_is_named_apart_from_the_import_name():
+    assert DISTRIBUTION == "homemade-ml"
+    assert PROJECT["scripts"] == {"hml": "hml.cli:main"}
+    assert PROJECT["dynamic"] == ["version"] and "version" not in PROJECT
+
+
+def test_classifiers_name_every_python_from_the_floor_to_3_13():
+    floor = re.fullmatch(r">=3\.(\d+)", PROJECT["requires-python"]).group(1)
+    listed = {
+        c.rsplit(" :: ", 1)[1]
+        for c in PROJECT["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    }
+    assert listed == {f"3.{minor}" for minor in range(int(floor), 14)}
+    assert "Typing :: Typed" in PROJECT["classifiers"]
+
+
+def test_the_package_is_typed_and_licensed():
+    assert (Path(hml.__file__).parent / "py.typed").is_file()
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
+    assert PROJECT["license"] == "MIT" and PROJECT["license-files"] == ["LICENSE"]
+    assert {"Source", "Documentation", "Changelog", "Issues"} <= set(PROJECT["urls"])
+
+
+def test_the_installed_metadata_is_this_version():
+    """One version, in hml/__init__.py: what the installed distribution reports (editable or wheel)."""
+    try:
+        installed = importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{DISTRIBUTION} is not installed (run from a checkout without pip install)")
+    assert installed == hml.__version__
+    version_strings = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "hml").rglob("*.py")
+        if re.search(r"^__version__\s*=", path.read_text(encoding="utf-8"), re.M)
+    ]
+    assert version_strings == ["hml/__init__.py"]
+
+
+def test_the_changelog_keeps_a_changelog():
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert text.startswith("# Changelog")
+    assert "keepachangelog.com" in text and "semver.org" in text.lower()
+    sections = re.findall(r"^## \[([^\]]+)\]", text, re.M)
+    assert sections and sections[0] in ("Unreleased", hml.__version__)
+    assert re.search(r"^### Added$", text, re.M)
+
+
+def test_the_browser_notebooks_install_this_distribution():
+    """The JupyterLite notebooks install hml by its distribution's name (the site's wheel is named so)."""
+    installs = [
+        (path.name, requirement)
+        for path in sorted((ROOT / "notebooks").glob("*/*.ipynb"))
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for requirement in re.findall(r"piplite\.install\(\[([^\]]*)\]", "".join(cell["source"]))
+    ]
+    assert installs, "no notebook installs hml in the browser"
+    assert {requirement.split(",")[0] for _, requirement in installs} == {f'"{DISTRIBUTION}"'}, installs
+
+
+def test_the_api_reference_lists_every_public_name():
+    reference = (ROOT / "docs" / "api" / "index.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^   ([\w.]+)$", reference, re.M))
+    current = None
+    documented = set()
+    for line in reference.splitlines():
+        if line.startswith(".. currentmodule:: "):
+            current = line.split(":: ")[1]
+        elif re.fullmatch(r"   [\w.]+", line) and current:
+            documented.add(f"{current}.{line.strip()}")
+    assert listed
+    missing = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if name == "__version__" or isinstance(obj, type(hml)):  # the version; submodules have sections
+                continue
+            # Documented under any public path that reaches the same object.
+            if not any(_reaches(path, obj) for path in documented if path.rsplit(".", 1)[1] == name):
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"public names missing from docs/api/index.rst: {missing}"
+
+
+def _reaches(path: str, obj: object) -> bool:
+    module_name, _, rest = path.partition(".")
+    target: object = importlib.import_module(module_name)
+    for part in rest.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return False
+    return target is obj
