@@ -18,7 +18,7 @@ import hml  # noqa: E402
 
 project = "hml"
 author = "hml developers"
-copyright = "2026, hml developers"  # noqa: A001
+copyright = "2026, hml developers"
 version = release = hml.__version__
 
 extensions = [
@@ -29,6 +29,8 @@ extensions = [
     "myst_nb",
     "sphinx_design",
     "hml_docs",
+    "hml_benchmarks",
+    "hml_datasets",
 ]
 
 exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
@@ -39,7 +41,7 @@ nitpicky = True
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_typehints = "none"  # the numpydoc sections give the types; annotations would need intersphinx
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {"members": True}
 numpydoc_show_class_members = False  # the class template lists the methods
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
@@ -69,3 +71,7 @@ html_show_sourcelink = False
 # MathJax from the site itself (hml_docs copies it into _static/mathjax): nothing is fetched from a CDN.
 mathjax_path = "mathjax/tex-chtml.js"
 nitpick_ignore = [("py:class", "collections.abc.Callable")]  # a type alias shown as its value (no intersphinx)
+html_favicon = "_static/hml.svg"
+html_logo = "_static/hml.svg"
+# The theme logs an error to the console when no mode is set: start from the reader's system setting.
+html_context = {"default_mode": "auto"}

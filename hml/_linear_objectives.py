@@ -22,13 +22,8 @@ __all__ = ["linear_regression_objective", "logistic_objective", "normal_equation
 def linear_regression_objective(
     Z: Any, y: Any, l2: float, xp: Any, weights: SampleWeight | None = None, fit_intercept: bool = True
 ) -> Objective:
-    """The cost and its gradient for θ = [b, w] (intercept first), from one residual.
-
-    r = Zw + b − y
-    J(θ)   = 1/(2m) ‖r‖² + λ/(2m) ‖w‖²     (the intercept b is never regularised)
-    ∂J/∂b  = 1/m Σ r
-    ∂J/∂w  = 1/m Zᵀr + λ/m w
-    With sample weights: J = 1/(2m) Σᵢ ŝᵢ rᵢ² + λ/(2Σs) ‖w‖², and ŝr for r in the gradient.
+    """The cost J(θ) of :class:`hml.LinearRegression` and its gradient, for θ = [b, w] (intercept first),
+    from one residual r = Zw + b − y: the formulas of that class's Notes (weighted, with ``weights``).
     Without an intercept, ∂J/∂b = 0: b stays where it starts, at 0.
 
     The residual feeds both the gradient and the cost, so the cost history costs
@@ -142,25 +137,11 @@ def logistic_objective(
     weights: SampleWeight | None = None,
     fit_intercept: bool = True,
 ) -> Objective:
-    """Cost and gradient of logistic regression for Θ = [b; W] of shape (1 + n, K).
+    """The cost J(Θ) of :class:`hml.LogisticRegression` and its gradient, for Θ = [b; W] of shape (1 + n, K):
+    the one-vs-all or multinomial cost of that class's Notes (weighted, with ``weights``).
 
-    Logits z = ZW + b (every class in one GEMM), m samples, λ = ``l2`` (never on b).
-
-    One-vs-all (K independent sigmoid problems, summed; K = 1 for two classes)::
-
-        J(Θ) = Σₖ Jₖ,  Jₖ = 1/m Σᵢ [softplus(zᵢₖ) − yᵢₖ zᵢₖ] + λ/(2m) ‖Wₖ‖²
-
-    returned as the K parts Jₖ (a 1-D cost; the optimisers minimise their sum and keep
-    each class's history from the same pass). Multinomial (softmax)::
-
-        J(Θ) = 1/m Σᵢ [log Σₖ exp zᵢₖ − Σₖ yᵢₖ zᵢₖ] + λ/(2m) ‖W‖²
-
-    Both::
-
-        ∂J/∂b = 1/m Σᵢ (pᵢ − yᵢ),  ∂J/∂W = 1/m Zᵀ(P − Y) + λ/m W
-
-    with P the sigmoid (softmax) of the logits. With sample weights, each row's term and its
-    P − Y are multiplied by ŝᵢ, and the penalty is λ/(2Σs) ‖W‖².
+    Logits z = ZW + b, every class in one GEMM. One-vs-all returns the K parts Jₖ (a 1-D cost; the
+    optimisers minimise their sum and keep each class's history from the same pass).
     """
     m = Z.shape[0]
     inv_m = 1.0 / m

@@ -97,10 +97,35 @@ def n_parameters(layers: list[int]) -> int:
 
 
 def forward(Z: Any, params: list[tuple[Any, Any]], activation: str, xp: Any) -> tuple[list[Any], Any]:
-    """The forward pass, written once for training and prediction.
+    r"""The forward pass, written once for training and prediction: ([A⁽⁰⁾, …, A⁽ᴸ⁻¹⁾], H⁽ᴸ⁾).
 
-    A⁽⁰⁾ = Z, A⁽ˡ⁾ = g(A⁽ˡ⁻¹⁾ W⁽ˡ⁾ + b⁽ˡ⁾) for the hidden layers, then the output logits
-    H = A⁽ᴸ⁻¹⁾ W⁽ᴸ⁾ + b⁽ᴸ⁾. Returns ([A⁽⁰⁾, …, A⁽ᴸ⁻¹⁾], H): backpropagation needs the activations.
+    From A⁽⁰⁾ = Z, a batch of m rows, each layer's pre-activations H⁽ˡ⁾ and the hidden layers'
+    activations A⁽ˡ⁾ (returned: backpropagation needs them), to the output layer's logits H⁽ᴸ⁾, which
+    give the outputs P -- a sigmoid per class or the softmax (the classifier's ``output``), or H⁽ᴸ⁾
+    itself (the regressor):
+
+    .. math::
+        :name: mlp-forward
+
+        H^{(l)} &= A^{(l-1)} W^{(l)} + b^{(l)}, \qquad l = 1, \dots, L,
+
+        A^{(l)} &= g\big(H^{(l)}\big), \qquad l = 1, \dots, L - 1,
+
+        P &= \sigma\big(H^{(L)}\big), \quad \operatorname{softmax}\big(H^{(L)}\big) \quad \text{or} \quad H^{(L)},
+
+        p_{ik} &= \frac{e^{h_{ik}}}{\sum_j e^{h_{ij}}} \quad \text{(softmax)} .
+
+    The hidden units' activation g (``activation``), and its derivative written through A = g(H),
+    as :func:`hml.neural_network.mlp_objective` uses it (σ computed as ½ tanh(h/2) + ½: no overflow):
+
+    .. math::
+        :name: mlp-activations
+
+        \sigma(h) &= \frac{1}{1 + e^{-h}}, & \qquad \sigma' &= A\,(1 - A),
+
+        \tanh(h) &= \frac{e^{h} - e^{-h}}{e^{h} + e^{-h}}, & \qquad \tanh' &= 1 - A^2,
+
+        \operatorname{relu}(h) &= \max(h, 0), & \qquad \operatorname{relu}' &= [A > 0].
     """
     activations = [Z]
     A = Z
@@ -118,16 +143,42 @@ def forward(Z: Any, params: list[tuple[Any, Any]], activation: str, xp: Any) -> 
 def mlp_objective(
     Z: Any, Y: Any, layers: list[int], activation: str, output: str, l2: float, xp: Any, weights: Any = None
 ) -> Callable[..., tuple[Any, Any]]:
-    """``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
+    r"""``objective(theta, rows=None) -> (J, ∇J)`` of the network on all rows of Z, or on ``rows``.
 
-    J(θ) = 1/m Σᵢ loss(pᵢ, yᵢ) + λ/(2n) Σₗ ‖W⁽ˡ⁾‖² with m the rows used and n all rows
-    (so a mini-batch's J estimates the full J); biases are never regularised. The loss
-    is the per-class cross-entropy Σₖ [softplus(hₖ) − yₖhₖ] for ``output="sigmoid"``
-    and log Σₖ exp hₖ − Σₖ yₖhₖ for ``"softmax"`` -- both from the logits, no log(0) -- and the
-    squared error ½ Σₖ (hₖ − yₖ)² for ``"identity"`` (regression). In every case Δ⁽ᴸ⁾ = (P − Y)/m
-    with P the outputs (σ(H), softmax(H) or H). With sample
-    ``weights`` (``hml._array.SampleWeight``), row i's loss and its Δ are multiplied by ŝᵢ, and
-    the penalty is λ/(2Σs).
+    The cost, with m the rows used and n all the rows, so that a mini-batch's J estimates the full J;
+    with sample ``weights`` (``hml._array.SampleWeight``) row i's loss is multiplied by ŝᵢ, the weights
+    scaled to mean 1, and n is Σs (ŝᵢ = 1 without). λ = ``l2`` acts on the weights only. The loss comes
+    from the logits h = H⁽ᴸ⁾ -- the cross-entropy of each class's sigmoid for ``output="sigmoid"``, of
+    the softmax for ``"softmax"`` (both by softplus and log-sum-exp, so no log 0), the squared error
+    for ``"identity"`` (regression):
+
+    .. math::
+        :name: mlp-cost
+
+        J(\theta) &= \frac{1}{m} \sum_{i=1}^{m} \hat s_i \, \operatorname{loss}(h_i, y_i)
+
+        &\quad + \frac{\lambda}{2n} \sum_{l=1}^{L} \big\lVert W^{(l)} \big\rVert_F^2 ,
+
+        \operatorname{loss}_{\sigma}(h, y) &= \sum_{k} \big[ \operatorname{softplus}(h_k) - y_k h_k \big],
+
+        \operatorname{loss}_{\mathrm{softmax}}(h, y) &= \log \sum_{k} e^{h_k} - \sum_{k} y_k h_k ,
+
+        \operatorname{loss}_{\mathrm{identity}}(h, y) &= \tfrac12 \sum_{k} (h_k - y_k)^2 .
+
+    The gradient, by backpropagation on whole matrices (the biases' gradient: the column sums of Δ).
+    Every output starts from the same error, as each loss's derivative with respect to its logits is
+    P − Y, P the outputs of :func:`hml.neural_network.forward`:
+
+    .. math::
+        :name: mlp-backpropagation
+
+        \Delta^{(L)} &= \frac{1}{m} \operatorname{diag}(\hat s) \, (P - Y),
+
+        \Delta^{(l-1)} &= \big( \Delta^{(l)} W^{(l)\top} \big) \odot g'\big(H^{(l-1)}\big),
+
+        \frac{\partial J}{\partial W^{(l)}} &= A^{(l-1)\top} \Delta^{(l)} + \frac{\lambda}{n} W^{(l)},
+
+        \frac{\partial J}{\partial b^{(l)}} &= \sum_{i=1}^{m} \Delta^{(l)}_{i} .
     """
     reg = l2 / (Z.shape[0] if weights is None else weights.total)
     S = None if weights is None else xp.reshape(weights.normalised, (-1, 1))

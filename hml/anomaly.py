@@ -44,18 +44,16 @@ class ThresholdSelection:
 
 
 class GaussianAnomalyDetection(BaseEstimator):
-    """Flag the points a Gaussian fitted to (mostly normal) data finds improbable.
+    r"""Flag the points a Gaussian fitted to (mostly normal) data finds improbable.
 
-    ``covariance="diag"`` (the original project): independent features,
-        p(x) = Πⱼ 𝒩(xⱼ; μⱼ, σⱼ²),   μⱼ = 1/m Σᵢ xᵢⱼ,  σⱼ² = 1/m Σᵢ (xᵢⱼ − μⱼ)².
-    ``covariance="full"``: the multivariate Gaussian with Σ = 1/m Σᵢ (xᵢ − μ)(xᵢ − μ)ᵀ,
-        log p(x) = −½ [d log 2π + log det Σ + ‖L⁻¹(x − μ)‖²],  Σ = LLᵀ (Cholesky),
-    so log det Σ = 2 Σ log Lₖₖ and the Mahalanobis term is one GEMM with L⁻¹.
+    ``covariance="diag"`` (the original project) models the features as independent Gaussians,
+    ``covariance="full"`` as one multivariate Gaussian, computed from its covariance's Cholesky
+    factor (the densities: Notes).
 
-    A point is an anomaly when p(x) < ε, tested as log p(x) < log ε: p itself underflows to 0
-    far from the data in high dimension, log p does not. ε comes, in this order of precedence,
-    from :meth:`fit_threshold` on labelled data (the original project's F1-selected ε, see
-    :meth:`select_threshold`), from ``threshold=`` (ε) or ``log_threshold=`` (log ε), or from
+    A point is an anomaly when its density is below a threshold ε, tested on log p (Notes): p itself
+    underflows to 0 far from the data in high dimension, log p does not. ε comes, in this order of
+    precedence, from :meth:`fit_threshold` on labelled data (the original project's F1-selected ε,
+    see :meth:`select_threshold`), from ``threshold=`` (ε) or ``log_threshold=`` (log ε), or from
     ``contamination``: the fraction of the training points to flag, with no labels needed.
 
     A density estimator in scikit-learn's terms (as ``GaussianMixture`` and ``KernelDensity``):
@@ -66,13 +64,69 @@ class GaussianAnomalyDetection(BaseEstimator):
     Attributes
     ----------
     mean_ : array (n_features,)
-    variance_ : array (n_features,) for "diag"; covariance_ : array (d, d) for "full"
+        μ.
+    variance_ : array (n_features,)
+        σ², the features' variances (``covariance="diag"``).
+    covariance_ : array (n_features, n_features)
+        Σ, the covariance matrix (``covariance="full"``).
     log_threshold_ : float
         log ε (from ``threshold``/``log_threshold``, ``contamination``, or a later :meth:`fit_threshold`):
         what ``predict`` compares log p(x) with.
     threshold_ : float
         ε = exp(log ε) (0.0 where that underflows).
     n_features_in_ : int
+
+    Notes
+    -----
+    With ``covariance="diag"`` (the original project), a product of one Gaussian per feature, its
+    log as computed, and the features' means and variances over the m training rows:
+
+    .. math::
+        :name: anomaly-diag-density
+
+        p(x) &= \prod_{j=1}^{d} \frac{1}{\sqrt{2\pi\sigma_j^2}} \exp\Big(-\frac{(x_j - \mu_j)^2}{2\sigma_j^2}\Big),
+
+        \log p(x) &= -\frac{1}{2} \Big[ d \log 2\pi + \sum_{j=1}^{d} \Big( \log \sigma_j^2
+                     + \frac{(x_j - \mu_j)^2}{\sigma_j^2} \Big) \Big],
+
+        \mu_j &= \frac{1}{m} \sum_{i=1}^{m} x_{ij}, \qquad \sigma_j^2 = \frac{1}{m} \sum_{i=1}^{m} (x_{ij} - \mu_j)^2 .
+
+    With ``covariance="full"``, the multivariate Gaussian, computed in log form from the Cholesky
+    factor L of Σ (μ the mean of the rows, as above): log det Σ from L's diagonal, and the Mahalanobis
+    distance as ‖L⁻¹(x − μ)‖², one GEMM of the centred rows with L⁻ᵀ:
+
+    .. math::
+        :name: anomaly-full-density
+
+        \log p(x) &= -\frac{1}{2} \Big[ d \log 2\pi + \log\det\Sigma + \big\lVert L^{-1}(x - \mu) \big\rVert^2 \Big],
+
+        \Sigma &= \frac{1}{m} \sum_{i=1}^{m} (x_i - \mu)(x_i - \mu)^\top = L L^\top,
+
+        \log\det\Sigma &= 2 \sum_{k=1}^{d} \log L_{kk} .
+
+    With ``sample_weight``, row i counts sᵢ times: each sum over the rows weights its term by
+    ŝᵢ = sᵢ · m / Σs.
+
+    The flag, compared on the log scale (ε from :meth:`fit_threshold`, ``threshold``,
+    ``log_threshold`` or ``contamination``):
+
+    .. math::
+        :name: anomaly-threshold
+
+        \text{anomaly}(x) = \big[\, p(x) < \varepsilon \,\big] = \big[\, \log p(x) < \log \varepsilon \,\big] .
+
+    With ``contamination`` q, log ε is the q-quantile of log p over the training rows, interpolated
+    linearly as ``numpy.quantile``: with ℓ₍₀₎ ≤ … ≤ ℓ₍ₘ₋₁₎ the sorted log p(xᵢ),
+
+    .. math::
+        :name: anomaly-contamination
+
+        \log \varepsilon &= \ell_{(j)} + (t - j) \big( \ell_{(j + 1)} - \ell_{(j)} \big),
+
+        t &= q\,(m - 1), \qquad j = \lfloor t \rfloor,
+
+    so that about a fraction q of the training rows is flagged (with ``sample_weight``: a fraction q
+    of their weight, each row repeated its weight's times).
     """
 
     _estimator_type: ClassVar[str] = "density_estimator"
@@ -98,8 +152,8 @@ class GaussianAnomalyDetection(BaseEstimator):
     )
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianAnomalyDetection:
-        """Fit μ and σ² (or Σ) to ``X``; ``y`` is ignored. ``sample_weight`` (one per row, ≥ 0) counts a row
-        that many times: μ = Σ sᵢxᵢ / Σ sᵢ, σ² and Σ likewise, and ``contamination`` a fraction of the weight."""
+        """Fit μ and σ² (or Σ) to ``X`` (the class's Notes); ``y`` is ignored. ``sample_weight`` (one per row,
+        ≥ 0) counts a row that many times, in μ, σ² and Σ, and ``contamination`` is then a fraction of the weight."""
         p = self._validated
         if p.threshold is not None and p.log_threshold is not None:
             raise ValueError(
@@ -242,7 +296,7 @@ class GaussianAnomalyDetection(BaseEstimator):
     def select_threshold(
         y_true: Any, p: Any, *, on: str = "the scores", sample_weight: Any = None
     ) -> ThresholdSelection:
-        """The ε maximising F1 of "anomaly if p < ε", over **every** distinct value of ``p``.
+        r"""The ε maximising F1 of "anomaly if p < ε", over **every** distinct value of ``p``.
 
         ``p`` may be the densities (:meth:`density`) or their logs (:meth:`score_samples`), or any
         score that grows with the density: the flags, and so F1, are the same, and ε comes back
@@ -250,9 +304,19 @@ class GaussianAnomalyDetection(BaseEstimator):
         times in tp, the flagged and the anomalies.
 
         One sort and cumulative sums, O(n log n): with the densities ascending, a candidate
-        ε = p₍ᵢ₎ (the first of its ties) flags the i points below it, of which tpᵢ are
-        anomalies, so precision = tpᵢ / i, recall = tpᵢ / #anomalies and F1 = 2tpᵢ / (i + #anomalies).
-        The original project tried 1,000 evenly spaced ε with a full pass each. Usable
+        ε = p₍ᵢ₎ (the first of its ties) flags the i points strictly below it, of which tpᵢ are
+        anomalies; with a the number of anomalies,
+
+        .. math::
+            :name: anomaly-f1
+
+            \mathrm{precision}_i &= \frac{tp_i}{i}, \qquad \mathrm{recall}_i = \frac{tp_i}{a},
+
+            F_{1,i} &= \frac{2\, \mathrm{precision}_i \, \mathrm{recall}_i}{\mathrm{precision}_i + \mathrm{recall}_i}
+                     = \frac{2\, tp_i}{i + a}
+
+        (precision 0 where nothing is flagged), and ε is the candidate of the largest F1, the first of
+        equals. The original project tried 1,000 evenly spaced ε with a full pass each. Usable
         without a fitted model; ``y_true`` holds 1 (or True) for anomalies and 0 (or False)
         for normal points, as the original's labels did.
         """

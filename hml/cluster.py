@@ -97,26 +97,50 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
 
 
 class KMeans(Centroids):
-    """k-means clustering by Lloyd's algorithm: minimise J = Σᵢ ‖xᵢ − c_{lᵢ}‖² over centroids c and labels l.
+    r"""k-means clustering by Lloyd's algorithm: the centroids and labels that minimise the distortion J (Notes).
 
-    Distances come from the GEMM identity ‖x − c‖² = ‖x‖² − 2x·c + ‖c‖², computed in
-    blocks of rows sized from a memory budget, so no N × K matrix is built; the
-    centroid update is a segment sum (a native scatter-add where the backend has one).
+    Each iteration labels every row with its nearest centroid, by one GEMM per block of rows (blocks sized
+    from a memory budget: no N × K matrix is built), then moves every centroid to the mean of its rows, a
+    segment sum (a native scatter-add where the backend has one). An empty cluster never gets a NaN centroid:
+    it takes the row farthest from its own centroid (the next farthest for a second one, ...), which leaves
+    its former cluster -- a deterministic rule, scikit-learn's.
 
     Attributes
     ----------
     cluster_centers_ : array (n_clusters, n_features), on the compute device
     labels_ : array (n_samples,) of int32
-    inertia_ : float
-        Σᵢ ‖xᵢ − c_{lᵢ}‖² for the final centroids and labels.
+    inertia_ : float, the distortion J (Notes) of the final centroids and labels
     n_iter_ : int
     cost_history_ : array of shape (``n_iter_``,)
-        The distortion J at each iteration's E-step (J at the centroids that iteration started from).
+        J at each iteration's E-step (at the centroids that iteration started from).
     n_features_in_ : int
 
-    Empty clusters never produce NaN centroids: an empty cluster takes the point
-    farthest from its own centroid (the next farthest for a second empty cluster, ...),
-    which leaves its former cluster -- a deterministic rule, scikit-learn's.
+    Notes
+    -----
+    The distortion (inertia), with sᵢ the weight of row i (1 without ``sample_weight``) and lᵢ its label:
+
+    .. math::
+        :name: k-means-inertia
+
+        J(c) &= \sum_{i} s_i \min_k \lVert x_i - c_k \rVert^2 = \sum_{i} s_i \lVert x_i - c_{l_i} \rVert^2, \\
+        l_i &= \operatorname*{arg\,min}_k \lVert x_i - c_k \rVert^2 .
+
+    A Lloyd iteration: the E-step (‖xᵢ‖² is the same for every centroid, so the argmin leaves it out),
+    then the M-step, the weighted mean of each cluster's rows. Neither can raise J.
+
+    .. math::
+        :name: k-means-lloyd-step
+
+        l_i &\leftarrow \operatorname*{arg\,min}_k \big( \lVert c_k \rVert^2 - 2\, x_i \cdot c_k \big), \\
+        c_k &\leftarrow \frac{S_k}{n_k}, \quad S_k = \sum_{i:\, l_i = k} s_i x_i, \quad n_k = \sum_{i:\, l_i = k} s_i .
+
+    The iterations stop when no label changes, or once the centroids' shift is small for the data's scale:
+
+    .. math::
+        :name: k-means-convergence
+
+        \sum_{k=1}^{K} \lVert c_k^{+} - c_k \rVert^2
+        \le \mathrm{tol} \cdot \frac{1}{d} \sum_{j=1}^{d} \operatorname{Var}(x_{\cdot j}) .
     """
 
     init_size: int | None = param(
@@ -139,14 +163,13 @@ class KMeans(Centroids):
     tol: float = param(
         default=1e-4,
         rule=Real(),
-        doc="Stop when the centroid shift Σₖ‖cₖ⁺ − cₖ‖² is at most ``tol`` × the mean variance of the features "
-        "(scikit-learn's convention), or when no label changes.",
+        doc="Stop when the centroids' shift is at most ``tol`` × the mean variance of the features (scikit-learn's "
+        "convention; the formula in Notes), or when no label changes.",
     )
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
-        """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored. ``sample_weight`` (one per
-        row, ≥ 0) counts a row that many times: weighted centroids Sₖ/nₖ = Σ sᵢxᵢ / Σ sᵢ, inertia Σ sᵢ‖xᵢ − c‖²,
-        k-means++ draws ∝ sᵢ D(xᵢ)²."""
+        """Cluster the rows of ``X`` (n_samples × n_features); ``y`` is ignored. ``sample_weight`` (one per row,
+        ≥ 0) counts a row that many times: the sᵢ of the Notes; k-means++ draws rows ∝ sᵢ D(xᵢ)²."""
         p = self._validated
         k = p.n_clusters
         n_init = self._n_init(p)
@@ -202,20 +225,16 @@ class KMeans(Centroids):
 
 
 class MiniBatchKMeans(Centroids):
-    """k-means clustering by Sculley's mini-batch algorithm: scikit-learn's ``MiniBatchKMeans``.
+    r"""k-means clustering by Sculley's mini-batch algorithm: scikit-learn's ``MiniBatchKMeans``.
 
-    Each step takes a batch of ``batch_size`` rows drawn at random (with replacement, ∝
-    ``sample_weight``), assigns them to their nearest centroids, and moves each centroid to the
-    running mean of every row it has taken: with vₖ the weight it has taken before and Sₖ, nₖ the
-    batch's sum and weight for it, cₖ ← (vₖcₖ + Sₖ)/(vₖ + nₖ), a learning rate 1/(vₖ + nₖ) per
-    centroid. A centroid that takes too little weight (below ``reassignment_ratio`` of the heaviest's)
-    is re-seeded at a row of the batch. Each step costs a batch, not a pass over X: a fit reaches
-    within about a percent of Lloyd's distortion in a fraction of its time, and :meth:`partial_fit`
-    learns from data that arrives in chunks.
-
-    A fit draws the rows of many batches at once and gathers them in one take, sorted, so a Dask
-    array streamed from its source is read one chunk after another, once per round of batches, and
-    never held whole (``hml._minibatch``); the batches, and the fit, are the same on every backend.
+    Each step takes a batch of ``batch_size`` rows drawn at random (with replacement, ∝ ``sample_weight``),
+    assigns them to their nearest centroids, and moves each centroid to the running mean of every row it has
+    taken (Notes). A centroid that takes too little weight (below ``reassignment_ratio`` of the heaviest's)
+    is re-seeded at a row of the batch. A step costs a batch, not a pass over X: a fit reaches within about a
+    percent of Lloyd's distortion in a fraction of its time, and :meth:`partial_fit` learns from data that
+    arrives in chunks. A fit draws the rows of many batches at once and gathers them in one take, sorted, so
+    a Dask array streamed from its source is read chunk after chunk, once per round of batches, and never
+    held whole (``hml._minibatch``); the batches, and the fit, are the same on every backend.
 
     Attributes
     ----------
@@ -223,23 +242,43 @@ class MiniBatchKMeans(Centroids):
     labels_ : array (n_samples,) of int32
         Each row's nearest final centroid (with ``compute_labels``).
     inertia_ : float
-        Σᵢ sᵢ‖xᵢ − c_{lᵢ}‖² for the final centroids (with ``compute_labels``; else the smoothed batch
-        distortion times Σᵢ sᵢ, as scikit-learn).
-    n_steps_ : int
-        Batches processed.
-    n_iter_ : int
-        Epochs begun: ⌈n_steps_ · batch_size / n_samples⌉.
+        With ``compute_labels``, the distortion J of the final centroids (:class:`KMeans`'s Notes); else the
+        smoothed batch distortion J̄ (Notes) times Σᵢ sᵢ, as scikit-learn.
+    n_steps_ : int, the batches processed
+    n_iter_ : int, the epochs begun: ⌈n_steps_ · batch_size / n_samples⌉
     cost_history_ : array of shape (``n_steps_``,)
-        J_B / b of each step: the mean squared distance of its batch's rows to the centroids they were
-        assigned to, before the move.
+        J_B / b of each step (Notes): its rows' mean squared distance to their centroids, before the move.
     n_features_in_ : int
+
+    Notes
+    -----
+    A step on a batch B of b rows labels them as :class:`KMeans`'s E-step (lᵢ; Sₖ and nₖ the sum and the
+    weight of the rows labelled k, each drawn row counting 1 in a fit, sᵢ in :meth:`partial_fit`), then moves
+    each centroid that took rows to the mean of every row it has taken, vₖ being their weight (0 at first):
+
+    .. math::
+        :name: mini-batch-k-means-step
+
+        J_B &= \sum_{i \in B} s_i \lVert x_i - c_{l_i} \rVert^2 , \qquad v_k^{+} = v_k + n_k , \\
+        c_k^{+} &= \frac{v_k c_k + S_k}{v_k^{+}} = c_k + \frac{1}{v_k^{+}} \big( S_k - n_k c_k \big) .
+
+    Sculley's update: a step along Sₖ − nₖcₖ (−½ ∂J_B/∂cₖ) with centroid k's own learning rate 1 / vₖ⁺.
+    Besides ``max_iter`` and ``tol``, the fit stops once the batch distortions' exponentially weighted
+    average J̄ (from the second step: the first measures the initial centroids) has not reached a new
+    minimum for ``max_no_improvement`` steps (scikit-learn's rule):
+
+    .. math::
+        :name: mini-batch-k-means-stopping
+
+        \bar J_t &= (1 - \alpha)\, \bar J_{t-1} + \alpha\, \frac{J_{B_t}}{b}, \qquad \bar J_2 = \frac{J_{B_2}}{b}, \\
+        \alpha &= \min\Big(1, \frac{2b}{n + 1}\Big).
     """
 
     n_init: int | Literal["auto"] = redeclared(
         KMeans,
         "n_init",
         "auto",
-        doc="Seedings tried, each on ``init_size`` rows, keeping the one whose centroids give the lowest "
+        doc="Seedings tried (k-means++ on ``init_size`` rows), keeping the one whose centroids give the lowest "
         "distortion on another ``init_size`` rows drawn at random. ``'auto'``: 1 for k-means++ or given "
         "centroids, 3 for ``'random'`` (scikit-learn's rule).",
     )
@@ -264,8 +303,8 @@ class MiniBatchKMeans(Centroids):
     max_no_improvement: int | None = param(
         default=10,
         rule=Integer(0, allow_none=True),
-        doc="Stop when the smoothed batch distortion (an exponentially weighted average of J_B / b) has not "
-        "reached a new minimum for this many steps; ``None``: never by it.",
+        doc="Stop when the smoothed batch distortion J̄ (an exponentially weighted average of J_B / b: Notes) has "
+        "not reached a new minimum for this many steps; ``None``: never by it.",
     )
     compute_labels: bool = param(
         default=True,
@@ -295,8 +334,8 @@ class MiniBatchKMeans(Centroids):
         return min(size, n)
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
-        """Cluster the rows of ``X`` (n_samples × n_features) by mini-batch steps; ``y`` is ignored.
-        ``sample_weight`` (one per row, ≥ 0): batches drawn ∝ sᵢ (one read of the weights), inertia Σ sᵢ‖xᵢ − c‖²."""
+        """Cluster the rows of ``X`` (n_samples × n_features) by mini-batch steps; ``y`` is ignored. ``sample_weight``
+        (one per row, ≥ 0): batches drawn ∝ sᵢ (one read of the weights), the inertia weighted by sᵢ."""
         p = self._validated
         fit_input = self._validate_fit_X(X, p)
         ctx, X = fit_input.ctx, fit_input.X

@@ -42,12 +42,12 @@ def _feature_transformer(p: SimpleNamespace) -> FeatureTransformer:
 
 
 class LinearRegression(BaseEstimator):
-    """Linear regression by batch gradient descent or the normal equation.
+    r"""Linear regression by batch gradient descent or the normal equation.
 
-    Minimises J(θ) = 1/(2m) ‖Zw + b − y‖² + λ/(2m) ‖w‖², where Z holds the
+    Minimises the regularised mean squared error J(θ) of the Notes, where Z holds the
     (optionally normalised, polynomial and sinusoid) features of X -- see
     :class:`hml.features.FeatureTransformer` -- and λ = ``l2`` never touches the
-    intercept b.
+    intercept b. The math, step by step: :doc:`/math/linear-regression`.
 
     Attributes
     ----------
@@ -55,8 +55,9 @@ class LinearRegression(BaseEstimator):
         Weights w of the transformed features (``feature_transformer_.get_feature_names_out()``).
     intercept_ : 0-d array
         The bias b.
-    cost_history_ : array of shape (``n_iter_``,)
-        J(θ_k) at the start of each iteration k (for ``solver="normal"``: the cost of the solution).
+    cost_history_ : array of shape (``n_iter_ + 1``,), or (1,) for ``solver="normal"``
+        J(θ₀), J(θ₁), …, J(θ_n): the cost at the start and after each iteration (for
+        ``solver="normal"``: the cost of the solution).
     n_iter_ : int
         Iterations run.
     learning_rate_ : float or None
@@ -64,6 +65,53 @@ class LinearRegression(BaseEstimator):
         None for ``solver="normal"``.
     n_features_in_ : int
     feature_transformer_ : FeatureTransformer
+
+    Notes
+    -----
+    With Z the m × n transformed features of X, θ = [b, w] the intercept and the weights, and
+    λ = ``l2``, the hypothesis (:meth:`predict`) is
+
+    .. math::
+        :name: linear-regression-hypothesis
+
+        h_\theta(Z) = \hat y = Z w + b
+
+    and the cost, the intercept b never regularised,
+
+    .. math::
+        :name: linear-regression-cost
+
+        J(\theta) = \frac{1}{2m} \lVert Z w + b - y \rVert^2 + \frac{\lambda}{2m} \lVert w \rVert^2
+
+    with the gradient, r = Zw + b − y the residual,
+
+    .. math::
+        :name: linear-regression-gradient
+
+        \frac{\partial J}{\partial b} = \frac{1}{m} \sum_{i=1}^{m} r_i, \qquad
+        \nabla_{w} J = \frac{1}{m} Z^\top r + \frac{\lambda}{m} w
+
+    which ``solver="gd"`` follows from θ₀ = 0 (:class:`hml.optimize.GradientDescent`); both come from
+    one pass over Z per iteration (:func:`hml.linear_model.linear_regression_objective`).
+    ``solver="normal"`` sets the gradient to zero and solves for w on centred data
+    (:func:`hml.linear_model.normal_equation`), μ_Z and μ_y the means of Z's columns and of y,
+    Z̄ = Z − μ_Z and ȳ = y − μ_y:
+
+    .. math::
+        :name: linear-regression-normal-equation
+
+        (\bar Z^\top \bar Z + \lambda I)\, w = \bar Z^\top \bar y, \qquad b = \mu_y - \mu_Z^\top w
+
+    With λ = 0 and Z̄ of any rank, w = (Z̄ᵀZ̄)⁺ Z̄ᵀȳ, the least-squares solution of minimum norm.
+    With ``sample_weight`` s (sᵢ ≥ 0), a row counts sᵢ times and Σs replaces m:
+
+    .. math::
+        :name: linear-regression-weighted-cost
+
+        J(\theta) = \frac{1}{2 \sum_i s_i} \Big( \sum_{i=1}^{m} s_i r_i^2 + \lambda \lVert w \rVert^2 \Big)
+
+    -- in the gradient, sᵢrᵢ for rᵢ and Σs for m; in the normal equation, Z̄ᵀSZ̄ and Z̄ᵀSȳ with
+    S = diag(s) and the s-weighted means. With ``fit_intercept=False``, b = 0 throughout.
 
     Examples
     --------
@@ -157,7 +205,8 @@ class LinearRegression(BaseEstimator):
         return Z @ self.coef_ + self.intercept_, Xc
 
     def predict(self, X: Any) -> Any:
-        """ŷ = Zw + b, in the namespace and on the device of ``X``."""
+        """The predictions ŷ of the hypothesis (Notes) for the rows of ``X``, in the namespace and on the
+        device of ``X``."""
         prediction, _ = self._predict(X)
         return backends.mirror(prediction, X)
 
@@ -169,14 +218,15 @@ class LinearRegression(BaseEstimator):
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
-    """Logistic regression: one-vs-all (the original project) or multinomial, any number of classes.
+    r"""Logistic regression: one-vs-all (the original project) or multinomial, any number of classes.
 
-    Minimises J(Θ) of :func:`hml.linear_model.logistic_objective` for Θ = [b; W] of shape
+    Minimises the regularised cross-entropy J(Θ) of the Notes for Θ = [b; W] of shape
     (1 + n_features_out, K): with ``multi_class="ovr"`` K = n_classes sigmoid
     classifiers (K = 1 for two classes) trained together as one matrix problem -- every
     class in the same GEMM -- and with ``"multinomial"`` one softmax over K = n_classes.
     The features Z come from :class:`hml.features.FeatureTransformer` (normalisation,
-    polynomial and sinusoid terms); λ = ``l2`` never touches the biases b.
+    polynomial and sinusoid terms); λ = ``l2`` never touches the biases b. The math, step
+    by step: :doc:`/math/logistic-regression`.
 
     Attributes
     ----------
@@ -186,9 +236,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         W, on the compute device.
     intercept_ : array of shape (K,)
         b.
-    cost_history_ : array of shape (``n_iter_ + 1``,) for L-BFGS/CG, (``n_iter_``,) for GD
-        J after each iteration (L-BFGS/CG, starting with the initial J), or at the start
-        of each iteration (GD).
+    cost_history_ : array of shape (``n_iter_ + 1``,)
+        J(Θ₀), J(Θ₁), …, J(Θ_n): the cost at the start and after each iteration, whatever
+        the solver.
     class_cost_history_ : array of shape (``len(cost_history_)``, K)
         One-vs-all only: each sigmoid classifier's own cost Jₖ at the same iterations (the
         original project's one curve per class); the rows sum to ``cost_history_``. The
@@ -197,6 +247,54 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     n_iter_ : int
     n_features_in_ : int
     feature_transformer_ : FeatureTransformer
+
+    Notes
+    -----
+    With Z the m × n transformed features, Y the m × K targets (one-hot; for two classes one
+    column, 1 for ``classes_[1]``) and λ = ``l2``, the hypothesis gives each row i and class k
+    a logit z_ik (:meth:`decision_function`) and a probability p_ik, by a sigmoid per class
+    (one-vs-all, and any two classes) or a softmax over the classes (multinomial):
+
+    .. math::
+        :name: logistic-regression-hypothesis
+
+        z_{ik} &= (Z W + b)_{ik} \\
+        p_{ik} &= \sigma(z_{ik}) = \frac{1}{1 + e^{-z_{ik}}} \quad \text{(one-vs-all)} \\
+        p_{ik} &= \frac{e^{z_{ik}}}{\sum_{j=1}^{K} e^{z_{ij}}} \quad \text{(multinomial)}
+
+    One-vs-all minimises the sum of K independent binary cross-entropies, each written as
+    the softplus log(1 + eᶻ) so that no log(0) occurs (:func:`hml.numerics.log_sigmoid_terms`):
+
+    .. math::
+        :name: logistic-regression-ovr-cost
+
+        J(\Theta) &= \sum_{k=1}^{K} J_k, \qquad J_k = L_k + \frac{\lambda}{2m} \lVert W_{:k} \rVert^2 \\
+        L_k &= -\frac{1}{m} \sum_{i=1}^{m} \big[ y_{ik} \log p_{ik} + (1 - y_{ik}) \log (1 - p_{ik}) \big] \\
+            &= \frac{1}{m} \sum_{i=1}^{m} \big[ \log (1 + e^{z_{ik}}) - y_{ik} z_{ik} \big]
+
+    (``class_cost_history_`` records each Jₖ). Multinomial minimises one cross-entropy over
+    the softmax, its log Σ e^z by the log-sum-exp shift (:func:`hml.numerics.softmax_terms`):
+
+    .. math::
+        :name: logistic-regression-multinomial-cost
+
+        J(\Theta) &= -\frac{1}{m} \sum_{i=1}^{m} \sum_{k=1}^{K} y_{ik} \log p_{ik}
+                     + \frac{\lambda}{2m} \lVert W \rVert^2 \\
+                  &= \frac{1}{m} \sum_{i=1}^{m} \Big[ \log \sum_{k=1}^{K} e^{z_{ik}} - \sum_{k=1}^{K} y_{ik} z_{ik} \Big]
+                     + \frac{\lambda}{2m} \lVert W \rVert^2
+
+    Both have the same gradient, P the matrix of the p_ik
+    (:func:`hml.linear_model.logistic_objective` computes costs and gradient in one pass):
+
+    .. math::
+        :name: logistic-regression-gradient
+
+        \nabla_b J &= \frac{1}{m} \sum_{i=1}^{m} (P - Y)_{i:} \\
+        \nabla_W J &= \frac{1}{m} Z^\top (P - Y) + \frac{\lambda}{m} W
+
+    With ``sample_weight`` s -- times the row's class weight, for ``class_weight`` -- row i's
+    term and its row of P − Y are multiplied by sᵢ and Σs replaces m, as in
+    :class:`hml.LinearRegression`. With ``fit_intercept=False``, b = 0 throughout.
 
     Examples
     --------
@@ -327,7 +425,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return log_class_probabilities(self._decision(Xc), self._multinomial_, self._ctx_.xp)
 
     def decision_function(self, X: Any) -> Any:
-        """Logits z = ZW + b: shape (n_samples,) for two classes (z > 0 means ``classes_[1]``), else (n_samples, K)."""
+        """The logits z of the hypothesis (Notes) for the rows of ``X``: shape (n_samples,) for two classes
+        (z > 0 means ``classes_[1]``), else (n_samples, K)."""
         _, Xc = self._validate_X(X)
         logits = self._decision(Xc)
         if logits.shape[1] == 1:

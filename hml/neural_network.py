@@ -1,16 +1,8 @@
-"""The multilayer perceptron, trained by vectorised (matrix) backpropagation.
+"""The multilayer perceptron, trained by vectorised (matrix) backpropagation: no loop over examples.
 
-Notation (the notebook's): layer l has weights W⁽ˡ⁾ of shape (nₗ₋₁, nₗ) and biases
-b⁽ˡ⁾; A⁽⁰⁾ = X (a batch of m rows), H⁽ˡ⁾ = A⁽ˡ⁻¹⁾W⁽ˡ⁾ + b⁽ˡ⁾, A⁽ˡ⁾ = g(H⁽ˡ⁾) for hidden
-layers, and the output layer's logits H⁽ᴸ⁾ give P = σ(H⁽ᴸ⁾) (per-class sigmoid, the
-original) or softmax(H⁽ᴸ⁾). Backpropagation runs on whole matrices:
-
-    Δ⁽ᴸ⁾ = (P − Y) / m
-    ∂J/∂W⁽ˡ⁾ = A⁽ˡ⁻¹⁾ᵀ Δ⁽ˡ⁾ + λ/n W⁽ˡ⁾,   ∂J/∂b⁽ˡ⁾ = Σᵢ Δ⁽ˡ⁾ᵢ
-    Δ⁽ˡ⁻¹⁾ = (Δ⁽ˡ⁾ W⁽ˡ⁾ᵀ) ⊙ g′(H⁽ˡ⁻¹⁾)
-
--- no loop over examples. All parameters travel as one flat vector θ, so the shared
-optimisers of :mod:`hml.optimize` train the network.
+Its math -- the forward pass, the costs, backpropagation -- is in the docstrings of :func:`forward` and
+:func:`mlp_objective` (``hml._mlp``), which compute it. All parameters travel as one flat vector θ, so
+the shared optimisers of :mod:`hml.optimize` train the network.
 """
 
 from __future__ import annotations
@@ -94,7 +86,7 @@ class _Network(BaseEstimator):
     init: Literal["uniform", "glorot"] = param(
         default="uniform",
         rule=OneOf(("uniform", "glorot")),
-        doc="W and b uniform in ±``epsilon`` (the original), or Glorot: W uniform in ±√(6/(nₗ₋₁ + nₗ)), b = 0.",
+        doc="W, b uniform in ±``epsilon`` (the original), or Glorot's W, b = 0 (see :class:`MultilayerPerceptron`).",
     )
     epsilon: float = param(
         default=0.12, rule=Real(positive=True), doc="Half-width of the ``'uniform'`` initialisation."
@@ -311,13 +303,30 @@ class _Network(BaseEstimator):
 
 
 class MultilayerPerceptron(ClassifierMixin, _Network):
-    """A fully connected neural network classifier trained by matrix backpropagation.
+    r"""A fully connected neural network classifier trained by matrix backpropagation.
 
     Attributes
     ----------
-    classes_, coefs_ (list of W⁽ˡ⁾), intercepts_ (list of b⁽ˡ⁾), layers_, cost_history_,
-    n_iter_, n_features_in_, feature_transformer_; with ``early_stopping``, validation_scores_
-    (the held-out accuracy after each iteration) and best_validation_score_
+    classes_ : ndarray (n_classes,)
+    coefs_, intercepts_, layers_ : lists
+        W⁽ˡ⁾ (nₗ₋₁ × nₗ) and b⁽ˡ⁾ (nₗ) for l = 1, …, L, and n₀, …, n_L (input and output included).
+    cost_history_ : array of shape (``n_iter_`` + 1,)
+        J(θ₀), then J after every iteration (full batch) or the mean batch cost of every epoch.
+    n_iter_, n_features_in_ : int
+    feature_transformer_ : FeatureTransformer
+        The standardisation fitted to the training rows (``normalize``).
+    validation_scores_, best_validation_score_ : ndarray, float
+        With ``early_stopping``: the held-out accuracy after each iteration (epoch), and the best.
+
+    Notes
+    -----
+    The math is :func:`hml.neural_network.forward`'s and :func:`hml.neural_network.mlp_objective`'s; θ₀ is drawn as:
+
+    .. math::
+        :name: mlp-initialisation
+
+        \text{uniform:} \quad & W^{(l)}_{jk}, \ b^{(l)}_k \sim U(\pm \epsilon), \\
+        \text{glorot:} \quad & W^{(l)}_{jk} \sim U\Big(\pm \sqrt{\tfrac{6}{n_{l-1} + n_l}}\Big), \ \ b^{(l)} = 0 .
     """
 
     output: Literal["sigmoid", "softmax"] = param(
@@ -377,16 +386,17 @@ class MultilayerPerceptron(ClassifierMixin, _Network):
 
 
 class MultilayerPerceptronRegressor(_Network):
-    """A fully connected network for regression, trained by matrix backpropagation: scikit-learn's
-    ``MLPRegressor``. The output layer is the identity, H = A⁽ᴸ⁻¹⁾W⁽ᴸ⁾ + b⁽ᴸ⁾ = ŷ, and the cost the squared
-    error J(θ) = 1/(2m) Σᵢ (ŷᵢ − yᵢ)² + λ/(2n) Σₗ ‖W⁽ˡ⁾‖², so Δ⁽ᴸ⁾ = (ŷ − y)/m; the rest is the
-    classifier's backpropagation. The defaults are scikit-learn's (relu, Glorot, Adam on batches of
-    200 with step 0.001, λ = 1e-4), X standardised (``normalize=True``); y is used as it is.
+    """A fully connected network for regression, trained by matrix backpropagation: scikit-learn's ``MLPRegressor``.
+    Its output layer is the identity, ŷ = H⁽ᴸ⁾, and its loss the squared error (``"identity"`` in
+    :func:`hml.neural_network.mlp_objective`); the rest is the classifier's. The defaults are scikit-learn's
+    (relu, Glorot, Adam on batches of 200 with step 0.001, λ = 1e-4); X is standardised, y used as it is.
 
     Attributes
     ----------
-    coefs_, intercepts_, layers_, cost_history_, n_iter_, n_features_in_, feature_transformer_; with
-    ``early_stopping``, validation_scores_ (the held-out R² after each iteration) and best_validation_score_
+    coefs_, intercepts_, layers_, cost_history_, n_iter_, n_features_in_, feature_transformer_
+        As :class:`MultilayerPerceptron`'s, with n_L = 1.
+    validation_scores_, best_validation_score_ : ndarray, float
+        With ``early_stopping``: the held-out R² after each iteration (epoch), and the best.
     """
 
     _estimator_type: ClassVar[str] = "regressor"

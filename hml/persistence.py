@@ -1,6 +1,6 @@
 """Saved models: one ``.npz`` file of arrays, with the rest described in JSON inside it. No pickle.
 
-The format (version 1). An ``.npz`` (a zip of ``.npy`` arrays, as :func:`numpy.savez` writes)
+The format (version 1). An ``.npz`` (a zip of ``.npy`` arrays, as ``numpy.savez`` writes)
 holding:
 
 - ``__hml__``: UTF-8 JSON, as a uint8 array. It holds ``format`` ("hml-model"),
@@ -8,7 +8,7 @@ holding:
   ``fitted_on`` (backend and device, for the record) and the model: ``class``, ``params``
   (the ``__init__`` arguments) and ``state`` (the fitted ``*_`` attributes).
 - ``a0``, ``a1``, ...: the arrays that ``params`` and ``state`` refer to by name, in NumPy
-  dtypes only (floats, integers, booleans, unicode strings): :func:`load` reads them with
+  dtypes only (floats, integers, booleans, unicode strings): :func:`hml.load` reads them with
   ``allow_pickle=False``, so a file can hold no code to run.
 
 Values in ``params`` and ``state`` are tagged JSON: ``{"json": v}`` for numbers, strings,

@@ -104,6 +104,9 @@ def _thumbnail(notebook: dict[str, Any]) -> bytes | None:
     return base64.b64decode(chosen) if chosen else None
 
 
+#: The gallery's section headings, by notebook folder (a new folder gets its name, capitalised).
+TOPICS = {"k_means": "k-means", "neural_network": "Neural networks", "backends": "One code, many backends"}
+
 GALLERY_HEAD = """\
 # Notebooks
 
@@ -115,29 +118,36 @@ your browser with nothing installed (the JupyterLite site: the README's *In your
 """
 
 
+def _write(path: Path, content: bytes) -> None:
+    """Write ``content`` unless ``path`` holds it already (Sphinx then sees an unchanged source)."""
+    if not path.is_file() or path.read_bytes() != content:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
 def copy_notebooks(app: Sphinx) -> None:
     """Copy the notebooks under ``docs/notebooks`` and write their gallery, ``docs/notebooks/index.md``."""
     target = DOCS / "notebooks"
-    shutil.rmtree(target, ignore_errors=True)
-    (target / "_thumbnails").mkdir(parents=True)
-    sources = sorted((REPO / "notebooks").glob("*/*.ipynb"))
+    written: set[Path] = set()
     topics: dict[str, list[tuple[str, str, str]]] = {}
-    for source in sources:
+    for source in sorted((REPO / "notebooks").glob("*/*.ipynb")):
         topic, name = source.parent.name, source.stem
-        (target / topic).mkdir(exist_ok=True)
-        shutil.copyfile(source, target / topic / source.name)
-        notebook = json.loads(source.read_text(encoding="utf-8"))
+        content = source.read_bytes()
+        notebook = json.loads(content)
         thumbnail = _thumbnail(notebook)
-        image = f"_thumbnails/{topic}-{name}.png"
         if thumbnail is None:
             raise RuntimeError(f"{source}: no image output to make its gallery thumbnail from (execute it)")
-        (target / image).write_bytes(thumbnail)
+        image = f"_thumbnails/{topic}-{name}.png"
+        for path, data in ((target / topic / source.name, content), (target / image, thumbnail)):
+            _write(path, data)
+            written.add(path)
         topics.setdefault(topic, []).append((f"{topic}/{name}", _title(notebook, name), image))
     lines = [GALLERY_HEAD, "```{toctree}", ":hidden:", ""]
     lines += [doc for entries in topics.values() for doc, _, _ in entries]
     lines += ["```", ""]
     for topic, entries in topics.items():
-        lines += [f"## {topic.replace('_', ' ').capitalize()}", "", "::::{grid} 1 2 3 3", ":gutter: 3", ""]
+        heading = TOPICS.get(topic, topic.replace("_", " ").capitalize())
+        lines += [f"## {heading}", "", "::::{grid} 1 2 3 3", ":gutter: 3", ""]
         for doc, title, image in entries:
             lines += [
                 f":::{{grid-item-card}} {title}",
@@ -148,7 +158,10 @@ def copy_notebooks(app: Sphinx) -> None:
                 "",
             ]
         lines += ["::::", ""]
-    (target / "index.md").write_text("\n".join(lines), encoding="utf-8")
+    _write(target / "index.md", "\n".join(lines).encode())
+    written.add(target / "index.md")
+    for stale in [path for path in target.rglob("*") if path.is_file() and path not in written]:
+        stale.unlink()  # a notebook renamed or removed since the last build
 
 
 # -- formulas said once -----------------------------------------------------------------------------
@@ -201,6 +214,9 @@ class HmlFormula(SphinxDirective):
             latex = docstring_formula(path, name)
         except (LookupError, ImportError, AttributeError) as error:
             raise self.error(f"hml-formula: {error}") from error
+        source = inspect.getsourcefile(inspect.unwrap(_resolve(path)))
+        if source:  # an edit of the docstring rebuilds this page
+            self.env.note_dependency(source)
         block = nodes.math_block(latex, latex, nowrap=False, number=None, docname=self.env.docname)
         self.set_source_info(block)
         reference = addnodes.pending_xref(

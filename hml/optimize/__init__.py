@@ -128,8 +128,8 @@ def gradient_descent(
     divergence_factor: float = 10.0,
     hint: str = "",
 ) -> OptimizeResult:
-    """Batch gradient descent, θ ← θ − α ∇J(θ), for at most ``max_iter`` iterations (:func:`minimize`
-    with :class:`GradientDescent`). Raises :class:`hml.DivergenceError` when the cost becomes
+    """Batch gradient descent for at most ``max_iter`` iterations: :func:`minimize` with :class:`GradientDescent`
+    (its update, on all rows). Raises :class:`hml.DivergenceError` when the cost becomes
     non-finite or grows past ``divergence_factor`` times J(θ₀) -- a learning rate too large for
     the curvature of J; ``hint`` is appended to its advice."""
     return minimize(

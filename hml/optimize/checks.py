@@ -18,11 +18,19 @@ __all__ = ["check_gradient", "largest_curvature"]
 def largest_curvature(
     objective: Objective, theta: Any, *, ctx: ComputeContext, iterations: int = 20, seed: int = 0
 ) -> float:
-    """λ_max, the largest eigenvalue of the Hessian H of a quadratic J, by power iteration.
+    r"""λ_max, the largest eigenvalue of the Hessian H of a quadratic J, by power iteration.
 
-    H is never formed: for a quadratic, H v = ∇J(θ + v) − ∇J(θ), one objective call
-    (two GEMVs) per iteration, and λ ≈ vᵀHv for the unit vector v after ``iterations``
-    steps. The estimate approaches λ_max from below, and 1/λ is then a step for which
+    H is never formed: for a quadratic, Hv is a difference of two gradients, one objective
+    call (two GEMVs) per iteration; from a random unit v₀, after ``iterations`` steps,
+
+    .. math::
+        :name: largest-curvature-power-iteration
+
+        H v_j &= \nabla J(\theta + v_j) - \nabla J(\theta) \\
+        v_{j+1} &= H v_j \,/\, \lVert H v_j \rVert \\
+        \lambda_{\max} &\approx v_j^\top H v_j
+
+    The estimate approaches λ_max from below, and 1/λ is then a step for which
     gradient descent on J cannot diverge (it does for steps past 2/λ_max) and makes
     progress along every direction. One host read, at the end.
     """
@@ -54,9 +62,13 @@ def largest_curvature(
 def check_gradient(
     objective: Objective, theta: Any, *, ctx: ComputeContext, epsilon: float = 1e-6, coordinates: Any = None
 ) -> float:
-    """Relative error between ``objective``'s gradient and central finite differences.
+    r"""Relative error between ``objective``'s gradient g and central finite differences ĝ,
 
-        gᵢ ≈ (J(θ + ε eᵢ) − J(θ − ε eᵢ)) / (2ε),   error = ‖g − ĝ‖₂ / max(‖g‖₂, ‖ĝ‖₂)
+    .. math::
+        :name: gradient-check
+
+        \hat g_j = \frac{J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)}{2 \varepsilon}, \qquad
+        \text{error} = \frac{\lVert g - \hat g \rVert_2}{\max\big(\lVert g \rVert_2, \lVert \hat g \rVert_2\big)}
 
     over the flat indices ``coordinates`` of θ (default: all of them; two evaluations
     of J each, so keep θ small). In float64 a correct gradient gives ~1e-9 or less.

@@ -53,7 +53,14 @@ def gradient_norm(xp: Any, gradient: Any) -> Any:
 
 
 def reached(gnorm: float, initial_gnorm: float, tol: float | None) -> bool:
-    """The stopping rule of every method: ‖∇J(θ_k)‖∞ ≤ tol · ‖∇J(θ₀)‖∞ (never, for ``tol=None``)."""
+    r"""The stopping rule of every method: whether the largest gradient component ``gnorm`` has fallen
+    to ``tol`` times its size at the start, ``initial_gnorm`` (never, for ``tol=None``):
+
+    .. math::
+        :name: stopping-rule
+
+        \lVert \nabla J(\theta_k) \rVert_\infty \le \mathrm{tol} \cdot \lVert \nabla J(\theta_0) \rVert_\infty
+    """
     return tol is not None and gnorm <= tol * initial_gnorm
 
 
@@ -223,7 +230,7 @@ def minimize(
     """Minimise J from ``theta`` with ``rule`` for at most ``max_iter`` iterations (epochs, with ``batches``).
 
     The one loop: it evaluates J(θ₀) and ∇J(θ₀), lets the rule update θ once per iteration, and
-    owns what every method shares -- the stopping test ‖∇J(θ_k)‖∞ ≤ ``tol`` · ‖∇J(θ₀)‖∞ (and the
+    owns what every method shares -- the stopping test of :func:`reached` (and the
     rule's cost-change criterion, when it has one and ``tol`` is set; ``tol=None`` runs exactly
     ``max_iter`` iterations), the host reads (the rule's own, or one per ``check_every``
     iterations: the costs since the last read with ‖∇J‖∞), divergence (J non-finite, or above

@@ -156,8 +156,32 @@ class _LineSearchRule:
 
 
 class LBFGS(_LineSearchRule):
-    """Limited-memory BFGS: d = −H∇J from the last ``memory`` (s, y) pairs, a unit first trial step
-    (the direction is already scaled), c₂ = 0.9."""
+    r"""Limited-memory BFGS (Liu & Nocedal, 1989): a quasi-Newton direction from the last ``memory``
+    steps, a strong-Wolfe line search along it with c₂ = 0.9, and a unit first trial step once there
+    are pairs (the direction is then already scaled).
+
+    Parameters
+    ----------
+    memory : int, default=10
+        M, the (s, y) pairs kept.
+
+    Notes
+    -----
+    With the steps s_j = θ_{j+1} − θ_j and gradient changes y_j = ∇J(θ_{j+1}) − ∇J(θ_j) of the last
+    M iterations, and ρ_j = 1 / y_jᵀs_j, the direction is d_k = −H_k ∇J(θ_k) for the inverse-Hessian
+    approximation H_k that the BFGS updates of the kept pairs make of H⁰ = γI (γ = sᵀy / yᵀy of
+    the newest pair; γ = 1 before there is one) -- computed, without forming H, by the two-loop
+    recursion (Nocedal & Wright, Algorithm 7.4). Each kept pair j, oldest first, updates
+
+    .. math::
+        :name: lbfgs-direction
+
+        H \leftarrow (I - \rho_j s_j y_j^\top)\, H \,(I - \rho_j y_j s_j^\top) + \rho_j s_j s_j^\top
+
+    A pair enters only when y_jᵀs_j > 0 (by a margin), which keeps H positive definite, so d a
+    descent direction; where the line search fails along d, the pairs are dropped and the
+    search restarts along −∇J.
+    """
 
     name = "lbfgs"
     c2 = 0.9
@@ -180,9 +204,24 @@ class LBFGS(_LineSearchRule):
 
 
 class ConjugateGradient(_LineSearchRule):
-    """Polak–Ribière+ nonlinear conjugate gradient, c₂ = 0.1; the first trial step repeats the last
-    step's first-order change. Works on θ of any shape (the original project passed a 2-D θ to
-    SciPy's CG, which current SciPy rejects)."""
+    r"""Polak–Ribière+ nonlinear conjugate gradient, with a strong-Wolfe line search (c₂ = 0.1: a
+    more exact search than L-BFGS's keeps the directions conjugate); the first trial step repeats
+    the last step's first-order change. Works on θ of any shape (the original project passed a
+    2-D θ to SciPy's CG, which current SciPy rejects).
+
+    Notes
+    -----
+    From d₀ = −∇J(θ₀), each direction is the new steepest descent plus a share β of the last
+    direction, g_k = ∇J(θ_k):
+
+    .. math::
+        :name: conjugate-gradient-direction
+
+        d_{k+1} &= -g_{k+1} + \beta_{k+1} d_k \\
+        \beta_{k+1} &= \max\Big(0, \frac{g_{k+1}^\top (g_{k+1} - g_k)}{\lVert g_k \rVert^2}\Big)
+
+    The max(0, ·) (the "+") restarts along −∇J where Polak–Ribière's β would turn negative.
+    """
 
     name = "cg"
     c2 = 0.1

@@ -20,7 +20,23 @@ __all__ = ["Adam", "GradientDescent", "Momentum"]
 
 
 class GradientDescent(StepRule):
-    """θ ← θ − α ∇J(θ), α = ``learning_rate``."""
+    r"""Gradient descent: a step of length α ‖∇J‖ against the gradient, α = ``learning_rate``.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The step α (the original project's ``alpha``).
+
+    Notes
+    -----
+    .. math::
+        :name: gradient-descent-update
+
+        \theta_{k+1} = \theta_k - \alpha \nabla J(\theta_k)
+
+    On all rows (:func:`hml.optimize.gradient_descent`) ∇J is the exact gradient; on
+    :class:`hml.optimize.MiniBatches`, a batch's.
+    """
 
     name = "gradient descent"
 
@@ -32,9 +48,23 @@ class GradientDescent(StepRule):
 
 
 class Momentum(StepRule):
-    """Heavy-ball momentum (Polyak): v ← μ v − α ∇J(θ), θ ← θ + v, from v = 0.
+    r"""Heavy-ball momentum (Polyak, 1964): gradient descent whose steps keep a share μ of the last one.
 
-    μ = ``momentum`` in [0, 1); μ = 0 is gradient descent. The state is the velocity v.
+    Parameters
+    ----------
+    learning_rate : float
+        The step α.
+    momentum : float
+        μ in [0, 1); μ = 0 is gradient descent.
+
+    Notes
+    -----
+    The state is the velocity v, from v₀ = 0:
+
+    .. math::
+        :name: momentum-update
+
+        v_{k+1} = \mu v_k - \alpha \nabla J(\theta_k), \qquad \theta_{k+1} = \theta_k + v_{k+1}
     """
 
     name = "gradient descent"
@@ -53,14 +83,28 @@ class Momentum(StepRule):
 
 
 class Adam(StepRule):
-    """Adam (Kingma & Ba, 2015), in the form scikit-learn's MLP uses:
+    r"""Adam (Kingma & Ba, 2015): each parameter's step scaled by the running size of its own gradient.
 
-        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   t ← t + 1
-        θ ← θ − α √(1 − β₂ᵗ) / (1 − β₁ᵗ) · m / (√v + ε)
+    Parameters
+    ----------
+    learning_rate : float, default=0.001
+        The step α (scikit-learn's ``learning_rate_init``).
+    beta_1, beta_2 : float, default=0.9, 0.999
+        The decays β₁, β₂ of the running means of the gradient and of its square.
+    eps : float, default=1e-8
+        ε, which keeps the step finite where v is 0.
 
-    with g = ∇J(θ), from m = v = 0: each parameter's step is scaled by the running size of its
-    own gradient. Defaults are scikit-learn's (β₁ = 0.9, β₂ = 0.999, ε = 1e-8); its
-    ``learning_rate_init`` is 0.001.
+    Notes
+    -----
+    The state is the moments m, v (from 0) and the step count t; with g = ∇J(θ_{t−1}),
+    squares and roots elementwise, in the form of the paper's Section 2 that scikit-learn's
+    MLP uses too (the bias corrections folded into the step):
+
+    .. math::
+        :name: adam-update
+
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g, \qquad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g^2 \\
+        \theta_t &= \theta_{t-1} - \alpha \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t} \, \frac{m_t}{\sqrt{v_t} + \epsilon}
     """
 
     name = "adam"

@@ -24,20 +24,16 @@ Chromium, ``../shared/pyodide``, Playwright or the ``lite`` extra is missing.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import shutil
-import socketserver
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from offline import chromium_executable, refusing_proxy, serve_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*/*.ipynb"))
@@ -50,19 +46,6 @@ ARTIFACTS = Path(os.environ.get("HML_BROWSER_ARTIFACTS") or ROOT / "build" / "br
 pytestmark = pytest.mark.browser
 
 
-def _chromium() -> str | None:
-    """Chromium's executable: Debian's binary itself rather than its /usr/bin/chromium wrapper, which
-    adds Google's API keys and extension flags, and with them background requests to Google's hosts."""
-    candidates = [
-        os.environ.get("HML_CHROMIUM"),
-        "/usr/lib/chromium/chromium",
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    ]
-    return next((c for c in candidates if c and Path(c).is_file()), None)
-
-
 def _pyodide() -> Path | None:
     folder = Path(os.environ.get("HML_PYODIDE") or ROOT.parent / "shared" / "pyodide")
     return folder if (folder / "pyodide.js").is_file() else None
@@ -70,7 +53,7 @@ def _pyodide() -> Path | None:
 
 def _missing() -> str | None:
     """Why the browser test cannot run here, or None."""
-    if _chromium() is None:
+    if chromium_executable() is None:
         return "no Chromium (apt-get install chromium, or set HML_CHROMIUM to its executable)"
     if _pyodide() is None:
         return "no local Pyodide 0.27.7 at ../shared/pyodide (or HML_PYODIDE): the site cannot run offline"
@@ -93,26 +76,6 @@ if MISSING:
 from playwright.sync_api import sync_playwright  # noqa: E402  (after the skip: an optional dependency)
 
 
-class _Refusing(socketserver.StreamRequestHandler):
-    """Chromium's proxy: logs the request line of whatever reaches it (a URL, or CONNECT host:port) and refuses it."""
-
-    def handle(self) -> None:
-        line = self.rfile.readline(8192).decode("latin-1").strip()
-        if line:
-            self.server.refused.append(line)  # type: ignore[attr-defined]
-        self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-
-
-class _SiteHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # every request, kept, not printed
-        self.server.served.append(self.path)  # type: ignore[attr-defined]
-
-
-def _serve(server: socketserver.BaseServer) -> socketserver.BaseServer:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The site, built by the documented command with the local Pyodide (the seconds it took go into the
@@ -130,21 +93,11 @@ def site(tmp_path_factory) -> Path:
     return output
 
 
-def _refusing_proxy() -> socketserver.ThreadingTCPServer:
-    proxy = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Refusing)
-    proxy.refused = []  # type: ignore[attr-defined]
-    proxy.daemon_threads = True
-    _serve(proxy)
-    return proxy
-
-
 @pytest.fixture(scope="module")
 def network(site):
     """(base URL of the site on 127.0.0.1, its server, the browser's own refusing proxy)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_SiteHandler, directory=str(site)))
-    server.served = []  # type: ignore[attr-defined]
-    _serve(server)
-    browser_itself = _refusing_proxy()
+    server = serve_folder(site)
+    browser_itself = refusing_proxy()
     yield f"http://127.0.0.1:{server.server_port}", server, browser_itself
     for each in (server, browser_itself):
         each.shutdown()
@@ -157,7 +110,7 @@ def browser(network):
         # The browser's own calls home (component updates, network time, accounts: no page's doing)
         # go to a refusing proxy of their own; they are reported, not counted against the site.
         chromium = playwright.chromium.launch(
-            executable_path=_chromium(),
+            executable_path=chromium_executable(),
             args=[
                 f"--proxy-server=http://127.0.0.1:{browser_itself.server_address[1]}",
                 # Autofill asks Google about the page's input fields through the page's own proxy: off.
@@ -214,7 +167,7 @@ class Page:
 
     def __init__(self, browser, base: str, path: str) -> None:
         self.path, self.started = path, time.perf_counter()
-        self.proxy = _refusing_proxy()
+        self.proxy = refusing_proxy()
         self.context = browser.new_context(
             viewport={"width": 1400, "height": 1000},
             proxy={"server": f"http://127.0.0.1:{self.proxy.server_address[1]}", "bypass": "127.0.0.1"},
@@ -421,7 +374,7 @@ def test_downloads_saved_models_and_the_platform_in_the_browser(browser, network
     base, _, _ = network
     page = Page(browser, base, FIRST)
     try:
-        out, errors = page.execute('import piplite\nawait piplite.install(["hml"], index_urls=[])')
+        out, errors = page.execute('import piplite\nawait piplite.install(["homemade-ml"], index_urls=[])')
         assert not errors, errors
         out, errors = page.execute(_LIBRARY_CHECK.format(mirror=f"{base}/files/data"))
         outside = page.outside()
