@@ -33,7 +33,8 @@ extensions = [
     "hml_datasets",
 ]
 
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+# guides/_generated: what the extensions write for the guides to include, not pages of their own.
+exclude_patterns = ["_build", "_ext", "guides/_generated", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 templates_path = ["_templates"]
 nitpicky = True
 
@@ -54,7 +55,6 @@ nb_execution_mode = "off"  # rendered from the committed outputs; CI executes th
 # Widgets would load their JavaScript from a CDN: their static fallback (text, image) is shown instead.
 nb_ipywidgets_js: dict[str, dict[str, str]] = {}
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
-suppress_warnings = ["mystnb.unknown_mime_type"]
 
 # -- HTML -----------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hml_docs import write_if_changed
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 
@@ -338,13 +339,6 @@ def chart(panels: list[tuple[str, list[Ratio]]]) -> bytes:
     return buffer.getvalue()
 
 
-def _write(path: Path, content: bytes) -> None:
-    """Write ``content`` unless ``path`` holds it already (Sphinx then sees an unchanged file)."""
-    if not path.is_file() or path.read_bytes() != content:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-
-
 def _inputs_digest() -> str:
     digest = hashlib.sha256()
     for path in [Path(__file__), RESULTS, *sorted(GPU_RUNS.glob(f"{GPU_REPORT}-run*.json"))]:
@@ -369,17 +363,12 @@ def generate(app: Sphinx | None = None) -> None:
             (f"GPU ({gpu_name}, float32): hml ÷ the same, hand-written in PyTorch", gpu),
         ]
     )
-    _write(CHART, png)
-    _write(CPU_TABLE, cpu_md.encode())
-    _write(GPU_TABLE, gpu_md.encode())
-    _write(STAMP, digest.encode())
+    write_if_changed(CHART, png)
+    write_if_changed(CPU_TABLE, cpu_md.encode())
+    write_if_changed(GPU_TABLE, gpu_md.encode())
+    write_if_changed(STAMP, digest.encode())
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    def exclude_generated(app: Sphinx, config: Any) -> None:
-        if "guides/_generated" not in config.exclude_patterns:
-            config.exclude_patterns.append("guides/_generated")  # included by the guides, not pages of their own
-
-    app.connect("config-inited", exclude_generated)
     app.connect("builder-inited", generate)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hml_docs import write_if_changed
 from sphinx.application import Sphinx
 
 OUT = Path(__file__).resolve().parents[1] / "guides" / "_generated" / "catalogue.md"
@@ -46,17 +47,9 @@ def catalogue() -> str:
 
 
 def write_catalogue(app: Sphinx | None = None) -> None:
-    content = catalogue().encode()
-    if not OUT.is_file() or OUT.read_bytes() != content:  # unchanged: Sphinx sees no new source
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_bytes(content)
+    write_if_changed(OUT, catalogue().encode())
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    def exclude_generated(app: Sphinx, config: Any) -> None:
-        if "guides/_generated" not in config.exclude_patterns:
-            config.exclude_patterns.append("guides/_generated")  # included by the guides, not pages of their own
-
-    app.connect("config-inited", exclude_generated)
     app.connect("builder-inited", write_catalogue)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

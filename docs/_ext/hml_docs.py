@@ -118,7 +118,7 @@ your browser with nothing installed (the JupyterLite site: the README's *In your
 """
 
 
-def _write(path: Path, content: bytes) -> None:
+def write_if_changed(path: Path, content: bytes) -> None:
     """Write ``content`` unless ``path`` holds it already (Sphinx then sees an unchanged source)."""
     if not path.is_file() or path.read_bytes() != content:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ def copy_notebooks(app: Sphinx) -> None:
             raise RuntimeError(f"{source}: no image output to make its gallery thumbnail from (execute it)")
         image = f"_thumbnails/{topic}-{name}.png"
         for path, data in ((target / topic / source.name, content), (target / image, thumbnail)):
-            _write(path, data)
+            write_if_changed(path, data)
             written.add(path)
         topics.setdefault(topic, []).append((f"{topic}/{name}", _title(notebook, name), image))
     lines = [GALLERY_HEAD, "```{toctree}", ":hidden:", ""]
@@ -158,7 +158,7 @@ def copy_notebooks(app: Sphinx) -> None:
                 "",
             ]
         lines += ["::::", ""]
-    _write(target / "index.md", "\n".join(lines).encode())
+    write_if_changed(target / "index.md", "\n".join(lines).encode())
     written.add(target / "index.md")
     for stale in [path for path in target.rglob("*") if path.is_file() and path not in written]:
         stale.unlink()  # a notebook renamed or removed since the last build
