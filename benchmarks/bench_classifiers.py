@@ -164,3 +164,106 @@ class LogisticRegressionVsScikitLearn:
         return interleaved_ratio(self.ctx, self._fit_hml, self._fit_sklearn, rounds=2)
 
     track_hml_over_sklearn.unit = "ratio"
+
+
+class MLPMiniBatchEpochVsPeers:
+    """One epoch of batch-128 SGD with momentum 0.9 on [784, 256, 10] (relu, softmax), no penalty, beside
+    scikit-learn's ``MLPClassifier(solver="sgd")`` and the same network hand-written in PyTorch with
+    ``torch.optim.SGD`` (issue 24: ≤ 1.0× both, float64 and float32). Each side is a fit of one epoch on
+    the same data (shuffled, its own initialisation), as a user would run it."""
+
+    params = (sizes(["60000x784"], ["2000x784"]), ["float64", "float32"])
+    param_names = ["shape", "dtype"]
+    timeout = 900
+    rounds = 5
+
+    def setup(self, shape, dtype):
+        m = int(shape.split("x")[0])
+        X, self.codes = digits_like(m)
+        self.X = X.astype(dtype)
+        self.ctx = context("numpy")
+        self.neural_network = peer("sklearn.neural_network", "scikit-learn")
+        try:
+            self.torch = peer("torch", "PyTorch")
+        except NotImplementedError:
+            self.torch = None
+        else:
+            self.torch_X = self.torch.from_numpy(self.X)
+            self.torch_y = self.torch.from_numpy(self.codes.astype(np.int64))
+
+    def _hml(self):
+        model = hml.MultilayerPerceptron(
+            layers=[784, 256, 10],
+            activation="relu",
+            output="softmax",
+            init="glorot",
+            normalize=False,
+            solver="gd",
+            learning_rate=0.01,
+            momentum=0.9,
+            batch_size=128,
+            max_iter=1,
+            tol=None,
+            random_state=0,
+        )
+        quietly(lambda: model.fit(self.X, self.codes))
+
+    def _sklearn(self):
+        model = self.neural_network.MLPClassifier(
+            hidden_layer_sizes=(256,),
+            activation="relu",
+            solver="sgd",
+            alpha=0.0,
+            batch_size=128,
+            learning_rate_init=0.01,
+            momentum=0.9,
+            nesterovs_momentum=False,
+            max_iter=1,
+            tol=0.0,
+            n_iter_no_change=10**9,
+            random_state=0,
+        )
+        quietly(lambda: model.fit(self.X, self.codes))
+
+    def _torch(self):
+        torch = self.torch
+        generator = torch.Generator().manual_seed(0)
+        dtype = self.torch_X.dtype
+        W1 = (torch.rand(784, 256, generator=generator, dtype=dtype) - 0.5) * (2 * (6 / (784 + 256)) ** 0.5)
+        W2 = (torch.rand(256, 10, generator=generator, dtype=dtype) - 0.5) * (2 * (6 / (256 + 10)) ** 0.5)
+        parameters = [W1, torch.zeros(256, dtype=dtype), W2, torch.zeros(10, dtype=dtype)]
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        W1, b1, W2, b2 = parameters
+        optimiser = torch.optim.SGD(parameters, lr=0.01, momentum=0.9)
+        order = torch.randperm(self.torch_X.shape[0], generator=generator)
+        for start in range(0, len(order), 128):
+            rows = order[start : start + 128]
+            logits = torch.relu(self.torch_X[rows] @ W1 + b1) @ W2 + b2
+            loss = torch.nn.functional.cross_entropy(logits, self.torch_y[rows])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        float(loss.detach())  # one host read at the end, as hml's epoch
+
+    def time_hml(self, *args):
+        self._hml()
+
+    def time_sklearn(self, *args):
+        self._sklearn()
+
+    def time_torch(self, *args):
+        if self.torch is None:
+            raise NotImplementedError("PyTorch is not installed")
+        self._torch()
+
+    def track_hml_over_sklearn(self, *args):
+        return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=self.rounds)
+
+    def track_hml_over_torch(self, *args):
+        if self.torch is None:
+            raise NotImplementedError("PyTorch is not installed")
+        return interleaved_ratio(self.ctx, self._hml, self._torch, rounds=self.rounds)
+
+    track_hml_over_sklearn.unit = "ratio"
+    track_hml_over_torch.unit = "ratio"

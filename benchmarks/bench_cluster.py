@@ -7,6 +7,10 @@ Floors (issue 5):
 - N = 10,000,000, D = 16, K = 16, float32 on NumPy: peak memory ≤ 1.3× the size of X
   (``KMeansMemory.track_peak_over_X``).
 
+Floors (issue 24), each side by side with scikit-learn in one benchmark: 20 Lloyd iterations ≤ 1.0× at
+200,000 × 32, K = 64 (float64 and float32), 1,000,000 × 16, K = 8 and 100,000 × 128, K = 256 (float32)
+(``KMeansVsScikitLearn``); k-means++ seeding with one iteration ≤ 1.0× (``KMeansPlusPlusVsScikitLearn``).
+
 Floor (issue 23): mini-batch k-means on N = 1,000,000, D = 32, K = 64, one epoch of batches of 1024 from
 the same centroids, labels computed: hml ≤ 1.0× scikit-learn's ``MiniBatchKMeans``
 (``MiniBatchKMeansVsScikitLearn.track_hml_over_sklearn``); its other floors, against hml's Lloyd, are
@@ -22,6 +26,13 @@ import numpy as np
 import hml
 
 from .common import LABELS, context, interleaved_ratio, peer, quietly, sizes
+
+
+def shape_of(shape: str) -> tuple[int, int, int, str]:
+    """asv's "NxDxK" or "NxDxK:dtype" (float64 unless named) as (N, D, K, dtype)."""
+    dims, _, dtype = shape.partition(":")
+    n, d, k = map(int, dims.split("x"))
+    return n, d, k, dtype or "float64"
 
 
 def clustered(n: int, d: int, k: int, dtype="float64", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +73,8 @@ class _BesideScikitLearn:
     peer_rounds = 7
 
     def setup(self, shape):
-        n, d, k = map(int, shape.split("x"))
-        self.X, self.start = clustered(n, d, k)
+        n, d, k, dtype = shape_of(shape)
+        self.X, self.start = clustered(n, d, k, dtype)
         self.k = k
         self.peer = self._peer(peer("sklearn.cluster", "scikit-learn"))
         self.ctx = context("numpy")
@@ -84,9 +95,15 @@ class _BesideScikitLearn:
 
 
 class KMeansVsScikitLearn(_BesideScikitLearn):
-    """The same 20 iterations beside ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1, tol=0)``."""
+    """The same 20 iterations beside ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1, tol=0)``: the
+    four shapes of issue 24 (≤ 1.0× on each), float32 kept in float32 by both."""
 
-    params = (sizes(["200000x32x64"], ["20000x32x64"]),)
+    params = (
+        sizes(
+            ["200000x32x64", "200000x32x64:float32", "1000000x16x8", "100000x128x256:float32"],
+            ["20000x32x64", "20000x16x8:float32"],
+        ),
+    )
     timeout = 600
 
     def _peer(self, cluster):
@@ -94,6 +111,23 @@ class KMeansVsScikitLearn(_BesideScikitLearn):
 
     def _hml(self):
         quietly(lambda: hml.KMeans(self.k, init=self.start, max_iter=20, tol=0.0).fit(self.X))
+
+
+class KMeansPlusPlusVsScikitLearn(_BesideScikitLearn):
+    """Seeding, as every default fit starts: greedy k-means++ and one Lloyd iteration, beside scikit-learn's
+    ``KMeans(init="k-means++", n_init=1, max_iter=1)`` (issue 24: k-means++ ≤ 1.0× scikit-learn's)."""
+
+    params = (sizes(["200000x32x64", "1000000x16x8", "100000x128x256:float32"], ["20000x32x64"]),)
+    timeout = 900
+    peer_rounds = 5
+
+    def _peer(self, cluster):
+        return cluster.KMeans(
+            self.k, init="k-means++", algorithm="lloyd", n_init=1, tol=0.0, max_iter=1, random_state=0
+        )
+
+    def _hml(self):
+        quietly(lambda: hml.KMeans(self.k, init="k-means++", n_init=1, max_iter=1, tol=0.0, random_state=0).fit(self.X))
 
 
 def _one_epoch(k, start):

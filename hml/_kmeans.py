@@ -36,6 +36,10 @@ __all__ = [
     "transform_block",
 ]
 
+#: k-means++ keeps its trials' D(x)² (N × trials values) up to this many bytes and a quarter of X; beyond
+#: (10⁷ rows, or few features) seeding holds X and two N-vectors only (issue 5's memory floor).
+KEEP_TRIAL_BYTES = 64 << 20
+
 
 class _WithoutNorms(NamedTuple):
     """A block function of (X, ‖x‖², s, *shared) called with X's and s's rows only: None for ‖x‖²."""
@@ -345,7 +349,9 @@ def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
     host, in float64), then within the one block t falls in. The random numbers are drawn on the
     host, so a seed picks the same rows on every backend. D(x)² is one N-vector beside X. Host
     reads: the blocks' sizes once, then three per centroid (the blocks' potentials, the sampled
-    rows, the best trial); passes over X: two per centroid.
+    rows, the best trial). Passes over X: one per centroid where the trials' D(x)², N × trials values,
+    take at most :data:`KEEP_TRIAL_BYTES` and a quarter of X (the winner's are then a column of them),
+    else two (the winner's recomputed) -- and always two on a lazy backend (they would stay in the graph).
     """
     ctx, X = data.ctx, data.X
     xp = ctx.xp
@@ -365,6 +371,9 @@ def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
     stops = np.cumsum(ctx.read(blocks.rows, why))  # once: the blocks are the same in every pass
     starts = np.concatenate([[0], stops[:-1]])
     out = {"potentials": Sum((trials,), X.dtype)}
+    kept_bytes = n * trials * (4 if X.dtype == xp.float32 else 8)
+    keep = not ctx.backend.lazy and kept_bytes <= KEEP_TRIAL_BYTES and 4 * trials <= X.shape[1]
+    nearest = Rows(X.dtype, width=trials)
     for _ in range(1, k):
         ends = np.cumsum(ctx.read(blocks.potential, why).astype(np.float64))
         picks = []  # (block, position in the block) of each trial, found on the device
@@ -384,11 +393,16 @@ def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
         # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
         shared = (rows, centroid_norms(rows))
         arrays = [X, data.squared_norms, closest, *weighted]
-        potentials = data.reduce(_potential_block, arrays, (*none, *shared), out).potentials
-        best = int(np.argmin(ctx.read(potentials, why)))
+        if keep:
+            result = data.reduce(_trial_block, arrays, (*none, *shared), {**out, "nearest": nearest})
+            best = int(np.argmin(ctx.read(result.potentials, why)))
+            (closest,) = ctx.backend.materialize(result.nearest[:, best])
+        else:
+            potentials = data.reduce(_potential_block, arrays, (*none, *shared), out).potentials
+            best = int(np.argmin(ctx.read(potentials, why)))
+            new = _distances(data, rows[best : best + 1, ...])
+            (closest,) = ctx.backend.materialize(xp.minimum(closest, new))
         chosen.append(candidates[best])
-        new = _distances(data, rows[best : best + 1, ...])
-        (closest,) = ctx.backend.materialize(xp.minimum(closest, new))
         blocks = data.reduce(_block_potential, [closest, *weighted], none, per_block)
     return ctx.take_rows(X, chosen)
 
@@ -401,14 +415,22 @@ def _block_potential(closest: Any, weights: Any) -> tuple[Any, Any]:
     return xp.reshape(potential, (1,)), rows
 
 
+def _trial_block(
+    X: Any, norms: Any, closest: Any, weights: Any, candidates: Any, candidate_norms: Any
+) -> tuple[Any, Any]:
+    """Σᵢ sᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows for each candidate c, and the min(D(xᵢ)², ‖xᵢ − c‖²)."""
+    xp = array_api_compat.array_namespace(X)
+    distances = kernels.scores(X, candidates, candidate_norms)
+    distances += norms[:, None]
+    nearest = xp.minimum(distances, closest[:, None])
+    return (xp.sum(nearest, axis=0) if weights is None else weights @ nearest), nearest
+
+
 def _potential_block(
     X: Any, norms: Any, closest: Any, weights: Any, candidates: Any, candidate_norms: Any
 ) -> tuple[Any]:
     """Σᵢ sᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows, for each candidate c."""
-    xp = array_api_compat.array_namespace(X)
-    distances = kernels.scores(X, candidates, candidate_norms) + norms[:, None]
-    nearest = xp.minimum(distances, closest[:, None])
-    return (xp.sum(nearest, axis=0) if weights is None else weights @ nearest,)
+    return _trial_block(X, norms, closest, weights, candidates, candidate_norms)[:1]
 
 
 def column_variance_mean(data: Data) -> float:

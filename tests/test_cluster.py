@@ -85,6 +85,28 @@ def test_kmeans_plus_plus_is_reproducible_across_backends(case):
     np.testing.assert_array_equal(case.to_numpy(labels), reference.labels_)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_plus_plus_keeps_or_recomputes_the_trials_distances_alike(weighted, monkeypatch):
+    """Seeding keeps the trials' D(x)² where they fit (one pass over X a centroid) and recomputes the
+    winner's otherwise (two): the same rows are chosen either way, over several blocks."""
+    import hml._kmeans as _kmeans
+
+    X = blobs(n=3000, d=16, k=8, seed=5)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, size=3000) if weighted else None
+    ctx = backends.resolve("numpy")
+
+    def seeds(seed):
+        data = _kmeans.prepared(ctx, X, 8, 4096, None if weights is None else weights / weights.mean())
+        return _kmeans.kmeans_plus_plus(data, 8, np.random.default_rng(seed))
+
+    kept = [seeds(seed) for seed in range(4)]
+    monkeypatch.setattr(_kmeans, "KEEP_TRIAL_BYTES", 0)
+    recomputed = [seeds(seed) for seed in range(4)]
+    for one, other in zip(kept, recomputed, strict=True):
+        np.testing.assert_array_equal(one, other)
+    assert all(len({row.tobytes() for row in one}) == 8 for one in kept)
+
+
 def test_init_size_seeds_k_means_plus_plus_from_a_uniform_sample(case, monkeypatch):
     """init_size=m: greedy k-means++ on m rows drawn without replacement (the same rows, and so
     the same seeds, on every backend); init_size >= n is all the rows, as without it."""
