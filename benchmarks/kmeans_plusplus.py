@@ -1,0 +1,74 @@
+"""k-means++ seeding (greedy, with one Lloyd iteration, as every default fit starts) at issue 24's shapes:
+hml with the code of a git ref and of the working tree, and scikit-learn, timed alternately in one process.
+
+    python benchmarks/kmeans_plusplus.py --before HEAD~1 --rounds 5
+
+Prints, per shape, the median times, after ÷ before, after ÷ scikit-learn, and whether both hml versions
+chose the same centres (the asv benchmark ``KMeansPlusPlusVsScikitLearn`` tracks the ratio to scikit-learn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from before_after import load_before
+
+SHAPES = [
+    (200_000, 32, 64, "float64"),
+    (1_000_000, 16, 8, "float64"),
+    (200_000, 32, 64, "float32"),
+    (100_000, 128, 256, "float32"),
+]
+
+
+def sides(old, new, sklearn_kmeans, X, k):
+    """The three fits to time: the ref's hml, the working tree's, scikit-learn's."""
+    return {
+        "before": lambda: old.KMeans(k, n_init=1, max_iter=1, tol=0.0, random_state=0).fit(X),
+        "after": lambda: new.KMeans(k, n_init=1, max_iter=1, tol=0.0, random_state=0).fit(X),
+        "sklearn": lambda: sklearn_kmeans(k, n_init=1, max_iter=1, tol=0.0, algorithm="lloyd", random_state=0).fit(X),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default="HEAD", help="the git ref to compare the working tree with")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    old = load_before(args.before, Path(tempfile.mkdtemp()))
+    from sklearn.cluster import KMeans
+
+    import hml
+
+    warnings.simplefilter("ignore")
+    for n, d, k, dtype in SHAPES:
+        X = np.random.default_rng(0).random((n, d), dtype=np.float32 if dtype == "float32" else np.float64)
+        fits = sides(old, hml, KMeans, X, k)
+        models = {name: fit() for name, fit in fits.items()}  # and a warm-up
+        same = np.array_equal(models["before"].cluster_centers_, models["after"].cluster_centers_)
+        times: dict[str, list[float]] = {name: [] for name in fits}
+        for r in range(args.rounds):
+            for name in list(fits) if r % 2 == 0 else list(fits)[::-1]:
+                start = time.perf_counter()
+                fits[name]()
+                times[name].append(time.perf_counter() - start)
+        t = {name: statistics.median(v) for name, v in times.items()}
+        print(
+            f"{n:,} × {d}, K = {k}, {dtype}: before {t['before'] * 1e3:.0f} ms, after {t['after'] * 1e3:.0f} ms "
+            f"({t['after'] / t['before']:.3f}×), scikit-learn {t['sklearn'] * 1e3:.0f} ms: after ÷ scikit-learn "
+            f"{t['after'] / t['sklearn']:.3f}, before ÷ scikit-learn {t['before'] / t['sklearn']:.3f}; same centres: {same}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
