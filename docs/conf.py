@@ -66,6 +66,9 @@ html_theme_options = {
     "show_toc_level": 2,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
+    # No table of contents on the right of a notebook's page: its formulas, written for Jupyter's wide cells,
+    # and its plots get the room (patterns must not overlap: every page not under notebooks/, the gallery).
+    "secondary_sidebar_items": {"[!n]**": ["page-toc"], "notebooks/index": ["page-toc"], "notebooks/*/*": []},
 }
 html_show_sourcelink = False
 # MathJax from the site itself (hml_docs copies it into _static/mathjax): nothing is fetched from a CDN.
