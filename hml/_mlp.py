@@ -208,8 +208,9 @@ def mlp_objective(
                 data_cost = xp.sum(normaliser) - xp.sum(T * logits)
             else:
                 data_cost = xp.sum(weight * (normaliser - xp.sum(T * logits, axis=1, keepdims=True)))
-        penalty = sum(xp.sum(W * W) for W, _ in params)
-        cost = inv_m * data_cost + 0.5 * reg * penalty
+        cost = inv_m * data_cost
+        if reg:  # skipped, not multiplied by zero: a pass over every weight, per batch
+            cost = cost + 0.5 * reg * sum(xp.sum(W * W) for W, _ in params)
         delta = P - T
         delta *= inv_m
         if weight is not None:
@@ -220,7 +221,8 @@ def mlp_objective(
             A_in = activations[layer]
             gradients.append(column_sums(delta))
             grad_W = tall_gram(A_in, delta)
-            grad_W += reg * W
+            if reg:
+                grad_W += reg * W
             gradients.append(xp.reshape(grad_W, (-1,)))
             if layer:  # the input layer needs no Δ
                 delta = _derivative_times(delta @ W.T, A_in, activation, xp)
