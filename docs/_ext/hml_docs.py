@@ -179,9 +179,9 @@ def _resolve(path: str) -> Any:
     return obj
 
 
-def docstring_formula(path: str, name: str) -> str:
-    """The body of the ``.. math::`` block named ``name`` in the docstring of the object at ``path``."""
-    doc = inspect.getdoc(_resolve(path)) or ""
+def docstring_formula(obj: Any, name: str) -> str:
+    """The body of the ``.. math::`` block named ``name`` in the docstring of ``obj``."""
+    doc = inspect.getdoc(obj) or ""
     lines = doc.splitlines()
     for i, line in enumerate(lines):
         if line.strip() != ".. math::":
@@ -198,7 +198,7 @@ def docstring_formula(path: str, name: str) -> str:
                 body.append(following)
         if options.get("name") == name:
             return inspect.cleandoc("\n".join(body)).strip()
-    raise LookupError(f"the docstring of {path} has no `.. math::` block with `:name: {name}`")
+    raise LookupError(f"the docstring has no `.. math::` block with `:name: {name}`")
 
 
 class HmlFormula(SphinxDirective):
@@ -211,10 +211,11 @@ class HmlFormula(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         path, name = self.arguments[0], self.options.get("name", "")
         try:
-            latex = docstring_formula(path, name)
+            obj = _resolve(path)
+            latex = docstring_formula(obj, name)
         except (LookupError, ImportError, AttributeError) as error:
-            raise self.error(f"hml-formula: {error}") from error
-        source = inspect.getsourcefile(inspect.unwrap(_resolve(path)))
+            raise self.error(f"hml-formula {path}: {error}") from error
+        source = inspect.getsourcefile(inspect.unwrap(obj))
         if source:  # an edit of the docstring rebuilds this page
             self.env.note_dependency(source)
         block = nodes.math_block(latex, latex, nowrap=False, number=None, docname=self.env.docname)
