@@ -68,7 +68,9 @@ def _derivative_times(delta: Any, A: Any, activation: str, xp: Any) -> Any:
     if activation == "tanh":
         delta *= 1.0 - A * A
         return delta
-    return xp.where(A > 0, delta, 0.0)
+    # A product with the 0/1 mask rather than a selection: no branch per element on the mask's signs.
+    delta *= xp.astype(A > 0, delta.dtype)
+    return delta
 
 
 def layer_shapes(layers: list[int]) -> list[tuple[int, int]]:
@@ -179,21 +181,22 @@ def mlp_objective(
         \frac{\partial J}{\partial W^{(l)}} &= A^{(l-1)\top} \Delta^{(l)} + \frac{\lambda}{n} W^{(l)},
 
         \frac{\partial J}{\partial b^{(l)}} &= \sum_{i=1}^{m} \Delta^{(l)}_{i} .
+
+    The function returned carries ``cost_only(theta, rows=None) -> J``, the forward pass alone: what a
+    mini-batch fit's start evaluates on all rows where ∇J(θ₀) is not needed (``tol=None``).
     """
     reg = l2 / (Z.shape[0] if weights is None else weights.total)
     S = None if weights is None else xp.reshape(weights.normalised, (-1, 1))
 
-    def objective(theta: Any, rows: Any = None) -> tuple[Any, Any]:
+    def selected(rows: Any) -> tuple[Any, Any, Any]:
         if rows is None:
-            A, T, weight = Z, Y, S
-        elif isinstance(rows, slice):
-            A, T, weight = Z[rows, ...], Y[rows, ...], None if S is None else S[rows, ...]
-        else:
-            A, T = xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0)
-            weight = None if S is None else xp.take(S, rows, axis=0)
-        inv_m = 1.0 / A.shape[0]
-        params = unpack(theta, layers, xp)
-        activations, logits = forward(A, params, activation, xp)
+            return Z, Y, S
+        if isinstance(rows, slice):
+            return Z[rows, ...], Y[rows, ...], None if S is None else S[rows, ...]
+        weight = None if S is None else xp.take(S, rows, axis=0)
+        return xp.take(Z, rows, axis=0), xp.take(Y, rows, axis=0), weight
+
+    def cost_and_outputs(A: Any, T: Any, weight: Any, params: list[tuple[Any, Any]], logits: Any) -> tuple[Any, Any]:
         if output == "identity":
             P = logits
             squares = (P - T) * (P - T)
@@ -208,9 +211,22 @@ def mlp_objective(
                 data_cost = xp.sum(normaliser) - xp.sum(T * logits)
             else:
                 data_cost = xp.sum(weight * (normaliser - xp.sum(T * logits, axis=1, keepdims=True)))
-        cost = inv_m * data_cost
+        cost = (1.0 / A.shape[0]) * data_cost
         if reg:  # skipped, not multiplied by zero: a pass over every weight, per batch
             cost = cost + 0.5 * reg * sum(xp.sum(W * W) for W, _ in params)
+        return cost, P
+
+    def cost_only(theta: Any, rows: Any = None) -> Any:
+        A, T, weight = selected(rows)
+        params = unpack(theta, layers, xp)
+        return cost_and_outputs(A, T, weight, params, forward(A, params, activation, xp)[1])[0]
+
+    def objective(theta: Any, rows: Any = None) -> tuple[Any, Any]:
+        A, T, weight = selected(rows)
+        inv_m = 1.0 / A.shape[0]
+        params = unpack(theta, layers, xp)
+        activations, logits = forward(A, params, activation, xp)
+        cost, P = cost_and_outputs(A, T, weight, params, logits)
         delta = P - T
         delta *= inv_m
         if weight is not None:
@@ -228,6 +244,7 @@ def mlp_objective(
                 delta = _derivative_times(delta @ W.T, A_in, activation, xp)
         return cost, xp.concat(gradients[::-1])
 
+    objective.cost_only = cost_only  # type: ignore[attr-defined]  # J alone, by the forward pass
     return objective
 
 

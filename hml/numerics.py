@@ -31,13 +31,21 @@ def tall_matmul(A: Any, W: Any) -> Any:
     """A @ W for a tall A (m × n, m ≫ n), computed as (Wᵀ Aᵀ)ᵀ.
 
     The same product; OpenBLAS picks a faster kernel for this orientation in float64, and
-    PyTorch is no slower either way (the figures: ``benchmarks/RESULTS.md``).
+    PyTorch is no slower either way (the figures: ``benchmarks/RESULTS.md``). A short A (no more
+    rows than columns: a mini-batch) is multiplied as it is, so that the result is row-major like
+    the arrays it meets elementwise (a mixed layout is a strided pass).
     """
+    if A.shape[0] <= A.shape[1]:
+        return A @ W
     return (W.T @ A.T).T
 
 
 def tall_gram(A: Any, delta: Any) -> Any:
-    """Aᵀ Δ for tall A and Δ (m rows each), computed as (Δᵀ A)ᵀ: faster in float64, as above."""
+    """Aᵀ Δ for A and Δ of m rows each: for a tall A (more rows than columns) computed as (Δᵀ A)ᵀ,
+    faster in float64, as above; for a short one (a mini-batch) as Aᵀ Δ itself, whose row-major
+    result flattens without the copy that the transpose of (Δᵀ A) would need."""
+    if A.shape[0] <= A.shape[1]:
+        return A.T @ delta
     return (delta.T @ A).T
 
 

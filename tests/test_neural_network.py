@@ -125,6 +125,33 @@ def test_minibatches_with_momentum_learn_and_are_reproducible(case):
     np.testing.assert_allclose(costs, again.cost_history_, rtol=1e-9 if case.float64 else 1e-3)
 
 
+def test_a_mini_batch_fit_starts_from_the_same_cost_with_or_without_a_tolerance():
+    """A fit with ``tol=None`` evaluates J(θ₀) by the forward pass alone (no tolerance needs ∇J(θ₀)):
+    the first entry of its history is, bit for bit, the cost of a fit whose start also takes the gradient,
+    and the two fits' weights are the same (the start decides no step)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 2 epochs do not reach tol=1e-12
+        fits = [
+            hml.MultilayerPerceptron(
+                layers=[6, 8, 3],
+                batch_size=32,
+                max_iter=2,
+                tol=tol,
+                solver="gd",
+                learning_rate=0.1,
+                momentum=0.9,
+                random_state=0,
+            ).fit(X, y)
+            for tol in (None, 1e-12)
+        ]
+    assert float(fits[0].cost_history_[0]) == float(fits[1].cost_history_[0])
+    for W0, W1 in zip(fits[0].coefs_, fits[1].coefs_, strict=True):
+        np.testing.assert_array_equal(np.asarray(W0), np.asarray(W1))
+
+
 @pytest.mark.parametrize("solver", ["lbfgs", "cg"])
 def test_full_batch_quasi_newton_solvers(solver):
     X, codes = blobs(m=120)

@@ -523,6 +523,28 @@ def test_the_mini_batch_start_is_the_exact_cost_and_gradient_from_row_blocks():
     np.testing.assert_allclose(start.gradient, gradient, rtol=1e-12)
 
 
+def test_a_mini_batch_start_without_a_tolerance_evaluates_the_cost_alone():
+    """With ``tol=None`` no test compares with ∇J(θ₀): an objective that carries ``cost_only`` is asked
+    for J(θ₀) alone (a forward pass, for a network), and the history starts with the same exact J(θ₀);
+    with a tolerance the start is the full evaluation."""
+    objective, _, ctx = _least_squares(1.0)
+    batch = _batch_objective(objective)
+    calls = {"cost only": 0}
+
+    def cost_only(theta, rows=None):
+        calls["cost only"] += 1
+        return batch(theta, rows)[0]
+
+    batch.cost_only = cost_only
+    theta = np.array([0.3, -0.1, 0.2, 0.0, 1.0])
+    for tol, expected_calls in [(None, 2), (1e-9, 0)]:  # 200 rows in blocks of 128: two blocks
+        calls["cost only"] = 0
+        batches = MiniBatches(200, 50, np.random.default_rng(0), block_rows=128)
+        result = minimize(batch, theta, ctx=ctx, rule=Momentum(0.05, 0.8), max_iter=3, tol=tol, batches=batches)
+        assert calls["cost only"] == expected_calls
+        assert float(result.cost_history[0]) == pytest.approx(float(objective(theta)[0]), rel=1e-13)
+
+
 def test_adam_is_scikit_learns_adam():
     """The rule against scikit-learn's own AdamOptimizer (the MLP's), step by step on the same gradients."""
     pytest.importorskip("sklearn")

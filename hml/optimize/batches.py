@@ -26,7 +26,9 @@ class MiniBatches:
     (its memory is that of a block, not of all rows); then for each epoch the mean of its batch
     costs and of its batch gradients -- estimates of J and ∇J as θ moved, which the tolerance
     test compares with the exact ∇J(θ₀) (with a constant step the batches' noise may keep a
-    small ``tol`` out of reach).
+    small ``tol`` out of reach). Where no tolerance needs ∇J(θ₀) and the objective carries
+    ``cost_only(theta, rows) -> J`` (as :func:`hml.neural_network.mlp_objective`'s does), J(θ₀)
+    alone: a forward pass, about half the work of the start.
     """
 
     name = "mini-batch "
@@ -36,17 +38,26 @@ class MiniBatches:
         self.n_samples, self.batch_size, self.rng = n_samples, batch_size, rng
         self.block_rows = max(block_rows, batch_size)
 
-    def initial(self, objective: Objective, theta: Any, ctx: ComputeContext) -> Evaluation:
-        """J(θ₀), ∇J(θ₀) = Σ_b (m_b / n) (J_b, ∇J_b) over consecutive row blocks b of m_b rows."""
+    def initial(self, objective: Objective, theta: Any, ctx: ComputeContext, gradient: bool = True) -> Evaluation:
+        """J(θ₀), ∇J(θ₀) = Σ_b (m_b / n) (J_b, ∇J_b) over consecutive row blocks b of m_b rows; without
+        ``gradient``, by the objective's ``cost_only`` where it has one, J(θ₀) and None."""
         n = self.n_samples
-        cost = gradient = None
+        cost_only = None if gradient else getattr(objective, "cost_only", None)
+        cost = total_gradient = None
         for start in range(0, n, self.block_rows):
             stop = min(start + self.block_rows, n)
-            block_cost, block_gradient = objective(theta, slice(start, stop))
             weight = (stop - start) / n
+            if cost_only is not None:
+                block_cost = cost_only(theta, slice(start, stop))
+            else:
+                block_cost, block_gradient = objective(theta, slice(start, stop))
+                block_gradient = weight * block_gradient
+                total_gradient = block_gradient if total_gradient is None else total_gradient + block_gradient
             cost = weight * block_cost if cost is None else cost + weight * block_cost
-            gradient = weight * block_gradient if gradient is None else gradient + weight * block_gradient
-        return Evaluation(theta, *ctx.backend.materialize(cost, gradient))
+        if total_gradient is None:
+            (cost,) = ctx.backend.materialize(cost)
+            return Evaluation(theta, cost, None)
+        return Evaluation(theta, *ctx.backend.materialize(cost, total_gradient))
 
     def iterate(
         self, rule: Rule, state: Any, point: Evaluation, objective: Objective, ctx: ComputeContext
@@ -64,7 +75,10 @@ class MiniBatches:
         for start in range(0, full * b, b):
             cost, gradient = objective(theta, order[start : start + b])
             costs.append(cost)
-            gradient_sum = gradient if gradient_sum is None else gradient_sum + gradient
+            if gradient_sum is None:  # a copy, which the later batches are added to in place
+                gradient_sum = xp.asarray(gradient, copy=True)
+            else:
+                gradient_sum += gradient
             theta, state = rule.step(theta, gradient, state)
         # The row-weighted means: each full batch weighs b/n, the short last one last/n.
         mean_cost = xp.sum(xp.stack(costs), axis=0) * (b / n) if costs else None

@@ -156,8 +156,8 @@ class Source(Protocol):
     #: Iterations between the loop's reads when the rule reads nothing itself.
     check_every: int
 
-    def initial(self, objective: Objective, theta: Any, ctx: ComputeContext) -> Evaluation:
-        """J(θ₀) and ∇J(θ₀) on all rows."""
+    def initial(self, objective: Objective, theta: Any, ctx: ComputeContext, gradient: bool = True) -> Evaluation:
+        """J(θ₀) and ∇J(θ₀) on all rows (without ``gradient``, the gradient may be None: no tolerance needs it)."""
         ...
 
     def iterate(
@@ -173,8 +173,8 @@ class FullBatch:
     name = ""
     check_every = 10
 
-    def initial(self, objective: Objective, theta: Any, ctx: ComputeContext) -> Evaluation:
-        """J(θ₀) and ∇J(θ₀): one evaluation."""
+    def initial(self, objective: Objective, theta: Any, ctx: ComputeContext, gradient: bool = True) -> Evaluation:
+        """J(θ₀) and ∇J(θ₀): one evaluation (the first iteration steps along that gradient)."""
         cost, gradient = objective(theta)
         # Materialised: the first iteration and the first read both use them (on Dask a graph
         # computed twice, in two calls, reuses its keys with a different task fusion).
@@ -246,7 +246,7 @@ def minimize(
     # evaluation, the first batch) would reuse their keys with a different task fusion.
     if start is None:
         (theta,) = ctx.backend.materialize(theta)
-        start = source.initial(objective, theta, ctx)
+        start = source.initial(objective, theta, ctx, gradient=tol is not None)
     if state is None:
         state, point = rule.init(start, ctx)
     else:
@@ -318,6 +318,8 @@ class _Monitor:
         if point.f is not None and point.gnorm is not None:
             self.initial_gnorm = point.gnorm
             self._test(0, [point.f], point.gnorm)
+        elif point.gradient is None:  # a start without ∇J(θ₀): no tolerance compares with it
+            self.initial_gnorm = math.nan
         else:
             self.initial_gnorm = gradient_norm(self.ctx.xp, point.gradient)
 

@@ -77,9 +77,10 @@ class Momentum(StepRule):
 
     def step(self, theta: Any, gradient: Any, state: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
         (velocity,) = state
-        step = -self.learning_rate * gradient
-        velocity = step if velocity is None else self.momentum * velocity + step
-        return theta + velocity, (velocity,)
+        step = -self.learning_rate * gradient  # a new array: μv is added to it in place (one temporary less)
+        if velocity is not None:
+            step += self.momentum * velocity
+        return theta + step, (step,)
 
 
 class Adam(StepRule):
