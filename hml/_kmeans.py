@@ -433,17 +433,18 @@ def _potential_block(
     return _trial_block(X, norms, closest, weights, candidates, candidate_norms)[:1]
 
 
-def column_variance_mean(data: Data) -> float:
-    """mean over features of Var(X[:, j]) (scikit-learn scales ``tol`` by it).
-
-    Read with Σᵢ‖xᵢ‖², which every distortion J is computed from: if either is not finite,
-    X's squares overflow its dtype, and k-means would return NaN -- refused here instead."""
+def column_variance_mean(data: Data, tol: float = 1.0) -> float:
+    """``tol`` × the mean over features of Var(X[:, j]) (scikit-learn scales ``tol`` by it), read with Σᵢ‖xᵢ‖²:
+    if either is not finite, X's squares overflow its dtype and k-means would return NaN -- refused here (for
+    ``tol`` = 0, the total alone, which bounds the centred sum of squares: no pass over X for the variances)."""
     ctx, X, s = data.ctx, data.X, data.weights
-    xp = ctx.xp
-    centre = xp.mean(X, axis=0) if s is None else (s @ X) / float(X.shape[0])
-    sums = xp.stack([xp.mean(centred_sum_of_squares(X, centre, xp, s)), data.total_squared_norm])
+    if not tol:
+        if not math.isfinite(float(ctx.read(data.total_squared_norm, "k-means overflow check"))):
+            raise squares_overflow(ctx, X, "KMeans")
+        return 0.0
+    centre = ctx.xp.mean(X, axis=0) if s is None else (s @ X) / float(X.shape[0])
+    sums = ctx.xp.stack([ctx.xp.mean(centred_sum_of_squares(X, centre, ctx.xp, s)), data.total_squared_norm])
     centred, total = (float(v) for v in ctx.read(sums, "k-means tol scale"))
     if not (math.isfinite(centred * X.shape[1]) and math.isfinite(total)):
         raise squares_overflow(ctx, X, "KMeans")
-    mean: float = centred / X.shape[0]
-    return mean
+    return tol * centred / int(X.shape[0])

@@ -187,7 +187,7 @@ class KMeans(Centroids):
         (X,) = backends.keep(X)
         s = None if weights is None else weights.normalised
         data = prepared(ctx, X, k, p.working_memory, s)
-        scaled_tol = p.tol * column_variance_mean(data)
+        scaled_tol = column_variance_mean(data, p.tol)
         with self._progress_bar(p.max_iter * n_init, p.verbose):
             best = self._runs(data, p, n_init, start, scaled_tol)
         centroids, labels, inertia, n_iter, history = best
@@ -348,7 +348,7 @@ class MiniBatchKMeans(Centroids):
         (X,) = backends.keep(X)
         s = None if weights is None else weights.normalised
         data = self._pass(ctx, X, s)
-        scaled_tol = p.tol * column_variance_mean(prepared(ctx, X, p.n_clusters, p.working_memory, s)) if p.tol else 0.0
+        scaled_tol = column_variance_mean(prepared(ctx, X, p.n_clusters, p.working_memory, s), p.tol) if p.tol else 0.0
         centroids = start if start is not None else self._best_seeding(data, p, n_init, init_size)
         cumulative = None
         if s is not None:  # the batches are drawn ∝ s: its running sum, once, on the host

@@ -20,9 +20,12 @@ __all__ = ["segment_count", "segment_sum", "segment_sum_and_count"]
 
 @kernel
 def segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
-    """S[k] = Σ_{i : ids[i] = k} values[i], shape (n_segments, d): one_hot(ids)ᵀ @ values."""
+    """S[k] = Σ_{i : ids[i] = k} values[i], shape (n_segments, d): one_hot(ids)ᵀ @ values, the transposed
+    one-hot matrix built as it is used ([k = ids[i]] for k down, i across: a third of the time of
+    building one_hot(ids) and transposing it, for a few segments)."""
     xp = array_api_compat.array_namespace(values)
-    return xpx.one_hot(segment_ids, n_segments, dtype=values.dtype, xp=xp).T @ values
+    segments = xp.arange(n_segments, dtype=segment_ids.dtype, device=array_api_compat.device(values))
+    return xp.astype(segments[:, None] == segment_ids[None, :], values.dtype) @ values
 
 
 @kernel
