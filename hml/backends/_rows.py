@@ -176,8 +176,8 @@ def _in_memory(
     backend = backend_of(first)
     budget = working_memory if working_memory is not None else block_bytes(backend, array_api_compat.device(first))
     per_row = row_bytes(first) if callable(row_bytes) else row_bytes
-    rows = max(1, budget // max(1, per_row))
     n = first.shape[0]
+    rows = _balanced_rows(n, max(1, budget // max(1, per_row)), _threads() if backend.name == "numpy" else 1)
     bounds = [(start, min(start + rows, n)) for start in range(0, n, rows)] or [(0, 0)]
     xp = array_api_compat.array_namespace(first)
     filled: list[Any] = [None] * len(specs)
@@ -215,6 +215,16 @@ def _in_memory(
         else:
             combined.append(sum(values, total) if total is not None else sum(values[1:], values[0]))
     return tuple(combined)
+
+
+def _balanced_rows(n: int, most: int, threads: int) -> int:
+    """Rows per block for ``n`` rows, at most ``most``: blocks of (nearly) equal size, and when there are
+    several, as many as a multiple of ``threads`` -- so that every thread gets the same work, not one
+    thread a short last block (at 200,000 rows in 21,845-row blocks, 109,225 rows against 90,775)."""
+    blocks = -(-n // most)
+    if blocks > 1 and threads > 1:
+        blocks = -(-blocks // threads) * threads
+    return max(1, -(-n // max(1, blocks)))
 
 
 def _run(backend: Backend, function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
