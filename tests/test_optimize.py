@@ -525,8 +525,9 @@ def test_the_mini_batch_start_is_the_exact_cost_and_gradient_from_row_blocks():
 
 def test_a_mini_batch_start_without_a_tolerance_evaluates_the_cost_alone():
     """With ``tol=None`` no test compares with ∇J(θ₀): an objective that carries ``cost_only`` is asked
-    for J(θ₀) alone (a forward pass, for a network), and the history starts with the same exact J(θ₀);
-    with a tolerance the start is the full evaluation."""
+    for J(θ₀) alone (a forward pass, for a network), the history starts with the same exact J(θ₀), and
+    the epochs record no mean gradient; with a tolerance the start is the full evaluation, and each
+    epoch's mean gradient is the row-weighted mean of its batches' (checked by the tolerance)."""
     objective, _, ctx = _least_squares(1.0)
     batch = _batch_objective(objective)
     calls = {"cost only": 0}
@@ -540,10 +541,26 @@ def test_a_mini_batch_start_without_a_tolerance_evaluates_the_cost_alone():
     for tol, expected_calls in [(None, 2), (1e-9, 0)]:  # 200 rows in blocks of 128: two blocks
         calls["cost only"] = 0
         batches = MiniBatches(200, 50, np.random.default_rng(0), block_rows=128)
+        gradients: list = []
+
+        def record(k, point, gradients=gradients):
+            gradients.append(point.gradient)
+            return False
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # 3 epochs do not reach tol=1e-9
-            result = minimize(batch, theta, ctx=ctx, rule=Momentum(0.05, 0.8), max_iter=3, tol=tol, batches=batches)
+            result = minimize(
+                batch,
+                theta,
+                ctx=ctx,
+                rule=Momentum(0.05, 0.8),
+                max_iter=3,
+                tol=tol,
+                batches=batches,
+                callback=record,
+            )
         assert calls["cost only"] == expected_calls
+        assert all((gradient is None) == (tol is None) for gradient in gradients) and len(gradients) == 3
         assert float(result.cost_history[0]) == pytest.approx(float(objective(theta)[0]), rel=1e-13)
 
 

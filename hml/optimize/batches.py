@@ -28,7 +28,8 @@ class MiniBatches:
     test compares with the exact ∇J(θ₀) (with a constant step the batches' noise may keep a
     small ``tol`` out of reach). Where no tolerance needs ∇J(θ₀) and the objective carries
     ``cost_only(theta, rows) -> J`` (as :func:`hml.neural_network.mlp_objective`'s does), J(θ₀)
-    alone: a forward pass, about half the work of the start.
+    alone: a forward pass, about half the work of the start; and a start without ∇J(θ₀) leaves
+    out the epochs' mean gradients too (their gradient is None: a pass per batch saved).
     """
 
     name = "mini-batch "
@@ -37,11 +38,15 @@ class MiniBatches:
     def __init__(self, n_samples: int, batch_size: int, rng: np.random.Generator, block_rows: int = 8192):
         self.n_samples, self.batch_size, self.rng = n_samples, batch_size, rng
         self.block_rows = max(block_rows, batch_size)
+        #: Whether an epoch records its mean batch gradient: not after a start without one (no tolerance
+        #: compares with it), which saves a pass over the gradient per batch.
+        self.mean_gradient = True
 
     def initial(self, objective: Objective, theta: Any, ctx: ComputeContext, gradient: bool = True) -> Evaluation:
         """J(θ₀), ∇J(θ₀) = Σ_b (m_b / n) (J_b, ∇J_b) over consecutive row blocks b of m_b rows; without
         ``gradient``, by the objective's ``cost_only`` where it has one, J(θ₀) and None."""
         n = self.n_samples
+        self.mean_gradient = gradient
         cost_only = None if gradient else getattr(objective, "cost_only", None)
         cost = total_gradient = None
         for start in range(0, n, self.block_rows):
@@ -75,10 +80,11 @@ class MiniBatches:
         for start in range(0, full * b, b):
             cost, gradient = objective(theta, order[start : start + b])
             costs.append(cost)
-            if gradient_sum is None:  # a copy, which the later batches are added to in place
-                gradient_sum = xp.asarray(gradient, copy=True)
-            else:
-                gradient_sum += gradient
+            if self.mean_gradient:
+                if gradient_sum is None:  # a copy, which the later batches are added to in place
+                    gradient_sum = xp.asarray(gradient, copy=True)
+                else:
+                    gradient_sum += gradient
             theta, state = rule.step(theta, gradient, state)
         # The row-weighted means: each full batch weighs b/n, the short last one last/n.
         mean_cost = xp.sum(xp.stack(costs), axis=0) * (b / n) if costs else None
@@ -88,8 +94,12 @@ class MiniBatches:
             theta, state = rule.step(theta, gradient, state)
             share = last / n
             mean_cost = cost * share if mean_cost is None else mean_cost + cost * share
-            mean_gradient = gradient * share if mean_gradient is None else mean_gradient + gradient * share
+            if self.mean_gradient:
+                mean_gradient = gradient * share if mean_gradient is None else mean_gradient + gradient * share
         if ctx.backend.lazy:  # the epoch's graph, computed: the next epoch starts from values
-            theta, mean_cost, mean_gradient, *rest = ctx.backend.materialize(theta, mean_cost, mean_gradient, *state)
+            gradients = [] if mean_gradient is None else [mean_gradient]
+            theta, mean_cost, *rest = ctx.backend.materialize(theta, mean_cost, *gradients, *state)
+            if gradients:
+                mean_gradient, *rest = rest
             state = tuple(rest)
         return state, Evaluation(theta, mean_cost, mean_gradient)

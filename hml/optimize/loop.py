@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import array_api_compat
+
 from hml.backends import ComputeContext
 from hml.exceptions import ConvergenceWarning, DivergenceError, warn
 from hml.optimize.progress import cost_callback, progress_callback
@@ -347,7 +349,10 @@ class _Monitor:
     def _read(self, n_iter: int, gradient: Any) -> None:
         xp = self.ctx.xp
         costs = self._flush()
-        norms = [gradient_norm(xp, gradient)]
+        if gradient is None:  # an epoch without its mean gradient (no tolerance): the norm is NaN, a fill
+            norms = [xp.full((), math.nan, dtype=costs.dtype, device=array_api_compat.device(costs))]
+        else:
+            norms = [gradient_norm(xp, gradient)]
         if not isinstance(self.initial_gnorm, float):
             norms.append(self.initial_gnorm)
         values = [float(v) for v in self.ctx.read(xp.concat([costs, xp.stack(norms)]), "cost window")]
