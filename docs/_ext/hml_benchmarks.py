@@ -65,7 +65,30 @@ CPU_RATIOS = (
     Figure("logistic-mnist", "ratio", "fit time", "logistic regression, full MNIST\n÷ scikit-learn LogisticRegression"),
     Figure("read-accounting", "MLP epoch", "now", "MLP epoch [784, 25, 10], float64\n÷ the same in PyTorch (CPU)"),
     Figure("mlp-epoch-cpu", "float32", "asv ratio", "MLP epoch [784, 25, 10], float32\n÷ the same in PyTorch (CPU)"),
-    Figure("read-accounting", "k-means", "now", "k-means, 200,000 × 32, K = 64\n÷ scikit-learn KMeans (Lloyd)"),
+    Figure(
+        "cpu-speed",
+        "MLP epoch alone, float64 ÷ PyTorch",
+        "hml ÷ peer",
+        "MLP epoch [784, 256, 10], batch 128, float64\n÷ PyTorch SGD (CPU)",
+    ),
+    Figure(
+        "cpu-speed",
+        "MLP epoch alone, float32 ÷ PyTorch",
+        "hml ÷ peer",
+        "MLP epoch [784, 256, 10], batch 128, float32\n÷ PyTorch SGD (CPU)",
+    ),
+    Figure(
+        "cpu-speed",
+        "k-means 200,000 × 32, K = 64, float64",
+        "hml ÷ peer",
+        "k-means, 200,000 × 32, K = 64\n÷ scikit-learn KMeans (Lloyd)",
+    ),
+    Figure(
+        "cpu-speed",
+        "k-means 1,000,000 × 16, K = 8",
+        "hml ÷ peer",
+        "k-means, 1,000,000 × 16, K = 8\n÷ scikit-learn KMeans (Lloyd)",
+    ),
     Figure(
         "minibatch-kmeans", "one epoch", "time ratio", "mini-batch k-means, one epoch\n÷ scikit-learn MiniBatchKMeans"
     ),
@@ -319,7 +342,7 @@ def chart(panels: list[tuple[str, list[Ratio]]]) -> bytes:
             ax.set_yticks(range(len(labels))[::-1], labels, fontsize=10.5)
             ax.tick_params(axis="y", length=0)
             ax.set_ylim(-0.6, len(labels) - 0.4)
-            ax.set_title("\n".join(textwrap.wrap(title, 48)), loc="left", fontsize=10.5, fontweight="bold")
+            ax.set_title("\n".join(textwrap.wrap(title, 38)), loc="left", fontsize=10.5, fontweight="bold")
             ax.grid(axis="x", color="#dddddd", linewidth=0.6)
             ax.set_axisbelow(True)
             handles.update(zip(*ax.get_legend_handles_labels()[::-1], strict=True))
