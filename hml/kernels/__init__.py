@@ -22,7 +22,7 @@ kernel                        computes                              native paths
 ``segment_sum_and_count``     both in one pass                      cupy (one kernel)
 ``nearest_centroid``          argminₖ ‖cₖ‖² − 2 x·cₖ (and the min)  cupy (fused kernel), numpy
                                                                     (K ≤ 16: running minimum)
-``nearest_centroid_scratch``  values per row it writes              cupy, numpy
+``nearest_centroid_scratch``  values per row it writes              cupy
 ``column_sums``               Σᵢ A[i, :]                            cupy (GEMV)
 ``cholesky``, ``solve``,      the standard's, flagging failure      torch (no status read),
 ``inv``                       as NaN where a library would sync     dask (its conventions)

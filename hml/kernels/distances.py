@@ -44,12 +44,17 @@ def nearest_centroid_scratch(like: Any, n_clusters: int, n_features: int) -> int
     return n_clusters
 
 
-#: NumPy's nearest centroid by a running minimum over the centroids up to this many of them; beyond,
-#: the scores' argmin along each row (``benchmarks/RESULTS.md``: issue 24's small-K path).
+#: NumPy's nearest centroid by a running minimum over the centroids up to this many of them, on blocks of
+#: at least RUNNING_MINIMUM_ROWS rows per centroid (its 6(K − 1) vector operations cost a call each, which
+#: shorter blocks do not repay); otherwise the scores' argmin along each row (``benchmarks/RESULTS.md``:
+#: issue 24's small-K path).
 RUNNING_MINIMUM_CENTROIDS = 16
+RUNNING_MINIMUM_ROWS = 1024
 
 
-@nearest_centroid.native_path("numpy", "branch-free for K ≤ 16: argmin mispredicts a branch per score in short rows")
+@nearest_centroid.native_path(
+    "numpy", "branch-free for K ≤ 16 on blocks of ≥ 1024·K rows: argmin mispredicts a branch per score in short rows"
+)
 def _numpy_nearest_centroid(
     block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False
 ) -> tuple[Any, Any] | Any:
@@ -60,28 +65,27 @@ def _numpy_nearest_centroid(
     import numpy as np
 
     k = centroids.shape[0]
-    if k > RUNNING_MINIMUM_CENTROIDS:
+    if k > RUNNING_MINIMUM_CENTROIDS or block.shape[0] < RUNNING_MINIMUM_ROWS * k:
         return NotImplemented
     scores_t = (-2.0 * centroids) @ block.T  # K × rows: each centroid's scores contiguous
     n = scores_t.shape[1]
-    best = scores_t[0] + centroid_norms[0]
+    # Each score row completed in place, the first one the running minimum: no vector beyond the K
+    # scores but three of bytes (so the block's scratch is K values a row, as argmin's).
+    best = scores_t[0]
+    best += centroid_norms[0]
     # Labels in bytes while they are built (a quarter of the traffic of int32; the arithmetic, modulo
     # 256, is exact for labels below 256).
     labels = np.zeros(n, dtype=np.uint8)
-    score, below, step = np.empty(n, dtype=best.dtype), np.empty(n, dtype=bool), np.empty(n, dtype=np.uint8)
+    below, step = np.empty(n, dtype=bool), np.empty(n, dtype=np.uint8)
     for j in range(1, k):
-        np.add(scores_t[j], centroid_norms[j], out=score)
+        score = scores_t[j]
+        score += centroid_norms[j]
         np.less(score, best, out=below)
         np.minimum(best, score, out=best)
         np.subtract(np.uint8(j), labels, out=step)
         np.multiply(step, below, out=step)
         labels += step
     return labels.astype(np.int32), (best if with_scores else None)
-
-
-@nearest_centroid_scratch.native_path("numpy", "the running minimum's K scores and three vectors per row")
-def _numpy_nearest_centroid_scratch(like: Any, n_clusters: int, n_features: int) -> int | Any:
-    return n_clusters + 3 if n_clusters <= RUNNING_MINIMUM_CENTROIDS else NotImplemented
 
 
 @nearest_centroid.native_path("cupy", "one fused kernel: the N × K scores never reach GPU memory")
