@@ -176,11 +176,11 @@ class FullBatch:
     check_every = 10
 
     def initial(self, objective: Objective, theta: Any, ctx: ComputeContext, gradient: bool = True) -> Evaluation:
-        """J(θ₀) and ∇J(θ₀): one evaluation (the first iteration steps along that gradient)."""
-        cost, gradient = objective(theta)
+        """J(θ₀) and ∇J(θ₀): one evaluation, with or without ``gradient`` (the first iteration steps along it)."""
+        cost, first_gradient = objective(theta)
         # Materialised: the first iteration and the first read both use them (on Dask a graph
         # computed twice, in two calls, reuses its keys with a different task fusion).
-        return Evaluation(theta, *ctx.backend.materialize(cost, gradient))
+        return Evaluation(theta, *ctx.backend.materialize(cost, first_gradient))
 
     def iterate(
         self, rule: Rule, state: Any, point: Evaluation, objective: Objective, ctx: ComputeContext
