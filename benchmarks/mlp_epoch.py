@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.before_after import load_before
 from benchmarks import bench_classifiers  # the module, not the class: asv would find the class here too
+from benchmarks.before_after import load_before
 
 
 def hml_fit(module, X, codes, epochs):
