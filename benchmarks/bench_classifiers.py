@@ -169,6 +169,25 @@ class LogisticRegressionVsScikitLearn:
     track_hml_over_sklearn.unit = "ratio"
 
 
+def mini_batch_network(module, epochs=1):
+    """The network of ``MLPMiniBatchEpochVsPeers`` from ``module`` (hml, or another version of it):
+    [784, 256, 10] relu/softmax, batch-128 SGD with momentum 0.9, ``epochs`` epochs, no tolerance."""
+    return module.MultilayerPerceptron(
+        layers=[784, 256, 10],
+        activation="relu",
+        output="softmax",
+        init="glorot",
+        normalize=False,
+        solver="gd",
+        learning_rate=0.01,
+        momentum=0.9,
+        batch_size=128,
+        max_iter=epochs,
+        tol=None,
+        random_state=0,
+    )
+
+
 class MLPMiniBatchEpochVsPeers:
     """One epoch of batch-128 SGD with momentum 0.9 on [784, 256, 10] (relu, softmax), no penalty, beside
     scikit-learn's ``MLPClassifier(solver="sgd")`` and the same network hand-written in PyTorch with
@@ -196,20 +215,7 @@ class MLPMiniBatchEpochVsPeers:
             self.torch_y = self.torch.from_numpy(self.codes.astype(np.int64))
 
     def _hml(self, epochs=1):
-        model = hml.MultilayerPerceptron(
-            layers=[784, 256, 10],
-            activation="relu",
-            output="softmax",
-            init="glorot",
-            normalize=False,
-            solver="gd",
-            learning_rate=0.01,
-            momentum=0.9,
-            batch_size=128,
-            max_iter=epochs,
-            tol=None,
-            random_state=0,
-        )
+        model = mini_batch_network(hml, epochs)
         quietly(lambda: model.fit(self.X, self.codes))
 
     def _sklearn(self):

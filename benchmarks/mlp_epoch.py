@@ -27,20 +27,7 @@ from benchmarks.before_after import load_before
 
 
 def hml_fit(module, X, codes, epochs):
-    return module.MultilayerPerceptron(
-        layers=[784, 256, 10],
-        activation="relu",
-        output="softmax",
-        init="glorot",
-        normalize=False,
-        solver="gd",
-        learning_rate=0.01,
-        momentum=0.9,
-        batch_size=128,
-        max_iter=epochs,
-        tol=None,
-        random_state=0,
-    ).fit(X, codes)
+    return bench_classifiers.mini_batch_network(module, epochs).fit(X, codes)
 
 
 def compare(old, new, dtype: str, rounds: int) -> None:
