@@ -85,3 +85,16 @@ def interleaved_ratio(
             ctx.backend.synchronize(ctx.device)
             bucket.append(time.perf_counter() - start)
     return statistics.median(times[0]) / statistics.median(times[1])
+
+
+def alternated_medians(fits: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """The median seconds of each of ``fits`` over ``rounds`` rounds, all of them run in every round --
+    in order in even rounds, in reverse in odd ones -- so that each sees the same drift of a shared
+    machine (the scripts' before/after and peer comparisons). Warm-ups are the caller's."""
+    times: dict[str, list[float]] = {name: [] for name in fits}
+    for r in range(rounds):
+        for name in list(fits) if r % 2 == 0 else list(fits)[::-1]:
+            start = time.perf_counter()
+            fits[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -13,10 +13,8 @@ With ``--lloyd``: 20 Lloyd iterations (``tol=0``) from the same k rows instead, 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from before_after import load_before
+from common import alternated_medians
 
 SHAPES = [
     (200_000, 32, 64, "float64"),
@@ -69,13 +68,7 @@ def main() -> None:
         fits = sides(old, hml, KMeans, X, k, args.lloyd)
         models = {name: fit() for name, fit in fits.items()}  # and a warm-up
         same = np.array_equal(models["before"].cluster_centers_, models["after"].cluster_centers_)
-        times: dict[str, list[float]] = {name: [] for name in fits}
-        for r in range(args.rounds):
-            for name in list(fits) if r % 2 == 0 else list(fits)[::-1]:
-                start = time.perf_counter()
-                fits[name]()
-                times[name].append(time.perf_counter() - start)
-        t = {name: statistics.median(v) for name, v in times.items()}
+        t = alternated_medians(fits, args.rounds)
         print(
             f"{n:,} × {d}, K = {k}, {dtype}: before {t['before'] * 1e3:.0f} ms, after {t['after'] * 1e3:.0f} ms "
             f"({t['after'] / t['before']:.3f}×), scikit-learn {t['sklearn'] * 1e3:.0f} ms: after ÷ scikit-learn "

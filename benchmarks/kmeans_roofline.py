@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import alternated_medians
 from kmeans_plusplus import ITERATIONS, SHAPES  # issue 24's four shapes, 20 iterations
 
 
@@ -41,9 +41,9 @@ def best_time(function, repeats: int = 7) -> float:
 
 def read_seconds(X: np.ndarray, threads: int) -> float:
     """The best time to read X once: its column sums, the rows split over ``threads``."""
-    parts = np.array_split(X, threads)
     if threads == 1:
         return best_time(lambda: np.add.reduce(X, axis=0))
+    parts = np.array_split(X, threads)
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         return best_time(lambda: list(pool.map(lambda part: np.add.reduce(part, axis=0), parts)))
 
@@ -90,13 +90,7 @@ def main() -> None:
             }
             for fit in fits.values():
                 fit()  # warm-up
-            times: dict[str, list[float]] = {name: [] for name in fits}
-            for r in range(args.rounds):
-                for name in list(fits) if r % 2 == 0 else list(fits)[::-1]:
-                    began = time.perf_counter()
-                    fits[name]()
-                    times[name].append((time.perf_counter() - began) / ITERATIONS)
-            t = {name: statistics.median(v) for name, v in times.items()}
+            t = {name: seconds / ITERATIONS for name, seconds in alternated_medians(fits, args.rounds).items()}
             print(
                 f"{n:,} × {d}, K = {k}, {dtype}: read of X {read * 1e3:.1f} ms ({X.nbytes / read / 1e9:.1f} GB/s), "
                 f"2NDK flops {flops * 1e3:.1f} ms; per iteration hml {t['hml'] * 1e3:.1f} ms, scikit-learn "

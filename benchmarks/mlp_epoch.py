@@ -12,10 +12,8 @@ between the two hml versions' weights after three epochs (0: bit for bit).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import bench_classifiers  # the module, not the class: asv would find the class here too
 from benchmarks.before_after import load_before
+from benchmarks.common import alternated_medians
 
 
 def hml_fit(module, X, codes, epochs):
@@ -51,13 +50,7 @@ def compare(old, new, dtype: str, rounds: int) -> None:
     difference = float(
         np.max(np.abs(np.asarray(weights["after 3"].coefs_[0]) - np.asarray(weights["before 3"].coefs_[0])))
     )
-    times: dict[str, list[float]] = {name: [] for name in fits}
-    for r in range(rounds):
-        for name in list(fits) if r % 2 == 0 else list(fits)[::-1]:
-            start = time.perf_counter()
-            fits[name]()
-            times[name].append(time.perf_counter() - start)
-    t = {name: statistics.median(v) for name, v in times.items()}
+    t = alternated_medians(fits, rounds)
     epoch = {side: (t[f"{side} 3"] - t[f"{side} 1"]) / 2 for side in ("before", "after")}
     print(
         f"{dtype}: one-epoch fit before {t['before 1']:.3f} s, after {t['after 1']:.3f} s "
