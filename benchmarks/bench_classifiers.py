@@ -171,10 +171,12 @@ class LogisticRegressionVsScikitLearn:
 
 def mini_batch_network(module, epochs=1):
     """The network of ``MLPMiniBatchEpochVsPeers`` from ``module`` (hml, or another version of it):
-    [784, 256, 10] relu/softmax, batch-128 SGD with momentum 0.9, ``epochs`` epochs, no tolerance."""
+    [784, 256, 10] relu/softmax, batch-128 SGD with momentum 0.9, ``epochs`` epochs, no tolerance, no
+    penalty (the peers' ``alpha=0``; the class's default λ is 1)."""
     return module.MultilayerPerceptron(
         layers=[784, 256, 10],
         activation="relu",
+        l2=0.0,
         output="softmax",
         init="glorot",
         normalize=False,

@@ -213,7 +213,8 @@ def mlp_objective(
                 data_cost = xp.sum(weight * (normaliser - xp.sum(T * logits, axis=1, keepdims=True)))
         cost = (1.0 / A.shape[0]) * data_cost
         if reg:  # skipped, not multiplied by zero: a pass over every weight, per batch
-            cost = cost + 0.5 * reg * sum(xp.sum(W * W) for W, _ in params)
+            # ‖W‖²_F as w·w of the flat weights: one read of them, no W ⊙ W written first.
+            cost = cost + 0.5 * reg * sum(xp.vecdot(w, w) for w in (xp.reshape(W, (-1,)) for W, _ in params))
         return cost, P
 
     def cost_only(theta: Any, rows: Any = None) -> Any:
