@@ -66,13 +66,13 @@ CPU_RATIOS = (
     Figure("read-accounting", "MLP epoch", "now", "MLP epoch [784, 25, 10], float64\n÷ the same in PyTorch (CPU)"),
     Figure("mlp-epoch-cpu", "float32", "asv ratio", "MLP epoch [784, 25, 10], float32\n÷ the same in PyTorch (CPU)"),
     Figure(
-        "cpu-speed",
+        "mlp-epoch-fair",
         "MLP epoch alone, float64 ÷ PyTorch",
         "hml ÷ peer",
         "MLP epoch [784, 256, 10], batch 128, float64\n÷ PyTorch SGD (CPU)",
     ),
     Figure(
-        "cpu-speed",
+        "mlp-epoch-fair",
         "MLP epoch alone, float32 ÷ PyTorch",
         "hml ÷ peer",
         "MLP epoch [784, 256, 10], batch 128, float32\n÷ PyTorch SGD (CPU)",
