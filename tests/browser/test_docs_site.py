@@ -13,6 +13,9 @@ page with plots, the notebook gallery and the benchmarks guide. On each,
 * the console shows no error, and the page asks no host but 127.0.0.1 for anything (a request for
   another host is logged and refused; one is a failure).
 
+And every notebook and math page, 1,024 px wide (``$HML_DOCS_NARROW``): no display formula is wider than its
+column.
+
 Screenshots go to ``$HML_BROWSER_ARTIFACTS/docs`` (default ``build/browser/docs``). Skipped, with the
 reason, where Chromium or Playwright is missing, or the site is not built and ``HML_DOCS_SITE`` is unset
 (with ``HML_DOCS_SITE`` set, a missing site is a failure: CI sets it).
@@ -147,3 +150,39 @@ def test_the_page_renders_offline(browser, site_url, path):
         assert images, f"{path}: no image (the plots, the thumbnails, the chart)"
     if path.startswith("math/"):
         assert math["from_docstrings"], f"{path}: no formula shown from a docstring (the hml-formula directive)"
+
+
+#: The narrowest window the pages are laid out for without a wide formula cut off or scrolled sideways: a
+#: small laptop's.
+NARROW = int(os.environ.get("HML_DOCS_NARROW", "1024"))
+
+#: The display formulas MathJax typeset wider than the column that holds them.
+_WIDE = """async () => {
+  if (window.MathJax?.startup?.promise) { await window.MathJax.startup.promise; }
+  return [...document.querySelectorAll('mjx-container[display="true"]')]
+    .filter((c) => c.scrollWidth > c.clientWidth + 1)
+    .map((c) => `${c.scrollWidth} px in ${c.clientWidth}: ${c.textContent.slice(0, 60)}`);
+}"""
+
+
+def test_no_display_formula_is_wider_than_its_column(browser, site_url):
+    """Every notebook page and math page, at a small laptop's width: no display formula overflows the text
+    column (a long one is split over lines in the notebook or docstring)."""
+    pages = [
+        path.relative_to(SITE).as_posix()
+        for pattern in ("notebooks/*/*.html", "math/*.html")
+        for path in sorted(SITE.glob(pattern))
+    ]
+    assert len(pages) >= 13 + 6, f"{SITE}: only {len(pages)} notebook and math pages"
+    context = browser.new_context(viewport={"width": NARROW, "height": 900})
+    page = context.new_page()
+    wide = {}
+    try:
+        for path in pages:
+            page.goto(f"{site_url}/{path}", wait_until="load")
+            found = page.evaluate(_WIDE)
+            if found:
+                wide[path] = found
+    finally:
+        context.close()
+    assert not wide, f"display formulas wider than the column at {NARROW} px: {wide}"
