@@ -225,16 +225,10 @@ def _lloyd_block(
     if before is None:  # the first iteration: nothing to compare with
         sums, counts = sums_and_counts(X, weights, nearest, k)
         return nearest, sums, counts, xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
-    changed = nearest != before
-    n_changed = xp.sum(xp.astype(changed, xp.int64))
     if incremental:
-        moved = xp.nonzero(changed)[0]
-        rows = xp.take(X, moved, axis=0)
-        moved_weights = None if weights is None else xp.take(weights, moved)
-        to_sums, to_counts = sums_and_counts(rows, moved_weights, xp.take(nearest, moved), k)
-        from_sums, from_counts = sums_and_counts(rows, moved_weights, xp.take(before, moved), k)
-        sums, counts = to_sums - from_sums, to_counts - from_counts
+        sums, counts, n_changed = kernels.segment_moves(X, weights, before, nearest, k)
     else:
+        n_changed = xp.sum(xp.astype(nearest != before, xp.int64))
         sums, counts = sums_and_counts(X, weights, nearest, k)
     return nearest, sums, counts, n_changed
 

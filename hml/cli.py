@@ -16,6 +16,7 @@ def _info(args: argparse.Namespace) -> int:
     import hml
     from hml.backends import available_backends, get_backend
     from hml.exceptions import BackendUnavailableError
+    from hml.kernels import compiled_loops
 
     print(f"hml {hml.__version__} (Python {platform.python_version()}, {platform.platform()})")
     exit_status = 0
@@ -30,6 +31,7 @@ def _info(args: argparse.Namespace) -> int:
             print(f"  {status.name:<17} available    {status.version:<14} devices: {', '.join(status.devices)}")
         else:
             print(f"  {status.name:<17} unavailable  {status.reason}")
+    print(f"compiled loops: {compiled_loops()}")
     return exit_status
 
 

@@ -17,6 +17,31 @@ def test_info_lists_every_backend(capsys):
     assert "numpy" in out and "devices: cpu" in out
 
 
+def test_info_says_whether_the_compiled_loops_run(monkeypatch, capsys):
+    """On where Numba is installed, off with HML_NUMBA=0, and off with how to install it where it is not."""
+    import importlib.metadata
+    import importlib.util
+
+    from hml.kernels import _numba
+
+    installed = importlib.util.find_spec("numba") is not None
+    main(["info"])
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("compiled loops:"))
+    assert line.startswith("compiled loops: on, by Numba") if installed else 'pip install "hml[numba]"' in line
+    monkeypatch.setattr(_numba, "ENABLED", False)
+    main(["info"])
+    out = capsys.readouterr().out
+    assert ("compiled loops: off: HML_NUMBA=0" in out) if installed else "Numba is not installed" in out
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert hml.kernels.compiled_loops() == (
+        'off: Numba is not installed (pip install "numba>=0.60" for faster k-means on the CPU)'
+    )
+
+
 def test_console_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "hml.cli", "info"], capture_output=True, text=True, check=True)
     assert "backends:" in result.stdout

@@ -8,11 +8,16 @@ table equal to the kernels that exist, so a new kernel or native path cannot go 
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+
 import numpy as np
 import pytest
 
 import hml
 from hml import backends, kernels
+from hml.kernels import _numba
+from tests.conftest import Case
 
 
 def _both(kernel, *args, **kwargs):
@@ -83,6 +88,38 @@ def _nearest(case):
     assert portable == 7 and scratch == {"cupy": 2}.get(case.backend, 7)
 
 
+def _segment_moves(case):
+    """ΔS, Δn and the number of rows moved, with and without weights, against add.at on the host: about
+    a third of 20,000 rows move among 9 segments, one of which only loses rows and one only gains. Not on
+    a Dask array: Lloyd's step calls it on each chunk's own arrays, where the moved rows' count is known."""
+    if case.lazy:
+        return
+    rng = np.random.default_rng(4)
+    n, d, k = 20_000, 13, 9
+    values, weights = rng.normal(size=(n, d)), rng.uniform(0.5, 2.0, n)
+    before = rng.integers(0, k - 1, n)  # segment k - 1 starts empty: it only gains
+    after = np.where(rng.random(n) < 0.35, rng.integers(1, k, n), before)  # segment 0 only loses
+    moved = before != after
+    xp = case.xp
+    for dtype in [xp.float32] + ([xp.float64] if case.float64 else []):
+        tolerance = 1e-12 if dtype == xp.float64 else 1e-4
+        v = xp.astype(case.asarray(values), dtype)
+        ids = [case.ctx.asarray(labels.astype(np.int32)) for labels in (before, after)]
+        for w in (None, weights):
+            s = np.ones(n) if w is None else w
+            expected_sums, expected_counts = np.zeros((k, d)), np.zeros(k)
+            np.add.at(expected_sums, after[moved], (s[:, None] * values)[moved])
+            np.add.at(expected_sums, before[moved], -(s[:, None] * values)[moved])
+            np.add.at(expected_counts, after[moved], s[moved])
+            np.add.at(expected_counts, before[moved], -s[moved])
+            weighted = None if w is None else xp.astype(case.asarray(w), dtype)
+            for sums, counts, n_changed in _both(kernels.segment_moves, v, weighted, *ids, k):
+                assert sums.dtype == dtype and counts.dtype == dtype
+                np.testing.assert_allclose(case.to_numpy(sums), expected_sums, rtol=tolerance, atol=tolerance * 100)
+                np.testing.assert_allclose(case.to_numpy(counts), expected_counts, rtol=tolerance, atol=tolerance * 100)
+                assert int(case.to_numpy(n_changed)) == moved.sum()
+
+
 def _column_sums(case):
     for shape in [(1_000, 7), (3, 5), (50_000, 64)]:
         host = np.random.default_rng(2).normal(size=shape)
@@ -139,6 +176,7 @@ KERNEL_TESTS = {
     "segment_sum": _segments,
     "segment_count": _segments,
     "segment_sum_and_count": None,  # test_segment_sum_and_count_agrees_with_numpy, above
+    "segment_moves": _segment_moves,
     "nearest_centroid": _nearest,
     "nearest_centroid_scratch": _nearest,
     "column_sums": _column_sums,
@@ -161,6 +199,94 @@ def test_every_native_path_is_tested():
 @pytest.mark.parametrize("name", sorted({n for n, test in KERNEL_TESTS.items() if test is not None}))
 def test_each_kernel_and_its_default_agree_with_numpy(case, name):
     KERNEL_TESTS[name](case)
+
+
+# -- the compiled loops (hml.kernels._numba), where Numba is installed ---------------------------------------
+NUMPY = Case("numpy", "numpy")
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="Numba is not installed")
+
+
+@contextlib.contextmanager
+def _loops(on: bool):
+    """The NumPy paths with the compiled loops taken on every block (``on``), or never."""
+    saved = _numba.ENABLED, _numba.MIN_WORK
+    _numba.ENABLED, _numba.MIN_WORK = on, 0
+    try:
+        yield
+    finally:
+        _numba.ENABLED, _numba.MIN_WORK = saved
+
+
+def test_the_compiled_loops_name_pyprojects_numba_extra():
+    """What ``hml info`` says to install is the ``numba`` extra's requirement (and the test and bench extras')."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert extras["numba"] == [_numba.REQUIREMENT]
+    assert _numba.REQUIREMENT in extras["test"] and _numba.REQUIREMENT in extras["bench"]
+
+
+@needs_numba
+@pytest.mark.parametrize("loops", ["compiled", "numpy"])
+@pytest.mark.parametrize("name", ["nearest_centroid", "segment_sum", "segment_moves"])
+def test_numpy_paths_with_and_without_the_compiled_loops_agree_with_numpy(name, loops):
+    """The kernels that have a compiled loop, on NumPy arrays, with the loop on every block and with
+    it off (the paths a machine without Numba takes), against the same host references."""
+    with _loops(loops == "compiled"):
+        KERNEL_TESTS[name](NUMPY)
+        if name == "segment_sum":
+            test_segment_sum_and_count_agrees_with_numpy(NUMPY, 20_003, 32, 256)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 2, 5, 8, 64, 256])
+def test_compiled_nearest_centroid_is_numpys_bit_for_bit(dtype, k):
+    """The compiled loop adds ‖c‖² to the same GEMM's scores in the same dtype and keeps the first of
+    equal minima, as argmin: the same labels and minima as NumPy's path, bit for bit -- on random rows
+    (4,099: not a multiple of the loop's four rows) with near-ties, and on rows with exact ties."""
+    rng = np.random.default_rng(k)
+    X = rng.random((4_099, 7)).astype(dtype)
+    C = rng.random((k, 7)).astype(dtype)
+    C[-1] = C[0]  # an exact tie in every row that is nearest to C[0]
+    norms = (C * C).sum(axis=1)
+    with _loops(True):
+        labels, best = kernels.nearest_centroid(X, C, norms, with_scores=True)
+    scores = X @ (-2.0 * C).T + norms
+    np.testing.assert_array_equal(labels, scores.argmin(axis=1))
+    np.testing.assert_array_equal(best, scores.min(axis=1))
+    assert labels.dtype == np.int32 and best.dtype == dtype
+
+
+@needs_numba
+def test_compiled_segment_sums_ignore_ids_outside_the_segments():
+    """As the one-hot default: an id below 0 or at K or above adds to no segment (and writes nothing
+    outside S), in the plain sums and the moves."""
+    values = np.arange(12.0).reshape(4, 3)
+    ids = np.array([0, -1, 2, 3])
+    with _loops(True):
+        sums, counts = kernels.segment_sum_and_count(values, ids, 3)
+        moved_sums, moved_counts, n_changed = kernels.segment_moves(values, None, np.array([0, 0, 5, 1]), ids, 3)
+    np.testing.assert_array_equal(sums, [[0.0, 1.0, 2.0], [0.0, 0.0, 0.0], [6.0, 7.0, 8.0]])
+    np.testing.assert_array_equal(counts, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(moved_sums, [[-3.0, -4.0, -5.0], [-9.0, -10.0, -11.0], [6.0, 7.0, 8.0]])
+    np.testing.assert_array_equal(moved_counts, [-1.0, -1.0, 1.0])
+    assert int(n_changed) == 3
+
+
+def test_without_numba_the_numpy_paths_run(monkeypatch):
+    """Numba absent (its import fails): no compiled loop is wanted, and a fit that would take them takes the
+    NumPy paths with the same result -- where Numba is installed, the same as with the loops."""
+    X = np.random.default_rng(5).random((20_000, 16))
+    fit = lambda: hml.KMeans(32, init=X[:32], max_iter=5, tol=0.0).fit(X)  # noqa: E731
+    with_loops = fit()
+    monkeypatch.setattr(_numba, "_loops", lambda: None)
+    assert not _numba.wanted(1 << 30, np.dtype(np.float64))
+    without = fit()
+    np.testing.assert_array_equal(without.labels_, with_loops.labels_)
+    np.testing.assert_allclose(without.cluster_centers_, with_loops.cluster_centers_, rtol=1e-12)
 
 
 @pytest.mark.parametrize("operation", ["cholesky", "solve", "inv"])

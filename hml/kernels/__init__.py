@@ -17,11 +17,14 @@ Rules of the room:
 ============================  ====================================  =====================
 kernel                        computes                              native paths
 ============================  ====================================  =====================
-``segment_sum``               S[k] = Σ_{i: ids[i]=k} values[i]      numpy, torch, cupy
+``segment_sum``               S[k] = Σ_{i: ids[i]=k} values[i]      numpy (Numba†), torch, cupy
 ``segment_count``             n[k] = #{i: ids[i]=k}                 numpy, torch, cupy
-``segment_sum_and_count``     both in one pass                      cupy (one kernel)
+``segment_sum_and_count``     both in one pass                      cupy (one kernel), numpy
+                                                                    (Numba†)
+``segment_moves``             ΔS, Δn when rows change segment       numpy (Numba†)
 ``nearest_centroid``          argminₖ ‖cₖ‖² − 2 x·cₖ (and the min)  cupy (fused kernel), numpy
-                                                                    (K ≤ 16: running minimum)
+                                                                    (Numba†; else K ≤ 16: running
+                                                                    minimum)
 ``nearest_centroid_scratch``  values per row it writes              cupy
 ``column_sums``               Σᵢ A[i, :]                            cupy (GEMV)
 ``cholesky``, ``solve``,      the standard's, flagging failure      torch (no status read),
@@ -29,21 +32,27 @@ kernel                        computes                              native paths
 ``least_norm_solve``          M⁺ b for a Gram matrix M (by eigh)    dask (one block)
 ``random_uniform``            U(low, high), drawn on the host       (one code: NumPy's rng)
 ============================  ====================================  =====================
+
+† Where Numba is installed (the ``numba`` extra; :func:`compiled_loops` says whether they run): compiled loops, :mod:`hml.kernels._numba` (the
+same labels as the NumPy paths bit for bit, sums to rounding), on blocks large enough that a small fit never
+loads Numba.
 """
 
 from __future__ import annotations
 
 from hml.kernels._dispatch import Kernel
+from hml.kernels._numba import status as compiled_loops
 from hml.kernels.distances import nearest_centroid, nearest_centroid_scratch, scores
 from hml.kernels.linalg import cholesky, inv, least_norm_solve, solve
 from hml.kernels.random import random_uniform
 from hml.kernels.reductions import column_sums
-from hml.kernels.segments import segment_count, segment_sum, segment_sum_and_count
+from hml.kernels.segments import segment_count, segment_moves, segment_sum, segment_sum_and_count
 
 __all__ = [
     "Kernel",
     "cholesky",
     "column_sums",
+    "compiled_loops",
     "inv",
     "least_norm_solve",
     "nearest_centroid",
@@ -51,6 +60,7 @@ __all__ = [
     "random_uniform",
     "scores",
     "segment_count",
+    "segment_moves",
     "segment_sum",
     "segment_sum_and_count",
     "solve",

@@ -53,18 +53,28 @@ RUNNING_MINIMUM_ROWS = 1024
 
 
 @nearest_centroid.native_path(
-    "numpy", "branch-free for K ≤ 16 on blocks of ≥ 1024·K rows: argmin mispredicts a branch per score in short rows"
+    "numpy",
+    "a compiled loop over each row's scores where Numba is installed (argmin is a call per row); else, for K ≤ 16 "
+    "on blocks of ≥ 1024·K rows, branch-free (argmin mispredicts a branch per score in short rows)",
 )
 def _numpy_nearest_centroid(
     block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False
 ) -> tuple[Any, Any] | Any:
-    """The scores as K × rows (one GEMM), then for k = 1 … K − 1 a pass over the rows: the running
+    """With Numba (:mod:`hml.kernels._numba`, on blocks of enough scores): the GEMM, then one compiled
+    pass over each row's scores.
+
+    Without it: the scores as K × rows (one GEMM), then for k = 1 … K − 1 a pass over the rows: the running
     minimum m ← min(m, sₖ) and the label l ← l + [sₖ < m]·(k − l) -- the first k of the least score,
     as argmin -- with no per-element branch (NumPy's argmin along rows of a few scores takes one
     per score, mispredicted on data whose nearest centroid is random)."""
     import numpy as np
 
+    from hml.kernels import _numba
+
     k = centroids.shape[0]
+    if k <= _numba.MAX_CENTROIDS and _numba.wanted(block.shape[0] * k, block.dtype):
+        labels, best = _numba.nearest_in_rows(block, centroids, centroid_norms)
+        return labels, (best if with_scores else None)
     if k > RUNNING_MINIMUM_CENTROIDS or block.shape[0] < RUNNING_MINIMUM_ROWS * k:
         return NotImplemented
     scores_t = (-2.0 * centroids) @ block.T  # K × rows: each centroid's scores contiguous

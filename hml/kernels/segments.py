@@ -15,7 +15,7 @@ import numpy as np
 
 from hml.kernels._dispatch import kernel
 
-__all__ = ["segment_count", "segment_sum", "segment_sum_and_count"]
+__all__ = ["segment_count", "segment_moves", "segment_sum", "segment_sum_and_count"]
 
 
 @kernel
@@ -41,6 +41,30 @@ def segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> tup
     return segment_sum(values, segment_ids, n_segments), segment_count(segment_ids, n_segments, values.dtype)
 
 
+@kernel
+def segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int) -> tuple[Any, Any, Any]:
+    """How S and n change when the rows whose id changed move from segment ``before`` to ``after``:
+    ΔSₖ = Σ_{i: afterᵢ = k ≠ beforeᵢ} sᵢxᵢ − Σ_{i: beforeᵢ = k ≠ afterᵢ} sᵢxᵢ, Δnₖ the same with sᵢ for xᵢ
+    (sᵢ = 1 without ``weights``), and #{i: afterᵢ ≠ beforeᵢ} (int64, 0-d). The moved rows are selected
+    by a data-dependent mask: for libraries where that costs no wait (not on a GPU)."""
+    xp = array_api_compat.array_namespace(values)
+    changed = after != before
+    n_changed = xp.sum(xp.astype(changed, xp.int64))
+    moved = xp.nonzero(changed)[0]
+    rows = xp.take(values, moved, axis=0)
+    if weights is None:
+        to_sums, to_counts = segment_sum_and_count(rows, xp.take(after, moved), n_segments)
+        from_sums, from_counts = segment_sum_and_count(rows, xp.take(before, moved), n_segments)
+    else:
+        column = xp.reshape(xp.take(weights, moved), (-1, 1))
+        rows = rows * column
+        to_ids, from_ids = xp.take(after, moved), xp.take(before, moved)
+        to_sums, from_sums = segment_sum(rows, to_ids, n_segments), segment_sum(rows, from_ids, n_segments)
+        to_counts = xp.reshape(segment_sum(column, to_ids, n_segments), (n_segments,))
+        from_counts = xp.reshape(segment_sum(column, from_ids, n_segments), (n_segments,))
+    return to_sums - from_sums, to_counts - from_counts, n_changed
+
+
 # -- NumPy --------------------------------------------------------------------------------------
 #: Up to this many segments NumPy's one-hot GEMM (2·n·K·d flops, at BLAS speed) beats the bincount
 #: (a scattered write per value, whatever K): 3-7x at K ≤ 10, even at K ≈ 45 in float64 (benchmarks/RESULTS.md).
@@ -49,16 +73,40 @@ ONE_HOT_SEGMENTS = 32
 
 @segment_sum.native_path(
     "numpy",
-    "one bincount over the flattened (segment, column) index beats the one-hot GEMM (above ONE_HOT_SEGMENTS "
-    "segments) and np.add.at",
+    "with Numba, one compiled pass adding each row to its segment's sum; else one bincount over the flattened "
+    "(segment, column) index, which beats the one-hot GEMM (above ONE_HOT_SEGMENTS segments) and np.add.at",
 )
 def _numpy_segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    from hml.kernels import _numba
+
+    if values.ndim == 2 and _numba.wanted(values.size, values.dtype):
+        return _numba.segment_sums(values, segment_ids, n_segments)[0]
     if n_segments <= ONE_HOT_SEGMENTS:
         return NotImplemented  # the portable one-hot GEMM is faster here
     n_columns = values.shape[1]
     flat = (segment_ids[:, None] * n_columns + np.arange(n_columns)).ravel()
     sums = np.bincount(flat, weights=values.ravel(), minlength=n_segments * n_columns)
     return sums.reshape(n_segments, n_columns).astype(values.dtype, copy=False)
+
+
+@segment_sum_and_count.native_path(
+    "numpy", "with Numba, one compiled pass adding each row to its segment's sum and count; else the two kernels"
+)
+def _numpy_segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> Any:
+    from hml.kernels import _numba
+
+    if values.ndim == 2 and _numba.wanted(values.size, values.dtype):
+        return _numba.segment_sums(values, segment_ids, n_segments)
+    return NotImplemented
+
+
+@segment_moves.native_path("numpy", "with Numba, one compiled pass over the ids: no mask, gathers or four segment sums")
+def _numpy_segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int) -> Any:
+    from hml.kernels import _numba
+
+    if weights is not None or not _numba.wanted(values.size, values.dtype):
+        return NotImplemented
+    return _numba.segment_moves(values, before, after, n_segments)
 
 
 @segment_count.native_path("numpy", "bincount: no one-hot matrix")

@@ -1,0 +1,201 @@
+"""Compiled loops for NumPy arrays, by Numba: the steps NumPy can only take as a call per row.
+
+Optional. hml needs no compiler and no Numba: the ``numba`` extra adds it (``pip install "homemade-ml[numba]"``), and then k-means'
+nearest centroid and centroid sums run here on NumPy arrays; without it (or with ``HML_NUMBA=0``, or where Numba cannot
+compile, as under Pyodide) the NumPy paths beside each caller run: the same nearest centroids bit for
+bit (the same additions in the same dtype, the first of equal minima), the same sums to rounding (added
+in another order). ``tests/test_kernels.py`` checks both against the same references;
+``benchmarks/RESULTS.md`` says what each buys.
+
+The loops compile on first use (``cache=True``: once a machine, then loaded from Numba's cache), and
+release the GIL, so the row-block threads of :func:`hml.backends.reduce_rows` run them side by side.
+Loading Numba costs a fresh process about half a second, once: the callers take a loop only for a
+block of at least :data:`MIN_WORK`, so small fits never pay it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+#: What to install for them (``pyproject.toml``'s ``numba`` extra; ``tests/test_kernels.py`` keeps the two equal):
+#: the requirement itself, which works however hml was installed (a checkout, a wheel, PyPI).
+REQUIREMENT = "numba>=0.60"
+
+#: Whether the compiled loops run where Numba is installed; ``HML_NUMBA=0`` turns them off.
+ENABLED: bool = os.environ.get("HML_NUMBA", "1") != "0"
+
+#: The least work (rows × K scores, or rows × D values summed) of a block for which a kernel takes its
+#: compiled loop: below it the NumPy path runs, so a small fit never loads Numba.
+MIN_WORK = 1 << 18
+
+#: Up to this many centroids the compiled nearest centroid beats NumPy's argmin along rows (whose
+#: per-row cost stays under the loop's per-score cost only on long rows: ``benchmarks/RESULTS.md``).
+MAX_CENTROIDS = 256
+
+
+def wanted(work: int, dtype: Any) -> bool:
+    """Whether a kernel should take its compiled loop for a block of ``work`` (rows × K or rows × D) in ``dtype``."""
+    return ENABLED and work >= MIN_WORK and dtype in (np.float32, np.float64) and _loops() is not None
+
+
+def status() -> str:
+    """Whether the compiled loops run, and if not why, in one line (``hml info``): without loading Numba."""
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:
+        return f'off: Numba is not installed (pip install "{REQUIREMENT}" for faster k-means on the CPU)'
+    if not ENABLED:
+        return f"off: HML_NUMBA=0 (Numba {version} is installed)"
+    return f"on, by Numba {version}: k-means' nearest centroid and centroid sums on NumPy arrays"
+
+
+def nearest_in_rows(block: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any]:
+    """lᵢ = argminₖ sᵢₖ + ‖cₖ‖² (int32; the first of equal minima, as argmin) and that minimum, for the
+    scores sᵢₖ = −2 xᵢ·cₖ of a block's rows: the GEMM, then one pass over each row's scores in
+    registers, where NumPy writes the sums back and calls argmin once a row."""
+    loops = _loops()
+    assert loops is not None, "nearest_in_rows without Numba: ask wanted first"
+    scores = block @ (-2.0 * centroids).T  # as kernels.scores: the same GEMM, so the same bits
+    labels = np.empty(block.shape[0], dtype=np.int32)
+    best = np.empty(block.shape[0], dtype=scores.dtype)
+    loops.nearest_in_rows(scores, np.ascontiguousarray(centroid_norms, dtype=scores.dtype), labels, best)
+    return labels, best
+
+
+def segment_sums(values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, Any]:
+    """Sₖ = Σ_{i: idsᵢ = k} valuesᵢ and nₖ = #{i: idsᵢ = k} (ids outside 0 … K − 1 count nowhere, as
+    in the one-hot default) in ``values``' dtype: one pass over the rows, each added to its segment's
+    row of S where NumPy scatters value by value (bincount) or multiplies by a one-hot matrix. Added
+    up in float64 whatever the dtype, as bincount does."""
+    loops = _loops()
+    assert loops is not None, "segment_sums without Numba: ask wanted first"
+    sums = np.zeros((n_segments, values.shape[1]), dtype=np.float64)
+    counts = np.zeros(n_segments, dtype=np.float64)
+    ids = np.ascontiguousarray(segment_ids, dtype=np.int64)
+    loops.segment_sums(np.ascontiguousarray(values), ids, sums, counts)
+    return sums.astype(values.dtype, copy=False), counts.astype(values.dtype, copy=False)
+
+
+def segment_moves(values: Any, before: Any, after: Any, n_segments: int) -> tuple[Any, Any, Any]:
+    """ΔSₖ, Δnₖ and the number of rows moved, as :func:`hml.kernels.segment_moves` (no weights): one
+    pass over the ids, each moved row subtracted from its old segment and added to its new one (in
+    float64, as :func:`segment_sums`)."""
+    loops = _loops()
+    assert loops is not None, "segment_moves without Numba: ask wanted first"
+    sums = np.zeros((n_segments, values.shape[1]), dtype=np.float64)
+    counts = np.zeros(n_segments, dtype=np.float64)
+    ids = [np.ascontiguousarray(labels, dtype=np.int64) for labels in (before, after)]
+    n_changed = loops.segment_moves(np.ascontiguousarray(values), *ids, sums, counts)
+    return sums.astype(values.dtype, copy=False), counts.astype(values.dtype, copy=False), np.asarray(n_changed)
+
+
+@functools.cache
+def _loops() -> SimpleNamespace | None:
+    """The compiled loops, or None where Numba is not installed or cannot compile them (a warning,
+    once, for the second)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    try:
+        compiled = functools.partial(numba.njit, nogil=True, cache=True)
+        loops = SimpleNamespace(
+            nearest_in_rows=compiled(_NEAREST_SIGNATURES)(_nearest_in_rows),
+            segment_sums=compiled(_SEGMENT_SIGNATURES)(_segment_sums),
+            segment_moves=compiled(_MOVES_SIGNATURES)(_segment_moves),
+        )
+    except Exception as error:  # a Numba that cannot compile here: the NumPy paths run instead
+        warnings.warn(
+            f"hml: Numba {numba.__version__} could not compile hml's loops ({error!r}); the NumPy paths run "
+            "instead (set HML_NUMBA=0 to skip the attempt)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return loops
+
+
+#: Compiled for both float dtypes when first asked for (eagerly: loaded from the cache without typing).
+_NEAREST_SIGNATURES = [
+    "void(float64[:, ::1], float64[::1], int32[::1], float64[::1])",
+    "void(float32[:, ::1], float32[::1], int32[::1], float32[::1])",
+]
+_MOVES_SIGNATURES = [
+    "int64(float64[:, ::1], int64[::1], int64[::1], float64[:, ::1], float64[::1])",
+    "int64(float32[:, ::1], int64[::1], int64[::1], float64[:, ::1], float64[::1])",
+]
+_SEGMENT_SIGNATURES = [
+    "void(float64[:, ::1], int64[::1], float64[:, ::1], float64[::1])",
+    "void(float32[:, ::1], int64[::1], float64[:, ::1], float64[::1])",
+]
+
+
+def _nearest_in_rows(scores: Any, norms: Any, labels: Any, best: Any) -> None:  # pragma: no cover - compiled
+    # Four rows at a time: a row's running minimum is a chain of dependent compares, each waiting on
+    # the last; four independent chains keep the core busy meanwhile.
+    n, k = scores.shape
+    whole = n - n % 4
+    for i in range(0, whole, 4):
+        b0 = scores[i, 0] + norms[0]
+        b1 = scores[i + 1, 0] + norms[0]
+        b2 = scores[i + 2, 0] + norms[0]
+        b3 = scores[i + 3, 0] + norms[0]
+        l0 = l1 = l2 = l3 = 0
+        for j in range(1, k):
+            v0 = scores[i, j] + norms[j]
+            v1 = scores[i + 1, j] + norms[j]
+            v2 = scores[i + 2, j] + norms[j]
+            v3 = scores[i + 3, j] + norms[j]
+            if v0 < b0:
+                b0, l0 = v0, j
+            if v1 < b1:
+                b1, l1 = v1, j
+            if v2 < b2:
+                b2, l2 = v2, j
+            if v3 < b3:
+                b3, l3 = v3, j
+        labels[i], labels[i + 1], labels[i + 2], labels[i + 3] = l0, l1, l2, l3
+        best[i], best[i + 1], best[i + 2], best[i + 3] = b0, b1, b2, b3
+    for i in range(whole, n):
+        b, label = scores[i, 0] + norms[0], 0
+        for j in range(1, k):
+            v = scores[i, j] + norms[j]
+            if v < b:
+                b, label = v, j
+        labels[i], best[i] = label, b
+
+
+def _segment_sums(values: Any, ids: Any, sums: Any, counts: Any) -> None:  # pragma: no cover - compiled
+    n_segments = sums.shape[0]
+    for i in range(values.shape[0]):
+        segment = ids[i]
+        if 0 <= segment < n_segments:  # the one-hot default ignores other ids; never write outside S
+            counts[segment] += 1.0
+            for j in range(values.shape[1]):
+                sums[segment, j] += values[i, j]
+
+
+def _segment_moves(values: Any, before: Any, after: Any, sums: Any, counts: Any) -> int:  # pragma: no cover
+    n_segments, n_changed = sums.shape[0], 0
+    for i in range(values.shape[0]):
+        old, new = before[i], after[i]
+        if old == new:
+            continue
+        n_changed += 1
+        if 0 <= old < n_segments:
+            counts[old] -= 1.0
+            for j in range(values.shape[1]):
+                sums[old, j] -= values[i, j]
+        if 0 <= new < n_segments:
+            counts[new] += 1.0
+            for j in range(values.shape[1]):
+                sums[new, j] += values[i, j]
+    return n_changed
