@@ -10,6 +10,8 @@ Floors (issue 5):
 Floors (issue 24), each side by side with scikit-learn in one benchmark: 20 Lloyd iterations ≤ 1.0× at
 200,000 × 32, K = 64 (float64 and float32), 1,000,000 × 16, K = 8 and 100,000 × 128, K = 256 (float32)
 (``KMeansVsScikitLearn``); k-means++ seeding with one iteration ≤ 1.0× (``KMeansPlusPlusVsScikitLearn``).
+Each ``track_hml_over_sklearn`` is hml as installed with the ``bench`` extra, Numba's compiled loops
+included; ``track_hml_numpy_paths_over_sklearn``, hml without them.
 
 Floor (issue 23): mini-batch k-means on N = 1,000,000, D = 32, K = 64, one epoch of batches of 1024 from
 the same centroids, labels computed: hml ≤ 1.0× scikit-learn's ``MiniBatchKMeans``
@@ -19,6 +21,7 @@ measured by ``benchmarks/minibatch_kmeans.py``.
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
 
 import numpy as np
@@ -26,6 +29,18 @@ import numpy as np
 import hml
 
 from .common import LABELS, context, interleaved_ratio, peer, quietly, sizes
+
+
+@contextlib.contextmanager
+def numpy_paths():
+    """hml's kernels without their compiled loops (``hml.kernels._numba``), as on a machine without Numba."""
+    from hml.kernels import _numba
+
+    saved, _numba.ENABLED = _numba.ENABLED, False
+    try:
+        yield
+    finally:
+        _numba.ENABLED = saved
 
 
 def shape_of(shape: str) -> tuple[int, int, int, str]:
@@ -92,6 +107,13 @@ class _BesideScikitLearn:
         return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=self.peer_rounds)
 
     track_hml_over_sklearn.unit = "ratio"
+
+    def track_hml_numpy_paths_over_sklearn(self, shape):
+        """The same ratio on the NumPy paths alone: hml where Numba is not installed (or ``HML_NUMBA=0``)."""
+        with numpy_paths():
+            return interleaved_ratio(self.ctx, self._hml, self._sklearn, rounds=self.peer_rounds)
+
+    track_hml_numpy_paths_over_sklearn.unit = "ratio"
 
 
 class KMeansVsScikitLearn(_BesideScikitLearn):

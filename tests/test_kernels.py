@@ -276,6 +276,20 @@ def test_compiled_segment_sums_ignore_ids_outside_the_segments():
     assert int(n_changed) == 3
 
 
+def test_import_hml_and_a_small_fit_do_not_load_numba():
+    """Numba costs a fresh process its load time: not at ``import hml``, nor for a fit whose blocks are below
+    MIN_WORK (a fresh interpreter, so that no earlier test has loaded it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, hml; assert 'numba' not in sys.modules, 'at import'; "
+        "X = np.random.default_rng(0).random((2_000, 8)); hml.KMeans(8, n_init=2, random_state=0).fit(X); "
+        "assert 'numba' not in sys.modules, 'in a small fit'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_without_numba_the_numpy_paths_run(monkeypatch):
     """Numba absent (its import fails): no compiled loop is wanted, and a fit that would take them takes the
     NumPy paths with the same result -- where Numba is installed, the same as with the loops."""

@@ -9,8 +9,8 @@ in another order). ``tests/test_kernels.py`` checks both against the same refere
 
 The loops compile on first use (``cache=True``: once a machine, then loaded from Numba's cache), and
 release the GIL, so the row-block threads of :func:`hml.backends.reduce_rows` run them side by side.
-Loading Numba costs a fresh process about half a second, once: the callers take a loop only for a
-block of at least :data:`MIN_WORK`, so small fits never pay it.
+Loading Numba costs a fresh process about 0.6 s, once: the callers take a loop only for a block of
+at least :data:`MIN_WORK`, so small fits never pay it.
 """
 
 from __future__ import annotations
