@@ -13,11 +13,11 @@ import importlib.util
 
 import numpy as np
 import pytest
+from conftest import Case
 
 import hml
 from hml import backends, kernels
 from hml.kernels import _numba
-from tests.conftest import Case
 
 
 def _both(kernel, *args, **kwargs):
