@@ -33,9 +33,9 @@ kernel                        computes                              native paths
 ``random_uniform``            U(low, high), drawn on the host       (one code: NumPy's rng)
 ============================  ====================================  =====================
 
-† Where Numba is installed (the ``numba`` extra; :func:`compiled_loops` says whether they run): compiled loops, :mod:`hml.kernels._numba` (the
-same labels as the NumPy paths bit for bit, sums to rounding), on blocks large enough that a small fit never
-loads Numba.
+† Where Numba is installed (the ``numba`` extra; :func:`compiled_loops` says whether they run): compiled
+loops, :mod:`hml.kernels._numba` (the same labels as the NumPy paths bit for bit, sums to rounding), on
+blocks large enough that a small fit never loads Numba.
 """
 
 from __future__ import annotations

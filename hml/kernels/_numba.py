@@ -1,11 +1,11 @@
 """Compiled loops for NumPy arrays, by Numba: the steps NumPy can only take as a call per row.
 
-Optional. hml needs no compiler and no Numba: the ``numba`` extra adds it (``pip install "homemade-ml[numba]"``), and then k-means'
-nearest centroid and centroid sums run here on NumPy arrays; without it (or with ``HML_NUMBA=0``, or where Numba cannot
-compile, as under Pyodide) the NumPy paths beside each caller run: the same nearest centroids bit for
-bit (the same additions in the same dtype, the first of equal minima), the same sums to rounding (added
-in another order). ``tests/test_kernels.py`` checks both against the same references;
-``benchmarks/RESULTS.md`` says what each buys.
+Optional. hml needs no compiler and no Numba: the ``numba`` extra adds it (``pip install
+"homemade-ml[numba]"``), and then k-means' nearest centroid and centroid sums run here on NumPy arrays.
+Without it (or with ``HML_NUMBA=0``, or where Numba cannot compile, as under Pyodide) the NumPy paths
+beside each caller run: the same nearest centroids bit for bit (the same additions in the same dtype,
+the first of equal minima), the same sums to rounding (added in another order). ``tests/test_kernels.py``
+checks both against the same references; ``benchmarks/RESULTS.md`` says what each buys.
 
 The loops compile on first use (``cache=True``: once a machine, then loaded from Numba's cache), and
 release the GIL, so the row-block threads of :func:`hml.backends.reduce_rows` run them side by side.

@@ -44,9 +44,12 @@ def segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> tup
 @kernel
 def segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int) -> tuple[Any, Any, Any]:
     """How S and n change when the rows whose id changed move from segment ``before`` to ``after``:
-    ΔSₖ = Σ_{i: afterᵢ = k ≠ beforeᵢ} sᵢxᵢ − Σ_{i: beforeᵢ = k ≠ afterᵢ} sᵢxᵢ, Δnₖ the same with sᵢ for xᵢ
-    (sᵢ = 1 without ``weights``), and #{i: afterᵢ ≠ beforeᵢ} (int64, 0-d). The moved rows are selected
-    by a data-dependent mask: for libraries where that costs no wait (not on a GPU)."""
+
+        ΔSₖ = Σ_{i: afterᵢ = k ≠ beforeᵢ} sᵢxᵢ − Σ_{i: beforeᵢ = k ≠ afterᵢ} sᵢxᵢ,
+
+    Δnₖ the same with sᵢ for xᵢ (sᵢ = 1 without ``weights``), and #{i: afterᵢ ≠ beforeᵢ} (int64, 0-d).
+    The moved rows are selected by a data-dependent mask: for libraries where that costs no wait (not
+    on a GPU)."""
     xp = array_api_compat.array_namespace(values)
     changed = after != before
     n_changed = xp.sum(xp.astype(changed, xp.int64))
