@@ -27,7 +27,7 @@ def test_info_says_whether_the_compiled_loops_run(monkeypatch, capsys):
     installed = importlib.util.find_spec("numba") is not None
     main(["info"])
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("compiled loops:"))
-    assert line.startswith("compiled loops: on, by Numba") if installed else 'pip install "hml[numba]"' in line
+    assert line.startswith("compiled loops: on, by Numba") if installed else 'pip install "numba>=0.60"' in line
     monkeypatch.setattr(_numba, "ENABLED", False)
     main(["info"])
     out = capsys.readouterr().out

@@ -13,6 +13,7 @@ import array_api_compat
 import array_api_extra as xpx
 import numpy as np
 
+from hml.kernels import _numba
 from hml.kernels._dispatch import kernel
 
 __all__ = ["segment_count", "segment_moves", "segment_sum", "segment_sum_and_count"]
@@ -80,8 +81,6 @@ ONE_HOT_SEGMENTS = 32
     "(segment, column) index, which beats the one-hot GEMM (above ONE_HOT_SEGMENTS segments) and np.add.at",
 )
 def _numpy_segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
-    from hml.kernels import _numba
-
     if values.ndim == 2 and _numba.wanted(values.size, values.dtype):
         return _numba.segment_sums(values, segment_ids, n_segments)[0]
     if n_segments <= ONE_HOT_SEGMENTS:
@@ -96,8 +95,6 @@ def _numpy_segment_sum(values: Any, segment_ids: Any, n_segments: int) -> Any:
     "numpy", "with Numba, one compiled pass adding each row to its segment's sum and count; else the two kernels"
 )
 def _numpy_segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> Any:
-    from hml.kernels import _numba
-
     if values.ndim == 2 and _numba.wanted(values.size, values.dtype):
         return _numba.segment_sums(values, segment_ids, n_segments)
     return NotImplemented
@@ -105,8 +102,6 @@ def _numpy_segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int)
 
 @segment_moves.native_path("numpy", "with Numba, one compiled pass over the ids: no mask, gathers or four segment sums")
 def _numpy_segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int) -> Any:
-    from hml.kernels import _numba
-
     if weights is not None or not _numba.wanted(values.size, values.dtype):
         return NotImplemented
     return _numba.segment_moves(values, before, after, n_segments)
