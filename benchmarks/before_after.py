@@ -96,6 +96,7 @@ FITS = {
     "kmeans": (lambda m, b: m.KMeans(4, random_state=0, backend=b), None, 300),
     "kmeans-blocks": (lambda m, b: m.KMeans(8, random_state=0, working_memory=1 << 16, backend=b), None, 150_000),
     "kmeans-random": (lambda m, b: m.KMeans(4, init="random", random_state=2, backend=b), None, 300),
+    "minibatch-kmeans": (lambda m, b: m.MiniBatchKMeans(8, batch_size=256, random_state=0, backend=b), None, 150_000),
     "anomaly-full": (lambda m, b: m.GaussianAnomalyDetection(covariance="full", backend=b), None, 300),
 }
 

@@ -15,13 +15,12 @@ from hml._array import check_X
 from hml._kmeans import (
     Data,
     assign,
-    centroid_norms,
-    kmeans_plus_plus,
     prepared,
     row_bytes_per_row,
     transform_block,
 )
 from hml._params import ArrayLike, Either, Integer, OneOf, param
+from hml._seeding import kmeans_plus_plus
 from hml.backends import Rows
 from hml.base import RANDOM_STATE, VERBOSE, BaseEstimator
 from hml.exceptions import warn
@@ -133,13 +132,13 @@ class Centroids(BaseEstimator):
         return self._pass(ctx, Xc)
 
     def _pass(self, ctx: backends.ComputeContext, X: Any, weights: Any = None) -> Data:
-        """X for a pass that computes ‖x‖² itself, blocked as a fit blocks it."""
+        """X for a pass that computes ‖x − o‖² itself, blocked as a fit blocks it."""
         row_bytes = functools.partial(row_bytes_per_row, self.n_clusters, X.shape[1])
         return Data(ctx, X, None, None, row_bytes, self.working_memory, weights)
 
     def predict(self, X: Any) -> Any:
         """The index of each row's nearest centroid (int32), in the namespace and device of ``X``."""
-        labels, _ = assign(self._data(X), self.cluster_centers_)
+        labels, _ = assign(self._data(X), self.cluster_centers_, measure=False)
         return backends.mirror(labels, X)
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
@@ -154,7 +153,7 @@ class Centroids(BaseEstimator):
         data = self._data(X)
         centroids = self.cluster_centers_
         out = {"distances": Rows(centroids.dtype, width=centroids.shape[0])}
-        distances = data.reduce(transform_block, [data.X], (centroids, centroid_norms(centroids)), out)
+        distances = data.reduce(transform_block, [data.X], (centroids, data.origin), out)
         return backends.mirror(distances.distances, X)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 
 from hml import backends, kernels
 from hml._array import squares_overflow
-from hml.backends import PerBlock, Rows, Sum
+from hml.backends import Rows, Sum
 from hml.numerics import centred_sum_of_squares, positive_part
 
 __all__ = [
@@ -23,22 +23,19 @@ __all__ = [
     "LloydStep",
     "assign",
     "assign_and_count",
-    "centroid_norms",
     "cluster_means",
     "column_variance_mean",
-    "kmeans_plus_plus",
     "lloyd_step",
     "lloyd_update",
+    "nearest_distances",
+    "origin",
     "prepared",
+    "relative",
     "reseed_empty",
     "row_bytes_per_row",
     "sums_and_counts",
     "transform_block",
 ]
-
-#: k-means++ keeps its trials' D(x)² (N × trials values) up to this many bytes and a quarter of X; beyond
-#: (10⁷ rows, or few features) seeding holds X and two N-vectors only (issue 5's memory floor).
-KEEP_TRIAL_BYTES = 64 << 20
 
 
 class _WithoutNorms(NamedTuple):
@@ -51,9 +48,10 @@ class _WithoutNorms(NamedTuple):
 
 
 class Data(NamedTuple):
-    """X as the passes of a fit read it: with ‖xᵢ‖² per row and Σᵢ sᵢ‖xᵢ‖², computed once (and, on a lazy
-    backend, held), the bytes per row and block that size the blocks, and the sample weights sᵢ
-    (None: every row counts once; a fit's weights, normalised to mean 1, otherwise).
+    """X as the passes of a fit read it: with ‖xᵢ − o‖² per row and Σᵢ sᵢ‖xᵢ − o‖², computed once (and, on a
+    lazy backend, held), the bytes per row and block that size the blocks, the sample weights sᵢ
+    (None: every row counts once; a fit's weights, normalised to mean 1, otherwise), and the origin o
+    the distances are computed from (:func:`origin`; None where no ‖x − o‖² are kept: :func:`relative`).
 
     A block function takes X's rows, then ‖x‖²'s, then the weights' -- or None in their place,
     passed in ``shared`` when there are none (:meth:`rows`)."""
@@ -65,6 +63,7 @@ class Data(NamedTuple):
     row_bytes: Any
     working_memory: int | None
     weights: Any = None
+    origin: Any = None
 
     def rows(self, block: Any) -> tuple[Any, list[Any], tuple[Any, ...]]:
         """``block`` (a function of X's rows, ‖x‖²'s, the weights', then its shared arguments) as
@@ -95,56 +94,98 @@ def row_bytes_per_row(n_clusters: int, n_features: int, like: Any) -> int:
 def prepared(
     ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None, weights: Any = None
 ) -> Data:
-    """X with its squared norms (one pass), for the passes of a fit."""
+    """X with its squared distances from the origin (one pass), for the passes of a fit."""
     row_bytes = functools.partial(row_bytes_per_row, n_clusters, X.shape[1])  # in each chunk's own library
     out: dict[str, Rows | Sum] = {"norms": Rows(X.dtype), "total": Sum((), X.dtype)}
-    arrays, shared = ([X], (None,)) if weights is None else ([X, weights], ())
+    o = origin(X)  # computed with the norms (lazily: X's first chunks are read once, in their pass)
+    arrays, shared = ([X], (None, o)) if weights is None else ([X, weights], (o,))
     norms = backends.reduce_rows(
         _norms_block, arrays, shared, out=out, row_bytes=row_bytes, working_memory=working_memory
     )
-    squared_norms, total = ctx.backend.materialize(norms.norms, norms.total)
-    return Data(ctx, X, squared_norms, total, row_bytes, working_memory, weights)
+    o, squared_norms, total = ctx.backend.materialize(o, norms.norms, norms.total)
+    return Data(ctx, X, squared_norms, total, row_bytes, working_memory, weights, o)
 
 
-def _norms_block(X: Any, weights: Any) -> tuple[Any, Any]:
-    xp = array_api_compat.array_namespace(X)
-    norms = xp.sum(X * X, axis=1)
+def _norms_block(X: Any, weights: Any, origin: Any) -> tuple[Any, Any]:
+    norms = squared_from(X, origin)
+    xp = array_api_compat.array_namespace(norms)
     return norms, xp.sum(norms) if weights is None else xp.vecdot(weights, norms)
 
 
-def centroid_norms(centroids: Any) -> Any:
+#: How many of X's first rows :func:`origin` averages.
+ORIGIN_ROWS = 1024
+
+
+def origin(X: Any) -> Any:
+    """o, the mean of X's first rows (at most :data:`ORIGIN_ROWS`): a point among the data, which the
+    distances are computed from.
+
+    ‖x − c‖² = ‖x‖² − 2x·c + ‖c‖² in X's dtype carries a rounding error of about ε(‖x‖² + ‖c‖²): where
+    the data lie far from 0 against their spread (float32 coordinates near 10³ with a spread near 1)
+    that is larger than the differences that decide a nearest centroid, and the labels, inertia and
+    distances come out wrong. From o (:func:`relative`) the error is about ε‖x‖‖c − o‖ instead: smaller
+    by the ratio of the data's distance from 0 to its spread -- most of what scikit-learn gets by centring
+    a copy of X by its mean (exact at any distance), with no copy and no extra pass (o, unlike X's mean,
+    needs no pass of its own). A pass that keeps no ‖x − o‖²
+    (predict, mini-batches) takes the centroids' mean instead (:func:`relative`)."""
+    xp = array_api_compat.array_namespace(X)
+    return xp.mean(X[: min(ORIGIN_ROWS, X.shape[0]), ...], axis=0)  # the standard leaves stops past the end open
+
+
+def squared_from(X: Any, origin: Any) -> Any:
+    """‖xᵢ − o‖² for each row of X."""
+    xp = array_api_compat.array_namespace(X)
+    shifted = X - origin
+    return xp.vecdot(shifted, shifted)  # a fused multiply-add along each row: no second temporary
+
+
+def relative(centroids: Any, origin: Any) -> tuple[Any, Any]:
+    """(c − o, ‖c − o‖² + 2o·(c − o)) for each centroid c: the arguments of
+    :func:`hml.kernels.nearest_centroid` and :func:`hml.kernels.scores` whose scores
+    ‖c − o‖² + 2o·(c − o) − 2x·(c − o) are ‖x − c‖² − ‖x − o‖² (the same argmin as ‖x − c‖²;
+    adding ‖x − o‖² gives the distance). ``origin`` None: the centroids' mean, also a point among the data.
+
+    Called inside the block functions, on each block's own arrays: as lazy operations on Dask they would
+    be graph keys shared by several computations (a key reused with other contents, which Dask warns of)."""
     xp = array_api_compat.array_namespace(centroids)
-    return xp.sum(centroids * centroids, axis=1)
+    if origin is None:
+        origin = xp.mean(centroids, axis=0)
+    shifted = centroids - origin
+    return shifted, xp.sum(shifted * (shifted + 2.0 * origin), axis=1)
 
 
 # -- the E-step, the M-step and what they share -----------------------------------------------------
-def _assign_block(X: Any, norms: Any, weights: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any]:
-    """lᵢ = argminₖ ‖xᵢ − cₖ‖² and J = Σᵢ sᵢ ‖xᵢ − c_{lᵢ}‖², measured directly, on these rows."""
+def _assign_block(X: Any, norms: Any, weights: Any, centroids: Any, origin: Any, measure: bool) -> tuple[Any, Any]:
+    """lᵢ = argminₖ ‖xᵢ − cₖ‖² on these rows and, with ``measure`` (else 0), J = Σᵢ sᵢ ‖xᵢ − c_{lᵢ}‖² measured
+    directly, from the differences: no cancellation, so a row at its centroid adds exactly 0 (``norms`` unused)."""
     xp = array_api_compat.array_namespace(X)
-    if norms is None:
-        norms = xp.sum(X * X, axis=1)
-    nearest, best = kernels.nearest_centroid(X, centroids, centroid_norms, with_scores=True)
-    return nearest, xp.sum(best + norms) if weights is None else xp.vecdot(weights, best + norms)
+    nearest, _ = kernels.nearest_centroid(X, *relative(centroids, origin))
+    if not measure:
+        return nearest, xp.zeros((), dtype=X.dtype, device=array_api_compat.device(X))
+    difference = X - xp.take(centroids, nearest, axis=0)
+    distances = xp.vecdot(difference, difference)
+    return nearest, xp.sum(distances) if weights is None else xp.vecdot(weights, distances)
 
 
-def _distance_block(X: Any, norms: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
-    """minₖ ‖xᵢ − cₖ‖² for these rows."""
+def _distance_block(X: Any, norms: Any, centroids: Any, origin: Any) -> tuple[Any]:
+    """minₖ ‖xᵢ − cₖ‖² for these rows (``norms``: their ‖x − o‖²)."""
     xp = array_api_compat.array_namespace(X)
-    return (xp.min(kernels.scores(X, centroids, centroid_norms), axis=1) + norms,)
+    return (xp.min(kernels.scores(X, *relative(centroids, origin)), axis=1) + norms,)
 
 
-def transform_block(X: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
+def transform_block(X: Any, centroids: Any, origin: Any) -> tuple[Any]:
     """‖xᵢ − cₖ‖ for these rows and every centroid.
 
-    From the GEMM identity ‖x‖² − 2x·c + ‖c‖² (clipped at 0 before the root), except the
+    From the GEMM identity about the origin o (:func:`relative`; clipped at 0 before the root), except the
     distance to each row's nearest centroid, computed directly as ‖xᵢ − c_{lᵢ}‖: the identity
-    cancels catastrophically where x ≈ c (a point at a centroid would be ~1e-7·‖x‖ from it,
+    cancels catastrophically where x ≈ c (a point at a centroid would be ~1e-7·‖x − o‖ from it,
     not 0), and the nearest centroid is where that happens. One extra gather and difference
     per row, no N × K × D work.
     """
     xp = array_api_compat.array_namespace(X)
-    scores = kernels.scores(X, centroids, centroid_norms)
-    squared = positive_part(scores + xp.sum(X * X, axis=1)[:, None], xp)
+    origin = xp.mean(centroids, axis=0) if origin is None else origin
+    scores = kernels.scores(X, *relative(centroids, origin))
+    squared = positive_part(scores + squared_from(X, origin)[:, None], xp)
     nearest = xp.argmin(scores, axis=1)
     difference = X - xp.take(centroids, nearest, axis=0)
     exact = xp.sum(difference * difference, axis=1)
@@ -154,36 +195,38 @@ def transform_block(X: Any, centroids: Any, centroid_norms: Any) -> tuple[Any]:
 
 
 def _assign_counting_block(
-    X: Any, norms: Any, weights: Any, centroids: Any, centroid_norms: Any
+    X: Any, norms: Any, weights: Any, centroids: Any, origin: Any, measure: bool
 ) -> tuple[Any, Any, Any]:
     """:func:`_assign_block` and nₖ, the number of these rows each centroid is nearest to."""
-    nearest, inertia = _assign_block(X, norms, weights, centroids, centroid_norms)
+    nearest, inertia = _assign_block(X, norms, weights, centroids, origin, measure)
     return nearest, inertia, kernels.segment_count(nearest, centroids.shape[0], X.dtype)
 
 
-def assign(data: Data, centroids: Any) -> tuple[Any, Any]:
-    """The E-step alone: each row's nearest centroid (int32) and the distortion J they give (0-d)."""
-    step = _assign(data, centroids, _assign_block, {})
+def assign(data: Data, centroids: Any, measure: bool = True) -> tuple[Any, Any]:
+    """The E-step alone: each row's nearest centroid (int32) and the distortion J they give (0-d; 0 without
+    ``measure``)."""
+    step = _assign(data, centroids, _assign_block, {}, measure)
     return step.labels, step.inertia
 
 
 def assign_and_count(data: Data, centroids: Any) -> tuple[Any, Any, Any]:
     """:func:`assign`, and the number of clusters no row is nearest to (0-d, in X's dtype)."""
     xp = array_api_compat.array_namespace(centroids)
-    step = _assign(data, centroids, _assign_counting_block, {"counts": Sum((centroids.shape[0],), centroids.dtype)})
+    more = {"counts": Sum((centroids.shape[0],), centroids.dtype)}
+    step = _assign(data, centroids, _assign_counting_block, more, True)
     return step.labels, step.inertia, xp.sum(xp.astype(step.counts == 0, centroids.dtype))
 
 
-def _assign(data: Data, centroids: Any, block: Any, more: dict[str, Any]) -> Any:
+def _assign(data: Data, centroids: Any, block: Any, more: dict[str, Any], measure: bool) -> Any:
     out = {"labels": Rows(array_api_compat.array_namespace(centroids).int32), "inertia": Sum((), centroids.dtype)}
-    block, arrays, absent = data.rows(block)  # ‖x‖² not kept (predict): each block computes its own
-    return data.reduce(block, arrays, (*absent, centroids, centroid_norms(centroids)), {**out, **more})
+    block, arrays, absent = data.rows(block)
+    return data.reduce(block, arrays, (*absent, centroids, data.origin, measure), {**out, **more})
 
 
-def _distances(data: Data, centroids: Any) -> Any:
+def nearest_distances(data: Data, centroids: Any) -> Any:
     """minₖ ‖xᵢ − cₖ‖² for every row (an N-vector, like X's rows)."""
     out = {"distances": Rows(centroids.dtype)}
-    arrays, shared = [data.X, data.squared_norms], (centroids, centroid_norms(centroids))
+    arrays, shared = [data.X, data.squared_norms], (centroids, data.origin)
     return data.reduce(_distance_block, arrays, shared, out).distances
 
 
@@ -196,9 +239,9 @@ class LloydStep(NamedTuple):
     n_changed: Any  # how many labels differ from the previous step's (None on the first)
 
 
-def _first_lloyd_block(X: Any, weights: Any, centroids: Any, centroid_norms: Any, k: int) -> tuple[Any, Any, Any, Any]:
+def _first_lloyd_block(X: Any, weights: Any, centroids: Any, origin: Any, k: int) -> tuple[Any, Any, Any, Any]:
     """:func:`_lloyd_block` of the first iteration: no labels before (the count of changes is 0)."""
-    return _lloyd_block(X, None, weights, centroids, centroid_norms, k, False)
+    return _lloyd_block(X, None, weights, centroids, origin, k, False)
 
 
 def sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any]:
@@ -212,7 +255,7 @@ def sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any
 
 
 def _lloyd_block(
-    X: Any, before: Any, weights: Any, centroids: Any, centroid_norms: Any, k: int, incremental: bool
+    X: Any, before: Any, weights: Any, centroids: Any, origin: Any, k: int, incremental: bool
 ) -> tuple[Any, Any, Any, Any]:
     """The E-step on these rows with their share of the M-step's S and n, and #labels ≠ ``before``.
 
@@ -221,7 +264,7 @@ def _lloyd_block(
     """
     xp = array_api_compat.array_namespace(X)
     # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
-    nearest, _ = kernels.nearest_centroid(X, centroids, centroid_norms)
+    nearest, _ = kernels.nearest_centroid(X, *relative(centroids, origin))
     if before is None:  # the first iteration: nothing to compare with
         sums, counts = sums_and_counts(X, weights, nearest, k)
         return nearest, sums, counts, xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
@@ -250,7 +293,7 @@ def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydS
         "counts": Sum((k,), X.dtype),
         "changed": Sum((), xp.int64),
     }
-    shared = (centroids, centroid_norms(centroids), k)
+    shared = (centroids, data.origin, k)
     rows, none = ([X], (None,)) if data.weights is None else ([X, data.weights], ())
     if previous is None:
         step = data.reduce(_first_lloyd_block, rows, (*none, *shared), out)
@@ -262,23 +305,23 @@ def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydS
 
 
 def lloyd_update(
-    centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any
+    centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any, origin: Any
 ) -> tuple[Any, Any, Any, Any]:
     """The M-step and what the convergence test reads, from the E-step's S, n and #changed labels.
 
     cₖ⁺ = Sₖ / nₖ (an empty cluster keeps its centroid here; it is re-seeded once the status
     shows it), and status = [#empty clusters, #changed labels (−1 on the first iteration),
     shift Σₖ‖cₖ⁺ − cₖ‖², J]. J is the distortion at the centroids ``c`` the labels were
-    chosen for, from the sums: J = Σᵢ‖xᵢ‖² − 2 Σₖ cₖ·Sₖ + Σₖ nₖ‖cₖ‖², no N-long pass.
+    chosen for, from the sums about the origin o (``total_squared_norm`` = Σᵢ‖xᵢ − o‖²):
+    J = Σᵢ‖xᵢ − o‖² − 2 Σₖ (cₖ − o)·(Sₖ − nₖo) + Σₖ nₖ‖cₖ − o‖², no N-long pass.
     Returns (c⁺, S, n, status). Written for :func:`hml.backends.call_once`: one task on a lazy backend.
     """
     xp = array_api_compat.array_namespace(centroids, sums, counts)
     empty = counts == 0
     new_centroids = cluster_means(centroids, sums, counts)
     shift = xp.sum((new_centroids - centroids) ** 2)
-    inertia = (
-        total_squared_norm - 2.0 * xp.sum(centroids * sums) + xp.sum(counts * xp.sum(centroids * centroids, axis=1))
-    )
+    shifted, column = centroids - origin, xp.reshape(counts, (-1, 1))
+    inertia = total_squared_norm - 2.0 * xp.sum(shifted * (sums - column * origin)) + xp.sum(column * shifted * shifted)
     if n_changed is None:  # the first iteration: nothing to compare with
         n_changed = xp.full((), -1, dtype=xp.int64, device=array_api_compat.device(centroids))  # a fill: no host copy
     status = xp.stack(
@@ -312,7 +355,7 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
     ctx = data.ctx
     xp = ctx.xp
     # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
-    distances = _distances(data, centroids)
+    distances = nearest_distances(data, centroids)
     if data.weights is not None:  # a row of weight 0 is not there: it cannot seed a cluster
         distances = xp.where(data.weights > 0, distances, xp.zeros_like(distances))
     why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
@@ -331,100 +374,6 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
         sums_host[cluster] = weight * row
         counts_host[cluster] = weight
     return ctx.asarray(sums_host, dtype=sums.dtype), ctx.asarray(counts_host, dtype=counts.dtype)
-
-
-def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii; the greedy variant scikit-learn uses).
-
-    The first centroid is a uniformly random row (∝ its weight); each next one is the best, by the
-    resulting potential Σᵢ sᵢ minₖ‖xᵢ − cₖ‖², of 2 + ⌊ln k⌋ rows drawn with probability ∝ s D(x)², D(x)²
-    the squared distance to the nearest centroid chosen so far: for a uniform draw t from [0, Σ D(x)²), the
-    row where the running sum of D(x)² passes t -- found from the blocks' totals (added up on the
-    host, in float64), then within the one block t falls in. The random numbers are drawn on the
-    host, so a seed picks the same rows on every backend. D(x)² is one N-vector beside X. Host
-    reads: the blocks' sizes once, then three per centroid (the blocks' potentials, the sampled
-    rows, the best trial). Passes over X: one per centroid where the trials' D(x)², N × trials values,
-    take at most :data:`KEEP_TRIAL_BYTES` and a quarter of X (the winner's are then a column of them),
-    else two (the winner's recomputed) -- and always two on a lazy backend (they would stay in the graph).
-    """
-    ctx, X = data.ctx, data.X
-    xp = ctx.xp
-    n = X.shape[0]
-    trials = 2 + int(math.log(k))
-    why = "k-means++ seeding"
-    if data.weights is None:
-        first = int(rng.integers(n))
-    else:
-        host = np.asarray(ctx.read(data.weights, why), dtype=np.float64)
-        first = int(rng.choice(n, p=host / host.sum()))
-    closest = _distances(data, ctx.take_rows(X, [first]))
-    chosen = [first]
-    per_block = {"potential": PerBlock(X.dtype), "rows": PerBlock(xp.int64)}
-    weighted, none = ([], (None,)) if data.weights is None else ([data.weights], ())
-    blocks = data.reduce(_block_potential, [closest, *weighted], none, per_block)
-    stops = np.cumsum(ctx.read(blocks.rows, why))  # once: the blocks are the same in every pass
-    starts = np.concatenate([[0], stops[:-1]])
-    out = {"potentials": Sum((trials,), X.dtype)}
-    kept_bytes = n * trials * (4 if X.dtype == xp.float32 else 8)
-    keep = not ctx.backend.lazy and kept_bytes <= KEEP_TRIAL_BYTES and 4 * trials <= X.shape[1]
-    nearest = Rows(X.dtype, width=trials)
-    for _ in range(1, k):
-        ends = np.cumsum(ctx.read(blocks.potential, why).astype(np.float64))
-        picks = []  # (block, position in the block) of each trial, found on the device
-        for target in rng.random(trials) * ends[-1]:  # a loop over the few trials
-            b = min(int(np.searchsorted(ends, target, side="right")), len(ends) - 1)
-            within = target - (ends[b - 1] if b else 0.0)
-            mass = closest[int(starts[b]) : int(stops[b])]
-            if data.weights is not None:
-                mass = mass * data.weights[int(starts[b]) : int(stops[b])]
-            cumulative = xp.cumulative_sum(mass)
-            picks.append((b, xp.searchsorted(cumulative, ctx.asarray(np.asarray([within]), dtype=cumulative.dtype))))
-        positions = ctx.read(xp.concat([position for _, position in picks]), why)
-        candidates = [
-            min(int(starts[b]) + int(p), int(stops[b]) - 1) for (b, _), p in zip(picks, positions, strict=True)
-        ]
-        rows = ctx.take_rows(X, candidates)
-        # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
-        shared = (rows, centroid_norms(rows))
-        arrays = [X, data.squared_norms, closest, *weighted]
-        if keep:
-            result = data.reduce(_trial_block, arrays, (*none, *shared), {**out, "nearest": nearest})
-            best = int(np.argmin(ctx.read(result.potentials, why)))
-            (closest,) = ctx.backend.materialize(result.nearest[:, best])
-        else:
-            potentials = data.reduce(_potential_block, arrays, (*none, *shared), out).potentials
-            best = int(np.argmin(ctx.read(potentials, why)))
-            new = _distances(data, rows[best : best + 1, ...])
-            (closest,) = ctx.backend.materialize(xp.minimum(closest, new))
-        chosen.append(candidates[best])
-        blocks = data.reduce(_block_potential, [closest, *weighted], none, per_block)
-    return ctx.take_rows(X, chosen)
-
-
-def _block_potential(closest: Any, weights: Any) -> tuple[Any, Any]:
-    """This block's Σ s D(x)², and its number of rows."""
-    xp = array_api_compat.array_namespace(closest)
-    rows = xp.full((1,), closest.shape[0], dtype=xp.int64, device=array_api_compat.device(closest))
-    potential = xp.sum(closest) if weights is None else xp.vecdot(weights, closest)
-    return xp.reshape(potential, (1,)), rows
-
-
-def _trial_block(
-    X: Any, norms: Any, closest: Any, weights: Any, candidates: Any, candidate_norms: Any
-) -> tuple[Any, Any]:
-    """Σᵢ sᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows for each candidate c, and the min(D(xᵢ)², ‖xᵢ − c‖²)."""
-    xp = array_api_compat.array_namespace(X)
-    distances = kernels.scores(X, candidates, candidate_norms)
-    distances += norms[:, None]
-    nearest = xp.minimum(distances, closest[:, None])
-    return (xp.sum(nearest, axis=0) if weights is None else weights @ nearest), nearest
-
-
-def _potential_block(
-    X: Any, norms: Any, closest: Any, weights: Any, candidates: Any, candidate_norms: Any
-) -> tuple[Any]:
-    """Σᵢ sᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows, for each candidate c."""
-    return _trial_block(X, norms, closest, weights, candidates, candidate_norms)[:1]
 
 
 def column_variance_mean(data: Data, tol: float = 1.0) -> float:

@@ -32,7 +32,7 @@ import array_api_compat
 import numpy as np
 
 from hml import backends, kernels
-from hml._kmeans import centroid_norms, sums_and_counts
+from hml._kmeans import relative, squared_from, sums_and_counts
 
 __all__ = [
     "READ_EVERY",
@@ -71,14 +71,17 @@ def reassign_every(n_clusters: int) -> int:
 
 
 def batch_block(
-    X: Any, squared: Any, weights: Any, centroids: Any, norms: Any, k: int, *, xp: Any = None
+    X: Any, squared: Any, weights: Any, centroids: Any, origin: Any, k: int, *, xp: Any = None
 ) -> tuple[Any, Any, Any]:
     """The E-step on a batch: S, n and J_B = Σᵢ sᵢ‖xᵢ − c_{lᵢ}‖², measured directly (sᵢ = 1 without
-    weights); ``squared``: the rows' ‖xᵢ‖², or None to compute them. Its arguments follow
-    :class:`hml._kmeans.Data`'s block convention (X, ‖x‖², s, then the shared ones)."""
+    weights), the distances about ``origin`` (:func:`hml._kmeans.relative`; None: the centroids' mean);
+    ``squared`` the rows' ‖xᵢ − o‖², or None to compute them. Its arguments follow
+    :class:`hml._kmeans.Data`'s block convention (X, ‖x − o‖², s, then the shared ones)."""
     xp = array_api_compat.array_namespace(X) if xp is None else xp
-    nearest, best = kernels.nearest_centroid(X, centroids, norms, with_scores=True)
-    distances = best + (xp.vecdot(X, X) if squared is None else squared)
+    if origin is None:
+        origin = xp.mean(centroids, axis=0)
+    nearest, best = kernels.nearest_centroid(X, *relative(centroids, origin), with_scores=True)
+    distances = best + (squared_from(X, origin) if squared is None else squared)
     sums, counts = sums_and_counts(X, weights, nearest, k)
     return sums, counts, (xp.sum(distances) if weights is None else xp.vecdot(weights, distances))
 
@@ -161,20 +164,25 @@ class Round(NamedTuple):
 
 
 def run_steps(
-    rows: Any, state: MiniBatchState, batch_size: int, n_steps: int, reassignment_ratio: float, with_shift: bool
+    rows: Any,
+    state: MiniBatchState,
+    batch_size: int,
+    n_steps: int,
+    reassignment_ratio: float,
+    with_shift: bool,
+    origin: Any,
 ) -> Round:
     """``n_steps`` steps on consecutive batches of the gathered ``rows`` (in the order drawn), from
-    ``state``: no host read. Each step's own rows are its re-seeding candidates: they were drawn
+    ``state``, the distances about ``origin`` (the fit's, :func:`hml._kmeans.origin`): no host read. Each step's own rows are its re-seeding candidates: they were drawn
     at random, so its first rows are as random as any."""
     xp = array_api_compat.array_namespace(rows)
     k = state.centroids.shape[0]
     states, statuses = [], []
-    squared = xp.vecdot(rows, rows)  # ‖x‖² of every batch's rows at once (no N × D temporary)
+    squared = squared_from(rows, origin)  # ‖x − o‖² of every batch's rows at once
     for step in range(n_steps):  # a loop over batches, each a few array operations
         rows_of_step = slice(step * batch_size, (step + 1) * batch_size)
         batch, centroids = rows[rows_of_step, ...], state.centroids
-        norms = xp.sum(centroids * centroids, axis=1)
-        sums, counts, inertia = batch_block(batch, squared[rows_of_step], None, centroids, norms, k, xp=xp)
+        sums, counts, inertia = batch_block(batch, squared[rows_of_step], None, centroids, origin, k, xp=xp)
         ratio, since = reseeding(state, batch_size, reassignment_ratio)
         centroids, weights, shift = minibatch_update(
             centroids, state.weights, sums, counts, batch, ratio, batch_size // 2, xp=xp
@@ -232,7 +240,7 @@ def fit_steps(
 ) -> Fitted:
     """Up to ``max_steps`` steps on batches drawn from X (∝ the weights whose running sum is
     ``cumulative``), in rounds that gather at most ``budget`` bytes of rows, until ``stopping``
-    says so. Host reads: one per :data:`READ_EVERY` steps (the steps' [J_B, shift])."""
+    says so; the distances about the first centroids' mean (:func:`hml._kmeans.origin`). Host reads: one per :data:`READ_EVERY` steps (the steps' [J_B, shift])."""
     from hml._array import squares_overflow
     from hml.optimize import cost_callback, progress_callback
 
@@ -242,6 +250,7 @@ def fit_steps(
     # by more than a window's batches.
     per_round = READ_EVERY * max(1, round_rows(batch_size, X.shape[1] * itemsize, budget) // READ_EVERY)
     with_shift = stopping.tol > 0.0
+    origin = array_api_compat.array_namespace(state.centroids).mean(state.centroids, axis=0)
     done, history, stopped = 0, [], False
     while done < max_steps and not stopped:
         steps = min(per_round, max_steps - done)
@@ -251,7 +260,7 @@ def fit_steps(
             count = min(READ_EVERY, steps - start)
             window = rows[start * batch_size : (start + count) * batch_size, ...]
             with backends.small_steps(window):
-                ran = run_steps(window, state, batch_size, count, reassignment_ratio, with_shift)
+                ran = run_steps(window, state, batch_size, count, reassignment_ratio, with_shift, origin)
             statuses = inner.xp.stack(ran.statuses)
             kept = count
             for i, (inertia, shift) in enumerate(inner.read(statuses, "mini-batch k-means")):
@@ -283,7 +292,7 @@ def partial_step(
     out = {"sums": backends.Sum((k, d), centroids.dtype), "counts": backends.Sum((k,), centroids.dtype)}
     out["inertia"] = backends.Sum((), centroids.dtype)
     block, arrays, absent = data.rows(batch_block)  # ‖x‖² not kept: each block computes its own
-    step = data.reduce(block, arrays, (*absent, centroids, centroid_norms(centroids), k), out)
+    step = data.reduce(block, arrays, (*absent, centroids, data.origin, k), out)
     ratio, since = reseeding(state, batch_size, reassignment_ratio)
     dtype = centroids.dtype
     moved, new_weights, _ = backends.call_once(

@@ -64,7 +64,7 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
         dtype = centroids.dtype
         update = backends.call_once(
             lloyd_update,
-            (centroids, sums, counts, changed, data.total_squared_norm),
+            (centroids, sums, counts, changed, data.total_squared_norm, data.origin),
             [(centroids.shape, dtype), (centroids.shape, dtype), ((k,), dtype), ((4,), dtype)],
         )
         labels, new_centroids, sums, counts, status = ctx.backend.materialize(labels, *update)
@@ -125,8 +125,8 @@ class KMeans(Centroids):
         J(c) &= \sum_{i} s_i \min_k \lVert x_i - c_k \rVert^2 = \sum_{i} s_i \lVert x_i - c_{l_i} \rVert^2, \\
         l_i &= \operatorname*{arg\,min}_k \lVert x_i - c_k \rVert^2 .
 
-    A Lloyd iteration: the E-step (‖xᵢ‖² is the same for every centroid, so the argmin leaves it out),
-    then the M-step, the weighted mean of each cluster's rows. Neither can raise J.
+    A Lloyd iteration: the E-step (‖xᵢ‖² is the same for every centroid, so the argmin leaves it out; about
+    a point among the data: the math page), then the M-step, the mean of each cluster's rows. Neither raises J.
 
     .. math::
         :name: k-means-lloyd-step

@@ -90,6 +90,7 @@ def test_kmeans_plus_plus_keeps_or_recomputes_the_trials_distances_alike(weighte
     """Seeding keeps the trials' D(x)² where they fit (one pass over X a centroid) and recomputes the
     winner's otherwise (two): the same rows are chosen either way, over several blocks."""
     import hml._kmeans as _kmeans
+    import hml._seeding as _seeding
 
     X = blobs(n=3000, d=16, k=8, seed=5)
     weights = np.random.default_rng(1).uniform(0.5, 2.0, size=3000) if weighted else None
@@ -97,10 +98,10 @@ def test_kmeans_plus_plus_keeps_or_recomputes_the_trials_distances_alike(weighte
 
     def seeds(seed):
         data = _kmeans.prepared(ctx, X, 8, 4096, None if weights is None else weights / weights.mean())
-        return _kmeans.kmeans_plus_plus(data, 8, np.random.default_rng(seed))
+        return _seeding.kmeans_plus_plus(data, 8, np.random.default_rng(seed))
 
     kept = [seeds(seed) for seed in range(4)]
-    monkeypatch.setattr(_kmeans, "KEEP_TRIAL_BYTES", 0)
+    monkeypatch.setattr(_seeding, "KEEP_TRIAL_BYTES", 0)
     recomputed = [seeds(seed) for seed in range(4)]
     for one, other in zip(kept, recomputed, strict=True):
         np.testing.assert_array_equal(one, other)
@@ -111,6 +112,7 @@ def test_init_size_seeds_k_means_plus_plus_from_a_uniform_sample(case, monkeypat
     """init_size=m: greedy k-means++ on m rows drawn without replacement (the same rows, and so
     the same seeds, on every backend); init_size >= n is all the rows, as without it."""
     import hml._kmeans as _kmeans
+    import hml._seeding as _seeding
     import hml.cluster as cluster
 
     X = blobs(n=800, k=4)
@@ -126,7 +128,7 @@ def test_init_size_seeds_k_means_plus_plus_from_a_uniform_sample(case, monkeypat
     rng = np.random.default_rng(7)
     sample = X[np.sort(rng.choice(800, size=100, replace=False))]
     ctx = backends.resolve("numpy")
-    expected = _kmeans.kmeans_plus_plus(_kmeans.prepared(ctx, sample, 4, None), 4, rng)
+    expected = _seeding.kmeans_plus_plus(_kmeans.prepared(ctx, sample, 4, None), 4, rng)
     tolerance = 1e-12 if case.float64 else 1e-5
     np.testing.assert_allclose(starts[-1], expected, rtol=tolerance, atol=tolerance)
     assert all(any(np.allclose(seed, row, rtol=tolerance, atol=tolerance) for row in sample) for seed in starts[-1])
