@@ -14,6 +14,7 @@ from hml import backends
 from hml._array import check_X
 from hml._kmeans import (
     Data,
+    about,
     assign,
     prepared,
     row_bytes_per_row,
@@ -153,7 +154,7 @@ class Centroids(BaseEstimator):
         data = self._data(X)
         centroids = self.cluster_centers_
         out = {"distances": Rows(centroids.dtype, width=centroids.shape[0])}
-        distances = data.reduce(transform_block, [data.X], (centroids, data.origin), out)
+        distances = data.reduce(transform_block, [data.X], (centroids, *about(centroids, data.origin)), out)
         return backends.mirror(distances.distances, X)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:

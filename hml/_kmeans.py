@@ -27,6 +27,7 @@ __all__ = [
     "column_variance_mean",
     "lloyd_step",
     "lloyd_update",
+    "about",
     "nearest_distances",
     "origin",
     "prepared",
@@ -51,7 +52,7 @@ class Data(NamedTuple):
     """X as the passes of a fit read it: with ‖xᵢ − o‖² per row and Σᵢ sᵢ‖xᵢ − o‖², computed once (and, on a
     lazy backend, held), the bytes per row and block that size the blocks, the sample weights sᵢ
     (None: every row counts once; a fit's weights, normalised to mean 1, otherwise), and the origin o
-    the distances are computed from (:func:`origin`; None where no ‖x − o‖² are kept: :func:`relative`).
+    the distances are computed from (:func:`origin`; None where no ‖x − o‖² are kept: :func:`about`).
 
     A block function takes X's rows, then ‖x‖²'s, then the weights' -- or None in their place,
     passed in ``shared`` when there are none (:meth:`rows`)."""
@@ -126,8 +127,8 @@ def origin(X: Any) -> Any:
     distances come out wrong. From o (:func:`relative`) the error is about ε‖x‖‖c − o‖ instead: smaller
     by the ratio of the data's distance from 0 to its spread -- most of what scikit-learn gets by centring
     a copy of X by its mean (exact at any distance), with no copy and no extra pass (o, unlike X's mean,
-    needs no pass of its own). A pass that keeps no ‖x − o‖²
-    (predict, mini-batches) takes the centroids' mean instead (:func:`relative`)."""
+    needs no pass of its own). A pass that keeps no ‖x − o‖² (predict, mini-batches) takes the centroids'
+    mean instead (:func:`about`)."""
     xp = array_api_compat.array_namespace(X)
     return xp.mean(X[: min(ORIGIN_ROWS, X.shape[0]), ...], axis=0)  # the standard leaves stops past the end open
 
@@ -143,37 +144,52 @@ def relative(centroids: Any, origin: Any) -> tuple[Any, Any]:
     """(c − o, ‖c − o‖² + 2o·(c − o)) for each centroid c: the arguments of
     :func:`hml.kernels.nearest_centroid` and :func:`hml.kernels.scores` whose scores
     ‖c − o‖² + 2o·(c − o) − 2x·(c − o) are ‖x − c‖² − ‖x − o‖² (the same argmin as ‖x − c‖²;
-    adding ‖x − o‖² gives the distance). ``origin`` None: the centroids' mean, also a point among the data.
-
-    Called inside the block functions, on each block's own arrays: as lazy operations on Dask they would
-    be graph keys shared by several computations (a key reused with other contents, which Dask warns of)."""
+    adding ‖x − o‖² gives the distance)."""
     xp = array_api_compat.array_namespace(centroids)
-    if origin is None:
-        origin = xp.mean(centroids, axis=0)
     shifted = centroids - origin
     return shifted, xp.sum(shifted * (shifted + 2.0 * origin), axis=1)
 
 
+def about(centroids: Any, origin: Any) -> tuple[Any, Any, Any]:
+    """:func:`relative`'s (c − o, ‖c − o‖² + 2o·(c − o)), and o: ``origin``, or where it is None (a pass that
+    keeps no ‖x − o‖²) the centroids' mean, also a point among the data. One task on Dask
+    (:func:`hml.backends.call_once`): as a few lazy operations, used by several computations, they were
+    graph keys reused with other contents, which Dask warns of."""
+    k, d = centroids.shape
+    out = [((k, d), centroids.dtype), ((k,), centroids.dtype), ((d,), centroids.dtype)]
+    return backends.call_once(_about, (centroids, origin), out)
+
+
+def _about(centroids: Any, origin: Any) -> tuple[Any, Any, Any]:
+    if origin is None:
+        origin = array_api_compat.array_namespace(centroids).mean(centroids, axis=0)
+    return (*relative(centroids, origin), origin)
+
+
 # -- the E-step, the M-step and what they share -----------------------------------------------------
-def _assign_block(X: Any, norms: Any, weights: Any, centroids: Any, origin: Any, measure: bool) -> tuple[Any, Any]:
-    """lᵢ = argminₖ ‖xᵢ − cₖ‖² on these rows and, with ``measure`` (else 0), J = Σᵢ sᵢ ‖xᵢ − c_{lᵢ}‖² measured
-    directly, from the differences: no cancellation, so a row at its centroid adds exactly 0 (``norms`` unused)."""
+def _assign_block(
+    X: Any, norms: Any, weights: Any, centroids: Any, shifted: Any, bias: Any, measure: bool
+) -> tuple[Any, Any]:
+    """lᵢ = argminₖ ‖xᵢ − cₖ‖² on these rows (``shifted``, ``bias``: :func:`relative`'s) and, with ``measure``
+    (else 0), J = Σᵢ sᵢ ‖xᵢ − c_{lᵢ}‖² measured directly, from the differences: no cancellation, so a row at its
+    centroid adds exactly 0 (``norms`` unused)."""
     xp = array_api_compat.array_namespace(X)
-    nearest, _ = kernels.nearest_centroid(X, *relative(centroids, origin))
+    nearest, _ = kernels.nearest_centroid(X, shifted, bias)
     if not measure:
         return nearest, xp.zeros((), dtype=X.dtype, device=array_api_compat.device(X))
-    difference = X - xp.take(centroids, nearest, axis=0)
+    difference = xp.take(centroids, nearest, axis=0)
+    difference -= X  # c − x in place: one N × D temporary, not two (X is in the centroids' dtype)
     distances = xp.vecdot(difference, difference)
     return nearest, xp.sum(distances) if weights is None else xp.vecdot(weights, distances)
 
 
-def _distance_block(X: Any, norms: Any, centroids: Any, origin: Any) -> tuple[Any]:
-    """minₖ ‖xᵢ − cₖ‖² for these rows (``norms``: their ‖x − o‖²)."""
+def _distance_block(X: Any, norms: Any, shifted: Any, bias: Any) -> tuple[Any]:
+    """minₖ ‖xᵢ − cₖ‖² for these rows (``norms``: their ‖x − o‖²; ``shifted``, ``bias``: :func:`relative`'s)."""
     xp = array_api_compat.array_namespace(X)
-    return (xp.min(kernels.scores(X, *relative(centroids, origin)), axis=1) + norms,)
+    return (xp.min(kernels.scores(X, shifted, bias), axis=1) + norms,)
 
 
-def transform_block(X: Any, centroids: Any, origin: Any) -> tuple[Any]:
+def transform_block(X: Any, centroids: Any, shifted: Any, bias: Any, origin: Any) -> tuple[Any]:
     """‖xᵢ − cₖ‖ for these rows and every centroid.
 
     From the GEMM identity about the origin o (:func:`relative`; clipped at 0 before the root), except the
@@ -183,22 +199,22 @@ def transform_block(X: Any, centroids: Any, origin: Any) -> tuple[Any]:
     per row, no N × K × D work.
     """
     xp = array_api_compat.array_namespace(X)
-    origin = xp.mean(centroids, axis=0) if origin is None else origin
-    scores = kernels.scores(X, *relative(centroids, origin))
+    scores = kernels.scores(X, shifted, bias)
     squared = positive_part(scores + squared_from(X, origin)[:, None], xp)
     nearest = xp.argmin(scores, axis=1)
-    difference = X - xp.take(centroids, nearest, axis=0)
-    exact = xp.sum(difference * difference, axis=1)
+    difference = xp.take(centroids, nearest, axis=0)
+    difference -= X
+    exact = xp.vecdot(difference, difference)
     k = centroids.shape[0]
     is_nearest = xp.arange(k, dtype=nearest.dtype, device=array_api_compat.device(X))[None, :] == nearest[:, None]
     return (xp.sqrt(xp.where(is_nearest, exact[:, None], squared)),)
 
 
 def _assign_counting_block(
-    X: Any, norms: Any, weights: Any, centroids: Any, origin: Any, measure: bool
+    X: Any, norms: Any, weights: Any, centroids: Any, shifted: Any, bias: Any, measure: bool
 ) -> tuple[Any, Any, Any]:
     """:func:`_assign_block` and nₖ, the number of these rows each centroid is nearest to."""
-    nearest, inertia = _assign_block(X, norms, weights, centroids, origin, measure)
+    nearest, inertia = _assign_block(X, norms, weights, centroids, shifted, bias, measure)
     return nearest, inertia, kernels.segment_count(nearest, centroids.shape[0], X.dtype)
 
 
@@ -220,13 +236,14 @@ def assign_and_count(data: Data, centroids: Any) -> tuple[Any, Any, Any]:
 def _assign(data: Data, centroids: Any, block: Any, more: dict[str, Any], measure: bool) -> Any:
     out = {"labels": Rows(array_api_compat.array_namespace(centroids).int32), "inertia": Sum((), centroids.dtype)}
     block, arrays, absent = data.rows(block)
-    return data.reduce(block, arrays, (*absent, centroids, data.origin, measure), {**out, **more})
+    shifted, bias, _ = about(centroids, data.origin)
+    return data.reduce(block, arrays, (*absent, centroids, shifted, bias, measure), {**out, **more})
 
 
 def nearest_distances(data: Data, centroids: Any) -> Any:
     """minₖ ‖xᵢ − cₖ‖² for every row (an N-vector, like X's rows)."""
     out = {"distances": Rows(centroids.dtype)}
-    arrays, shared = [data.X, data.squared_norms], (centroids, data.origin)
+    arrays, shared = [data.X, data.squared_norms], about(centroids, data.origin)[:2]
     return data.reduce(_distance_block, arrays, shared, out).distances
 
 
@@ -239,9 +256,9 @@ class LloydStep(NamedTuple):
     n_changed: Any  # how many labels differ from the previous step's (None on the first)
 
 
-def _first_lloyd_block(X: Any, weights: Any, centroids: Any, origin: Any, k: int) -> tuple[Any, Any, Any, Any]:
+def _first_lloyd_block(X: Any, weights: Any, shifted: Any, bias: Any, k: int) -> tuple[Any, Any, Any, Any]:
     """:func:`_lloyd_block` of the first iteration: no labels before (the count of changes is 0)."""
-    return _lloyd_block(X, None, weights, centroids, origin, k, False)
+    return _lloyd_block(X, None, weights, shifted, bias, k, False)
 
 
 def sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any]:
@@ -255,16 +272,17 @@ def sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any
 
 
 def _lloyd_block(
-    X: Any, before: Any, weights: Any, centroids: Any, origin: Any, k: int, incremental: bool
+    X: Any, before: Any, weights: Any, shifted: Any, bias: Any, k: int, incremental: bool
 ) -> tuple[Any, Any, Any, Any]:
-    """The E-step on these rows with their share of the M-step's S and n, and #labels ≠ ``before``.
+    """The E-step on these rows (``shifted``, ``bias``: :func:`relative`'s) with their share of the M-step's S
+    and n, and #labels ≠ ``before``.
 
     ``incremental``: S and n change only by the rows whose label changed -- after the first few
     iterations a few percent of them -- so the block returns that change, from those rows alone.
     """
     xp = array_api_compat.array_namespace(X)
     # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
-    nearest, _ = kernels.nearest_centroid(X, *relative(centroids, origin))
+    nearest, _ = kernels.nearest_centroid(X, shifted, bias)
     if before is None:  # the first iteration: nothing to compare with
         sums, counts = sums_and_counts(X, weights, nearest, k)
         return nearest, sums, counts, xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
@@ -293,7 +311,7 @@ def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydS
         "counts": Sum((k,), X.dtype),
         "changed": Sum((), xp.int64),
     }
-    shared = (centroids, data.origin, k)
+    shared = (*about(centroids, data.origin)[:2], k)
     rows, none = ([X], (None,)) if data.weights is None else ([X, data.weights], ())
     if previous is None:
         step = data.reduce(_first_lloyd_block, rows, (*none, *shared), out)

@@ -32,7 +32,7 @@ import array_api_compat
 import numpy as np
 
 from hml import backends, kernels
-from hml._kmeans import relative, squared_from, sums_and_counts
+from hml._kmeans import about, relative, squared_from, sums_and_counts
 
 __all__ = [
     "READ_EVERY",
@@ -71,16 +71,14 @@ def reassign_every(n_clusters: int) -> int:
 
 
 def batch_block(
-    X: Any, squared: Any, weights: Any, centroids: Any, origin: Any, k: int, *, xp: Any = None
+    X: Any, squared: Any, weights: Any, shifted: Any, bias: Any, origin: Any, k: int, *, xp: Any = None
 ) -> tuple[Any, Any, Any]:
     """The E-step on a batch: S, n and J_B = Σᵢ sᵢ‖xᵢ − c_{lᵢ}‖², measured directly (sᵢ = 1 without
-    weights), the distances about ``origin`` (:func:`hml._kmeans.relative`; None: the centroids' mean);
+    weights), the distances about ``origin`` (``shifted``, ``bias``: :func:`hml._kmeans.relative`'s);
     ``squared`` the rows' ‖xᵢ − o‖², or None to compute them. Its arguments follow
     :class:`hml._kmeans.Data`'s block convention (X, ‖x − o‖², s, then the shared ones)."""
     xp = array_api_compat.array_namespace(X) if xp is None else xp
-    if origin is None:
-        origin = xp.mean(centroids, axis=0)
-    nearest, best = kernels.nearest_centroid(X, *relative(centroids, origin), with_scores=True)
+    nearest, best = kernels.nearest_centroid(X, shifted, bias, with_scores=True)
     distances = best + (squared_from(X, origin) if squared is None else squared)
     sums, counts = sums_and_counts(X, weights, nearest, k)
     return sums, counts, (xp.sum(distances) if weights is None else xp.vecdot(weights, distances))
@@ -182,7 +180,8 @@ def run_steps(
     for step in range(n_steps):  # a loop over batches, each a few array operations
         rows_of_step = slice(step * batch_size, (step + 1) * batch_size)
         batch, centroids = rows[rows_of_step, ...], state.centroids
-        sums, counts, inertia = batch_block(batch, squared[rows_of_step], None, centroids, origin, k, xp=xp)
+        shifted, bias = relative(centroids, origin)
+        sums, counts, inertia = batch_block(batch, squared[rows_of_step], None, shifted, bias, origin, k, xp=xp)
         ratio, since = reseeding(state, batch_size, reassignment_ratio)
         centroids, weights, shift = minibatch_update(
             centroids, state.weights, sums, counts, batch, ratio, batch_size // 2, xp=xp
@@ -292,7 +291,7 @@ def partial_step(
     out = {"sums": backends.Sum((k, d), centroids.dtype), "counts": backends.Sum((k,), centroids.dtype)}
     out["inertia"] = backends.Sum((), centroids.dtype)
     block, arrays, absent = data.rows(batch_block)  # ‖x‖² not kept: each block computes its own
-    step = data.reduce(block, arrays, (*absent, centroids, data.origin, k), out)
+    step = data.reduce(block, arrays, (*absent, *about(centroids, data.origin), k), out)
     ratio, since = reseeding(state, batch_size, reassignment_ratio)
     dtype = centroids.dtype
     moved, new_weights, _ = backends.call_once(

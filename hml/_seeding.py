@@ -10,7 +10,7 @@ import array_api_compat
 import numpy as np
 
 from hml import kernels
-from hml._kmeans import Data, nearest_distances, relative
+from hml._kmeans import Data, about, nearest_distances
 from hml.backends import PerBlock, Rows, Sum
 
 __all__ = ["KEEP_TRIAL_BYTES", "kmeans_plus_plus"]
@@ -72,7 +72,7 @@ def kmeans_plus_plus(data: Data, k: int, rng: np.random.Generator) -> Any:
         ]
         rows = ctx.take_rows(X, candidates)
         # The potential each candidate would leave: Σᵢ min(D(xᵢ)², ‖xᵢ − candidate‖²).
-        shared = (rows, data.origin)
+        shared = about(rows, data.origin)[:2]
         arrays = [X, data.squared_norms, closest, *weighted]
         if keep:
             result = data.reduce(_trial_block, arrays, (*none, *shared), {**out, "nearest": nearest})
@@ -96,16 +96,16 @@ def _block_potential(closest: Any, weights: Any) -> tuple[Any, Any]:
     return xp.reshape(potential, (1,)), rows
 
 
-def _trial_block(X: Any, norms: Any, closest: Any, weights: Any, candidates: Any, origin: Any) -> tuple[Any, Any]:
+def _trial_block(X: Any, norms: Any, closest: Any, weights: Any, shifted: Any, bias: Any) -> tuple[Any, Any]:
     """Σᵢ sᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows for each candidate c, and the min(D(xᵢ)², ‖xᵢ − c‖²)
-    (``norms``: the rows' ‖x − o‖²)."""
+    (``norms``: the rows' ‖x − o‖²; ``shifted``, ``bias``: the candidates' :func:`hml._kmeans.relative`)."""
     xp = array_api_compat.array_namespace(X)
-    distances = kernels.scores(X, *relative(candidates, origin))
+    distances = kernels.scores(X, shifted, bias)
     distances += norms[:, None]
     nearest = xp.minimum(distances, closest[:, None])
     return (xp.sum(nearest, axis=0) if weights is None else weights @ nearest), nearest
 
 
-def _potential_block(X: Any, norms: Any, closest: Any, weights: Any, candidates: Any, origin: Any) -> tuple[Any]:
+def _potential_block(X: Any, norms: Any, closest: Any, weights: Any, shifted: Any, bias: Any) -> tuple[Any]:
     """Σᵢ sᵢ min(D(xᵢ)², ‖xᵢ − c‖²) over these rows, for each candidate c."""
-    return _trial_block(X, norms, closest, weights, candidates, origin)[:1]
+    return _trial_block(X, norms, closest, weights, shifted, bias)[:1]
