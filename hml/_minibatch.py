@@ -171,8 +171,8 @@ def run_steps(
     origin: Any,
 ) -> Round:
     """``n_steps`` steps on consecutive batches of the gathered ``rows`` (in the order drawn), from
-    ``state``, the distances about ``origin`` (the fit's, :func:`hml._kmeans.origin`): no host read. Each step's own rows are its re-seeding candidates: they were drawn
-    at random, so its first rows are as random as any."""
+    ``state``, the distances about ``origin`` (one point for the whole fit): no host read. Each step's own
+    rows are its re-seeding candidates: they were drawn at random, so its first rows are as random as any."""
     xp = array_api_compat.array_namespace(rows)
     k = state.centroids.shape[0]
     states, statuses = [], []
@@ -239,7 +239,8 @@ def fit_steps(
 ) -> Fitted:
     """Up to ``max_steps`` steps on batches drawn from X (∝ the weights whose running sum is
     ``cumulative``), in rounds that gather at most ``budget`` bytes of rows, until ``stopping``
-    says so; the distances about the first centroids' mean (:func:`hml._kmeans.origin`). Host reads: one per :data:`READ_EVERY` steps (the steps' [J_B, shift])."""
+    says so, the distances about the first centroids' mean (a point among the data: :func:`hml._kmeans.origin`).
+    Host reads: one per :data:`READ_EVERY` steps (the steps' [J_B, shift])."""
     from hml._array import squares_overflow
     from hml.optimize import cost_callback, progress_callback
 
@@ -290,7 +291,7 @@ def partial_step(
     k, d = centroids.shape
     out = {"sums": backends.Sum((k, d), centroids.dtype), "counts": backends.Sum((k,), centroids.dtype)}
     out["inertia"] = backends.Sum((), centroids.dtype)
-    block, arrays, absent = data.rows(batch_block)  # ‖x‖² not kept: each block computes its own
+    block, arrays, absent = data.rows(batch_block)  # ‖x − o‖² not kept: each block computes its own
     step = data.reduce(block, arrays, (*absent, *about(centroids, data.origin), k), out)
     ratio, since = reseeding(state, batch_size, reassignment_ratio)
     dtype = centroids.dtype
