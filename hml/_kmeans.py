@@ -21,13 +21,13 @@ from hml.numerics import centred_sum_of_squares, positive_part
 __all__ = [
     "Data",
     "LloydStep",
+    "about",
     "assign",
     "assign_and_count",
     "cluster_means",
     "column_variance_mean",
     "lloyd_step",
     "lloyd_update",
-    "about",
     "nearest_distances",
     "origin",
     "prepared",
@@ -140,6 +140,14 @@ def squared_from(X: Any, origin: Any) -> Any:
     return xp.vecdot(shifted, shifted)  # a fused multiply-add along each row: no second temporary
 
 
+def squared_to(X: Any, centroids: Any, labels: Any) -> Any:
+    """‖xᵢ − c_{lᵢ}‖² for each row of X, from the differences: no cancellation (a row at its centroid gives 0)."""
+    xp = array_api_compat.array_namespace(X)
+    difference = xp.take(centroids, labels, axis=0)
+    difference -= X  # c − x in place: one N × D temporary, not two (X is in the centroids' dtype)
+    return xp.vecdot(difference, difference)
+
+
 def relative(centroids: Any, origin: Any) -> tuple[Any, Any]:
     """(c − o, ‖c − o‖² + 2o·(c − o)) for each centroid c: the arguments of
     :func:`hml.kernels.nearest_centroid` and :func:`hml.kernels.scores` whose scores
@@ -177,9 +185,7 @@ def _assign_block(
     nearest, _ = kernels.nearest_centroid(X, shifted, bias)
     if not measure:
         return nearest, xp.zeros((), dtype=X.dtype, device=array_api_compat.device(X))
-    difference = xp.take(centroids, nearest, axis=0)
-    difference -= X  # c − x in place: one N × D temporary, not two (X is in the centroids' dtype)
-    distances = xp.vecdot(difference, difference)
+    distances = squared_to(X, centroids, nearest)
     return nearest, xp.sum(distances) if weights is None else xp.vecdot(weights, distances)
 
 
@@ -202,9 +208,7 @@ def transform_block(X: Any, centroids: Any, shifted: Any, bias: Any, origin: Any
     scores = kernels.scores(X, shifted, bias)
     squared = positive_part(scores + squared_from(X, origin)[:, None], xp)
     nearest = xp.argmin(scores, axis=1)
-    difference = xp.take(centroids, nearest, axis=0)
-    difference -= X
-    exact = xp.vecdot(difference, difference)
+    exact = squared_to(X, centroids, nearest)
     k = centroids.shape[0]
     is_nearest = xp.arange(k, dtype=nearest.dtype, device=array_api_compat.device(X))[None, :] == nearest[:, None]
     return (xp.sqrt(xp.where(is_nearest, exact[:, None], squared)),)

@@ -176,12 +176,12 @@ def run_steps(
     xp = array_api_compat.array_namespace(rows)
     k = state.centroids.shape[0]
     states, statuses = [], []
-    squared = squared_from(rows, origin)  # ‖x − o‖² of every batch's rows at once
     for step in range(n_steps):  # a loop over batches, each a few array operations
         rows_of_step = slice(step * batch_size, (step + 1) * batch_size)
         batch, centroids = rows[rows_of_step, ...], state.centroids
         shifted, bias = relative(centroids, origin)
-        sums, counts, inertia = batch_block(batch, squared[rows_of_step], None, shifted, bias, origin, k, xp=xp)
+        # ‖x − o‖² per batch: for the whole round at once, X − o would double the round's memory.
+        sums, counts, inertia = batch_block(batch, None, None, shifted, bias, origin, k, xp=xp)
         ratio, since = reseeding(state, batch_size, reassignment_ratio)
         centroids, weights, shift = minibatch_update(
             centroids, state.weights, sums, counts, batch, ratio, batch_size // 2, xp=xp
