@@ -244,20 +244,73 @@ def test_numpy_paths_with_and_without_the_compiled_loops_agree_with_numpy(name, 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [1, 2, 5, 8, 64, 256])
 def test_compiled_nearest_centroid_is_numpys_bit_for_bit(dtype, k):
-    """The compiled loop adds ‖c‖² to the same GEMM's scores in the same dtype and keeps the first of
-    equal minima, as argmin: the same labels and minima as NumPy's path, bit for bit -- on random rows
-    (4,099: not a multiple of the loop's four rows) with near-ties, and on rows with exact ties."""
+    """The compiled loop after the GEMM adds ‖c‖² to the same GEMM's scores in the same dtype and keeps the
+    first of equal minima, as argmin: the same labels and minima as NumPy's path, bit for bit -- on random
+    rows (4,099: not a multiple of the loop's four rows) with near-ties, and on rows with exact ties."""
     rng = np.random.default_rng(k)
     X = rng.random((4_099, 7)).astype(dtype)
     C = rng.random((k, 7)).astype(dtype)
     C[-1] = C[0]  # an exact tie in every row that is nearest to C[0]
     norms = (C * C).sum(axis=1)
     with _loops(True):
-        labels, best = kernels.nearest_centroid(X, C, norms, with_scores=True)
+        labels, best = _numba.nearest_in_rows(X, C, norms)
     scores = X @ (-2.0 * C).T + norms
     np.testing.assert_array_equal(labels, scores.argmin(axis=1))
     np.testing.assert_array_equal(best, scores.min(axis=1))
     assert labels.dtype == np.int32 and best.dtype == dtype
+
+
+@needs_numba
+@pytest.mark.parametrize("d", [1, 7, 16, 33])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 9, 20])
+def test_nearest_without_gemm_is_the_nearest_centroid(k, d):
+    """The GEMM-free loop against exact distances (one group of eight centroids, padded or not, two, three):
+    on random float64 rows (4,099: an odd last row) every label is a nearest centroid -- another only where the two distances tie to rounding --
+    and the minimum is ‖x − c‖² − ‖x‖² to rounding; of two equal centroids the first is taken."""
+    rng = np.random.default_rng(10 * k + d)
+    X = rng.standard_normal((4_099, d)) + 3.0
+    C = rng.standard_normal((k, d)) + 3.0
+    if k > 1:
+        C[-1] = C[0]
+    norms = (C * C).sum(axis=1)
+    with _loops(True):
+        labels, best = _numba.nearest_without_gemm(X, C, norms)
+    assert labels.dtype == np.int32 and best.dtype == np.float64
+    exact = ((X[:, None, :].astype(np.longdouble) - C[None, :, :]) ** 2).sum(axis=2)
+    nearest = exact.min(axis=1)
+    chosen = exact[np.arange(len(X)), labels]
+    scale = np.finfo(np.float64).eps * 64 * ((X * X).sum(axis=1) + (C * C).sum(axis=1).max())
+    assert np.all(chosen - nearest <= scale), "a label that is not a nearest centroid"
+    assert (labels == exact.argmin(axis=1)).mean() > 0.999
+    np.testing.assert_allclose(best + (X * X).sum(axis=1), nearest.astype(np.float64), rtol=0, atol=scale.max())
+    if k > 1:
+        assert not np.any(labels == k - 1), "the second of two equal centroids"
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    ("k", "d", "dtype", "loop"),
+    [
+        (5, 40, np.float64, "without"),
+        (8, 6, np.float64, "without"),
+        (40, 16, np.float64, "without"),
+        (2, 6, np.float64, "in_rows"),
+        (9, 17, np.float64, "in_rows"),
+        (65, 6, np.float64, "in_rows"),
+        (5, 6, np.float32, "in_rows"),
+    ],
+)
+def test_nearest_centroid_skips_the_gemm_where_it_is_thin(k, d, dtype, loop):
+    """NumPy's nearest centroid with the compiled loops on: float64 blocks with 3 ≤ K ≤ 8 at any D, or
+    K ≤ 64 at D ≤ 16 (``_numba.skips_gemm``), take the GEMM-free loop; others the GEMM and the loop after it."""
+    rng = np.random.default_rng(k)
+    X, C = rng.random((3_001, d)).astype(dtype), rng.random((k, d)).astype(dtype)
+    norms = (C * C).sum(axis=1)
+    with _loops(True):
+        labels, best = kernels.nearest_centroid(X, C, norms, with_scores=True)
+        expected = {"without": _numba.nearest_without_gemm, "in_rows": _numba.nearest_in_rows}[loop](X, C, norms)
+    np.testing.assert_array_equal(labels, expected[0])
+    np.testing.assert_array_equal(best, expected[1])
 
 
 @needs_numba

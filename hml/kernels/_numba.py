@@ -15,9 +15,11 @@ at least :data:`MIN_WORK`, so small fits never pay it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -44,6 +46,16 @@ def wanted(work: int, dtype: Any) -> bool:
     return ENABLED and work >= MIN_WORK and dtype in (np.float32, np.float64) and _loops() is not None
 
 
+def skips_gemm(n_clusters: int, n_features: int, dtype: Any) -> bool:
+    """Whether the nearest centroid should skip the GEMM (:func:`nearest_without_gemm`): in float64 with
+    3 ≤ K ≤ 8 at any D, or K ≤ 64 at D ≤ 16. There a GEMM of so few columns, or so few terms, is too thin
+    for BLAS's kernels, and accumulating eight centroids' scores in one vector register took 0.51-0.89 of
+    the GEMM-and-loop's time (one thread, 16,384 rows; above those K or D, 0.8-1.2; in float32, whose
+    vectors hold twice the lanes, and at K = 2, not reliably less: ``benchmarks/RESULTS.md``)."""
+    small = n_clusters <= 8 or (n_clusters <= 64 and n_features <= 16)
+    return dtype == np.float64 and n_clusters >= 3 and small
+
+
 def status() -> str:
     """Whether the compiled loops run, and if not why, in one line (``hml info``): without loading Numba."""
     import importlib.metadata
@@ -67,6 +79,28 @@ def nearest_in_rows(block: Any, centroids: Any, centroid_norms: Any) -> tuple[An
     labels = np.empty(block.shape[0], dtype=np.int32)
     best = np.empty(block.shape[0], dtype=scores.dtype)
     loops.nearest_in_rows(scores, np.ascontiguousarray(centroid_norms, dtype=scores.dtype), labels, best)
+    return labels, best
+
+
+def nearest_without_gemm(block: Any, centroids: Any, centroid_norms: Any) -> tuple[Any, Any]:
+    """lᵢ and its minimum, as :func:`nearest_in_rows`, without the GEMM: each row's scores
+    ‖cₖ‖² − 2 xᵢ·cₖ accumulated eight centroids at a time in one vector register, over xᵢ's features in
+    order (so rounding, and the label at a near-tie, may differ from the GEMM's; exact ties still go to
+    the first centroid). The centroids are padded to a multiple of eight with ‖c‖² = +∞, never nearest."""
+    loops = _loops()
+    assert loops is not None, "nearest_without_gemm without Numba: ask wanted first"
+    assert block.dtype == np.float64, "nearest_without_gemm: float64 only"
+    k, d = centroids.shape
+    groups = -(-k // 8)
+    # Group g's centroids as a D × 8 matrix: a feature's eight values are one load.
+    columns = np.zeros((groups * 8, d))
+    columns[:k] = -2.0 * np.asarray(centroids)
+    columns = np.ascontiguousarray(columns.reshape(groups, 8, d).transpose(0, 2, 1))
+    bias = np.full(groups * 8, np.inf)
+    bias[:k] = centroid_norms
+    labels = np.empty(block.shape[0], dtype=np.int32)
+    best = np.empty(block.shape[0])
+    loops.nearest_by_eights(block, columns, bias.reshape(groups, 8), labels, best)
     return labels, best
 
 
@@ -107,8 +141,11 @@ def _loops() -> SimpleNamespace | None:
         return None
     try:
         compiled = functools.partial(numba.njit, nogil=True, cache=True)
+        with _slp_vectorised():
+            nearest_by_eights = compiled(_EIGHTS_SIGNATURES, fastmath={"contract"})(_nearest_by_eights)
         loops = SimpleNamespace(
             nearest_in_rows=compiled(_NEAREST_SIGNATURES)(_nearest_in_rows),
+            nearest_by_eights=nearest_by_eights,
             segment_sums=compiled(_SEGMENT_SIGNATURES)(_segment_sums),
             segment_moves=compiled(_MOVES_SIGNATURES)(_segment_moves),
         )
@@ -123,11 +160,30 @@ def _loops() -> SimpleNamespace | None:
     return loops
 
 
+@contextlib.contextmanager
+def _slp_vectorised() -> Iterator[None]:
+    """Numba's code generation with LLVM's SLP vectoriser on (``NUMBA_SLP_VECTORIZE``, off by default) while
+    hml's loops compile: it packs :func:`_nearest_by_eights`' eight scalar accumulators of a row into one
+    vector register, which the loop vectoriser cannot (the loop over the eight is unrolled first). Read
+    by Numba for each module it optimises; restored at once, so other Numba code is not affected."""
+    from numba.core import config
+
+    before = getattr(config, "SLP_VECTORIZE", None)
+    setattr(config, "SLP_VECTORIZE", True)  # noqa: B010 -- set at Numba's import from the environment
+    try:
+        yield
+    finally:
+        setattr(config, "SLP_VECTORIZE", before)  # noqa: B010
+
+
 #: Compiled for both float dtypes when first asked for (eagerly: loaded from the cache without typing).
 _NEAREST_SIGNATURES = [
     "void(float64[:, ::1], float64[::1], int32[::1], float64[::1])",
     "void(float32[:, ::1], float32[::1], int32[::1], float32[::1])",
 ]
+_EIGHTS_SIGNATURES = [
+    "void(float64[:, ::1], float64[:, :, ::1], float64[:, ::1], int32[::1], float64[::1])"
+]  # float64 only
 _MOVES_SIGNATURES = [
     "int64(float64[:, ::1], int64[::1], int64[::1], float64[:, ::1], float64[::1])",
     "int64(float32[:, ::1], int64[::1], int64[::1], float64[:, ::1], float64[::1])",
@@ -171,6 +227,112 @@ def _nearest_in_rows(scores: Any, norms: Any, labels: Any, best: Any) -> None:  
             if v < b:
                 b, label = v, j
         labels[i], best[i] = label, b
+
+
+def _nearest_by_eights(X: Any, columns: Any, bias: Any, labels: Any, best: Any) -> None:  # pragma: no cover
+    # For two rows at a time and each group g of eight centroids, the scores sₖ = bias[g, k] + Σ_f x_f ·
+    # columns[g, f, k]: sixteen scalars that the SLP vectoriser keeps in two vector registers, the pair
+    # sharing each feature's load of the eight columns; then each row's running minimum takes the eight
+    # in centroid order (strict <: the first of equal minima, as argmin).
+    n, d = X.shape
+    whole = n - n % 2
+    for i in range(0, whole, 2):
+        b0 = b1 = np.inf
+        l0 = l1 = 0
+        for g in range(columns.shape[0]):
+            # Row after row, each row's eight in order: so the SLP vectoriser packs them (interleaved,
+            # p0 = q0 = …, it did not: 1.5× the time).
+            p0 = bias[g, 0]
+            p1 = bias[g, 1]
+            p2 = bias[g, 2]
+            p3 = bias[g, 3]
+            p4 = bias[g, 4]
+            p5 = bias[g, 5]
+            p6 = bias[g, 6]
+            p7 = bias[g, 7]
+            q0 = bias[g, 0]
+            q1 = bias[g, 1]
+            q2 = bias[g, 2]
+            q3 = bias[g, 3]
+            q4 = bias[g, 4]
+            q5 = bias[g, 5]
+            q6 = bias[g, 6]
+            q7 = bias[g, 7]
+            for f in range(d):
+                x = X[i, f]
+                y = X[i + 1, f]
+                c = columns[g, f, 0]
+                p0 += x * c
+                q0 += y * c
+                c = columns[g, f, 1]
+                p1 += x * c
+                q1 += y * c
+                c = columns[g, f, 2]
+                p2 += x * c
+                q2 += y * c
+                c = columns[g, f, 3]
+                p3 += x * c
+                q3 += y * c
+                c = columns[g, f, 4]
+                p4 += x * c
+                q4 += y * c
+                c = columns[g, f, 5]
+                p5 += x * c
+                q5 += y * c
+                c = columns[g, f, 6]
+                p6 += x * c
+                q6 += y * c
+                c = columns[g, f, 7]
+                p7 += x * c
+                q7 += y * c
+            k = 8 * g
+            if p0 < b0:
+                b0, l0 = p0, k
+            if p1 < b0:
+                b0, l0 = p1, k + 1
+            if p2 < b0:
+                b0, l0 = p2, k + 2
+            if p3 < b0:
+                b0, l0 = p3, k + 3
+            if p4 < b0:
+                b0, l0 = p4, k + 4
+            if p5 < b0:
+                b0, l0 = p5, k + 5
+            if p6 < b0:
+                b0, l0 = p6, k + 6
+            if p7 < b0:
+                b0, l0 = p7, k + 7
+            if q0 < b1:
+                b1, l1 = q0, k
+            if q1 < b1:
+                b1, l1 = q1, k + 1
+            if q2 < b1:
+                b1, l1 = q2, k + 2
+            if q3 < b1:
+                b1, l1 = q3, k + 3
+            if q4 < b1:
+                b1, l1 = q4, k + 4
+            if q5 < b1:
+                b1, l1 = q5, k + 5
+            if q6 < b1:
+                b1, l1 = q6, k + 6
+            if q7 < b1:
+                b1, l1 = q7, k + 7
+        labels[i] = l0
+        best[i] = b0
+        labels[i + 1] = l1
+        best[i + 1] = b1
+    for i in range(whole, n):  # an odd last row
+        b, label = np.inf, 0
+        for g in range(columns.shape[0]):
+            for j in range(8):
+                s = bias[g, j]
+                for f in range(d):
+                    s += X[i, f] * columns[g, f, j]
+                if s < b:
+                    b, label = s, 8 * g + j
+        labels[i] = label
+        best[i] = b
 
 
 def _segment_sums(values: Any, ids: Any, sums: Any, counts: Any) -> None:  # pragma: no cover - compiled

@@ -54,14 +54,16 @@ RUNNING_MINIMUM_ROWS = 1024
 
 @nearest_centroid.native_path(
     "numpy",
-    "a compiled loop over each row's scores where Numba is installed (argmin is a call per row); else, for K ≤ 16 "
+    "a compiled loop over each row's scores where Numba is installed (argmin is a call per row; where the GEMM is "
+    "thin, the scores too: float64, 3 ≤ K ≤ 8, or K ≤ 64 at D ≤ 16); else, for K ≤ 16 "
     "on blocks of ≥ 1024·K rows, branch-free (argmin mispredicts a branch per score in short rows)",
 )
 def _numpy_nearest_centroid(
     block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False
 ) -> tuple[Any, Any] | Any:
     """With Numba (:mod:`hml.kernels._numba`, on blocks of enough scores): the GEMM, then one compiled
-    pass over each row's scores.
+    pass over each row's scores -- or, where the GEMM is thin (``_numba.skips_gemm``: float64, 3 ≤ K ≤ 8,
+    or K ≤ 64 at D ≤ 16), no GEMM: one compiled pass over the rows, eight scores a row in one vector register.
 
     Without it: the scores as K × rows (one GEMM), then for k = 1 … K − 1 a pass over the rows: the running
     minimum m ← min(m, sₖ) and the label l ← l + [sₖ < m]·(k − l) -- the first k of the least score,
@@ -73,7 +75,10 @@ def _numpy_nearest_centroid(
 
     k = centroids.shape[0]
     if k <= _numba.MAX_CENTROIDS and _numba.wanted(block.shape[0] * k, block.dtype):
-        labels, best = _numba.nearest_in_rows(block, centroids, centroid_norms)
+        if _numba.skips_gemm(k, block.shape[1], block.dtype):
+            labels, best = _numba.nearest_without_gemm(block, centroids, centroid_norms)
+        else:
+            labels, best = _numba.nearest_in_rows(block, centroids, centroid_norms)
         return labels, (best if with_scores else None)
     if k > RUNNING_MINIMUM_CENTROIDS or block.shape[0] < RUNNING_MINIMUM_ROWS * k:
         return NotImplemented
