@@ -34,8 +34,9 @@ kernel                        computes                              native paths
 ============================  ====================================  =====================
 
 † Where Numba is installed (the ``numba`` extra; :func:`compiled_loops` says whether they run): compiled
-loops, :mod:`hml.kernels._numba` (the same labels as the NumPy paths bit for bit, sums to rounding), on
-blocks large enough that a small fit never loads Numba.
+loops, :mod:`hml.kernels._numba` (the same labels as the NumPy paths bit for bit, sums to rounding; where
+the scores' GEMM is thin, float64 with 3 ≤ K ≤ 8 or K ≤ 64 at D ≤ 16, the scores too, without the GEMM: the
+same labels but at ties to rounding), on blocks large enough that a small fit never loads Numba.
 """
 
 from __future__ import annotations
