@@ -344,39 +344,51 @@ def _fitting(fit: Any) -> Any:
 
 
 def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:
-    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists of them, fitted
-    sub-estimators such as ``feature_transformer_``) by concrete ones, all computed together.
+    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists and tuples of them -- an
+    optimiser's state --, fitted sub-estimators such as ``feature_transformer_``) by concrete ones, all
+    computed together.
 
     On Dask a fitted model would otherwise keep graphs over its training data: every
-    ``predict`` would re-read the training chunks, and a pickle would hold the whole graph.
+    ``predict`` would re-read the training chunks, a pickle would hold the whole graph, and a
+    distributed scheduler would keep the training's tasks while the model lives.
     Other backends' arrays are already concrete and stay as they are, with no transfer.
     """
     if not ctx.backend.lazy:
         return
-    slots: list[tuple[Any, Any]] = []  # (container, key) of every lazy array
+    lazy: dict[int, Any] = {}  # by id: each lazy array once, however often it is referred to
 
-    def visit(container: Any, key: Any, value: Any) -> None:
+    def find(value: Any) -> None:
         if ctx.backend.owns(value):
-            slots.append((container, key))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                visit(value, i, item)
+            lazy[id(value)] = value
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                find(item)
         elif isinstance(value, BaseEstimator):
-            for name, item in vars(value).items():
-                if name.endswith("_") and name != "_ctx_":
-                    visit(value, name, item)
+            for _, item in _fitted(value):
+                find(item)
 
-    visit(None, None, estimator)
-    values = ctx.concrete(*(_get(container, key) for container, key in slots))
-    for (container, key), value in zip(slots, values, strict=True):
-        if isinstance(container, list):
-            container[key] = value
-        else:
-            setattr(container, key, value)
+    find(estimator)
+    concrete = dict(zip(lazy, ctx.concrete(*lazy.values()), strict=True))
+
+    def replaced(value: Any) -> Any:
+        if id(value) in concrete and ctx.backend.owns(value):
+            return concrete[id(value)]
+        if isinstance(value, list):  # in place: the list a caller holds is the estimator's
+            value[:] = [replaced(item) for item in value]
+        elif isinstance(value, tuple):
+            items = [replaced(item) for item in value]
+            return type(value)(*items) if hasattr(value, "_fields") else tuple(items)  # a named tuple, or not
+        elif isinstance(value, BaseEstimator):
+            for name, item in _fitted(value):
+                setattr(value, name, replaced(item))
+        return value
+
+    replaced(estimator)
 
 
-def _get(container: Any, key: Any) -> Any:
-    return container[key] if isinstance(container, list) else getattr(container, key)
+def _fitted(estimator: BaseEstimator) -> list[tuple[str, Any]]:
+    """The fitted attributes (``*_``, not the compute context) of an estimator."""
+    return [(name, item) for name, item in vars(estimator).items() if name.endswith("_") and name != "_ctx_"]
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -36,14 +36,15 @@ def _chunked(y):
 
 
 def _fitted_arrays(model, prefix=""):
-    """(name, value) of every fitted array attribute, lists and fitted sub-estimators included."""
+    """(name, value) of every fitted array attribute, lists, tuples (an optimiser's state) and fitted
+    sub-estimators included."""
     found = []
     for name, value in vars(model).items():
         if not name.endswith("_") or name == "_ctx_":
             continue
-        values = value if isinstance(value, list) else [value]
+        values = value if isinstance(value, (list, tuple)) else [value]
         for i, item in enumerate(values):
-            label = prefix + name + (f"[{i}]" if isinstance(value, list) else "")
+            label = prefix + name + (f"[{i}]" if isinstance(value, (list, tuple)) else "")
             if isinstance(item, BaseEstimator):
                 found += _fitted_arrays(item, label + ".")
             elif hasattr(item, "__array_namespace__") or hasattr(item, "__dask_graph__"):
