@@ -264,9 +264,10 @@ def test_compiled_nearest_centroid_is_numpys_bit_for_bit(dtype, k):
 @pytest.mark.parametrize("d", [1, 7, 16, 33])
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 9, 20])
 def test_nearest_without_gemm_is_the_nearest_centroid(k, d):
-    """The GEMM-free loop against exact distances (one group of eight centroids, padded or not, two, three):
-    on random float64 rows (4,099: an odd last row) every label is a nearest centroid -- another only where the two distances tie to rounding --
-    and the minimum is ‖x − c‖² − ‖x‖² to rounding; of two equal centroids the first is taken."""
+    """The GEMM-free loop against exact distances (one group of eight centroids, padded or not, two,
+    three): on random float64 rows (4,099: an odd last row) every label is a nearest centroid -- another
+    only where two distances tie to rounding -- and the minimum is ‖x − c‖² − ‖x‖² to rounding; of two
+    equal centroids the first is taken."""
     rng = np.random.default_rng(10 * k + d)
     X = rng.standard_normal((4_099, d)) + 3.0
     C = rng.standard_normal((k, d)) + 3.0
