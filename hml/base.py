@@ -344,51 +344,47 @@ def _fitting(fit: Any) -> Any:
 
 
 def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:
-    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists and tuples of them -- an
-    optimiser's state --, fitted sub-estimators such as ``feature_transformer_``) by concrete ones, all
-    computed together.
+    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists and tuples of them, fitted
+    sub-estimators such as ``feature_transformer_``) by concrete ones, all computed together.
 
-    On Dask a fitted model would otherwise keep graphs over its training data: every
-    ``predict`` would re-read the training chunks, a pickle would hold the whole graph, and a
-    distributed scheduler would keep the training's tasks while the model lives.
-    Other backends' arrays are already concrete and stay as they are, with no transfer.
+    On Dask a fitted model would otherwise keep graphs over its training data: every ``predict`` would
+    re-read the training chunks, a pickle would hold the whole graph, and a distributed scheduler the
+    training's tasks while the model lives. Other backends' arrays are concrete already: left as they are.
     """
     if not ctx.backend.lazy:
         return
-    lazy: dict[int, Any] = {}  # by id: each lazy array once, however often it is referred to
+    slots: list[tuple[Any, Any]] = []  # (container, key) of every lazy array
+    tuples: list[tuple[Any, Any]] = []  # of every tuple holding one: a list while its arrays are replaced
 
-    def find(value: Any) -> None:
+    def visit(container: Any, key: Any, value: Any) -> None:
         if ctx.backend.owns(value):
-            lazy[id(value)] = value
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                find(item)
+            slots.append((container, key))
+        elif isinstance(value, tuple) and any(ctx.backend.owns(item) for item in value):
+            tuples.append((container, key))
+            _set(container, key, list(value))
+            visit(container, key, _get(container, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(value, i, item)
         elif isinstance(value, BaseEstimator):
-            for _, item in _fitted(value):
-                find(item)
+            for name, item in vars(value).items():
+                if name.endswith("_") and name != "_ctx_":
+                    visit(value, name, item)
 
-    find(estimator)
-    concrete = dict(zip(lazy, ctx.concrete(*lazy.values()), strict=True))
-
-    def replaced(value: Any) -> Any:
-        if id(value) in concrete and ctx.backend.owns(value):
-            return concrete[id(value)]
-        if isinstance(value, list):  # in place: the list a caller holds is the estimator's
-            value[:] = [replaced(item) for item in value]
-        elif isinstance(value, tuple):
-            items = [replaced(item) for item in value]
-            return type(value)(*items) if hasattr(value, "_fields") else tuple(items)  # a named tuple, or not
-        elif isinstance(value, BaseEstimator):
-            for name, item in _fitted(value):
-                setattr(value, name, replaced(item))
-        return value
-
-    replaced(estimator)
+    visit(None, None, estimator)
+    values = ctx.concrete(*(_get(container, key) for container, key in slots))
+    for (container, key), value in zip(slots, values, strict=True):
+        _set(container, key, value)
+    for container, key in tuples:
+        _set(container, key, tuple(_get(container, key)))
 
 
-def _fitted(estimator: BaseEstimator) -> list[tuple[str, Any]]:
-    """The fitted attributes (``*_``, not the compute context) of an estimator."""
-    return [(name, item) for name, item in vars(estimator).items() if name.endswith("_") and name != "_ctx_"]
+def _get(container: Any, key: Any) -> Any:
+    return container[key] if isinstance(container, list) else getattr(container, key)
+
+
+def _set(container: Any, key: Any, value: Any) -> None:
+    container.__setitem__(key, value) if isinstance(container, list) else setattr(container, key, value)
 
 
 def _same(a: Any, b: Any) -> bool:

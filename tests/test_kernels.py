@@ -242,11 +242,13 @@ def test_numpy_paths_with_and_without_the_compiled_loops_agree_with_numpy(name, 
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("k", [1, 2, 5, 8, 64, 256])
+@pytest.mark.parametrize("k", [1, 2, 5, 8, 64, 256, 300, 1_000])
 def test_compiled_nearest_centroid_is_numpys_bit_for_bit(dtype, k):
     """The compiled loop after the GEMM adds ‖c‖² to the same GEMM's scores in the same dtype and keeps the
     first of equal minima, as argmin: the same labels and minima as NumPy's path, bit for bit -- on random
-    rows (4,099: not a multiple of the loop's four rows) with near-ties, and on rows with exact ties."""
+    rows (4,099: not a multiple of the loop's four rows) with near-ties, and on rows with exact ties; in one
+    chain of compares and, from ``LANES_FROM`` centroids, in eight lanes (K = 300: a part past the last
+    whole eight)."""
     rng = np.random.default_rng(k)
     X = rng.random((4_099, 7)).astype(dtype)
     C = rng.random((k, 7)).astype(dtype)

@@ -36,9 +36,11 @@ ENABLED: bool = os.environ.get("HML_NUMBA", "1") != "0"
 #: compiled loop: below it the NumPy path runs, so a small fit never loads Numba.
 MIN_WORK = 1 << 18
 
-#: Up to this many centroids the compiled nearest centroid beats NumPy's argmin along rows (whose
-#: per-row cost stays under the loop's per-score cost only on long rows: ``benchmarks/RESULTS.md``).
-MAX_CENTROIDS = 256
+#: Above 256 centroids each row's least score is found in eight lanes at once (:func:`_nearest_in_lanes`),
+#: where the one-chain loop was no faster than NumPy's argmin (which the paths took there before): a fit at
+#: K = 512-1,024 in 0.86-0.95 of the time. At K = 64-256 the lanes won on random scores but not in fits
+#: (1.08-1.21 of the chain's time at K = 64, 0.99-1.04 at 128-256: ``benchmarks/RESULTS.md``).
+LANES_FROM = 257
 
 
 def wanted(work: int, dtype: Any) -> bool:
@@ -78,7 +80,8 @@ def nearest_in_rows(block: Any, centroids: Any, centroid_norms: Any) -> tuple[An
     scores = block @ (-2.0 * centroids).T  # as kernels.scores: the same GEMM, so the same bits
     labels = np.empty(block.shape[0], dtype=np.int32)
     best = np.empty(block.shape[0], dtype=scores.dtype)
-    loops.nearest_in_rows(scores, np.ascontiguousarray(centroid_norms, dtype=scores.dtype), labels, best)
+    loop = loops.nearest_in_lanes if centroids.shape[0] >= LANES_FROM else loops.nearest_in_rows
+    loop(scores, np.ascontiguousarray(centroid_norms, dtype=scores.dtype), labels, best)
     return labels, best
 
 
@@ -143,9 +146,11 @@ def _loops() -> SimpleNamespace | None:
         compiled = functools.partial(numba.njit, nogil=True, cache=True)
         with _slp_vectorised():
             nearest_by_eights = compiled(_EIGHTS_SIGNATURES, fastmath={"contract"})(_nearest_by_eights)
+            nearest_in_lanes = compiled(_NEAREST_SIGNATURES)(_nearest_in_lanes)
         loops = SimpleNamespace(
             nearest_in_rows=compiled(_NEAREST_SIGNATURES)(_nearest_in_rows),
             nearest_by_eights=nearest_by_eights,
+            nearest_in_lanes=nearest_in_lanes,
             segment_sums=compiled(_SEGMENT_SIGNATURES)(_segment_sums),
             segment_moves=compiled(_MOVES_SIGNATURES)(_segment_moves),
         )
@@ -164,7 +169,8 @@ def _loops() -> SimpleNamespace | None:
 def _slp_vectorised() -> Iterator[None]:
     """Numba's code generation with LLVM's SLP vectoriser on (``NUMBA_SLP_VECTORIZE``, off by default) while
     hml's loops compile: it packs :func:`_nearest_by_eights`' eight scalar accumulators of a row into one
-    vector register, which the loop vectoriser cannot (the loop over the eight is unrolled first). Read
+    vector register, and :func:`_nearest_in_lanes`' eight running minima, which the loop vectoriser cannot
+    (the loop over the eight is unrolled first). Read
     by Numba for each module it optimises; restored at once, so other Numba code is not affected."""
     from numba.core import config
 
@@ -227,6 +233,78 @@ def _nearest_in_rows(scores: Any, norms: Any, labels: Any, best: Any) -> None:  
             if v < b:
                 b, label = v, j
         labels[i], best[i] = label, b
+
+
+def _nearest_in_lanes(scores: Any, norms: Any, labels: Any, best: Any) -> None:  # pragma: no cover - compiled
+    # As _nearest_in_rows, for long rows: eight running minima (lane l over the scores l, l + 8, …), which the
+    # SLP vectoriser turns into one vector compare and two blends per eight scores, where one chain of
+    # compares takes a cycle or more per score. Then the least of the eight, and among equal minima the
+    # lowest index (the first, as argmin), then the scores past the last whole eight.
+    n, k = scores.shape
+    whole = k - k % 8
+    for i in range(n):
+        m0 = np.inf
+        m1 = np.inf
+        m2 = np.inf
+        m3 = np.inf
+        m4 = np.inf
+        m5 = np.inf
+        m6 = np.inf
+        m7 = np.inf
+        j0 = 0
+        j1 = 0
+        j2 = 0
+        j3 = 0
+        j4 = 0
+        j5 = 0
+        j6 = 0
+        j7 = 0
+        for j in range(0, whole, 8):
+            v0 = scores[i, j + 0] + norms[j + 0]
+            v1 = scores[i, j + 1] + norms[j + 1]
+            v2 = scores[i, j + 2] + norms[j + 2]
+            v3 = scores[i, j + 3] + norms[j + 3]
+            v4 = scores[i, j + 4] + norms[j + 4]
+            v5 = scores[i, j + 5] + norms[j + 5]
+            v6 = scores[i, j + 6] + norms[j + 6]
+            v7 = scores[i, j + 7] + norms[j + 7]
+            if v0 < m0:
+                m0, j0 = v0, j + 0
+            if v1 < m1:
+                m1, j1 = v1, j + 1
+            if v2 < m2:
+                m2, j2 = v2, j + 2
+            if v3 < m3:
+                m3, j3 = v3, j + 3
+            if v4 < m4:
+                m4, j4 = v4, j + 4
+            if v5 < m5:
+                m5, j5 = v5, j + 5
+            if v6 < m6:
+                m6, j6 = v6, j + 6
+            if v7 < m7:
+                m7, j7 = v7, j + 7
+        b, label = m0, j0
+        if m1 < b or (m1 == b and j1 < label):
+            b, label = m1, j1
+        if m2 < b or (m2 == b and j2 < label):
+            b, label = m2, j2
+        if m3 < b or (m3 == b and j3 < label):
+            b, label = m3, j3
+        if m4 < b or (m4 == b and j4 < label):
+            b, label = m4, j4
+        if m5 < b or (m5 == b and j5 < label):
+            b, label = m5, j5
+        if m6 < b or (m6 == b and j6 < label):
+            b, label = m6, j6
+        if m7 < b or (m7 == b and j7 < label):
+            b, label = m7, j7
+        for j in range(whole, k):
+            v = scores[i, j] + norms[j]
+            if v < b:
+                b, label = v, j
+        labels[i] = label
+        best[i] = b
 
 
 def _nearest_by_eights(X: Any, columns: Any, bias: Any, labels: Any, best: Any) -> None:  # pragma: no cover

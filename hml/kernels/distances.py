@@ -74,7 +74,7 @@ def _numpy_nearest_centroid(
     from hml.kernels import _numba
 
     k = centroids.shape[0]
-    if k <= _numba.MAX_CENTROIDS and _numba.wanted(block.shape[0] * k, block.dtype):
+    if _numba.wanted(block.shape[0] * k, block.dtype):
         if _numba.skips_gemm(k, block.shape[1], block.dtype):
             labels, best = _numba.nearest_without_gemm(block, centroids, centroid_norms)
         else:
