@@ -90,7 +90,7 @@ CPU_RATIOS = (
         "k-means 200,000 × 32, K = 64, float32\n(numba extra) ÷ scikit-learn KMeans",
     ),
     Figure(
-        "kmeans-compiled",
+        "kmeans-gemm-free",
         "k-means 1,000,000 × 16, K = 8",
         "hml ÷ peer",
         "k-means 1,000,000 × 16, K = 8, float64\n(numba extra) ÷ scikit-learn KMeans",
