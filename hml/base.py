@@ -375,7 +375,7 @@ def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> No
     values = ctx.concrete(*(_get(container, key) for container, key in slots))
     for (container, key), value in zip(slots, values, strict=True):
         _set(container, key, value)
-    for container, key in tuples:
+    for container, key in reversed(tuples):  # inner tuples first, while their outer ones are lists
         _set(container, key, tuple(_get(container, key)))
 
 

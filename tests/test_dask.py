@@ -371,3 +371,21 @@ def test_a_streamed_X_is_read_once_per_iteration(monkeypatch):
             hml.KMeans(8, init_size=init_size, max_iter=2, tol=0.0, random_state=0).fit(X)
         passes[init_size] = made[0] / 5
     assert passes[300] <= 2 + 6 < 2 * (8 - 1) <= passes[None], passes
+
+
+def test_lazy_arrays_in_nested_tuples_and_lists_are_made_concrete():
+    """An optimiser's state is a tuple (the MLP's ``_rule_state_``): arrays in tuples, in tuples in tuples and in
+    lists in tuples are computed with the rest, and each container keeps its type."""
+    from hml import backends
+    from hml.base import _make_concrete
+
+    x = da.arange(3.0, chunks=1)
+    model = BaseEstimator()
+    model.state_ = ("sgd", x, (x + 1, [x * 2]), [("n", x - 1)])
+    _make_concrete(model, backends.resolve("dask", None, x))
+    name, a, (b, [c]), [(n, d)] = model.state_
+    assert (name, n) == ("sgd", "n")
+    assert type(model.state_) is tuple and type(model.state_[2]) is tuple and type(model.state_[3][0]) is tuple
+    for value, expected in ((a, [0, 1, 2]), (b, [1, 2, 3]), (c, [0, 2, 4]), (d, [-1, 0, 1])):
+        assert isinstance(value, np.ndarray)
+        np.testing.assert_array_equal(value, expected)
