@@ -53,17 +53,11 @@ def main() -> None:
 
 
 def _float32_without(loop, X, C, norms):
-    k, d = C.shape
-    groups = -(-k // 8)
-    columns = np.zeros((groups * 8, d), dtype=np.float32)
-    columns[:k] = -2.0 * C
-    columns = np.ascontiguousarray(columns.reshape(groups, 8, d).transpose(0, 2, 1))
-    bias = np.full(groups * 8, np.inf, dtype=np.float32)
-    bias[:k] = norms
+    columns, bias = _numba.in_eights(C, norms, np.float32)
 
     def run():
         labels, best = np.empty(X.shape[0], dtype=np.int32), np.empty(X.shape[0], dtype=np.float32)
-        loop(X, columns, bias.reshape(groups, 8), labels, best)
+        loop(X, columns, bias, labels, best)
         return labels, best
 
     return run

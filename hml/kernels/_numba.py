@@ -93,18 +93,22 @@ def nearest_without_gemm(block: Any, centroids: Any, centroid_norms: Any) -> tup
     loops = _loops()
     assert loops is not None, "nearest_without_gemm without Numba: ask wanted first"
     assert block.dtype == np.float64, "nearest_without_gemm: float64 only"
-    k, d = centroids.shape
-    groups = -(-k // 8)
-    # Group g's centroids as a D × 8 matrix: a feature's eight values are one load.
-    columns = np.zeros((groups * 8, d))
-    columns[:k] = -2.0 * np.asarray(centroids)
-    columns = np.ascontiguousarray(columns.reshape(groups, 8, d).transpose(0, 2, 1))
-    bias = np.full(groups * 8, np.inf)
-    bias[:k] = centroid_norms
     labels = np.empty(block.shape[0], dtype=np.int32)
     best = np.empty(block.shape[0])
-    loops.nearest_by_eights(block, columns, bias.reshape(groups, 8), labels, best)
+    loops.nearest_by_eights(block, *in_eights(centroids, centroid_norms, block.dtype), labels, best)
     return labels, best
+
+
+def in_eights(centroids: Any, centroid_norms: Any, dtype: Any) -> tuple[Any, Any]:
+    """:func:`_nearest_by_eights`' arguments: −2c as G × D × 8 (group g's eight centroids by feature, so a
+    feature's eight values are one load) and ‖c‖² as G × 8, padded to G = ⌈K/8⌉ groups with ‖c‖² = +∞."""
+    k, d = centroids.shape
+    groups = -(-k // 8)
+    columns = np.zeros((groups * 8, d), dtype=dtype)
+    columns[:k] = -2.0 * np.asarray(centroids)
+    bias = np.full(groups * 8, np.inf, dtype=dtype)
+    bias[:k] = centroid_norms
+    return np.ascontiguousarray(columns.reshape(groups, 8, d).transpose(0, 2, 1)), bias.reshape(groups, 8)
 
 
 def segment_sums(values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, Any]:
@@ -170,8 +174,8 @@ def _slp_vectorised() -> Iterator[None]:
     """Numba's code generation with LLVM's SLP vectoriser on (``NUMBA_SLP_VECTORIZE``, off by default) while
     hml's loops compile: it packs :func:`_nearest_by_eights`' eight scalar accumulators of a row into one
     vector register, and :func:`_nearest_in_lanes`' eight running minima, which the loop vectoriser cannot
-    (the loop over the eight is unrolled first). Read
-    by Numba for each module it optimises; restored at once, so other Numba code is not affected."""
+    (the loop over the eight is unrolled first). Read by Numba for each module it optimises; restored at
+    once, so other Numba code is not affected."""
     from numba.core import config
 
     before = getattr(config, "SLP_VECTORIZE", None)
