@@ -22,7 +22,7 @@ from hml import kernels
 from hml.neural_network import mlp_objective, n_parameters
 from hml.optimize import Evaluation, GradientDescent, minimize
 
-from .common import LABELS, SMOKE, context, interleaved_ratio, peer, quietly, sizes
+from .common import LABELS, SMOKE, SkipNotImplemented, context, interleaved_ratio, peer, quietly, sizes
 
 LAYERS = [784, 25, 10]
 
@@ -266,7 +266,7 @@ class MLPMiniBatchEpochVsPeers:
 
     def time_torch(self, *args):
         if self.torch is None:
-            raise NotImplementedError("PyTorch is not installed")
+            raise SkipNotImplemented("PyTorch is not installed")
         self._torch()
 
     def track_hml_over_sklearn(self, *args):
@@ -274,7 +274,7 @@ class MLPMiniBatchEpochVsPeers:
 
     def track_hml_over_torch(self, *args):
         if self.torch is None:
-            raise NotImplementedError("PyTorch is not installed")
+            raise SkipNotImplemented("PyTorch is not installed")
         return interleaved_ratio(self.ctx, self._hml, self._torch, rounds=self.rounds)
 
     def _epoch_ratio(self, peer):
@@ -297,7 +297,7 @@ class MLPMiniBatchEpochVsPeers:
 
     def track_hml_epoch_over_torch(self, *args):
         if self.torch is None:
-            raise NotImplementedError("PyTorch is not installed")
+            raise SkipNotImplemented("PyTorch is not installed")
         return self._epoch_ratio(self._torch)
 
     track_hml_over_sklearn.unit = "ratio"

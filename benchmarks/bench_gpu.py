@@ -21,7 +21,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .common import SMOKE, peer
+from .common import SMOKE, SkipNotImplemented, peer
 
 _SCRIPT = Path(__file__).resolve().parent / "gpu" / "side_by_side.py"
 #: workload -> (side_by_side workload, a word of the row's name)
@@ -81,5 +81,5 @@ class GPUIteration:
         bench.run()
         rows = [r for r in bench.rows if r.variant == variant and word in r.workload]
         if not rows or rows[0].seconds is None:
-            raise NotImplementedError(rows[0].note if rows else f"{variant} is not usable here")
+            raise SkipNotImplemented(rows[0].note if rows else f"{variant} is not usable here")
         return rows[0].seconds * 1e3
