@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -54,8 +55,14 @@ def measure(
     out=print,
 ) -> dict[str, dict[str, float]]:
     """{fit: {"seconds", "passes" (per iteration), "peak_gb" (largest worker), "lost_workers"}}."""
+    import cloudpickle
     import dask.array as da
     from distributed import Client, LocalCluster
+
+    # The workers rebuild X's chunks with _chunk: sent by value, as this module need not be importable
+    # there (in an environment asv builds, ``benchmarks`` is not on the workers' path; by reference, every
+    # task failed to deserialize and the fit waited for ever).
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
     import hml
     from hml.backends import _dask
