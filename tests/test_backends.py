@@ -299,7 +299,7 @@ def test_reduce_rows_agrees_with_one_call_on_every_backend(case, working_memory)
 
 def test_one_block_asks_for_no_thread_count(monkeypatch):
     """Rows that fit in one block run as one call without counting threads (``os.cpu_count()`` reads
-    ``/sys`` each time: ~6 µs in every evaluation of a small fit, 13 % of a 100-step fit on 10,000 × 16);
+    ``/sys`` each time: ~6 µs in every evaluation of a small fit, 1.4 of 12.8 ms in a 100-step fit on 10,000 × 16);
     two blocks do count them."""
     from hml.backends import _rows
 
