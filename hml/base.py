@@ -344,22 +344,23 @@ def _fitting(fit: Any) -> Any:
 
 
 def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:
-    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists and tuples of them, fitted
-    sub-estimators such as ``feature_transformer_``) by concrete ones, all computed together.
-
-    On Dask a fitted model would otherwise keep graphs over its training data: every ``predict`` would
-    re-read the training chunks, a pickle would hold the whole graph, and a distributed scheduler the
-    training's tasks while the model lives. Other backends' arrays are concrete already: left as they are.
-    """
+    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists and tuples of them at any depth,
+    fitted sub-estimators such as ``feature_transformer_``) by concrete ones, all computed together. On Dask a
+    fitted model would otherwise keep graphs over its training data: every ``predict`` would re-read the
+    training chunks, a pickle would hold the whole graph, and a distributed scheduler the training's tasks
+    while the model lives. Other backends' arrays are concrete already: left as they are."""
     if not ctx.backend.lazy:
         return
     slots: list[tuple[Any, Any]] = []  # (container, key) of every lazy array
     tuples: list[tuple[Any, Any]] = []  # of every tuple holding one: a list while its arrays are replaced
 
+    def holds(value: Any) -> bool:  # a lazy array, at any depth of lists and tuples
+        return ctx.backend.owns(value) or (isinstance(value, (list, tuple)) and any(map(holds, value)))
+
     def visit(container: Any, key: Any, value: Any) -> None:
         if ctx.backend.owns(value):
             slots.append((container, key))
-        elif isinstance(value, tuple) and any(ctx.backend.owns(item) for item in value):
+        elif isinstance(value, tuple) and holds(value):
             tuples.append((container, key))
             _set(container, key, list(value))
             visit(container, key, _get(container, key))

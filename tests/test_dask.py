@@ -389,3 +389,21 @@ def test_lazy_arrays_in_nested_tuples_and_lists_are_made_concrete():
     for value, expected in ((a, [0, 1, 2]), (b, [1, 2, 3]), (c, [0, 2, 4]), (d, [-1, 0, 1])):
         assert isinstance(value, np.ndarray)
         np.testing.assert_array_equal(value, expected)
+
+
+def test_lazy_arrays_only_deep_inside_a_tuple_are_made_concrete():
+    """A tuple whose lazy arrays all sit in inner tuples or lists is looked into too; a tuple without one is left
+    as it was (the same object)."""
+    from hml import backends
+    from hml.base import _make_concrete
+
+    x = da.arange(3.0, chunks=1)
+    model = BaseEstimator()
+    plain = ("key", 1)
+    model.state_ = ("sgd", ((x,),), ["n", (x + 1,)], plain)
+    _make_concrete(model, backends.resolve("dask", None, x))
+    _, ((a,),), [_, (b,)], same = model.state_
+    assert type(model.state_) is tuple and type(model.state_[1][0]) is tuple and same is plain
+    for value, expected in ((a, [0, 1, 2]), (b, [1, 2, 3])):
+        assert isinstance(value, np.ndarray)
+        np.testing.assert_array_equal(value, expected)
