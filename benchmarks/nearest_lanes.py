@@ -1,6 +1,6 @@
 """Each row's least score after the GEMM, three ways, on one block of scores (about 2 M of them), one thread:
-the compiled loop with one chain of compares per row (``hml.kernels._numba._nearest_in_rows``), the compiled
-loop with eight lanes (``_nearest_in_lanes``), and NumPy's ``+ ‖c‖²``, ``argmin`` and gather -- ns a row, and
+the compiled loop with one chain of compares per row (``hml.kernels._numba_loops.nearest_in_rows``), the compiled
+loop with eight lanes (``nearest_in_lanes``), and NumPy's ``+ ‖c‖²``, ``argmin`` and gather -- ns a row, and
 whether the labels and minima are the same bits. Where the lanes win is ``_numba.LANES_FROM``.
 
     python benchmarks/nearest_lanes.py

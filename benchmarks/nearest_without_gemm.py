@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from hml.kernels import _numba
+from hml.kernels import _numba, _numba_loops
 
 ROWS = 16_384
 CENTROIDS = (2, 3, 5, 8, 12, 16, 24, 32, 64)
@@ -32,7 +32,7 @@ def main() -> None:
             ["void(float32[:, ::1], float32[:, :, ::1], float32[:, ::1], int32[::1], float32[::1])"],
             nogil=True,
             fastmath={"contract"},
-        )(_numba._nearest_by_eights)
+        )(_numba_loops.nearest_by_eights)
     for dtype in (np.float64, np.float32):
         print(f"{np.dtype(dtype).name}: GEMM-free ÷ GEMM-and-loop time (labels that differ)")
         for k in CENTROIDS:

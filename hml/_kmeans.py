@@ -95,7 +95,8 @@ def row_bytes_per_row(n_clusters: int, n_features: int, like: Any) -> int:
 def prepared(
     ctx: backends.ComputeContext, X: Any, n_clusters: int, working_memory: int | None, weights: Any = None
 ) -> Data:
-    """X with its squared distances from the origin (one pass), for the passes of a fit."""
+    """X with its squared distances from the origin (one pass), for the passes of a fit; X row-major."""
+    X = kernels.row_major(X)
     row_bytes = functools.partial(row_bytes_per_row, n_clusters, X.shape[1])  # in each chunk's own library
     out: dict[str, Rows | Sum] = {"norms": Rows(X.dtype), "total": Sum((), X.dtype)}
     o = origin(X)  # computed with the norms (lazily: X's first chunks are read once, in their pass)

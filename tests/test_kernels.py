@@ -171,6 +171,19 @@ def _least_norm_solve(case):
             np.testing.assert_allclose(case.to_numpy(solution), expected, rtol=tolerance, atol=tolerance)
 
 
+def _row_major(case):
+    # Row-major, column-major (a pandas frame's values) and every other column: the same values; on
+    # NumPy rows contiguous, and a row-major X itself, not a copy.
+    values = np.arange(48.0).reshape(6, 8)
+    for layout in (values, np.asfortranarray(values), values[:, ::2]):
+        X = case.asarray(layout)
+        for result in _both(kernels.row_major, X):
+            np.testing.assert_array_equal(case.to_numpy(result), case.to_numpy(X))
+        if case.backend == "numpy":
+            result = kernels.row_major(X)
+            assert result.flags.c_contiguous and (result is X or not X.flags.c_contiguous)
+
+
 #: Each kernel's test, run on every backend case: the call (native where there is a path) and the default.
 KERNEL_TESTS = {
     "segment_sum": _segments,
@@ -179,6 +192,7 @@ KERNEL_TESTS = {
     "segment_moves": _segment_moves,
     "nearest_centroid": _nearest,
     "nearest_centroid_scratch": _nearest,
+    "row_major": _row_major,
     "column_sums": _column_sums,
     "cholesky": _cholesky,
     "solve": _solve,
@@ -330,6 +344,105 @@ def test_compiled_segment_sums_ignore_ids_outside_the_segments():
     np.testing.assert_array_equal(moved_sums, [[-3.0, -4.0, -5.0], [-9.0, -10.0, -11.0], [6.0, 7.0, 8.0]])
     np.testing.assert_array_equal(moved_counts, [-1.0, -1.0, 1.0])
     assert int(n_changed) == 3
+
+
+def _layouts(X):
+    """X as a user may hand it over: row-major, column-major (a pandas frame's values), every other row of
+    a larger array, read-only, and memory-mapped read-only -- the last two read in place by the loops."""
+    strided = np.empty((2 * X.shape[0], X.shape[1]), dtype=X.dtype)
+    strided[::2] = X
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    return {"C": X, "F": np.asfortranarray(X), "strided": strided[::2], "read-only": read_only}
+
+
+@needs_numba
+@pytest.mark.parametrize(("k", "d", "dtype"), [(8, 16, np.float64), (20, 32, np.float64), (20, 32, np.float32)])
+def test_compiled_loops_take_any_layout_and_read_only_rows(k, d, dtype):
+    """Every kernel with a compiled loop, given X in each layout (and read-only ids and norms), returns what
+    it returns for row-major X -- on the GEMM-free path (K = 8, D = 16 float64) and after the GEMM. The loops
+    are compiled for contiguous, writeable arrays and read-only twins of X's: another layout once raised
+    Numba's TypeError from inside the row-block threads."""
+    rng = np.random.default_rng(k)
+    X, C = rng.random((3_001, d)).astype(dtype), rng.random((k, d)).astype(dtype)
+    norms, ids, before = (C * C).sum(axis=1), rng.integers(0, k, 3_001), rng.integers(0, k, 3_001)
+    for a in (norms, ids, before):
+        a.flags.writeable = False
+    with _loops(True):
+        expected = (
+            kernels.nearest_centroid(X, C, norms, with_scores=True),
+            kernels.segment_sum_and_count(X, ids, k),
+            kernels.segment_moves(X, None, before, ids, k),
+        )
+        for layout, rows in _layouts(X).items():
+            got = (
+                kernels.nearest_centroid(rows, C, norms, with_scores=True),
+                kernels.segment_sum_and_count(rows, ids, k),
+                kernels.segment_moves(rows, None, before, ids, k),
+            )
+            for result, reference in zip(got, expected, strict=True):
+                for a, b in zip(result, reference, strict=True):
+                    np.testing.assert_array_equal(a, b, err_msg=layout)
+
+
+@needs_numba
+@pytest.mark.parametrize(("k", "d"), [(8, 16), (20, 32)])
+def test_kmeans_with_the_loops_fits_x_in_any_layout(tmp_path, k, d):
+    """KMeans and MiniBatchKMeans fit (and predict) a column-major, strided, read-only or memory-mapped X
+    with the compiled loops on, to the row-major X's fit bit for bit (k-means copies a column-major X to
+    row-major once, as scikit-learn does; the loops read a read-only X in place)."""
+    X = np.random.default_rng(d).random((4_000, d))
+    np.save(tmp_path / "X.npy", X)
+    layouts = {**_layouts(X), "memory-mapped": np.load(tmp_path / "X.npy", mmap_mode="r")}
+    init = X[:k].copy()
+    with _loops(True):
+        expected = hml.KMeans(k, init=init, max_iter=5, tol=0.0).fit(X)
+        mini = hml.MiniBatchKMeans(k, init=init, batch_size=1_024, max_iter=2, random_state=0).fit(X)
+        for layout, rows in layouts.items():
+            fitted = hml.KMeans(k, init=init, max_iter=5, tol=0.0).fit(rows)
+            np.testing.assert_array_equal(fitted.labels_, expected.labels_, err_msg=layout)
+            np.testing.assert_array_equal(fitted.cluster_centers_, expected.cluster_centers_, err_msg=layout)
+            np.testing.assert_array_equal(expected.predict(rows), expected.labels_, err_msg=layout)
+            other = hml.MiniBatchKMeans(k, init=init, batch_size=1_024, max_iter=2, random_state=0).fit(rows)
+            np.testing.assert_array_equal(other.cluster_centers_, mini.cluster_centers_, err_msg=layout)
+
+
+@needs_numba
+def test_the_loops_compile_once_while_other_threads_wait(monkeypatch):
+    """Their first use comes from the row-block threads at once: one compiles (with Numba's process-wide SLP
+    switch set, and restored after), the others wait for it. Unlocked, two compiled side by side, and one
+    could restore the other's setting, leaving the switch on for the user's own Numba code."""
+    import threading
+    import time
+
+    from numba.core import config
+
+    entered, inside, most = [], [0], [0]
+    real = _numba._slp_vectorised
+
+    @contextlib.contextmanager
+    def counted():
+        entered.append(1)
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.2)  # a compilation's time, for the other threads to arrive in
+        try:
+            with real():
+                yield
+        finally:
+            inside[0] -= 1
+
+    setting = config.SLP_VECTORIZE
+    monkeypatch.setattr(_numba, "_slp_vectorised", counted)
+    _numba._compiled.cache_clear()  # loaded again from Numba's cache
+    threads = [threading.Thread(target=_numba._loops) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(entered) == 1 and most[0] == 1
+    assert config.SLP_VECTORIZE == setting
+    assert _numba._loops() is not None
 
 
 def test_import_hml_and_a_small_fit_do_not_load_numba():

@@ -26,6 +26,7 @@ kernel                        computes                              native paths
                                                                     (Numba†; else K ≤ 16: running
                                                                     minimum)
 ``nearest_centroid_scratch``  values per row it writes              cupy
+``row_major``                 X, each row contiguous in memory      numpy (a copy if not)
 ``column_sums``               Σᵢ A[i, :]                            cupy (GEMV)
 ``cholesky``, ``solve``,      the standard's, flagging failure      torch (no status read),
 ``inv``                       as NaN where a library would sync     dask (its conventions)
@@ -43,7 +44,7 @@ from __future__ import annotations
 
 from hml.kernels._dispatch import Kernel
 from hml.kernels._numba import status as compiled_loops
-from hml.kernels.distances import nearest_centroid, nearest_centroid_scratch, scores
+from hml.kernels.distances import nearest_centroid, nearest_centroid_scratch, row_major, scores
 from hml.kernels.linalg import cholesky, inv, least_norm_solve, solve
 from hml.kernels.random import random_uniform
 from hml.kernels.reductions import column_sums
@@ -59,6 +60,7 @@ __all__ = [
     "nearest_centroid",
     "nearest_centroid_scratch",
     "random_uniform",
+    "row_major",
     "scores",
     "segment_count",
     "segment_moves",

@@ -9,7 +9,7 @@ import array_api_compat
 
 from hml.kernels._dispatch import kernel
 
-__all__ = ["nearest_centroid", "nearest_centroid_scratch", "scores"]
+__all__ = ["nearest_centroid", "nearest_centroid_scratch", "row_major", "scores"]
 
 
 def scores(block: Any, centroids: Any, centroid_norms: Any) -> Any:
@@ -23,7 +23,9 @@ def scores(block: Any, centroids: Any, centroid_norms: Any) -> Any:
 @kernel
 def nearest_centroid(block: Any, centroids: Any, centroid_norms: Any, *, with_scores: bool = False) -> tuple[Any, Any]:
     """lᵢ = argminₖ ‖cₖ‖² − 2 xᵢ·cₖ (int32) and, with ``with_scores``, that minimum (‖xᵢ − c_{lᵢ}‖²
-    without the ‖xᵢ‖² term), else None: one GEMM for the rows × K scores, then argmin (and min)."""
+    without the ‖xᵢ‖² term), else None: one GEMM for the rows × K scores, then argmin (and min).
+    For finite rows and centroids (k-means validates both): with a NaN among them, which centroid a
+    path calls nearest is not specified."""
     xp = array_api_compat.array_namespace(block)
     block_scores = scores(block, centroids, centroid_norms)
     index = xp.argmin(block_scores, axis=1)
@@ -120,3 +122,21 @@ def _cupy_nearest_centroid_scratch(like: Any, n_clusters: int, n_features: int) 
     from hml.kernels import _cuda
 
     return 2 if _cuda.fuses(like.dtype, n_features) else NotImplemented
+
+
+@kernel
+def row_major(X: Any) -> Any:
+    """X with each row's values adjacent in memory, for the passes over row blocks that read it again and
+    again (k-means' iterations). The standard has no memory layout: X itself."""
+    return X
+
+
+@row_major.native_path(
+    "numpy",
+    "a column-major X (a pandas frame's values) copied once, as scikit-learn's KMeans does: the compiled loops "
+    "read rows contiguously, and would otherwise copy each block on every pass",
+)
+def _numpy_row_major(X: Any) -> Any:
+    import numpy as np
+
+    return np.ascontiguousarray(X)
