@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 import types
 
 import numpy as np
@@ -354,3 +355,113 @@ def test_small_steps_run_numpy_blas_on_one_thread_and_restore_it():
     strict = pytest.importorskip("array_api_strict")
     with backends.small_steps(strict.asarray([1.0])):  # not NumPy: nothing to limit
         assert blas_threads() == before
+
+
+def _numpy_blas_threads(threadpoolctl):
+    return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+
+def _overlapping_holds(monkeypatch):
+    """threadpoolctl, and BLAS's threads now (more than one, or the test skips): blocks on two threads
+    (whatever the cores), so every multi-block call holds BLAS at one thread while its blocks run."""
+    from hml.backends import _rows
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = _numpy_blas_threads(threadpoolctl)
+    if not before or max(before) < 2:
+        pytest.skip(f"BLAS threads {before}: nothing to see restored")
+    monkeypatch.setattr(_rows, "_threads", lambda: 2)
+    return threadpoolctl, before
+
+
+def test_calls_from_several_threads_at_once_leave_blas_as_it_was(monkeypatch):
+    """Four threads each call reduce_rows on two blocks, each entering while another holds BLAS at one
+    thread (threadpoolctl's limit is process-wide) and leaving after it: BLAS is as before afterwards,
+    not at the one thread the later ones saw on entry, and is at one thread while any of them runs."""
+    threadpoolctl, before = _overlapping_holds(monkeypatch)
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    out = {"gram": backends.Sum((3, 3), np.float64)}
+    inside, failures = [], []
+
+    def slow_block(X):
+        time.sleep(0.1)  # the later threads enter while this one holds
+        inside.append(_numpy_blas_threads(threadpoolctl))
+        return (X.T @ X,)
+
+    def call():
+        try:
+            result = backends.reduce_rows(slow_block, [X], out=out, row_bytes=24, working_memory=24 * 100)
+            np.testing.assert_allclose(result.gram, X.T @ X, rtol=1e-13)
+        except BaseException as error:  # reported in the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.03)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not failures and len(inside) == 8
+    assert all(set(seen) <= {1} for seen in inside)
+    assert _numpy_blas_threads(threadpoolctl) == before
+
+
+def test_a_dask_pass_over_several_chunks_leaves_blas_as_it_was(monkeypatch):
+    """Dask's threaded scheduler runs the chunks' in-memory steps at once, each holding BLAS at one
+    thread for its blocks: afterwards BLAS is as before."""
+    threadpoolctl, before = _overlapping_holds(monkeypatch)
+    da = pytest.importorskip("dask.array")
+    dask = pytest.importorskip("dask")
+    X = np.random.default_rng(0).normal(size=(800, 3))
+    rows = np.arange(800.0)
+
+    def slow_block(X, rows):
+        time.sleep(0.01 * (1 + float(rows[0]) // 200))  # later chunks finish later
+        return (X.T @ X,)
+
+    out = {"gram": backends.Sum((3, 3), np.float64)}
+    with dask.config.set(scheduler="threads", num_workers=4):
+        result = backends.reduce_rows(
+            slow_block,
+            [da.from_array(X, chunks=(200, 3)), da.from_array(rows, chunks=200)],
+            out=out,
+            row_bytes=32,
+            working_memory=32 * 100,
+        )
+        np.testing.assert_allclose(backends.to_numpy(result.gram), X.T @ X, rtol=1e-13)
+    assert _numpy_blas_threads(threadpoolctl) == before
+
+
+def test_reduce_rows_inside_a_block_runs_its_blocks_on_that_thread(monkeypatch):
+    """A block function that itself calls reduce_rows over several blocks: the inner blocks run in order
+    on the block's thread instead of waiting for the pool's threads, every one of which runs an outer
+    block waiting for them (a deadlock). The call runs in a thread joined with a timeout, so a
+    regression fails here instead of hanging the suite."""
+    from hml.backends import _rows
+
+    monkeypatch.setattr(_rows, "_threads", lambda: 2)
+    X = np.arange(3000.0).reshape(1000, 3)
+
+    def row_sums(Y):
+        return (Y.sum(axis=1),)
+
+    def nested(Y):  # 5 inner blocks of 50 rows in each outer block of 250
+        inner = backends.reduce_rows(
+            row_sums, [Y], out={"sums": backends.Rows(np.float64)}, row_bytes=8, working_memory=400
+        )
+        return (inner.sums,)
+
+    found = []
+    caller = threading.Thread(
+        target=lambda: found.append(
+            backends.reduce_rows(nested, [X], out={"sums": backends.Rows(np.float64)}, row_bytes=8, working_memory=2000)
+        ),
+        daemon=True,
+    )
+    caller.start()
+    caller.join(timeout=30)
+    if caller.is_alive():  # unblock the pool's threads (their queued inner blocks fail), so the suite can exit
+        _rows._pool(2).shutdown(wait=False, cancel_futures=True)
+        _rows._pool.cache_clear()
+        pytest.fail("reduce_rows inside a block did not return within 30 s: deadlocked on the shared pool")
+    np.testing.assert_array_equal(found[0].sums, X.sum(axis=1))

@@ -8,13 +8,21 @@ blocks, as ∇J or the centroid sums) or one value per block. :func:`reduce_rows
 * in memory, on blocks whose temporaries fit ``working_memory`` (8 MiB on a CPU, so a block stays
   in cache while every step of it reads it; 256 MiB on a GPU, where a block is a few kernel
   launches), on a thread per core for NumPy (BLAS held to one thread, so the two kinds of
-  threads do not compete), in order elsewhere;
+  threads do not compete), in order elsewhere, and in order on the calling thread when a block
+  itself calls :func:`reduce_rows` (the pool's threads are all busy with the outer blocks);
 * on Dask, as one task per chunk of the rows, which runs the same in-memory step in the chunk's
   library, and one task that adds up all the chunks' sums.
 
-The sums are added in block order however the blocks were scheduled, so a result does not
-depend on the threads. :func:`call_once` runs a small update (parameters, sums) as one task on
-Dask; :func:`keep` holds a fit's training matrices in memory when they fit there.
+The sums are added in block order however the blocks were scheduled, so the same data on the same
+machine gives the same result bit for bit, run after run, on threads or not. The blocks themselves
+are balanced over the cores (:func:`_balanced_rows`), so another core count may cut other blocks and
+change a sum to rounding, as a threaded BLAS or scikit-learn's threaded k-means do.
+
+BLAS's thread count is a setting of the whole process, and calls come from several threads at once
+(Dask's chunk tasks, fits in user threads): one reference-counted hold sets it to one thread for the
+first of them and restores it after the last. While it is held, any thread's BLAS runs on one thread.
+:func:`call_once` runs a small update (parameters, sums) as one task on Dask; :func:`keep` holds a
+fit's training matrices in memory when they fit there.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -140,11 +149,10 @@ def small_steps(like: Any) -> Iterator[None]:
     2-core machine; scikit-learn limits its mini-batch steps the same way). Elsewhere nothing changes."""
     from hml.backends import backend_of
 
-    controller = _blas_controller() if backend_of(like).name == "numpy" else None
-    if controller is None:
+    if backend_of(like).name != "numpy" or _blas_controller() is None:
         yield
         return
-    with controller.limit(limits=1, user_api="blas"):
+    with _ONE_BLAS_THREAD:
         yield
 
 
@@ -222,7 +230,9 @@ def _in_memory(
 def _balanced_rows(n: int, most: int, threads: int) -> int:
     """Rows per block for ``n`` rows, at most ``most``: blocks of (nearly) equal size, and when there are
     several, as many as a multiple of ``threads`` -- so that every thread gets the same work, not one
-    thread a short last block (at 200,000 rows in 21,845-row blocks, 109,225 rows against 90,775)."""
+    thread a short last block (at 200,000 rows in 21,845-row blocks, 109,225 rows against 90,775; 0.92× the
+    time of Lloyd at 200,000 × 32, K = 64). The blocks, and so the order a sum is added in, follow the core
+    count: another machine may round a sum differently (the module's docstring)."""
     blocks = -(-n // most)
     if blocks > 1 and threads > 1:
         blocks = -(-blocks // threads) * threads
@@ -232,13 +242,14 @@ def _balanced_rows(n: int, most: int, threads: int) -> int:
 def _run(backend: Backend, function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     """``[function(item) for item in items]``, in item order: NumPy's on a thread per core (NumPy
     releases the GIL in its kernels) with BLAS at one thread, in interleaved groups so each thread
-    has as much work; in order elsewhere, and without threadpoolctl (the portable path)."""
+    has as much work; in order elsewhere, without threadpoolctl (the portable path), and on a block's
+    own thread (a block that calls :func:`reduce_rows`: queued behind the busy outer blocks, its
+    blocks would wait for ever)."""
     workers = min(_threads(), len(items)) if backend.name == "numpy" else 1
-    controller = _blas_controller() if workers > 1 else None
-    if controller is None:
+    if workers == 1 or _blas_controller() is None or getattr(_block_thread, "runs_blocks", False):
         return [function(item) for item in items]
     groups = [items[i::workers] for i in range(workers)]
-    with controller.limit(limits=1, user_api="blas"):
+    with _ONE_BLAS_THREAD:
         results = list(_pool(workers).map(lambda group: [function(item) for item in group], groups))
     ordered: list[Any] = [None] * len(items)
     for offset, group_results in enumerate(results):
@@ -273,6 +284,69 @@ def _blas_controller() -> Any:
     return ThreadpoolController()
 
 
+class _OneBlasThread:
+    """``with _ONE_BLAS_THREAD:`` BLAS at one thread, from any number of threads at once.
+
+    threadpoolctl's limit is a setting of the process that restores on exit what it saw on entry:
+    entered from two threads, the second sees one thread and "restores" it, and BLAS stays at one
+    thread for the rest of the process if that one leaves last. Here the first holder sets it (and
+    its limiter remembers the setting before), the last one out restores it, and the others only
+    count -- a lock and a counter, a fraction of a microsecond on top of the first's threadpoolctl
+    call. While held, every thread's BLAS runs on one thread, a user's NumPy products in another
+    thread too: the setting is the process's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                controller = _blas_controller()
+                self._limiter = _controlling(lambda: controller.limit(limits=1, user_api="blas"))
+            self._holders += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                limiter, self._limiter = self._limiter, None
+                _controlling(limiter.restore_original_limits)
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+
+
+def _controlling(change: Callable[[], Any]) -> Any:
+    """``change()`` of BLAS's threads from this thread, whichever set them before. threadpoolctl ≥ 3.8
+    lets only one thread change OpenBLAS's (pthreads) threads, the first that did, until it leaves a
+    ``with`` limit; the hold sets from its first holder's thread and restores from its last one's,
+    with no ``with`` around the two, so it takes the control for the change and gives it back."""
+    import threadpoolctl
+
+    owner = getattr(threadpoolctl, "OpenBLASController", None)
+    release = getattr(owner, "clear_controlling_thread", None)
+    if release is None:  # threadpoolctl < 3.8: any thread sets them
+        return change()
+    release(force=True)
+    try:
+        return change()
+    finally:
+        release()
+
+
+#: ``runs_blocks`` is true on the pool's threads, where a nested :func:`reduce_rows` runs in order.
+_block_thread = threading.local()
+
+
+def _mark_block_thread() -> None:
+    _block_thread.runs_blocks = True
+
+
 @functools.lru_cache(maxsize=4)
 def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="hml-block")
+    return concurrent.futures.ThreadPoolExecutor(
+        workers, thread_name_prefix="hml-block", initializer=_mark_block_thread
+    )
