@@ -19,7 +19,7 @@ from hml._array import one_hot
 from hml._params import validate
 from hml.model_selection import train_test_split
 from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
-from hml.optimize import check_gradient, make_rule
+from hml.optimize import MiniBatches, check_gradient, make_rule
 
 __all__ = [
     "ACTIVATIONS",
@@ -35,6 +35,8 @@ __all__ = [
     "n_parameters",
     "StepSolversOnly",
     "pack",
+    "partial_class_weight",
+    "partial_batches",
     "rule_key",
     "saved_state",
     "step_rule",
@@ -389,12 +391,8 @@ def gradient_check(
     problem = model._prepare(X, y, validate(model))
     ctx, theta = problem.ctx, problem.theta0
     if hasattr(model, "coefs_"):  # fitted: its parameters, on this problem's device and dtype
-        theta = ctx.asarray(
-            pack(
-                list(zip(model.coefs_, model.intercepts_, strict=True)), array_api_compat.array_namespace(*model.coefs_)
-            ),
-            dtype=theta.dtype,
-        )
+        fitted = list(zip(model.coefs_, model.intercepts_, strict=True))
+        theta = ctx.asarray(pack(fitted, array_api_compat.array_namespace(*model.coefs_)), dtype=theta.dtype)
     coordinates = None
     if n_checks is not None:
         assert problem.layers is not None  # an MLP's problem has them
@@ -414,6 +412,27 @@ def saved_state(ctx: backends.ComputeContext, saved: Any, p: SimpleNamespace) ->
     if not saved or saved[0] != rule_key(p):
         return None
     return tuple(ctx.asarray(part) if backends.is_array(part) else part for part in saved[1:])
+
+
+def partial_class_weight(p: SimpleNamespace) -> Any:
+    """A partial_fit's ``class_weight``: a dict weighs every chunk (as SGDClassifier's); ``"balanced"`` is refused."""
+    if isinstance(getattr(p, "class_weight", None), str):  # "balanced" needs the class counts of all the data
+        raise ValueError(
+            f"class_weight={p.class_weight!r} cannot be estimated from the one chunk partial_fit sees; compute the "
+            "weights once from all the targets (or a large sample), e.g. dict(zip(classes, sklearn.utils."
+            "class_weight.compute_class_weight('balanced', classes=classes, y=y_all))), and pass them as a dict"
+        )
+    return getattr(p, "class_weight", None)
+
+
+def partial_batches(p: SimpleNamespace, n_samples: int, epochs_done: int) -> MiniBatches | None:
+    """A partial_fit's mini-batches, in a new order every call: drawn from ``p.random_state`` on the first (as a
+    one-epoch fit's), then from a generator seeded by (a draw from it, the epochs done), as MiniBatchKMeans's: the
+    orders follow from the seed, and a saved model (``n_iter_`` kept, no Generator) goes on with the same."""
+    if p.batch_size is None:
+        return None
+    seeded = np.random.default_rng([int(p.random_state.integers(2**32)), epochs_done]) if epochs_done else None
+    return MiniBatches(n_samples, p.batch_size, p.random_state if seeded is None else seeded)
 
 
 class StepSolversOnly:

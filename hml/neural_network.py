@@ -30,6 +30,8 @@ from hml._mlp import (
     mlp_objective,
     n_parameters,
     pack,
+    partial_batches,
+    partial_class_weight,
     rule_key,
     saved_state,
     step_rule,
@@ -203,11 +205,9 @@ class _Network(BaseEstimator):
             held = 0 if problem.validation is None else problem.validation[1].shape[0]
             batches = MiniBatches(problem.input.X.shape[0] - held, p.batch_size, p.random_state)
         rule = step_rule(p)
-        stopping = (
-            EarlyStopping(ctx, problem.layers, problem.validation, problem.theta0, p, self._validation_score)
-            if problem.validation is not None
-            else None
-        )
+        stopping = None
+        if problem.validation is not None:
+            stopping = EarlyStopping(ctx, problem.layers, problem.validation, problem.theta0, p, self._validation_score)
         with self._progress_bar(p.max_iter, p.verbose):
             result = minimize(
                 problem.objective,
@@ -221,8 +221,7 @@ class _Network(BaseEstimator):
                 callback=stopping,
             )
         theta = result.theta if stopping is None else stopping.best_theta
-        self.feature_transformer_ = problem.transformer
-        self.layers_ = problem.layers
+        self.feature_transformer_, self.layers_ = problem.transformer, problem.layers
         weights = unpack(theta, problem.layers, ctx.xp)
         self.coefs_ = [W for W, _ in weights]
         self.intercepts_ = [b for _, b in weights]
@@ -238,11 +237,11 @@ class _Network(BaseEstimator):
         return problem
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> Any:
-        """One pass over the rows of ``X`` (mini-batches of ``batch_size``; all rows in one step without),
-        going on from the weights and the optimiser's state (the velocity, Adam's moments) of earlier
-        calls: for data that arrives, or is read, in chunks. The first call sets what the later ones
-        keep: the layers, the classes (``classes``: every label any chunk may hold, for the
-        classifier) and, with ``normalize=True``, the standardisation, from its rows."""
+        """One pass over the rows of ``X`` (mini-batches of ``batch_size`` in a new order every call; all rows in
+        one step without), going on from the weights and the optimiser's state (the velocity, Adam's moments)
+        of earlier calls: for data that arrives, or is read, in chunks. The first call sets what the later ones
+        keep: the layers, the classes (``classes``: every label any chunk may hold, at least two) and, with
+        ``normalize=True``, the standardisation, from its rows. A ``class_weight`` dict weighs every chunk."""
         p = self._validated
         if p.solver not in ("gd", "adam"):
             raise ValueError(f"partial_fit takes steps: solver='gd' or 'adam'; got solver={p.solver!r}")
@@ -257,6 +256,7 @@ class _Network(BaseEstimator):
         ctx, X = fit_input.ctx, fit_input.X
         xp = ctx.xp
         targets = self._partial_targets(y, ctx, X, classes)
+        sample_weight = class_weighted(sample_weight, partial_class_weight(p), targets.classes, targets.codes)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         Z = transformer._fit_transform(ctx, X, weights) if first else transformer._transform(X, xp)
         layers = checked_layers(p.layers, X.shape[1], targets.n_outputs, targets.what) if first else self.layers_
@@ -267,7 +267,7 @@ class _Network(BaseEstimator):
         else:
             fitted = list(zip(self.coefs_, self.intercepts_, strict=True))  # concrete, in their own namespace
             theta = ctx.asarray(pack(fitted, array_api_compat.array_namespace(*self.coefs_)), dtype=X.dtype)
-        batches = None if p.batch_size is None else MiniBatches(X.shape[0], p.batch_size, p.random_state)
+        batches = partial_batches(p, X.shape[0], 0 if first else self.n_iter_)  # a new order every call
         with self._progress_bar(1, p.verbose):
             result = minimize(
                 objective,
@@ -356,7 +356,7 @@ class MultilayerPerceptron(ClassifierMixin, _Network):
         """y's codes among the classes of the first call (``classes``, which only it must give)."""
         known = getattr(self, "classes_", None)
         if classes is not None:
-            given = np.unique(np.asarray(classes))
+            given = encode_labels(classes, None, name="classes")[0]  # as fit's y: at least two classes
             if known is not None and not np.array_equal(given, known):
                 raise ValueError(f"classes={given.tolist()} differs from the first call's {known.tolist()}")
             known = given

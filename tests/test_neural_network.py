@@ -12,6 +12,7 @@ from hml import backends
 from hml._params import validate
 from hml.exceptions import ConvergenceWarning
 from hml.neural_network import gradient_check, mlp_objective, n_parameters, pack, unpack
+from hml.optimize import MiniBatches
 
 COMBINATIONS = [(a, o) for a in ("sigmoid", "tanh", "relu") for o in ("sigmoid", "softmax")]
 
@@ -351,3 +352,72 @@ def test_a_saved_model_goes_on_with_partial_fit_as_if_never_saved(tmp_path):
         )
         loaded = hml.load(model.save(tmp_path / "m.npz"))  # with the optimiser's state: Adam's moments, the velocity
         np.testing.assert_array_equal(loaded.partial_fit(X, codes).coefs_[0], model.partial_fit(X, codes).coefs_[0])
+
+
+def test_partial_fit_weights_rows_by_a_class_weight_dict_and_refuses_balanced():
+    """As scikit-learn's SGDClassifier.partial_fit: a dict ``class_weight`` multiplies ``sample_weight`` in every
+    call; ``"balanced"`` needs the class counts of all the data, which no one chunk has."""
+    X, codes = blobs(m=23, seed=9)
+    kwargs = dict(layers=[4, 6, 3], batch_size=5, momentum=0.9, learning_rate=0.1, random_state=3)
+    class_weight, given = {0: 10.0, 2: 0.5}, np.linspace(0.5, 2.0, 23)
+    weighted = hml.MultilayerPerceptron(class_weight=class_weight, **kwargs)
+    per_row = hml.MultilayerPerceptron(**kwargs)  # the reference: the class weights as per-row sample weights
+    for _ in range(3):
+        weighted.partial_fit(X, codes, classes=[0, 1, 2], sample_weight=given)
+        per_row.partial_fit(X, codes, classes=[0, 1, 2], sample_weight=given * np.array([10.0, 1.0, 0.5])[codes])
+    for ours, reference in zip(weighted.coefs_, per_row.coefs_, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-14)
+    first = hml.MultilayerPerceptron(class_weight=class_weight, **kwargs).partial_fit(X, codes, [0, 1, 2], given)
+    one_epoch = hml.MultilayerPerceptron(class_weight=class_weight, max_iter=1, tol=None, **kwargs)
+    np.testing.assert_allclose(first.coefs_[0], one_epoch.fit(X, codes, sample_weight=given).coefs_[0], rtol=1e-12)
+    balanced = hml.MultilayerPerceptron(class_weight="balanced", **kwargs)
+    with pytest.raises(ValueError, match=r"class_weight='balanced' .*compute_class_weight.* as a dict"):
+        balanced.partial_fit(X, codes, classes=[0, 1, 2])
+    assert not hasattr(balanced, "coefs_")
+
+
+def test_partial_fit_shuffles_each_call_afresh_and_reproducibly_from_the_seed(monkeypatch, tmp_path):
+    """Every call draws a new order of the rows (scikit-learn's partial_fit, one generator for all calls); the
+    same seed and calls give the same weights, a saved model goes on with the same orders, fit starts afresh."""
+    orders = []
+
+    class Recorded:  # the generator a MiniBatches shuffles with, recording each order it draws
+        def __init__(self, rng):
+            self.rng = rng
+
+        def permutation(self, n):
+            orders.append(self.rng.permutation(n))
+            return orders[-1]
+
+    def recorded(self, n_samples, batch_size, rng, **kwargs):
+        initialise(self, n_samples, batch_size, Recorded(rng), **kwargs)
+
+    initialise = MiniBatches.__init__
+
+    X, codes = blobs(m=12, n=3, k=2, seed=10)
+    kwargs = dict(layers=[3, 4, 2], batch_size=4, momentum=0.9, learning_rate=0.1, random_state=0)
+    model = hml.MultilayerPerceptron(**kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(MiniBatches, "__init__", recorded)
+        for _ in range(4):
+            model.partial_fit(X, codes, classes=[0, 1])
+    assert len(orders) == 4 and len({tuple(order) for order in orders}) == 4
+    again = hml.MultilayerPerceptron(**kwargs)
+    for _ in range(4):
+        again.partial_fit(X, codes, classes=[0, 1])
+    for ours, twin in zip(model.coefs_ + model.intercepts_, again.coefs_ + again.intercepts_, strict=True):
+        np.testing.assert_array_equal(ours, twin)
+    loaded = hml.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.partial_fit(X, codes).coefs_[0], model.partial_fit(X, codes).coefs_[0])
+    fresh = hml.MultilayerPerceptron(max_iter=3, tol=None, **kwargs).fit(X, codes)
+    np.testing.assert_array_equal(model.set_params(max_iter=3, tol=None).fit(X, codes).coefs_[0], fresh.coefs_[0])
+
+
+def test_partial_fit_needs_two_classes_as_fit_does():
+    X, codes = blobs(m=20, n=3, k=2, seed=11)
+    model = hml.MultilayerPerceptron(batch_size=5, random_state=0)
+    with pytest.raises(ValueError, match=r"only the class 0; a classifier needs .*at least two classes"):
+        model.fit(X, np.zeros(20, int))
+    with pytest.raises(ValueError, match=r"classes has only the class 0; a classifier needs .*at least two classes"):
+        model.partial_fit(X, np.zeros(20, int), classes=[0])
+    assert not hasattr(model, "coefs_")
