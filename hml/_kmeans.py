@@ -261,9 +261,11 @@ class LloydStep(NamedTuple):
     n_changed: Any  # how many labels differ from the previous step's (None on the first)
 
 
-def _first_lloyd_block(X: Any, weights: Any, shifted: Any, bias: Any, k: int) -> tuple[Any, Any, Any, Any]:
+def _first_lloyd_block(
+    X: Any, weights: Any, shifted: Any, bias: Any, k: int, carried: Any
+) -> tuple[Any, Any, Any, Any]:
     """:func:`_lloyd_block` of the first iteration: no labels before (the count of changes is 0)."""
-    return _lloyd_block(X, None, weights, shifted, bias, k, False)
+    return _lloyd_block(X, None, weights, shifted, bias, k, carried)
 
 
 def sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any]:
@@ -277,26 +279,29 @@ def sums_and_counts(X: Any, weights: Any, labels: Any, k: int) -> tuple[Any, Any
 
 
 def _lloyd_block(
-    X: Any, before: Any, weights: Any, shifted: Any, bias: Any, k: int, incremental: bool
+    X: Any, before: Any, weights: Any, shifted: Any, bias: Any, k: int, carried: Any
 ) -> tuple[Any, Any, Any, Any]:
     """The E-step on these rows (``shifted``, ``bias``: :func:`relative`'s) with their share of the M-step's S
     and n, and #labels ≠ ``before``.
 
-    ``incremental``: S and n change only by the rows whose label changed -- after the first few
-    iterations a few percent of them -- so the block returns that change, from those rows alone.
+    ``carried``: the dtype of the S and n carried from one iteration to the next (float64 where the device
+    has it), or None where every iteration sums all rows. Carried, they change only by the rows whose label
+    changed -- after the first few iterations a few percent of them -- so the block returns that change,
+    from those rows alone. Float32 rows are summed in float64 then, also on the first iteration: S is then
+    the same function of the labels whatever moves led to them (else its roundings add up over the
+    iterations, and the labels of near-ties may cycle).
     """
     xp = array_api_compat.array_namespace(X)
     # int32 labels: half the memory of the default index type (40 MB per 10 M rows).
     nearest, _ = kernels.nearest_centroid(X, shifted, bias)
-    if before is None:  # the first iteration: nothing to compare with
-        sums, counts = sums_and_counts(X, weights, nearest, k)
-        return nearest, sums, counts, xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
-    if incremental:
-        sums, counts, n_changed = kernels.segment_moves(X, weights, before, nearest, k)
-    else:
+    if before is not None and carried is not None:
+        return nearest, *kernels.segment_moves(X, weights, before, nearest, k, dtype=carried)
+    n_changed = xp.zeros((), dtype=xp.int64, device=array_api_compat.device(X))
+    if before is not None:
         n_changed = xp.sum(xp.astype(nearest != before, xp.int64))
-        sums, counts = sums_and_counts(X, weights, nearest, k)
-    return nearest, sums, counts, n_changed
+    if carried is not None and carried != X.dtype:
+        X, weights = (None if a is None else xp.astype(a, carried) for a in (X, weights))
+    return nearest, *sums_and_counts(X, weights, nearest, k), n_changed
 
 
 def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydStep:
@@ -304,26 +309,29 @@ def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydS
 
     With the ``previous`` step, S and n are updated from the rows whose label changed only --
     where selecting rows by a data-dependent mask costs no wait (not on a GPU, where it reads the
-    count back: there every block sums all its rows, one scatter-add kernel).
+    count back: there every block sums all its rows, one scatter-add kernel). Those S and n are
+    carried in float64 where the device has it (:func:`_lloyd_block`).
     """
     ctx, X = data.ctx, data.X
     xp = ctx.xp
     k, d = centroids.shape
-    incremental = previous is not None and ctx.backend.cheap_data_dependent_shapes(X)
+    carried = None
+    if ctx.backend.cheap_data_dependent_shapes(X):
+        carried = xp.float64 if ctx.backend.supports_float64(ctx.device) else X.dtype
     out = {
         "labels": Rows(xp.int32),
-        "sums": Sum((k, d), X.dtype),
-        "counts": Sum((k,), X.dtype),
+        "sums": Sum((k, d), carried or X.dtype),
+        "counts": Sum((k,), carried or X.dtype),
         "changed": Sum((), xp.int64),
     }
-    shared = (*about(centroids, data.origin)[:2], k)
+    shared = (*about(centroids, data.origin)[:2], k, carried)
     rows, none = ([X], (None,)) if data.weights is None else ([X, data.weights], ())
     if previous is None:
         step = data.reduce(_first_lloyd_block, rows, (*none, *shared), out)
         return LloydStep(step.labels, step.sums, step.counts, None)
-    start = {"sums": previous.sums, "counts": previous.counts} if incremental else None
+    start = {"sums": previous.sums, "counts": previous.counts} if carried is not None else None
     rows = [X, previous.labels] + ([] if data.weights is None else [data.weights])
-    step = data.reduce(_lloyd_block, rows, (*none, *shared, incremental), out, start=start)
+    step = data.reduce(_lloyd_block, rows, (*none, *shared), out, start=start)
     return LloydStep(step.labels, step.sums, step.counts, step.changed)
 
 
@@ -337,7 +345,8 @@ def lloyd_update(
     shift Σₖ‖cₖ⁺ − cₖ‖², J]. J is the distortion at the centroids ``c`` the labels were
     chosen for, from the sums about the origin o (``total_squared_norm`` = Σᵢ‖xᵢ − o‖²):
     J = Σᵢ‖xᵢ − o‖² − 2 Σₖ (cₖ − o)·(Sₖ − nₖo) + Σₖ nₖ‖cₖ − o‖², no N-long pass.
-    Returns (c⁺, S, n, status). Written for :func:`hml.backends.call_once`: one task on a lazy backend.
+    Returns (c⁺, S, n, status): c⁺ in the centroids' dtype, S and n in theirs (:func:`lloyd_step`'s).
+    Written for :func:`hml.backends.call_once`: one task on a lazy backend.
     """
     xp = array_api_compat.array_namespace(centroids, sums, counts)
     empty = counts == 0
@@ -359,10 +368,11 @@ def lloyd_update(
 
 
 def cluster_means(centroids: Any, sums: Any, counts: Any) -> Any:
-    """cₖ⁺ = Sₖ / nₖ, and cₖ⁺ = cₖ for a cluster with no rows (nₖ = 0): never 0/0."""
+    """cₖ⁺ = Sₖ / nₖ in the centroids' dtype, and cₖ⁺ = cₖ for a cluster with no rows (nₖ = 0): never 0/0."""
     xp = array_api_compat.array_namespace(centroids, sums, counts)
     empty = xp.reshape(counts == 0, (-1, 1))
-    return xp.where(empty, centroids, sums / xp.where(empty, xp.ones_like(sums[:, :1]), xp.reshape(counts, (-1, 1))))
+    means = sums / xp.where(empty, xp.ones_like(sums[:, :1]), xp.reshape(counts, (-1, 1)))
+    return xp.where(empty, centroids, xp.astype(means, centroids.dtype, copy=False))
 
 
 def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any, empty: np.ndarray) -> tuple[Any, Any]:
@@ -390,13 +400,28 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
     sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
     rows = ctx.read(ctx.take_rows(data.X, farthest), why)
     weights = np.ones(farthest.size) if data.weights is None else ctx.read(ctx.take_rows(data.weights, farthest), why)
+    # Weighted, nₖ less the weights of all its rows is a rounding residue, not 0: each cluster's rows of
+    # positive weight are counted, so that one left with none is empty exactly (and keeps its centroid).
+    left = counts_host if data.weights is None else _rows_of_positive_weight(data, labels, counts.shape[0], why)
     # A loop over the (few) empty clusters, the first len(farthest) of them.
     for cluster, previous, row, weight in zip(empty, old_labels, rows, weights, strict=False):
         sums_host[previous] -= weight * row
         counts_host[previous] -= weight
+        if data.weights is not None:
+            left[previous] -= 1
+            if left[previous] == 0:
+                sums_host[previous], counts_host[previous] = 0.0, 0.0
         sums_host[cluster] = weight * row
         counts_host[cluster] = weight
     return ctx.asarray(sums_host, dtype=sums.dtype), ctx.asarray(counts_host, dtype=counts.dtype)
+
+
+def _rows_of_positive_weight(data: Data, labels: Any, k: int, why: str) -> np.ndarray:
+    """#{i: lᵢ = k, sᵢ > 0} for each cluster k, on the host."""
+    xp = data.ctx.xp
+    positive = xp.reshape(xp.astype(data.weights > 0, data.X.dtype), (-1, 1))
+    counts: np.ndarray = np.rint(data.ctx.read(kernels.segment_sum(positive, labels, k), why)[:, 0])
+    return counts
 
 
 def column_variance_mean(data: Data, tol: float = 1.0) -> float:

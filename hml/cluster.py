@@ -65,7 +65,7 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
         update = backends.call_once(
             lloyd_update,
             (centroids, sums, counts, changed, data.total_squared_norm, data.origin),
-            [(centroids.shape, dtype), (centroids.shape, dtype), ((k,), dtype), ((4,), dtype)],
+            [(centroids.shape, dtype), (centroids.shape, sums.dtype), ((k,), counts.dtype), ((4,), dtype)],
         )
         labels, new_centroids, sums, counts, status = ctx.backend.materialize(labels, *update)
         # J from the materialised status, not the inertia expression: lazily that would keep
@@ -85,8 +85,7 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
         report(n_iter, max_iter)
         if n_changed == 0 or shift_value <= tol:
             break
-        # A re-seeded point sits in its new cluster's sums but keeps its old label: sum
-        # all rows again next time rather than update from labels that disagree with S.
+        # A re-seeded point sits in its new cluster's sums but keeps its old label: sum all rows again next time.
         previous = None if reseeded else LloydStep(labels, sums, counts, None)
     del previous, labels  # free the labels before the final pass makes new ones
     # One more E-step: the labels of the final centroids (unchanged after a strict
@@ -381,8 +380,9 @@ class MiniBatchKMeans(Centroids):
         chance = self._chance(data, p)
         if n_init == 1:
             return self._seeded(data, p, init_size, chance)
-        rows = np.sort(p.random_state.integers(0, X.shape[0], size=init_size))
-        held_out = self._pass(ctx, *ctx.backend.materialize(ctx.take_rows(X, rows)))
+        rows = np.sort(p.random_state.integers(0, X.shape[0], size=init_size))  # scored with their weights
+        taken = [ctx.take_rows(a, rows) for a in (X, data.weights) if a is not None]
+        held_out = self._pass(ctx, *ctx.backend.materialize(*taken))
         best, best_inertia = None, math.inf
         for _ in range(n_init):  # a loop over seedings
             centroids = self._seeded(data, p, init_size, chance)

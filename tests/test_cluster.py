@@ -201,6 +201,22 @@ def test_a_reseeded_point_that_leaves_its_cluster_empty_gives_no_nan():
     assert model.inertia_ == pytest.approx(reference.inertia_, abs=1e-12)
 
 
+def test_a_weighted_cluster_emptied_by_reseeding_keeps_its_centroid():
+    """Two empty clusters take the two farthest rows, both of a third cluster: that one is left with no row
+    and keeps its centroid, weighted too. Its weight nₖ less the two rows' weights was a rounding residue
+    (5.6e-17, −2.2e-16), not 0, and Sₖ / nₖ gave it an arbitrary centroid ((−1024, −512), or 0) that then
+    took rows from the big cluster."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(50, 2)) * 0.5, [[1000.0, 100.0], [1000.0, -100.0]]])
+    init = np.array([[0.0, 0.0], [1000.0, 0.0], [1e5, 1e5], [-1e5, -1e5]])  # 2 and 3 take no row
+    for _ in range(30):
+        weights = rng.random(52) + 0.05
+        with pytest.warns(hml.ConvergenceWarning, match=r"distinct clusters \(3\)"):  # cluster 1 ends empty
+            model = hml.KMeans(4, init=init, max_iter=1).fit(X, sample_weight=weights)
+        np.testing.assert_array_equal(model.cluster_centers_[1], init[1])
+        np.testing.assert_array_equal(np.bincount(model.labels_, minlength=4), [50, 0, 1, 1])
+
+
 def test_distances_of_a_point_to_itself_are_exactly_zero(case):
     """transform() computes each row's distance to its nearest centroid directly: no cancellation
     in ‖x‖² − 2x·c + ‖c‖² (1.2e-7 on the diagonal before), and no distance is negative."""

@@ -197,6 +197,38 @@ def test_n_init_auto_is_scikit_learns_and_keeps_the_best_seeding(monkeypatch):
     assert seeded == [300]
 
 
+def test_the_seedings_are_compared_on_weighted_held_out_rows(monkeypatch):
+    """With n_init > 1 the seedings are scored on held-out rows by their weighted distortion (scikit-learn's
+    rule), so rows of weight 0 -- a fifth of them here, far away -- do not choose the seeding: the inertia each
+    seeding is compared by is Σ ŝᵢ minₖ ‖xᵢ − cₖ‖² over the held-out rows with their weights (ŝ = s·n/Σs),
+    computed here directly. They were scored unweighted, the far rows deciding."""
+    from hml import cluster
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = rng.normal(size=(n, 2)) + 6 * rng.integers(0, 3, size=(n, 1))
+    X[:600] = rng.normal(size=(600, 2)) * 50 + 300
+    weights = np.ones(n)
+    weights[:600] = 0.0
+    scored = []
+    original = cluster.assign
+
+    def spy(data, centroids, measure=True):
+        labels, inertia = original(data, centroids, measure)
+        if data.X.shape[0] == 3 * 256:  # the held-out rows: init_size = 3 × batch_size
+            held = np.asarray(data.X)
+            far = (np.abs(held) > 100).any(axis=1)  # the rows of weight 0
+            distances = ((held[:, None, :] - np.asarray(centroids)[None]) ** 2).sum(axis=2).min(axis=1)
+            scored.append((float(inertia), float(distances[~far].sum() * n / weights.sum()), far.any()))
+        return labels, inertia
+
+    monkeypatch.setattr(cluster, "assign", spy)
+    hml.MiniBatchKMeans(3, n_init=3, batch_size=256, random_state=3).fit(X, sample_weight=weights)
+    assert len(scored) == 3 and all(far for _, _, far in scored)
+    for used, weighted, _ in scored:
+        assert used == pytest.approx(weighted, rel=1e-9)
+
+
 def test_without_labels_the_inertia_is_the_smoothed_batch_distortion():
     X = blobs(n=20_000, k=5, seed=11)
     exact = hml.MiniBatchKMeans(5, random_state=0).fit(X)

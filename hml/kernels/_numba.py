@@ -129,9 +129,9 @@ def segment_sums(values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, A
     return sums.astype(values.dtype, copy=False), counts.astype(values.dtype, copy=False)
 
 
-def segment_moves(values: Any, before: Any, after: Any, n_segments: int) -> tuple[Any, Any, Any]:
-    """ΔSₖ, Δnₖ and the number of rows moved, as :func:`hml.kernels.segment_moves` (no weights): one
-    pass over the ids, each moved row subtracted from its old segment and added to its new one (in
+def segment_moves(values: Any, before: Any, after: Any, n_segments: int, dtype: Any) -> tuple[Any, Any, Any]:
+    """ΔSₖ, Δnₖ (in ``dtype``) and the number of rows moved, as :func:`hml.kernels.segment_moves` (no weights):
+    one pass over the ids, each moved row subtracted from its old segment and added to its new one (in
     float64, as :func:`segment_sums`)."""
     loops = _loops()
     assert loops is not None, "segment_moves without Numba: ask wanted first"
@@ -139,7 +139,7 @@ def segment_moves(values: Any, before: Any, after: Any, n_segments: int) -> tupl
     counts = np.zeros(n_segments, dtype=np.float64)
     ids = [_writable(labels, np.int64) for labels in (before, after)]
     n_changed = loops.segment_moves(np.ascontiguousarray(values), *ids, sums, counts)
-    return sums.astype(values.dtype, copy=False), counts.astype(values.dtype, copy=False), np.asarray(n_changed)
+    return sums.astype(dtype, copy=False), counts.astype(dtype, copy=False), np.asarray(n_changed)
 
 
 def _writable(a: Any, dtype: Any) -> Any:

@@ -43,24 +43,27 @@ def segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int) -> tup
 
 
 @kernel
-def segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int) -> tuple[Any, Any, Any]:
+def segment_moves(
+    values: Any, weights: Any, before: Any, after: Any, n_segments: int, dtype: Any = None
+) -> tuple[Any, Any, Any]:
     """How S and n change when the rows whose id changed move from segment ``before`` to ``after``:
 
         ΔSₖ = Σ_{i: afterᵢ = k ≠ beforeᵢ} sᵢxᵢ − Σ_{i: beforeᵢ = k ≠ afterᵢ} sᵢxᵢ,
 
     Δnₖ the same with sᵢ for xᵢ (sᵢ = 1 without ``weights``), and #{i: afterᵢ ≠ beforeᵢ} (int64, 0-d).
+    ΔS and Δn in ``dtype`` (default ``values``'): float64 sums float32 rows without rounding them.
     The moved rows are selected by a data-dependent mask: for libraries where that costs no wait (not
     on a GPU)."""
     xp = array_api_compat.array_namespace(values)
     changed = after != before
     n_changed = xp.sum(xp.astype(changed, xp.int64))
     moved = xp.nonzero(changed)[0]
-    rows = xp.take(values, moved, axis=0)
+    rows = xp.astype(xp.take(values, moved, axis=0), dtype or values.dtype, copy=False)
     if weights is None:
         to_sums, to_counts = segment_sum_and_count(rows, xp.take(after, moved), n_segments)
         from_sums, from_counts = segment_sum_and_count(rows, xp.take(before, moved), n_segments)
     else:
-        column = xp.reshape(xp.take(weights, moved), (-1, 1))
+        column = xp.reshape(xp.astype(xp.take(weights, moved), rows.dtype, copy=False), (-1, 1))
         rows = rows * column
         to_ids, from_ids = xp.take(after, moved), xp.take(before, moved)
         to_sums, from_sums = segment_sum(rows, to_ids, n_segments), segment_sum(rows, from_ids, n_segments)
@@ -101,10 +104,10 @@ def _numpy_segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int)
 
 
 @segment_moves.native_path("numpy", "with Numba, one compiled pass over the ids: no mask, gathers or four segment sums")
-def _numpy_segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int) -> Any:
+def _numpy_segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int, dtype: Any = None) -> Any:
     if weights is not None or not _numba.wanted(values.size, values.dtype):
         return NotImplemented
-    return _numba.segment_moves(values, before, after, n_segments)
+    return _numba.segment_moves(values, before, after, n_segments, dtype or values.dtype)
 
 
 @segment_count.native_path("numpy", "bincount: no one-hot matrix")
