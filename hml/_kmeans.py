@@ -199,15 +199,18 @@ def _distance_block(X: Any, norms: Any, shifted: Any, bias: Any) -> tuple[Any]:
 def transform_block(X: Any, centroids: Any, shifted: Any, bias: Any, origin: Any) -> tuple[Any]:
     """‖xᵢ − cₖ‖ for these rows and every centroid.
 
-    From the GEMM identity about the origin o (:func:`relative`; clipped at 0 before the root), except the
-    distance to each row's nearest centroid, computed directly as ‖xᵢ − c_{lᵢ}‖: the identity
-    cancels catastrophically where x ≈ c (a point at a centroid would be ~1e-7·‖x − o‖ from it,
-    not 0), and the nearest centroid is where that happens. One extra gather and difference
-    per row, no N × K × D work.
+    From the GEMM identity on the rows about the origin o, ‖x − o‖² − 2(x − o)·(c − o) + ‖c − o‖² (clipped
+    at 0 before the root; ``shifted`` = c − o, ``bias`` unused), except the distance to each row's nearest
+    centroid, computed directly as ‖xᵢ − c_{lᵢ}‖: the identity cancels catastrophically where x ≈ c (a
+    point at a centroid would be ~1e-7·‖x − o‖ from it, not 0), and the nearest centroid is where that
+    happens. One extra gather and difference per row, no N × K × D work. The rows less o (a transform is
+    one pass: the copy is cheap there) keep the GEMM's terms the size of the distances: with x itself they
+    were ‖x‖·‖c − o‖, and float32 data 10⁴ from 0 had distances 10⁻² off.
     """
     xp = array_api_compat.array_namespace(X)
-    scores = kernels.scores(X, shifted, bias)
-    squared = positive_part(scores + squared_from(X, origin)[:, None], xp)
+    rows = X - origin
+    scores = kernels.scores(rows, shifted, xp.sum(shifted * shifted, axis=1))
+    squared = positive_part(scores + xp.vecdot(rows, rows)[:, None], xp)
     nearest = xp.argmin(scores, axis=1)
     exact = squared_to(X, centroids, nearest)
     k = centroids.shape[0]

@@ -85,8 +85,10 @@ def batch_block(
 
 
 def reseeding(state: MiniBatchState, batch_size: int, ratio: float) -> tuple[float, int]:
-    """The re-seeding ratio of the next step (0 when it tests nothing) and the counter after it:
-    scikit-learn's rule, a test at the first step and whenever 10 K rows have passed since the last."""
+    """The re-seeding ratio of the next step (0 when it tests nothing) and the counter after it: a test at
+    the first step and whenever 10 K rows have passed since the last, scikit-learn's rule but for one case:
+    it also tests at every step where some vₖ is 0 (after the first step, a centroid past its cap of b/2,
+    or one that took rows of weight 0 only), which would read v back every step."""
     since = state.since_reassign + batch_size
     due = not state.started or since >= reassign_every(state.centroids.shape[0])
     return (ratio if due else 0.0), (0 if due else since)

@@ -68,6 +68,20 @@ def test_predict_transform_and_score_far_from_zero_are_float32_exact(case):
     assert model.score(case.asarray(X)) == pytest.approx(-squared.min(axis=1).sum(), rel=1e-5)
 
 
+@pytest.mark.parametrize("offset", [1e4, 1e5])
+def test_transform_far_from_zero_is_as_exact_as_near_it(case, offset):
+    """The distances to every centroid of float32 rows 10⁴ and 10⁵ from 0 (a spread of a few units), against
+    the distances of the same float32 values in float64: within 10⁻⁴, as near 0. The GEMM identity took
+    the rows themselves, its terms ‖x‖·‖c − o‖ in size: 3.0e-3 and 2.4e-2 off here (scikit-learn, which
+    computes in float64, ~1e-6); now the rows less the origin, 3e-6."""
+    X, truth = far_blobs(n=4_000, seed=2, offset=offset)
+    centres = np.stack([X[truth == k].astype(np.float64).mean(axis=0) for k in range(8)]).astype(np.float32)
+    model = hml.KMeans(8, init=case.asarray(centres), max_iter=1, tol=0.0).fit(case.asarray(X[:100]))
+    squared = exact_squared(X, case.to_numpy(model.cluster_centers_))
+    distances = case.to_numpy(model.transform(case.asarray(X)))
+    np.testing.assert_allclose(distances, np.sqrt(squared), rtol=0, atol=1e-4)
+
+
 def test_kmeans_plus_plus_far_from_zero_draws_what_it_draws_at_zero():
     """Seeding float32 data 1,000 units out picks the rows it picks for the same data at 0, in float64: the D(x)²
     it samples by are the distances' own, not rounding of ‖x‖² (±1 unit there, against D(x)² of a few)."""
