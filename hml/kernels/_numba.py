@@ -92,21 +92,18 @@ def nearest_without_gemm(block: Any, centroids: Any, centroid_norms: Any) -> tup
     ‖cₖ‖² − 2 xᵢ·cₖ accumulated eight centroids at a time in one vector register, over xᵢ's features in
     order (so rounding, and the label at a near-tie, may differ from the GEMM's; exact ties still go to
     the first centroid). The centroids are padded to a multiple of eight with ‖c‖² = +∞, never nearest."""
-    loops = _loops()
-    assert loops is not None, "nearest_without_gemm without Numba: ask wanted first"
     assert block.dtype == np.float64, "nearest_without_gemm: float64 only"
+    rows = np.ascontiguousarray(block)
     labels = np.empty(block.shape[0], dtype=np.int32)
     best = np.empty(block.shape[0])
-    loops.nearest_by_eights(
-        np.ascontiguousarray(block), *in_eights(centroids, centroid_norms, block.dtype), labels, best
-    )
+    _reading(rows).nearest_by_eights(rows, *in_eights(centroids, centroid_norms, block.dtype), labels, best)
     return labels, best
 
 
 def in_eights(centroids: Any, centroid_norms: Any, dtype: Any) -> tuple[Any, Any]:
     """:func:`~hml.kernels._numba_loops.nearest_by_eights`' arguments: −2c as G × D × 8 (group g's eight
-    centroids by feature, so a
-    feature's eight values are one load) and ‖c‖² as G × 8, padded to G = ⌈K/8⌉ groups with ‖c‖² = +∞."""
+    centroids by feature, so a feature's eight values are one load) and ‖c‖² as G × 8, padded to G = ⌈K/8⌉
+    groups with ‖c‖² = +∞."""
     k, d = centroids.shape
     groups = -(-k // 8)
     columns = np.zeros((groups * 8, d), dtype=dtype)
@@ -121,11 +118,10 @@ def segment_sums(values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, A
     in the one-hot default) in ``values``' dtype: one pass over the rows, each added to its segment's
     row of S where NumPy scatters value by value (bincount) or multiplies by a one-hot matrix. Added
     up in float64 whatever the dtype, as bincount does."""
-    loops = _loops()
-    assert loops is not None, "segment_sums without Numba: ask wanted first"
+    rows = np.ascontiguousarray(values)
     sums = np.zeros((n_segments, values.shape[1]), dtype=np.float64)
     counts = np.zeros(n_segments, dtype=np.float64)
-    loops.segment_sums(np.ascontiguousarray(values), _writable(segment_ids, np.int64), sums, counts)
+    _reading(rows).segment_sums(rows, _writable(segment_ids, np.int64), sums, counts)
     return sums.astype(values.dtype, copy=False), counts.astype(values.dtype, copy=False)
 
 
@@ -133,34 +129,43 @@ def segment_moves(values: Any, before: Any, after: Any, n_segments: int, dtype: 
     """ΔSₖ, Δnₖ (in ``dtype``) and the number of rows moved, as :func:`hml.kernels.segment_moves` (no weights):
     one pass over the ids, each moved row subtracted from its old segment and added to its new one (in
     float64, as :func:`segment_sums`)."""
-    loops = _loops()
-    assert loops is not None, "segment_moves without Numba: ask wanted first"
+    rows = np.ascontiguousarray(values)
     sums = np.zeros((n_segments, values.shape[1]), dtype=np.float64)
     counts = np.zeros(n_segments, dtype=np.float64)
     ids = [_writable(labels, np.int64) for labels in (before, after)]
-    n_changed = loops.segment_moves(np.ascontiguousarray(values), *ids, sums, counts)
+    n_changed = _reading(rows).segment_moves(rows, *ids, sums, counts)
     return sums.astype(dtype, copy=False), counts.astype(dtype, copy=False), np.asarray(n_changed)
 
 
 def _writable(a: Any, dtype: Any) -> Any:
     """``a`` as a writeable, C-contiguous array of ``dtype`` (a copy only where it is not one): the loops'
-    small arguments, whose signatures are not also compiled read-only."""
+    small arguments, whose signatures have no read-only twins."""
     return np.require(a, dtype=dtype, requirements=["C", "W"])
+
+
+def _reading(rows: Any) -> SimpleNamespace:
+    """The loops that read X's ``rows``: compiled for writeable rows, or their read-only twins for rows
+    another library handed over read-only (``np.load(mmap_mode="r")``), read in place rather than copied
+    every pass. The twins compile on the first read-only X: 1.2 s more, once a machine, that no one else pays."""
+    loops = _loops(read_only=not rows.flags.writeable)
+    assert loops is not None, "a compiled loop without Numba: ask wanted first"
+    return loops
 
 
 _FIRST_USE = threading.Lock()
 
 
-def _loops() -> SimpleNamespace | None:
-    """The compiled loops, or None where Numba is not installed or cannot compile them (a warning,
-    once, for the second). The first call, from any of the row-block threads, compiles them while the
-    others wait: one compilation, and :func:`_slp_vectorised`'s process-wide switch set and restored once."""
+def _loops(read_only: bool = False) -> SimpleNamespace | None:
+    """The compiled loops (with ``read_only``, the twins of those that read X's rows), or None where Numba is
+    not installed or cannot compile them (a warning, once, for the second). The first call, from any of
+    the row-block threads, compiles them while the others wait: one compilation, and
+    :func:`_slp_vectorised`'s process-wide switch set and restored once."""
     with _FIRST_USE:
-        return _compiled()
+        return _compiled(read_only)
 
 
 @functools.cache
-def _compiled() -> SimpleNamespace | None:
+def _compiled(read_only: bool) -> SimpleNamespace | None:
     try:
         import numba
     except ImportError:
@@ -169,16 +174,17 @@ def _compiled() -> SimpleNamespace | None:
 
     try:
         compiled = functools.partial(numba.njit, nogil=True, cache=True)
+        twins = _read_only if read_only else list
         with _slp_vectorised():
-            eights = compiled(_read_only_too(_EIGHTS_SIGNATURES), fastmath={"contract"})
+            eights = compiled(twins(_EIGHTS_SIGNATURES), fastmath={"contract"})
             nearest_by_eights = eights(body.nearest_by_eights)
-            nearest_in_lanes = compiled(_NEAREST_SIGNATURES)(body.nearest_in_lanes)
+            nearest_in_lanes = None if read_only else compiled(_NEAREST_SIGNATURES)(body.nearest_in_lanes)
         loops = SimpleNamespace(
-            nearest_in_rows=compiled(_NEAREST_SIGNATURES)(body.nearest_in_rows),
+            nearest_in_rows=None if read_only else compiled(_NEAREST_SIGNATURES)(body.nearest_in_rows),
             nearest_by_eights=nearest_by_eights,
             nearest_in_lanes=nearest_in_lanes,
-            segment_sums=compiled(_read_only_too(_SEGMENT_SIGNATURES))(body.segment_sums),
-            segment_moves=compiled(_read_only_too(_MOVES_SIGNATURES))(body.segment_moves),
+            segment_sums=compiled(twins(_SEGMENT_SIGNATURES))(body.segment_sums),
+            segment_moves=compiled(twins(_MOVES_SIGNATURES))(body.segment_moves),
         )
     except Exception as error:  # a Numba that cannot compile here: the NumPy paths run instead
         warnings.warn(
@@ -209,15 +215,14 @@ def _slp_vectorised() -> Iterator[None]:
         setattr(config, "SLP_VECTORIZE", before)  # noqa: B010
 
 
-def _read_only_too(signatures: list[str]) -> list[Any]:
-    """Each signature, and its twin whose first argument (X's rows) is read-only: a memory-mapped X, or
-    an array another library handed over read-only, is read where it lies, not copied every pass."""
+def _read_only(signatures: list[str]) -> list[Any]:
+    """Each signature's twin whose first argument, X's rows, is read-only."""
     from numba.core import sigutils
 
     twins: list[Any] = []
     for signature in signatures:
         arguments, returns = sigutils.normalize_signature(signature)  # type: ignore[no-untyped-call]
-        twins += [signature, returns(arguments[0].copy(readonly=True), *arguments[1:])]
+        twins.append(returns(arguments[0].copy(readonly=True), *arguments[1:]))
     return twins
 
 
