@@ -321,10 +321,11 @@ def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydS
     carried = None
     if ctx.backend.cheap_data_dependent_shapes(X):
         carried = xp.float64 if ctx.backend.supports_float64(ctx.device) else X.dtype
+    summed = X.dtype if carried is None else carried
     out = {
         "labels": Rows(xp.int32),
-        "sums": Sum((k, d), carried or X.dtype),
-        "counts": Sum((k,), carried or X.dtype),
+        "sums": Sum((k, d), summed),
+        "counts": Sum((k,), summed),
         "changed": Sum((), xp.int64),
     }
     shared = (*about(centroids, data.origin)[:2], k, carried)
@@ -420,11 +421,16 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
 
 
 def _rows_of_positive_weight(data: Data, labels: Any, k: int, why: str) -> np.ndarray:
-    """#{i: lᵢ = k, sᵢ > 0} for each cluster k, on the host."""
-    xp = data.ctx.xp
-    positive = xp.reshape(xp.astype(data.weights > 0, data.X.dtype), (-1, 1))
-    counts: np.ndarray = np.rint(data.ctx.read(kernels.segment_sum(positive, labels, k), why)[:, 0])
+    """#{i: lᵢ = k, sᵢ > 0} for each cluster k, on the host (one pass over the labels, in blocks)."""
+    out = {"rows": Sum((k, 1), data.X.dtype)}
+    counted = data.reduce(_positive_weight_block, [labels, data.weights], (k,), out).rows
+    counts: np.ndarray = np.rint(data.ctx.read(counted, why)[:, 0])
     return counts
+
+
+def _positive_weight_block(labels: Any, weights: Any, k: int) -> tuple[Any]:
+    xp = array_api_compat.array_namespace(weights)
+    return (kernels.segment_sum(xp.reshape(xp.astype(weights > 0, weights.dtype), (-1, 1)), labels, k),)
 
 
 def column_variance_mean(data: Data, tol: float = 1.0) -> float:

@@ -58,7 +58,7 @@ def segment_moves(
     changed = after != before
     n_changed = xp.sum(xp.astype(changed, xp.int64))
     moved = xp.nonzero(changed)[0]
-    rows = xp.astype(xp.take(values, moved, axis=0), dtype or values.dtype, copy=False)
+    rows = xp.astype(xp.take(values, moved, axis=0), values.dtype if dtype is None else dtype, copy=False)
     if weights is None:
         to_sums, to_counts = segment_sum_and_count(rows, xp.take(after, moved), n_segments)
         from_sums, from_counts = segment_sum_and_count(rows, xp.take(before, moved), n_segments)
@@ -107,7 +107,7 @@ def _numpy_segment_sum_and_count(values: Any, segment_ids: Any, n_segments: int)
 def _numpy_segment_moves(values: Any, weights: Any, before: Any, after: Any, n_segments: int, dtype: Any = None) -> Any:
     if weights is not None or not _numba.wanted(values.size, values.dtype):
         return NotImplemented
-    return _numba.segment_moves(values, before, after, n_segments, dtype or values.dtype)
+    return _numba.segment_moves(values, before, after, n_segments, values.dtype if dtype is None else dtype)
 
 
 @segment_count.native_path("numpy", "bincount: no one-hot matrix")
