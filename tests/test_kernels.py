@@ -408,6 +408,25 @@ def test_kmeans_with_the_loops_fits_x_in_any_layout(tmp_path, k, d):
 
 
 @needs_numba
+def test_read_only_rows_are_copied_where_their_twins_cannot_compile(monkeypatch):
+    """The read-only twins compile apart, on the first read-only X: where they cannot (None, as for a Numba that
+    fails), the loops read a writeable copy of the rows -- the same results, no error."""
+    compiled = _numba._compiled
+    monkeypatch.setattr(_numba, "_compiled", lambda read_only: None if read_only else compiled(False))
+    rng = np.random.default_rng(3)
+    X, C = rng.random((3_001, 16)), rng.random((8, 16))
+    norms, ids = (C * C).sum(axis=1), rng.integers(0, 8, 3_001)
+    read_only = _layouts(X)["read-only"]
+    with _loops(True):
+        for rows in (X, read_only):
+            labels, best = kernels.nearest_centroid(rows, C, norms, with_scores=True)
+            sums, counts = kernels.segment_sum_and_count(rows, ids, 8)
+            np.testing.assert_array_equal(labels, kernels.nearest_centroid(X, C, norms)[0])
+            np.testing.assert_allclose(sums, np.stack([X[ids == k].sum(axis=0) for k in range(8)]), rtol=1e-12)
+    assert not read_only.flags.writeable
+
+
+@needs_numba
 def test_the_loops_compile_once_while_other_threads_wait(monkeypatch):
     """Their first use comes from the row-block threads at once: one compiles (with Numba's process-wide SLP
     switch set, and restored after), the others wait for it. Unlocked, two compiled side by side, and one

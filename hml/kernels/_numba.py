@@ -93,10 +93,10 @@ def nearest_without_gemm(block: Any, centroids: Any, centroid_norms: Any) -> tup
     order (so rounding, and the label at a near-tie, may differ from the GEMM's; exact ties still go to
     the first centroid). The centroids are padded to a multiple of eight with ‖c‖² = +∞, never nearest."""
     assert block.dtype == np.float64, "nearest_without_gemm: float64 only"
-    rows = np.ascontiguousarray(block)
     labels = np.empty(block.shape[0], dtype=np.int32)
     best = np.empty(block.shape[0])
-    _reading(rows).nearest_by_eights(rows, *in_eights(centroids, centroid_norms, block.dtype), labels, best)
+    loops, rows = _reading(np.ascontiguousarray(block))
+    loops.nearest_by_eights(rows, *in_eights(centroids, centroid_norms, block.dtype), labels, best)
     return labels, best
 
 
@@ -118,10 +118,10 @@ def segment_sums(values: Any, segment_ids: Any, n_segments: int) -> tuple[Any, A
     in the one-hot default) in ``values``' dtype: one pass over the rows, each added to its segment's
     row of S where NumPy scatters value by value (bincount) or multiplies by a one-hot matrix. Added
     up in float64 whatever the dtype, as bincount does."""
-    rows = np.ascontiguousarray(values)
     sums = np.zeros((n_segments, values.shape[1]), dtype=np.float64)
     counts = np.zeros(n_segments, dtype=np.float64)
-    _reading(rows).segment_sums(rows, _writable(segment_ids, np.int64), sums, counts)
+    loops, rows = _reading(np.ascontiguousarray(values))
+    loops.segment_sums(rows, _writable(segment_ids, np.int64), sums, counts)
     return sums.astype(values.dtype, copy=False), counts.astype(values.dtype, copy=False)
 
 
@@ -129,11 +129,11 @@ def segment_moves(values: Any, before: Any, after: Any, n_segments: int, dtype: 
     """ΔSₖ, Δnₖ (in ``dtype``) and the number of rows moved, as :func:`hml.kernels.segment_moves` (no weights):
     one pass over the ids, each moved row subtracted from its old segment and added to its new one (in
     float64, as :func:`segment_sums`)."""
-    rows = np.ascontiguousarray(values)
     sums = np.zeros((n_segments, values.shape[1]), dtype=np.float64)
     counts = np.zeros(n_segments, dtype=np.float64)
     ids = [_writable(labels, np.int64) for labels in (before, after)]
-    n_changed = _reading(rows).segment_moves(rows, *ids, sums, counts)
+    loops, rows = _reading(np.ascontiguousarray(values))
+    n_changed = loops.segment_moves(rows, *ids, sums, counts)
     return sums.astype(dtype, copy=False), counts.astype(dtype, copy=False), np.asarray(n_changed)
 
 
@@ -143,13 +143,17 @@ def _writable(a: Any, dtype: Any) -> Any:
     return np.require(a, dtype=dtype, requirements=["C", "W"])
 
 
-def _reading(rows: Any) -> SimpleNamespace:
-    """The loops that read X's ``rows``: compiled for writeable rows, or their read-only twins for rows
-    another library handed over read-only (``np.load(mmap_mode="r")``), read in place rather than copied
-    every pass. The twins compile on the first read-only X: 1.2 s more, once a machine, that no one else pays."""
-    loops = _loops(read_only=not rows.flags.writeable)
+def _reading(rows: Any) -> tuple[SimpleNamespace, Any]:
+    """The loops that read X's ``rows``, and the rows to give them: compiled for writeable rows, or their
+    read-only twins for rows another library handed over read-only (``np.load(mmap_mode="r")``), read in
+    place rather than copied every pass. The twins compile on the first read-only X: 1.2 s more, once a
+    machine, that no one else pays (where they cannot compile, a writeable copy of the rows)."""
+    twins = None if rows.flags.writeable else _loops(read_only=True)
+    if twins is not None:
+        return twins, rows
+    loops = _loops()
     assert loops is not None, "a compiled loop without Numba: ask wanted first"
-    return loops
+    return loops, (rows if rows.flags.writeable else rows.copy())
 
 
 _FIRST_USE = threading.Lock()
