@@ -406,12 +406,12 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
     weights = np.ones(farthest.size) if data.weights is None else ctx.read(ctx.take_rows(data.weights, farthest), why)
     # Weighted, nₖ less the weights of all its rows is a rounding residue, not 0: each cluster's rows of
     # positive weight are counted, so that one left with none is empty exactly (and keeps its centroid).
-    left = counts_host if data.weights is None else _rows_of_positive_weight(data, labels, counts.shape[0], why)
+    left = None if data.weights is None else _rows_of_positive_weight(data, labels, counts.shape[0], why)
     # A loop over the (few) empty clusters, the first len(farthest) of them.
     for cluster, previous, row, weight in zip(empty, old_labels, rows, weights, strict=False):
         sums_host[previous] -= weight * row
         counts_host[previous] -= weight
-        if data.weights is not None:
+        if left is not None:
             left[previous] -= 1
             if left[previous] == 0:
                 sums_host[previous], counts_host[previous] = 0.0, 0.0

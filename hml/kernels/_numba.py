@@ -4,8 +4,8 @@ Optional. hml needs no compiler and no Numba: the ``numba`` extra adds it (``pip
 "homemade-ml[numba]"``), and then k-means' nearest centroid and centroid sums run here on NumPy arrays.
 Without it (or with ``HML_NUMBA=0``, or where Numba cannot compile, as under Pyodide) the NumPy paths
 beside each caller run: for finite input, the same nearest centroids bit for bit (the same additions in
-the same dtype, the first of equal minima), the same sums to rounding (added in another order). ``tests/test_kernels.py``
-checks both against the same references; ``benchmarks/RESULTS.md`` says what each buys.
+the same dtype, the first of equal minima), the same sums to rounding (added in another order).
+``tests/test_kernels.py`` checks both against the same references; ``benchmarks/RESULTS.md`` says what each buys.
 
 The loops compile on first use (``cache=True``: once a machine, then loaded from Numba's cache), and
 release the GIL, so the row-block threads of :func:`hml.backends.reduce_rows` run them side by side.
@@ -206,9 +206,8 @@ def _slp_vectorised() -> Iterator[None]:
     """Numba's code generation with LLVM's SLP vectoriser on (``NUMBA_SLP_VECTORIZE``, off by default) while
     hml's loops compile: it packs :func:`~hml.kernels._numba_loops.nearest_by_eights`' eight scalar
     accumulators of a row into one vector register, and :func:`~hml.kernels._numba_loops.nearest_in_lanes`'
-    eight running minima, which the loop vectoriser cannot
-    (the loop over the eight is unrolled first). Read by Numba for each module it optimises; restored at
-    once, so other Numba code is not affected."""
+    eight running minima, which the loop vectoriser cannot (the loop over the eight is unrolled first). Read
+    by Numba for each module it optimises; restored at once, so other Numba code is not affected."""
     from numba.core import config
 
     before = getattr(config, "SLP_VECTORIZE", None)
