@@ -45,7 +45,7 @@ PUBLIC_MODULES = [
 def test_the_distribution_is_named_apart_from_the_import_name():
     assert DISTRIBUTION == "homemade-ml"
     assert PROJECT["scripts"] == {"hml": "hml.cli:main"}
-    assert PROJECT["dynamic"] == ["version"] and "version" not in PROJECT
+    assert PROJECT["dynamic"] == ["version", "readme"] and "version" not in PROJECT and "readme" not in PROJECT
 
 
 def test_classifiers_name_every_python_from_the_floor_to_3_13():
@@ -79,6 +79,33 @@ def test_the_installed_metadata_is_this_version():
         if re.search(r"^__version__\s*=", path.read_text(encoding="utf-8"), re.M)
     ]
     assert version_strings == ["hml/__init__.py"]
+
+
+def test_the_pypi_page_is_the_readme_with_its_relative_links_made_absolute():
+    """On pypi.org a relative link resolves against pypi.org and breaks: the installed description (what PyPI
+    shows) is README.md with each relative link pointing into the repository, and only that changed."""
+    try:
+        metadata = importlib.metadata.metadata(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{DISTRIBUTION} is not installed (run from a checkout without pip install)")
+    assert metadata["Description-Content-Type"].startswith("text/markdown")
+    # The body (the standard library's adapter) or a Description field (importlib_metadata's, where installed).
+    description = metadata["Description"] or metadata.get_payload()
+    repository = PROJECT["urls"]["Source"]
+    assert repository == "https://github.com/homemade-ml/homemade-ml"
+    files, raw = f"{repository}/blob/main/", "https://raw.githubusercontent.com/homemade-ml/homemade-ml/main/"
+    targets = re.findall(r"\]\(([^)\s]+)\)", description)
+    assert len(targets) > 20
+    relative = [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:|#", t)]
+    assert not relative, f"relative links on the PyPI page: {relative}"
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", description)
+    assert images and all(image.startswith(raw) for image in images)
+    into_repository = [t.removeprefix(files).removeprefix(raw) for t in targets if t.startswith((files, raw))]
+    assert len(into_repository) >= 15  # the notebooks, the guides, the licence ...
+    missing = [path for path in into_repository if not (ROOT / path).is_file()]
+    assert not missing, f"links to files the repository does not have: {missing}"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert description.replace(files, "").replace(raw, "").strip() == readme.strip()
 
 
 def test_the_changelog_keeps_a_changelog():

@@ -5,7 +5,7 @@
 # scikit-learn and threadpoolctl, but no package registry and no hatchling. This fills
 # .gpu-carry/ (ignored by git, carried with the run) with what it lacks:
 #   .gpu-carry/wheels/  array-api-compat, array-api-extra, array-api-strict, asv and its needs,
-#                       and the build backend (hatchling), as Python 3.12 x86-64 wheels;
+#                       and the build backend (hatchling, and its readme plugin), as Python 3.12 x86-64 wheels;
 #   .gpu-carry/data/    the MNIST, homemade and Fashion-MNIST (labels) files of the data mirror (../shared/data does
 #                       not travel), laid out as a mirror, for HML_DATA_MIRROR.
 # Versions are pinned to what the test suite here runs with; one version of each.
@@ -22,7 +22,7 @@ rm -rf "$carry/wheels" && mkdir -p "$carry/wheels" "$carry/data"
 wheels=(
   array-api-compat==1.16.0 array-api-extra==0.11.5 array-api-strict==2.6.1
   asv==0.6.6 asv-runner==0.3.2 json5 pympler importlib-metadata==8.7.0 virtualenv distlib platformdirs
-  hatchling trove-classifiers pathspec
+  hatchling trove-classifiers pathspec hatch-fancy-pypi-readme
 )
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
