@@ -125,23 +125,23 @@ class Real(Rule):
         if value is None and self.allow_none:
             return None
         number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-        in_range = self.signed or (value > 0 if self.positive else value >= 0)
+        in_range = number and (self.signed or (value > 0 if self.positive else value >= 0))  # no str > 0
         if not (number and np.isfinite(cast(float, value)) and in_range):
             wanted = (
                 "a finite number" if self.signed else "a finite number > 0" if self.positive else "a finite number >= 0"
             )
+            wanted = wanted if self.maximum is None else f"a number in {self._interval()}"
             raise ValueError(f"{name} must be {_or_none(wanted, self.allow_none)}; got {_shown(value)}")
         result = float(value)
         if self.maximum is not None and (result >= self.maximum if self.below_maximum else result > self.maximum):
-            interval = f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
-            raise ValueError(f"{name} must be in {_or_none(interval, self.allow_none)}; got {result!r}")
+            raise ValueError(f"{name} must be in {_or_none(self._interval(), self.allow_none)}; got {result!r}")
         return result
 
+    def _interval(self) -> str:
+        return f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
+
     def describe(self) -> str:
-        if self.maximum is None:
-            return _or_none("float", self.allow_none)
-        interval = f"{'(' if self.positive else '['}0, {self.maximum:g}{')' if self.below_maximum else ']'}"
-        return _or_none(f"float in {interval}", self.allow_none)
+        return _or_none("float" if self.maximum is None else f"float in {self._interval()}", self.allow_none)
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,21 @@ def test_a_fit_validates_its_parameters_once_and_uses_the_validated_values(spec,
         (hml.KMeans, {"working_memory": 0}, r"working_memory must be an integer >= 1 or None; got 0"),
         (hml.MultilayerPerceptron, {"momentum": 1.0}, r"momentum must be in \[0, 1\); got 1.0"),
         (hml.GaussianAnomalyDetection, {"contamination": 0.7}, r"contamination must be in \(0, 0.5\] or None; got 0.7"),
+        # A string for a number (scikit-learn's contamination="auto", a number read from a file as text) is
+        # refused in the same words, not by a TypeError from comparing it with 0.
+        (
+            hml.GaussianAnomalyDetection,
+            {"contamination": "auto"},
+            r"must be a number in \(0, 0.5\] or None; got 'auto'",
+        ),
+        (hml.LinearRegression, {"tol": "1e-6"}, r"tol must be a finite number >= 0 or None; got '1e-6'"),
+        (
+            hml.LinearRegression,
+            {"learning_rate": "0.1"},
+            r"learning_rate must be 'auto' or a finite number > 0; got '0.1'",
+        ),
+        (hml.LinearRegression, {"l2": None}, r"l2 must be a finite number >= 0; got None"),
+        (hml.MultilayerPerceptron, {"momentum": -0.5}, r"momentum must be a number in \[0, 1\); got -0.5"),
         (hml.LinearRegression, {"verbose": "yes"}, r"verbose must be True or False; got 'yes'"),
         (hml.LogisticRegression, {"normalize": 1}, r"normalize must be True or False; got 1"),
         # An array is shown by its shape, not its repr (which Either built for every option tried).
