@@ -387,18 +387,19 @@ def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int, X:
         (factor,) = ctx.backend.materialize(kernels.cholesky(covariance))  # read below, then used again
     except Exception as exc:  # LinAlgError (NumPy/CuPy), torch's _LinAlgError, ...
         raise failed() from exc
-    diagonal = xp.linalg.diagonal(factor)
-    # Some libraries return NaN instead of raising; a pivot at rounding level is singular too.
-    finite, smallest, largest = (
+    # Lⱼⱼ / √Σⱼⱼ is the part of feature j's spread that the features before it do not explain: the Cholesky
+    # pivots of the correlation matrix, so the test does not depend on the features' units (against the largest
+    # pivot, an income in currency units beside a rate was "singular"). Some libraries return NaN instead of
+    # raising; a pivot at rounding level is singular too.
+    unexplained = xp.linalg.diagonal(factor) / xp.sqrt(xp.linalg.diagonal(covariance))
+    finite, smallest = (
         float(v)
         for v in ctx.read(
-            xp.stack([xp.astype(xp.all(xp.isfinite(factor)), diagonal.dtype), xp.min(diagonal), xp.max(diagonal)]),
+            xp.stack([xp.astype(xp.all(xp.isfinite(factor)), unexplained.dtype), xp.min(unexplained)]),
             "covariance pivots",
         )
     )
-    if not finite:
-        smallest = largest = float("nan")
-    # A pivot below 100 √ε of the largest means cond(Σ) > 1/(100 √ε)² (4e11 in float64): singular in practice.
-    if not math.isfinite(smallest) or smallest <= 100.0 * math.sqrt(float(xp.finfo(covariance.dtype).eps)) * largest:
+    # Below 100 √ε: the correlation matrix's condition number is over 1/(100 √ε)² (4e11 in float64).
+    if not (finite and math.isfinite(smallest)) or smallest <= 100.0 * math.sqrt(float(xp.finfo(covariance.dtype).eps)):
         raise failed()
     return factor

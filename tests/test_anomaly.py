@@ -164,6 +164,22 @@ def test_server_demo_flow_and_predict():
     np.testing.assert_array_equal(preset.predict(X), flagged)
 
 
+def test_full_covariance_does_not_depend_on_the_features_units():
+    """An income (std 1.5e4) beside a rate (std 1e-3), nearly uncorrelated: far from singular, and refused as
+    singular while the pivots were compared with the largest. Scaling a feature by a shifts log p by −log a (the
+    density's Jacobian), and the densities are scikit-learn's GaussianMixture's (one component, no reg_covar)."""
+    mixture = pytest.importorskip("sklearn.mixture")
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(50_000, 15_000, 1000), rng.normal(0.05, 0.001, 1000), rng.normal(0, 1, 1000)]
+    X[:, 2] += 1e-4 * X[:, 0]  # some correlation, so the full and diagonal models differ
+    log_p = GaussianAnomalyDetection(covariance="full").fit(X).score_samples(X)
+    reference = mixture.GaussianMixture(1, covariance_type="full", reg_covar=0).fit(X).score_samples(X)
+    np.testing.assert_allclose(log_p, reference, rtol=1e-9)
+    scale = np.array([1e-4, 1e3, 1.0])
+    rescaled = GaussianAnomalyDetection(covariance="full").fit(X * scale).score_samples(X * scale)
+    np.testing.assert_allclose(rescaled, log_p - np.log(scale).sum(), rtol=1e-9)
+
+
 def test_bad_input():
     X = correlated()
     singular = np.c_[X, X[:, 0] + 2 * X[:, 1]]
