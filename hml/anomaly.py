@@ -221,7 +221,14 @@ class GaussianAnomalyDetection(BaseEstimator):
         else:
             order = xp.argsort(log_p)
             ordered, size = xp.take(log_p, order), weights.total
-            passed = xp.cumulative_sum(xp.take(weights.normalised * (weights.total / n), order))
+            # Repeated rows have their boundaries at whole positions, and the cumulative weight rebuilt from the
+            # normalised weights must not pass one early by rounding (7 + 1e-15 is 7): summed in float64 where
+            # the device has it, and compared less the rounding that the weights and the sum can carry.
+            wide = xp.float64 if ctx.backend.supports_float64(ctx.device) else log_p.dtype
+            shares = xp.astype(xp.take(weights.normalised, order), wide) * (weights.total / n)
+            passed = xp.cumulative_sum(shares)
+            eps = float(xp.finfo(weights.normalised.dtype).eps), float(xp.finfo(wide).eps)
+            slack = (4.0 * eps[0] + n * eps[1]) * weights.total
         position = max(q * (size - 1), 0.0)
         below = math.floor(position)
         fraction = position - below
@@ -229,7 +236,7 @@ class GaussianAnomalyDetection(BaseEstimator):
             at = [below, min(below + 1, n - 1)]
             low, high = ordered[at[0]], ordered[at[1]]
         else:
-            wanted = ctx.asarray(np.asarray([below, below + 1], dtype=np.float64), dtype=passed.dtype)
+            wanted = ctx.asarray(np.asarray([below, below + 1], dtype=np.float64) + slack, dtype=passed.dtype)
             found = xp.searchsorted(passed, wanted, side="right")
             at = xp.minimum(found, xp.full_like(found, n - 1))  # a weight-0 tail: the last row
             low, high = xp.take(ordered, at[:1]), xp.take(ordered, at[1:])
