@@ -19,7 +19,7 @@ from hml._array import one_hot
 from hml._params import validate
 from hml.model_selection import train_test_split
 from hml.numerics import column_sums, log_sigmoid_terms, positive_part, softmax_terms, tall_gram, tall_matmul
-from hml.optimize import MiniBatches, check_gradient, make_rule
+from hml.optimize import check_gradient, make_rule
 
 __all__ = [
     "ACTIVATIONS",
@@ -33,12 +33,7 @@ __all__ = [
     "layer_shapes",
     "mlp_objective",
     "n_parameters",
-    "StepSolversOnly",
     "pack",
-    "partial_class_weight",
-    "partial_batches",
-    "rule_key",
-    "saved_state",
     "step_rule",
     "unpack",
 ]
@@ -399,52 +394,3 @@ def gradient_check(
         size = n_parameters(problem.layers)
         coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
     return check_gradient(problem.objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)
-
-
-def rule_key(p: SimpleNamespace) -> str:
-    """Which step rule a saved state is of: its arrays fit no other."""
-    return f"{p.solver}, momentum" if p.solver == "gd" and p.momentum else str(p.solver)
-
-
-def saved_state(ctx: backends.ComputeContext, saved: Any, p: SimpleNamespace) -> Any:
-    """The optimiser state an earlier fit or partial_fit left, back on ``ctx``'s backend and device (the
-    fitted state is concrete), if it is of the rule ``p`` asks for now; else None: a fresh one."""
-    if not saved or saved[0] != rule_key(p):
-        return None
-    return tuple(ctx.asarray(part) if backends.is_array(part) else part for part in saved[1:])
-
-
-def partial_class_weight(p: SimpleNamespace) -> Any:
-    """A partial_fit's ``class_weight``: a dict weighs every chunk (as SGDClassifier's); ``"balanced"`` is refused."""
-    if isinstance(getattr(p, "class_weight", None), str):  # "balanced" needs the class counts of all the data
-        raise ValueError(
-            f"class_weight={p.class_weight!r} cannot be estimated from the one chunk partial_fit sees; compute the "
-            "weights once from all the targets (or a large sample), e.g. dict(zip(classes, sklearn.utils."
-            "class_weight.compute_class_weight('balanced', classes=classes, y=y_all))), and pass them as a dict"
-        )
-    return getattr(p, "class_weight", None)
-
-
-def partial_batches(p: SimpleNamespace, n_samples: int, epochs_done: int) -> MiniBatches | None:
-    """A partial_fit's mini-batches, in a new order every call: drawn from ``p.random_state`` on the first (as a
-    one-epoch fit's), then from a generator seeded by (a draw from it, the epochs done), as MiniBatchKMeans's: the
-    orders follow from the seed, and a saved model (``n_iter_`` kept, no Generator) goes on with the same."""
-    if p.batch_size is None:
-        return None
-    seeded = np.random.default_rng([int(p.random_state.integers(2**32)), epochs_done]) if epochs_done else None
-    return MiniBatches(n_samples, p.batch_size, p.random_state if seeded is None else seeded)
-
-
-class StepSolversOnly:
-    """``partial_fit`` exists for the step solvers only (``hasattr`` says so, as scikit-learn's MLP)."""
-
-    def __init__(self, method: Any):
-        self.method = method
-        self.__doc__ = method.__doc__
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is not None and obj.solver not in ("gd", "adam"):
-            raise AttributeError(
-                f"partial_fit takes steps: solver='gd' or 'adam'; this {type(obj).__name__} has solver={obj.solver!r}"
-            )
-        return self.method.__get__(obj, owner)

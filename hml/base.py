@@ -84,7 +84,7 @@ class PreparedProblem:
     ``objective(θ) -> (J, ∇J)`` is built on the transformed data (targets one-hot encoded
     once); ``theta0`` the starting parameters; ``classes`` the sorted labels of a classifier;
     ``multinomial``/``layers`` the model's shape (logistic regression / MLP); ``validation`` the
-    rows held out for early stopping (transformed features, class codes), if any.
+    rows held out for early stopping (transformed features, class codes), if any; ``weight_scale`` Σs/m.
     """
 
     input: FitInput
@@ -95,6 +95,7 @@ class PreparedProblem:
     multinomial: bool = False
     layers: list[int] | None = None
     validation: tuple[Any, Any] | None = None
+    weight_scale: float = 1.0  # the mean sample weight of the rows fitted (1 without weights)
 
     @property
     def ctx(self) -> backends.ComputeContext:
@@ -261,12 +262,8 @@ class BaseEstimator(Declared):
         except (FloatingPointError, ValueError) as exc:
             if normalize:
                 raise
-            error = squares_overflow_if_any(
-                ctx,
-                X,
-                f"{type(self).__name__}(normalize=False)",
-                "; or set normalize=True, which standardises X exactly",
-            )
+            what = f"{type(self).__name__}(normalize=False)"
+            error = squares_overflow_if_any(ctx, X, what, "; or set normalize=True, which standardises X exactly")
             if error is None:
                 raise
             raise error from exc

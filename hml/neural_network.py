@@ -7,6 +7,7 @@ the shared optimisers of :mod:`hml.optimize` train the network.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -20,7 +21,6 @@ from hml._declarations import redeclared
 from hml._mlp import (
     ACTIVATIONS,
     EarlyStopping,
-    StepSolversOnly,
     Targets,
     checked_layers,
     forward,
@@ -30,13 +30,10 @@ from hml._mlp import (
     mlp_objective,
     n_parameters,
     pack,
-    partial_batches,
-    partial_class_weight,
-    rule_key,
-    saved_state,
     step_rule,
     unpack,
 )
+from hml._mlp_partial import StepSolversOnly, partial_batches, partial_class_weight, row_weights, rule_key, saved_state
 from hml._params import Boolean, Integer, OneOf, Real, Sizes, param
 from hml.base import (
     CLASS_WEIGHT,
@@ -164,13 +161,11 @@ class _Network(BaseEstimator):
         held_out = None
         if p.early_stopping:  # the validation rows leave before anything is fitted to them
             train, held = hold_out(targets, p)
-            if sample_weight is not None and not isinstance(sample_weight, (int, float)):
-                sample_weight = np.asarray(backends.to_numpy(sample_weight))[train]
-            X, X_held, targets, targets_held = (
-                ctx.take_rows(X, train),
-                ctx.take_rows(X, held),
-                *targets.split(ctx, train, held),
-            )
+            if (every_row := check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)) is not None:
+                # checked on all rows, as without the split; the training rows keep their own sᵢ = ŝᵢ Σs / m
+                sample_weight = ctx.take_rows(every_row.normalised, train) * (every_row.total / X.shape[0])
+            X, X_held = ctx.take_rows(X, train), ctx.take_rows(X, held)
+            targets, targets_held = targets.split(ctx, train, held)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights))
         if p.early_stopping:
@@ -178,9 +173,9 @@ class _Network(BaseEstimator):
         (Y,) = backends.keep(targets.matrix(ctx, Z.dtype))
         objective = mlp_objective(Z, Y, layers, p.activation, self._output(p), p.l2, xp, weights)
         theta0 = initial_theta(ctx, layers, X.dtype, p)
-        return PreparedProblem(
-            fit_input, objective, theta0, transformer, targets.classes, layers=layers, validation=held_out
-        )
+        scale = 1.0 if weights is None else weights.total / X.shape[0]  # the mean weight: partial_fit goes on with it
+        problem = (fit_input, objective, theta0, transformer, targets.classes)
+        return PreparedProblem(*problem, layers=layers, validation=held_out, weight_scale=scale)
 
     def _targets(self, y: Any, ctx: backends.ComputeContext, X: Any) -> Targets:
         raise NotImplementedError
@@ -228,6 +223,7 @@ class _Network(BaseEstimator):
         self.cost_history_, self.n_iter_ = result.cost_history, result.n_iter
         # For a partial_fit that goes on from here (a step rule's state: L-BFGS/CG's is of no use to one).
         self._rule_state_ = (rule_key(p), *result.state) if p.solver in ("gd", "adam") else None
+        self._weight_scale_ = problem.weight_scale
         if stopping is not None:
             self.validation_scores_ = np.asarray(stopping.scores)
             self.best_validation_score_ = stopping.best_score
@@ -241,7 +237,9 @@ class _Network(BaseEstimator):
         one step without), going on from the weights and the optimiser's state (the velocity, Adam's moments)
         of earlier calls: for data that arrives, or is read, in chunks. The first call sets what the later ones
         keep: the layers, the classes (``classes``: every label any chunk may hold, at least two) and, with
-        ``normalize=True``, the standardisation, from its rows. A ``class_weight`` dict weighs every chunk."""
+        ``normalize=True``, the standardisation, from its rows. A ``class_weight`` dict weighs every chunk, and
+        weights count relative to the mean weight of the first chunk (or of fit's rows), not chunk by chunk. Only
+        a non-finite cost raises :class:`hml.DivergenceError` (a chunk's cost rises and falls with the batches)."""
         p = self._validated
         if p.solver not in ("gd", "adam"):
             raise ValueError(f"partial_fit takes steps: solver='gd' or 'adam'; got solver={p.solver!r}")
@@ -257,7 +255,7 @@ class _Network(BaseEstimator):
         xp = ctx.xp
         targets = self._partial_targets(y, ctx, X, classes)
         sample_weight = class_weighted(sample_weight, partial_class_weight(p), targets.classes, targets.codes)
-        weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
+        weights, scale = row_weights(sample_weight, ctx, X, None if first else getattr(self, "_weight_scale_", None))
         Z = transformer._fit_transform(ctx, X, weights) if first else transformer._transform(X, xp)
         layers = checked_layers(p.layers, X.shape[1], targets.n_outputs, targets.what) if first else self.layers_
         Y = targets.matrix(ctx, Z.dtype)
@@ -278,6 +276,8 @@ class _Network(BaseEstimator):
                 tol=None,
                 batches=batches,
                 state=None if first else saved_state(ctx, getattr(self, "_rule_state_", None), p),
+                # Only a non-finite cost: against this chunk's J(θ₀), small once the model fits, noise is "growth".
+                divergence_factor=math.inf,
             )
         self.feature_transformer_, self.layers_ = transformer, layers
         if targets.classes is not None:
@@ -287,7 +287,7 @@ class _Network(BaseEstimator):
         self.intercepts_ = [b for _, b in weights_and_biases]
         history = result.cost_history if first else xp.concat([self.cost_history_, result.cost_history[1:]])
         self.cost_history_, self.n_iter_ = history, (0 if first else self.n_iter_) + 1
-        self._rule_state_ = (rule_key(p), *result.state)
+        self._rule_state_, self._weight_scale_ = (rule_key(p), *result.state), scale
         self._remember_input(fit_input)
         return self
 

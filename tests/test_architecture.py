@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
         "hml.datasets",
         "hml.persistence",
     },
-    {"hml.base", "hml._linear_objectives", "hml._mlp", "hml._minibatch", "hml._seeding"},
+    {"hml.base", "hml._linear_objectives", "hml._mlp", "hml._mlp_partial", "hml._minibatch", "hml._seeding"},
     {"hml.features", "hml._centroids"},
     {"hml.linear_model", "hml.neural_network", "hml.cluster", "hml.anomaly"},
     {"hml", "hml.__main__", "hml.plotting", "hml.notebook", "hml.demo", "hml.demo_steps", "hml.cli"},

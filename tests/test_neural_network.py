@@ -421,3 +421,57 @@ def test_partial_fit_needs_two_classes_as_fit_does():
     with pytest.raises(ValueError, match=r"classes has only the class 0; a classifier needs .*at least two classes"):
         model.partial_fit(X, np.zeros(20, int), classes=[0])
     assert not hasattr(model, "coefs_")
+
+
+def test_a_class_weight_acts_on_a_chunk_of_one_class():
+    """Weights are scaled once, by the mean weight of the first chunk (or of fit's rows), not chunk by chunk:
+    per chunk, a chunk of one class had its class weight divided out, and a dict class_weight did nothing
+    on data sorted by class. Full-batch gradient descent without momentum or penalty steps by −α∇J, and ∇J
+    is linear in the weights: a chunk of class 0 weighted 3 moves θ three times as far."""
+    X, codes = blobs(m=60, seed=12)
+    kwargs = dict(layers=[4, 5, 3], learning_rate=0.5, l2=0.0, random_state=1)
+    steps = []
+    for class_weight in (None, {0: 3.0}):
+        model = hml.MultilayerPerceptron(class_weight=class_weight, **kwargs)
+        model.partial_fit(X[codes != 0], codes[codes != 0], classes=[0, 1, 2])  # no row of class 0: s̄ = 1
+        before = pack(list(zip(model.coefs_, model.intercepts_, strict=True)), np)
+        model.partial_fit(X[codes == 0], codes[codes == 0])
+        steps.append(pack(list(zip(model.coefs_, model.intercepts_, strict=True)), np) - before)
+    np.testing.assert_allclose(steps[1], 3.0 * steps[0], rtol=1e-10, atol=1e-15)
+    # fit's rows set the scale too: fitted with every weight 2, a chunk of weights 2 steps as an unweighted
+    # chunk after an unweighted fit
+    twice = hml.MultilayerPerceptron(max_iter=2, tol=None, **kwargs).fit(X, codes, sample_weight=np.full(60, 2.0))
+    once = hml.MultilayerPerceptron(max_iter=2, tol=None, **kwargs).fit(X, codes)
+    twice.partial_fit(X[:20], codes[:20], sample_weight=np.full(20, 2.0))
+    once.partial_fit(X[:20], codes[:20])
+    np.testing.assert_allclose(twice.coefs_[0], once.coefs_[0], rtol=1e-12, atol=1e-15)
+
+
+def test_partial_fit_on_a_model_that_fits_well_does_not_call_noise_divergence():
+    """A chunk's J(θ₀) is tiny once the model fits, and Adam's steps do not shrink with the gradient: the
+    epoch's cost can be 10× the chunk's first while the model is fine (R² stays ~1). partial_fit, like
+    scikit-learn's, stops only on a non-finite cost."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    kwargs = dict(layers=[3, 8, 1], random_state=0, batch_size=50, learning_rate=0.03, l2=0.0)
+    model = hml.MultilayerPerceptronRegressor(max_iter=1000, tol=None, **kwargs).fit(X, y)
+    for i in range(200):  # raised DivergenceError at call 83 ("the cost grew from 1.8e-08 to 2.5e-07")
+        model.partial_fit(X[(i % 4) * 100 : (i % 4 + 1) * 100], y[(i % 4) * 100 : (i % 4 + 1) * 100])
+    assert model.score(X, y) > 0.999
+    exploding = hml.MultilayerPerceptronRegressor(**{**kwargs, "solver": "gd", "learning_rate": 10.0})
+    with pytest.raises(hml.DivergenceError, match=r"the cost became non-finite"):
+        for _ in range(50):
+            exploding.partial_fit(X, y)
+
+
+def test_early_stopping_checks_sample_weight_as_a_fit_without_it():
+    X, codes = blobs(m=40, seed=13)
+    for early_stopping in (False, True):
+        model = hml.MultilayerPerceptron(layers=[4, 4, 3], max_iter=3, early_stopping=early_stopping, random_state=0)
+        for wrong in (np.ones(39), np.ones(41)):  # an IndexError, and 41 silently taken, with early stopping
+            with pytest.raises(ValueError, match=r"sample_weight must be 1-D with one weight per row of X \(40\)"):
+                model.fit(X, codes, sample_weight=wrong)
+        for scalar in (np.float32(2.0), np.int64(2)):  # an IndexError with early stopping
+            as_array = model.fit(X, codes, sample_weight=np.full(40, 2.0)).coefs_[0]
+            np.testing.assert_array_equal(model.fit(X, codes, sample_weight=scalar).coefs_[0], as_array)
