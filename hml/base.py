@@ -17,7 +17,7 @@ from hml._array import (
     check_feature_names,
     check_X,
     feature_names,
-    labels_to_codes,
+    labels_on_host,
     squares_overflow_if_any,
     warn_if_small,
 )
@@ -441,7 +441,8 @@ class ClassifierMixin:
         return backends.mirror(self._log_proba(Xc), X)
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy: the fraction of rows of ``X`` whose predicted class is ``y``'s."""
+        """Accuracy: the fraction of rows of ``X`` whose predicted class is ``y``'s. A label not seen in ``fit``
+        is never predicted, so its rows count as wrong (scikit-learn's rule: a cross-validation fold may hold
+        a class its training folds lack)."""
         codes = self._predicted_codes(X)
-        expected = labels_to_codes(y, self.classes_, codes.shape[0])
-        return float(np.mean(codes == expected))
+        return float(np.mean(self.classes_[codes] == labels_on_host(y, codes.shape[0], "y")))

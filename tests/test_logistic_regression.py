@@ -152,6 +152,20 @@ def test_works_with_scikit_learn_tools():
     assert scores.shape == (3,) and scores.mean() > 0.5
 
 
+def test_a_fold_with_a_class_its_training_folds_lack_scores_as_in_scikit_learn():
+    """Unshuffled folds of sorted labels: the last class is only in the last fold. Each fold's score counts its
+    unseen labels as wrong, as scikit-learn's does; it raised, and scikit-learn's cross_val_score gave NaN."""
+    pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X = np.array([[0.0], [0.2], [0.4], [1.0], [1.2], [1.4], [2.0], [2.1]])
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    ours = cross_val_score(hml.LogisticRegression(), X, y, cv=KFold(3), error_score="raise")
+    np.testing.assert_array_equal(ours, cross_val_score(LogisticRegression(), X, y, cv=KFold(3)))
+    assert hml.LogisticRegression().fit(X[:6], y[:6]).score(X[5:], y[5:]) == pytest.approx(1 / 3)
+
+
 def test_bad_input():
     X, codes = blobs(m=30, k=3)
     with pytest.raises(
@@ -159,10 +173,10 @@ def test_bad_input():
     ):
         hml.LogisticRegression().fit(X, ["a"] * 30)
     model = hml.LogisticRegression().fit(X, codes)
-    with pytest.raises(
-        ValueError, match=r"y contains label\(s\) \[7\] not seen in fit; the fitted classes are \[0, 1, 2\]"
-    ):
-        model.score(X, np.r_[codes[:-1], 7])
+    # A label the fit never saw is a row predicted wrong, as in scikit-learn (where a cross-validation fold
+    # holding a class its training folds lack scores, instead of raising and giving NaN).
+    unseen = np.r_[codes[:-1], 7]
+    assert model.score(X, unseen) == np.mean(model.predict(X) == unseen) < model.score(X, codes)
     with pytest.raises(ValueError, match=r"X contains 1 NaN"):
         hml.LogisticRegression().fit(np.where(np.arange(90).reshape(30, 3) == 4, np.nan, X), codes)
     with pytest.raises(ValueError, match=r"y contains NaN"):
