@@ -32,6 +32,30 @@ def _targets(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
     return ctx.xp, true, pred
 
 
+def _labels(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both label arrays on the host, of one kind: strings beside numbers (labels read from a file as text,
+    predictions of a model fitted on integers) would never compare equal, and give a silently wrong metric."""
+    true = labels_on_host(y_true, None, "y_true")
+    pred = labels_on_host(y_pred, true.shape[0], "y_pred")
+    kinds = [_kind(labels) for labels in (true, pred)]
+    if "mixed" in kinds or len(set(kinds) - {"empty"}) > 1:
+        raise ValueError(
+            f"y_true's labels are {kinds[0]} and y_pred's {kinds[1]}: labels of different types never match; "
+            "convert one to the other's type first (e.g. y_true.astype(int), or y_pred.astype(str))"
+        )
+    return true, pred
+
+
+def _kind(labels: np.ndarray) -> str:
+    """``"strings"``, ``"numbers"``, ``"mixed"`` or ``"empty"``: the label kinds a metric may compare."""
+    if labels.dtype.kind in "biuf":
+        return "numbers"
+    if labels.dtype.kind in "US":
+        return "strings"
+    found = {isinstance(label, str) for label in labels.tolist()}
+    return "empty" if not found else "strings" if found == {True} else "numbers" if found == {False} else "mixed"
+
+
 def mean_squared_error(y_true: Any, y_pred: Any) -> float:
     """MSE = 1/m Σ (y_i − ŷ_i)²."""
     xp, true, pred = _targets(y_true, y_pred)
@@ -55,8 +79,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None) -> np.ndar
     ``labels`` defaults to the sorted union of the labels in ``y_true`` and ``y_pred``;
     labels of any type. Returns a NumPy int64 array.
     """
-    true = labels_on_host(y_true, None, "y_true")
-    pred = labels_on_host(y_pred, true.shape[0], "y_pred")
+    true, pred = _labels(y_true, y_pred)
     classes = np.unique(np.concatenate([true, pred])) if labels is None else np.asarray(labels)
     k = classes.size
     true_codes, pred_codes = np.searchsorted(classes, true), np.searchsorted(classes, pred)
@@ -75,8 +98,14 @@ def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tupl
 
     A ratio with a zero denominator is 0.0 (scikit-learn's ``zero_division=0``).
     """
-    true = labels_on_host(y_true, None, "y_true") == pos_label
-    pred = labels_on_host(y_pred, true.shape[0], "y_pred") == pos_label
+    true_labels, pred_labels = _labels(y_true, y_pred)
+    present = np.unique(np.concatenate([true_labels, pred_labels]))
+    if present.size >= 2 and not (present == pos_label).any():  # as scikit-learn: a lone class may be negative
+        raise ValueError(
+            f"pos_label={pos_label!r} is not one of the labels {present.tolist()}; "
+            "pass the positive class as pos_label=..."
+        )
+    true, pred = true_labels == pos_label, pred_labels == pos_label
     tp = int(np.count_nonzero(true & pred))
     fp = int(np.count_nonzero(pred & ~true))
     fn = int(np.count_nonzero(true & ~pred))
@@ -87,9 +116,8 @@ def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tupl
 
 
 def accuracy_score(y_true: Any, y_pred: Any) -> float:
-    """Accuracy = 1/m Σᵢ [yᵢ = ŷᵢ]: the fraction of labels predicted exactly (labels of any type)."""
-    true = labels_on_host(y_true, None, "y_true")
-    pred = labels_on_host(y_pred, true.shape[0], "y_pred")
+    """Accuracy = 1/m Σᵢ [yᵢ = ŷᵢ]: the fraction of labels predicted exactly (labels of any type, the same in both)."""
+    true, pred = _labels(y_true, y_pred)
     if true.shape[0] == 0:
         raise ValueError("y_true is empty; accuracy needs at least one sample")
     return float(np.mean(true == pred))

@@ -69,3 +69,23 @@ def test_adjusted_rand_index_invariants(case):
     assert abs(metrics.adjusted_rand_score(a, b)) < 5e-3
     with pytest.raises(ValueError, match="labels_pred has 2 labels but X has 3 rows"):
         metrics.adjusted_rand_score([0, 1, 1], [0, 1])
+
+
+def test_labels_that_cannot_match_are_refused_as_scikit_learn_refuses_them():
+    """A pos_label that is not a label, or strings beside numbers, gave precision, recall, F1, accuracy or a
+    confusion matrix of zeros: every comparison failed silently. scikit-learn raises for both."""
+    spam, model = np.array(["spam", "ham", "spam", "spam"]), np.array(["spam", "spam", "ham", "spam"])
+    with pytest.raises(ValueError, match=r"pos_label=1 is not one of the labels \['ham', 'spam'\]"):
+        metrics.precision_recall_f1(spam, model)
+    with pytest.raises(ValueError, match=r"pos_label='1' is not one of the labels \[0, 1\]"):
+        metrics.precision_recall_f1([0, 1, 1], [0, 1, 0], pos_label="1")
+    read_as_text, predicted = np.array(["0", "1", "1", "0"]), np.array([0, 1, 1, 0])
+    for metric in (metrics.accuracy_score, metrics.confusion_matrix, metrics.precision_recall_f1):
+        with pytest.raises(ValueError, match=r"y_true's labels are strings and y_pred's numbers"):
+            metric(read_as_text, predicted)
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    expected = sklearn_metrics.precision_recall_fscore_support(spam, model, average="binary", pos_label="spam")[:3]
+    np.testing.assert_allclose(metrics.precision_recall_f1(spam, model, pos_label="spam"), expected)
+    # one class present, and it is not pos_label: every row is a negative (scikit-learn's rule), no error
+    assert metrics.precision_recall_f1([0, 0, 0], [0, 0, 0]) == (0.0, 0.0, 0.0)
+    assert metrics.accuracy_score(np.array(["a", "b"], dtype=object), ["a", "c"]) == 0.5
