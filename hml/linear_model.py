@@ -22,7 +22,7 @@ from hml.base import (
     PreparedProblem,
 )
 from hml.features import FeatureTransformer
-from hml.numerics import log_class_probabilities, log_sigmoid_terms, r2, softmax_terms
+from hml.numerics import class_probabilities, log_class_probabilities, r2
 from hml.optimize import gradient_descent, largest_curvature, make_rule, minimize
 
 __all__ = [
@@ -411,15 +411,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return Z @ self.coef_ + self.intercept_
 
     def _proba(self, Xc: Any) -> Any:
-        xp = self._ctx_.xp
-        logits = self._decision(Xc)
-        if self._multinomial_:
-            return softmax_terms(logits, xp)[1]
-        probability = log_sigmoid_terms(logits, xp)[1]
-        if logits.shape[1] == 1:
-            return xp.concat([1.0 - probability, probability], axis=1)
-        # One-vs-all scores need not sum to one; normalise them, as scikit-learn's OvR does.
-        return probability / xp.sum(probability, axis=1, keepdims=True)
+        # One-vs-all scores need not sum to one: normalised, as scikit-learn's OvR does.
+        return class_probabilities(self._decision(Xc), self._multinomial_, self._ctx_.xp)
 
     def _log_proba(self, Xc: Any) -> Any:
         return log_class_probabilities(self._decision(Xc), self._multinomial_, self._ctx_.xp)

@@ -47,7 +47,7 @@ from hml.base import (
     PreparedProblem,
 )
 from hml.features import FeatureTransformer
-from hml.numerics import log_class_probabilities, log_sigmoid_terms, r2, softmax_terms
+from hml.numerics import class_probabilities, log_class_probabilities, r2
 from hml.optimize import MiniBatches, minimize
 
 __all__ = [
@@ -374,12 +374,7 @@ class MultilayerPerceptron(ClassifierMixin, _Network):
         return xp.mean(xp.astype(xp.argmax(outputs, axis=1) == codes, outputs.dtype))
 
     def _proba(self, Xc: Any) -> Any:
-        xp = self._ctx_.xp
-        logits = self._outputs(Xc)
-        if self.output == "softmax":
-            return softmax_terms(logits, xp)[1]
-        probability = log_sigmoid_terms(logits, xp)[1]
-        return probability / xp.sum(probability, axis=1, keepdims=True)
+        return class_probabilities(self._outputs(Xc), self.output == "softmax", self._ctx_.xp)
 
     def _log_proba(self, Xc: Any) -> Any:
         return log_class_probabilities(self._outputs(Xc), self.output == "softmax", self._ctx_.xp)

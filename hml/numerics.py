@@ -85,6 +85,20 @@ def log_sigmoid(logits: Any, xp: Any) -> Any:
     return -positive_part(-logits, xp) - xp.log1p(xp.exp(-xp.abs(logits)))
 
 
+def class_probabilities(logits: Any, softmax: bool, xp: Any) -> Any:
+    """P(class k | x), shape (n, K): the exponentials of :func:`log_class_probabilities`, rows summing to 1.
+
+    One-vs-all scores σ(zₖ) / Σⱼ σ(zⱼ) are taken as the softmax of log σ(z): divided as they stand, a row where
+    every σ(zₖ) underflows to 0 (zₖ < −745 in float64) was 0/0, NaN, and ``predict`` its first class.
+    """
+    if softmax:
+        return softmax_terms(logits, xp)[1]
+    if logits.shape[1] == 1:
+        probability = log_sigmoid_terms(logits, xp)[1]
+        return xp.concat([1.0 - probability, probability], axis=1)
+    return softmax_terms(log_sigmoid(logits, xp), xp)[1]
+
+
 def log_class_probabilities(logits: Any, softmax: bool, xp: Any) -> Any:
     """log P(class k | x), shape (n, K), from the output logits of a classifier, finite where P underflows.
 

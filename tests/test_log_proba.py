@@ -86,3 +86,27 @@ def test_mlp_log_proba_from_the_logits_where_probabilities_underflow(output):
     log_p = model.predict_log_proba(far)
     assert np.isfinite(log_p).all()
     np.testing.assert_allclose(log_p, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_one_vs_all_probabilities_where_every_sigmoid_underflows(case):
+    """Far out, every σ(zₖ) of a one-vs-all row underflows to 0: dividing by their sum gave 0/0 = NaN and
+    ``predict`` the first class. The row is the softmax of log σ(z) (scipy's, here), and the class the
+    largest logit's. The same for a network of per-class sigmoids."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    y = np.repeat([0, 1, 2], 30)
+    X[np.arange(90), y] += 3.0  # class k lies along feature k
+    ovr = hml.LogisticRegression(multi_class="ovr", normalize=False).fit(case.asarray(X), y)
+    W = case.to_numpy(ovr.coef_)
+    direction = np.linalg.solve(W.T, -np.array([1.2, 1.1, 1.0]))  # every logit falls; class 2's slowest
+    far = np.vstack([5 * direction, 1000 * direction])
+    logits = case.to_numpy(ovr.decision_function(case.asarray(far)))
+    assert logits[1].max() < -745  # every σ(z) of the second row is below float64's smallest number
+    expected = special.softmax(special.log_expit(logits), axis=1)
+    proba = case.to_numpy(ovr.predict_proba(case.asarray(far)))
+    np.testing.assert_allclose(proba, expected, rtol=1e-12, atol=1e-300)
+    np.testing.assert_array_equal(case.to_numpy(ovr.predict(case.asarray(far))), logits.argmax(axis=1))
+    net = hml.MultilayerPerceptron(layers=[3, 3], output="sigmoid", normalize=False, max_iter=50, random_state=0)
+    net.fit(case.asarray(X), y)
+    out = case.to_numpy(net.predict_proba(case.asarray(1e6 * far)))
+    assert np.isfinite(out).all() and np.allclose(out.sum(axis=1), 1.0)
