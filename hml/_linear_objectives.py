@@ -89,7 +89,9 @@ def normal_equation(
     features are far from zero. With λ = 0 and Z̄ of any rank (collinear or constant
     features, fewer samples than features), w = (Z̄ᵀZ̄)⁺ Z̄ᵀȳ: the least-squares solution
     of minimum norm, as ``numpy.linalg.lstsq`` and scikit-learn's ``LinearRegression`` give
-    it (:func:`hml.kernels.least_norm_solve`). With sample weights: the weighted means, and
+    it (:func:`hml.kernels.least_norm_solve`), to the precision of Z̄ᵀZ̄: a direction of Z̄ below about
+    10⁻⁸√d of the strongest counts as rank deficiency (standardised features, ``normalize=True``, keep
+    polynomial ones far from that). With sample weights: the weighted means, and
     (Z̄ᵀŜZ̄ + λ m/Σs I) w = Z̄ᵀŜȳ -- the normal equation of the weighted J, times m/Σs.
     """
     xp = ctx.xp

@@ -141,7 +141,9 @@ class LinearRegression(BaseEstimator):
         default="gd",
         rule=OneOf(("gd", "normal")),
         doc="Batch gradient descent, or the closed-form regularised normal equation (with ``l2=0``, the "
-        "minimum-norm least-squares solution at any rank of X, as scikit-learn's ``LinearRegression``).",
+        "minimum-norm least-squares solution at any rank of X, as scikit-learn's ``LinearRegression``; formed "
+        "from ZᵀZ, so exact while Z's condition number is below about 10⁸: keep ``normalize=True`` for high "
+        "polynomial degrees).",
     )
     fit_intercept: bool = FIT_INTERCEPT
     polynomial_degree: int = POLYNOMIAL_DEGREE
