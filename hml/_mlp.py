@@ -288,9 +288,18 @@ def hold_out(targets: Targets, p: SimpleNamespace) -> tuple[np.ndarray, np.ndarr
                 f"early_stopping holds out a stratified validation set, which needs 2 rows of every class; class "
                 f"{int(np.argmin(counts))} has {int(counts.min())}: pass more data or early_stopping=False"
             )
-    train, held = train_test_split(
-        np.arange(n), test_size=p.validation_fraction, random_state=p.random_state, stratify=codes
-    )
+    try:
+        train, held = train_test_split(
+            np.arange(n), test_size=p.validation_fraction, random_state=p.random_state, stratify=codes
+        )
+    except ValueError as exc:  # say it in the network's terms, not train_test_split's
+        k = 1 if codes is None else int(np.max(codes)) + 1
+        raise ValueError(
+            f"early_stopping cannot hold out validation_fraction={p.validation_fraction} of these {n} rows: each "
+            f"side of the split needs at least {k} (one of every class) -- {exc}. Use a validation_fraction "
+            f"between {math.ceil(1000 * k / n) / 1000:g} and {math.floor(1000 * (n - k) / n) / 1000:g}, more data, "
+            "or early_stopping=False"
+        ) from exc
     return np.sort(train), np.sort(held)
 
 

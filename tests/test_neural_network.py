@@ -475,3 +475,16 @@ def test_early_stopping_checks_sample_weight_as_a_fit_without_it():
         for scalar in (np.float32(2.0), np.int64(2)):  # an IndexError with early stopping
             as_array = model.fit(X, codes, sample_weight=np.full(40, 2.0)).coefs_[0]
             np.testing.assert_array_equal(model.fit(X, codes, sample_weight=scalar).coefs_[0], as_array)
+
+
+def test_a_validation_fraction_that_cannot_split_the_rows_says_so_in_the_networks_terms():
+    """It raised train_test_split's message about test_size and train_size, eight frames deep."""
+    X, codes = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 3
+    for fraction in (0.05, 0.95):  # 2 rows on one side for 3 classes
+        model = hml.MultilayerPerceptron(early_stopping=True, validation_fraction=fraction, max_iter=2)
+        with pytest.raises(
+            ValueError, match=rf"validation_fraction={fraction} of these 40 rows.* between 0.075 and 0.925"
+        ):
+            model.fit(X, codes)
+    for fraction in (0.075, 0.925):  # the bounds the message gives work
+        hml.MultilayerPerceptron(early_stopping=True, validation_fraction=fraction, max_iter=2).fit(X, codes)
