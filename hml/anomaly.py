@@ -192,6 +192,8 @@ class GaussianAnomalyDetection(BaseEstimator):
                 kernels.inv(factor), -0.5 * d * _LOG_2PI - xp.sum(xp.log(xp.linalg.diagonal(factor)))
             )
         self.mean_ = mean
+        for name in ("covariance_", "_whitening_") if p.covariance == "diag" else ("variance_",):
+            self.__dict__.pop(name, None)  # an earlier fit's other model: _fitted_covariance reads which is here
         if p.threshold is not None:
             self._set_threshold(math.log(p.threshold), p.threshold)
         elif p.log_threshold is not None:
@@ -256,12 +258,18 @@ class GaussianAnomalyDetection(BaseEstimator):
         """log p(x) for the rows of a validated ``Xc``."""
         xp = ctx.xp
         centred = Xc - self.mean_
-        if self.covariance == "diag":
+        if self._fitted_covariance() == "diag":
             mahalanobis = xp.sum(centred * centred / self.variance_, axis=1)
         else:
             whitened = centred @ self._whitening_.T
             mahalanobis = xp.sum(whitened * whitened, axis=1)
         return self._log_normaliser_ - 0.5 * mahalanobis
+
+    def _fitted_covariance(self) -> str:
+        """The covariance the fit used (``set_params(covariance=...)`` takes effect at the next fit, as in
+        scikit-learn); a model saved before fits cleared the other's attributes may hold both: its parameter."""
+        diag, full = "variance_" in self.__dict__, "_whitening_" in self.__dict__
+        return self.covariance if diag == full else "diag" if diag else "full"
 
     def score_samples(self, X: Any) -> Any:
         """log p(x) for each row, as scikit-learn's density estimators give it: finite where p(x) itself

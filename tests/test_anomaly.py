@@ -199,6 +199,23 @@ def test_contamination_with_integer_weights_is_that_of_the_repeated_rows(covaria
             assert weighted.log_threshold_ == pytest.approx(copies.log_threshold_, rel=1e-10), (seed, q)
 
 
+def test_a_parameter_changed_after_fit_takes_effect_at_the_next_fit(tmp_path):
+    """scikit-learn's convention. set_params(covariance="full") on a diagonal model raised AttributeError at
+    score_samples; a model refitted full after a diagonal fit, switched back, scored with the stale variances."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2)) @ np.array([[1.0, 0.9], [0.0, 0.4]])
+    diag = GaussianAnomalyDetection(covariance="diag").fit(X)
+    before = diag.score_samples(X)
+    np.testing.assert_array_equal(diag.set_params(covariance="full").score_samples(X), before)
+    full = GaussianAnomalyDetection(covariance="full").fit(X)
+    np.testing.assert_array_equal(diag.fit(X).score_samples(X), full.score_samples(X))  # the next fit: full
+    switched = GaussianAnomalyDetection(covariance="diag").fit(X * 100).set_params(covariance="full").fit(X)
+    assert not hasattr(switched, "variance_")
+    np.testing.assert_array_equal(switched.set_params(covariance="diag").score_samples(X), full.score_samples(X))
+    loaded = hml.load(switched.save(tmp_path / "model.npz"))
+    np.testing.assert_array_equal(loaded.score_samples(X), full.score_samples(X))
+
+
 def test_bad_input():
     X = correlated()
     singular = np.c_[X, X[:, 0] + 2 * X[:, 1]]
