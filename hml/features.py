@@ -134,10 +134,12 @@ class FeatureTransformer(BaseEstimator):
         return backends.mirror(out, X)
 
     def get_feature_names_out(self, input_features: Iterable[str] | None = None) -> np.ndarray:
-        """Names of the output columns, e.g. ``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]``."""
+        """Names of the output columns, e.g. ``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]``: from
+        ``input_features``, else the columns of the DataFrame it was fitted on (as scikit-learn's), else x0, x1, ..."""
         self._check_fitted()
         if input_features is None:
-            input_features = [f"x{i}" for i in range(self.n_features_in_)]
+            fitted_on = getattr(self, "feature_names_in_", None)
+            input_features = [f"x{i}" for i in range(self.n_features_in_)] if fitted_on is None else fitted_on
         names = list(input_features)
         if len(names) != self.n_features_in_:
             raise ValueError(

@@ -91,3 +91,13 @@ def test_bad_parameters_and_inputs(data):
     ft = FeatureTransformer().fit(data)
     with pytest.raises(ValueError, match=r"X has 2 features, but FeatureTransformer is expecting 3 features"):
         ft.transform(data[:, :2])
+
+
+def test_feature_names_out_follow_the_dataframe_fitted_on_as_scikit_learns():
+    pd = pytest.importorskip("pandas")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    frame = pd.DataFrame({"age": [20.0, 35.0, 50.0, 65.0], "income": [1.0, 3.0, 2.0, 5.0]})
+    ours = FeatureTransformer(polynomial_degree=2).fit(frame).get_feature_names_out()
+    theirs = preprocessing.PolynomialFeatures(2, include_bias=False).fit(frame).get_feature_names_out()
+    assert ours.tolist() == theirs.tolist() == ["age", "income", "age^2", "age income", "income^2"]
+    assert FeatureTransformer().fit(frame.to_numpy()).get_feature_names_out().tolist() == ["x0", "x1"]
