@@ -273,10 +273,14 @@ def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray | 
     if class_weight is None:
         return sample_weight
     assert classes is not None and codes is not None  # class weights are a classifier's
+    given = None if sample_weight is None else np.asarray(to_numpy(sample_weight), dtype=np.float64)
+    if given is not None and given.ndim and given.shape != codes.shape:  # before the counts that index by it
+        raise ValueError(
+            f"sample_weight must be 1-D with one weight per row of X ({codes.size}); got shape {given.shape}"
+        )
     if class_weight == "balanced":
-        host = None if sample_weight is None or isinstance(sample_weight, numbers.Real) else to_numpy(sample_weight)
-        totals = np.bincount(codes, weights=host, minlength=classes.size).astype(np.float64)
-        per_class = np.divide(totals.sum(), classes.size * totals, out=np.zeros_like(totals), where=totals > 0)
+        totals = np.bincount(codes, weights=given if given is not None and given.ndim else None, minlength=classes.size)
+        per_class = np.divide(totals.sum(), classes.size * totals, out=np.zeros(classes.size), where=totals > 0)
     else:
         unknown = [label for label in class_weight if not np.isin(np.asarray([label], dtype=object), classes).any()]
         if unknown:
@@ -285,14 +289,7 @@ def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray | 
             )
         per_class = np.asarray([class_weight.get(label, 1.0) for label in classes.tolist()], dtype=np.float64)
     per_row = per_class[codes]  # on the host, as the labels: one upload with the weights
-    if sample_weight is None:
-        return per_row
-    given = np.asarray(float(sample_weight) if isinstance(sample_weight, numbers.Real) else to_numpy(sample_weight))
-    if given.ndim and given.shape != per_row.shape:
-        raise ValueError(
-            f"sample_weight must be 1-D with one weight per row of X ({per_row.size}); got shape {given.shape}"
-        )
-    return per_row * given.astype(np.float64)
+    return per_row if given is None else per_row * given
 
 
 def _warn_column(name: str) -> None:

@@ -346,3 +346,15 @@ def test_constraint_messages_name_the_parameter_the_value_and_the_rule(estimator
     y = np.arange(30) % 2
     with pytest.raises(ValueError, match=message):
         estimator(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 2.0}])
+def test_a_wrong_length_sample_weight_beside_class_weight_is_named(class_weight):
+    """With "balanced" the class totals were counted with the weights first: NumPy's "The weights and list don't
+    have the same length" instead of the check that names sample_weight."""
+    X, y = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 2
+    for estimator in (hml.LogisticRegression, hml.MultilayerPerceptron):
+        with pytest.raises(
+            ValueError, match=r"sample_weight must be 1-D with one weight per row of X \(30\); got shape \(29,\)"
+        ):
+            estimator(class_weight=class_weight).fit(X, y, sample_weight=np.ones(29))
