@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 
 from hml import backends
-from hml._array import check_X
+from hml._array import check_sample_weight, check_X
 from hml._kmeans import (
     Data,
     about,
@@ -161,8 +161,12 @@ class Centroids(BaseEstimator):
         """``fit(X)``, then the distances ‖x − cₖ‖ of its rows to the fitted centroids (``y`` is ignored)."""
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid."""
-        data = self._data(X)
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """−J: minus the sum of squared distances of the rows of ``X`` to their nearest centroid, each row's
+        times its ``sample_weight`` (as scikit-learn's)."""
+        ctx, Xc = self._validate_X(X)
+        weights = check_sample_weight(sample_weight, ctx, n_samples=Xc.shape[0], dtype=Xc.dtype)
+        raw = None if weights is None else weights.normalised * (weights.total / Xc.shape[0])  # sᵢ, not ŝᵢ
+        data = self._pass(ctx, Xc, raw)
         _, inertia = assign(data, self.cluster_centers_)
         return -float(data.ctx.read(inertia, "k-means score"))

@@ -245,10 +245,13 @@ class GaussianAnomalyDetection(BaseEstimator):
         log_epsilon = low + fraction * (high - low)
         return float(ctx.read(xp.reshape(log_epsilon, (-1,))[0], "contamination threshold"))
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """The mean log-likelihood 1/m Σᵢ log p(xᵢ) of the rows of ``X`` (higher: the model fits them better)."""
-        log_p, _ = self._log_density(X)
-        return float(self._ctx_.read(self._ctx_.xp.mean(log_p), "score"))
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """The mean log-likelihood 1/m Σᵢ log p(xᵢ) of the rows of ``X`` (higher: the model fits them better);
+        with ``sample_weight`` s, the weighted mean Σᵢ sᵢ log p(xᵢ) / Σs."""
+        log_p, Xc = self._log_density(X)
+        weights = check_sample_weight(sample_weight, self._ctx_, n_samples=Xc.shape[0], dtype=Xc.dtype)
+        mean = self._ctx_.xp.mean(log_p if weights is None else weights.normalised * log_p)
+        return float(self._ctx_.read(mean, "score"))
 
     def _log_density(self, X: Any) -> tuple[Any, Any]:
         ctx, Xc = self._validate_X(X)

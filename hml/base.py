@@ -15,12 +15,15 @@ import numpy as np
 from hml import backends, persistence
 from hml._array import (
     check_feature_names,
+    check_sample_weight,
     check_X,
+    check_y,
     feature_names,
     labels_on_host,
     squares_overflow_if_any,
     warn_if_small,
 )
+from hml._concrete import make_concrete
 from hml._declarations import (
     CLASS_WEIGHT,
     FIT_INTERCEPT,
@@ -41,6 +44,7 @@ from hml._params import (
 )
 from hml._platform import progress_bar
 from hml.exceptions import NotFittedError, as_sklearn
+from hml.numerics import r2
 
 if TYPE_CHECKING:
     import os
@@ -298,7 +302,7 @@ class BaseEstimator(Declared):
             del self.feature_names_in_
         self._dtype_ = fitted.X.dtype
         self._ctx_ = fitted.ctx
-        _make_concrete(self, fitted.ctx)
+        make_concrete(self, fitted.ctx)
 
     def _validate_X(self, X: Any) -> tuple[backends.ComputeContext, Any]:
         """``X`` for ``predict``-like calls: checked against the fit (features, their names, the
@@ -340,49 +344,11 @@ def _fitting(fit: Any) -> Any:
     return wrapped
 
 
-def _make_concrete(estimator: BaseEstimator, ctx: backends.ComputeContext) -> None:
-    """Replace the fitted arrays of ``estimator`` (``*_`` attributes, lists and tuples of them at any depth,
-    fitted sub-estimators such as ``feature_transformer_``) by concrete ones, all computed together. On Dask a
-    fitted model would otherwise keep graphs over its training data: every ``predict`` would re-read the
-    training chunks, a pickle would hold the whole graph, and a distributed scheduler the training's tasks
-    while the model lives. Other backends' arrays are concrete already: left as they are."""
-    if not ctx.backend.lazy:
-        return
-    slots: list[tuple[Any, Any]] = []  # (container, key) of every lazy array
-    tuples: list[tuple[Any, Any]] = []  # of every tuple holding one: a list while its arrays are replaced
-
-    def holds(value: Any) -> bool:  # a lazy array, at any depth of lists and tuples
-        return ctx.backend.owns(value) or (isinstance(value, (list, tuple)) and any(map(holds, value)))
-
-    def visit(container: Any, key: Any, value: Any) -> None:
-        if ctx.backend.owns(value):
-            slots.append((container, key))
-        elif isinstance(value, tuple) and holds(value):
-            tuples.append((container, key))
-            _set(container, key, list(value))
-            visit(container, key, _get(container, key))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                visit(value, i, item)
-        elif isinstance(value, BaseEstimator):
-            for name, item in vars(value).items():
-                if name.endswith("_") and name != "_ctx_":
-                    visit(value, name, item)
-
-    visit(None, None, estimator)
-    values = ctx.concrete(*(_get(container, key) for container, key in slots))
-    for (container, key), value in zip(slots, values, strict=True):
-        _set(container, key, value)
-    for container, key in reversed(tuples):  # inner tuples first, while their outer ones are lists
-        _set(container, key, tuple(_get(container, key)))
-
-
-def _get(container: Any, key: Any) -> Any:
-    return container[key] if isinstance(container, list) else getattr(container, key)
-
-
-def _set(container: Any, key: Any, value: Any) -> None:
-    container.__setitem__(key, value) if isinstance(container, list) else setattr(container, key, value)
+def r2_score_of(ctx: backends.ComputeContext, prediction: Any, y: Any, sample_weight: Any) -> float:
+    """A regressor's ``score``: R² of ``prediction`` (on ``ctx``) against ``y``, weighted by ``sample_weight``."""
+    y = check_y(y, ctx, n_samples=prediction.shape[0], dtype=prediction.dtype)
+    weights = check_sample_weight(sample_weight, ctx, n_samples=prediction.shape[0], dtype=prediction.dtype)
+    return r2(ctx.xp, y, prediction, None if weights is None else weights.normalised)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -405,6 +371,8 @@ class ClassifierMixin:
 
     if TYPE_CHECKING:  # what the mixin uses of the classifier: BaseEstimator's and its own
         classes_: np.ndarray
+        _ctx_: backends.ComputeContext
+        _dtype_: Any
         _validate_X: Callable[[Any], tuple[backends.ComputeContext, Any]]
         _proba: Callable[[Any], Any]
         _log_proba: Callable[[Any], Any]
@@ -440,9 +408,13 @@ class ClassifierMixin:
         _, Xc = self._validate_X(X)
         return backends.mirror(self._log_proba(Xc), X)
 
-    def score(self, X: Any, y: Any) -> float:
-        """Accuracy: the fraction of rows of ``X`` whose predicted class is ``y``'s. A label not seen in ``fit``
-        is never predicted, so its rows count as wrong (scikit-learn's rule: a cross-validation fold may hold
-        a class its training folds lack)."""
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy: the share of rows of ``X`` (weighted by ``sample_weight``) whose predicted class is ``y``'s.
+        A label not seen in ``fit`` is never predicted, so its rows count as wrong (scikit-learn's rule: a
+        cross-validation fold may hold a class its training folds lack)."""
         codes = self._predicted_codes(X)
-        return float(np.mean(self.classes_[codes] == labels_on_host(y, codes.shape[0], "y")))
+        right = self.classes_[codes] == labels_on_host(y, codes.shape[0], "y")
+        weights = check_sample_weight(sample_weight, self._ctx_, n_samples=codes.shape[0], dtype=self._dtype_)
+        return float(
+            np.mean(right) if weights is None else np.average(right, weights=backends.to_numpy(weights.normalised))
+        )

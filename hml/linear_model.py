@@ -20,9 +20,10 @@ from hml.base import (
     BaseEstimator,
     ClassifierMixin,
     PreparedProblem,
+    r2_score_of,
 )
 from hml.features import FeatureTransformer
-from hml.numerics import class_probabilities, log_class_probabilities, r2
+from hml.numerics import class_probabilities, log_class_probabilities
 from hml.optimize import gradient_descent, largest_curvature, make_rule, minimize
 
 __all__ = [
@@ -212,11 +213,11 @@ class LinearRegression(BaseEstimator):
         prediction, _ = self._predict(X)
         return backends.mirror(prediction, X)
 
-    def score(self, X: Any, y: Any) -> float:
-        """R² of the predictions for ``X`` against ``y`` (see :func:`hml.metrics.r2_score`)."""
-        prediction, Xc = self._predict(X)
-        y = check_y(y, self._ctx_, n_samples=Xc.shape[0], dtype=prediction.dtype)
-        return r2(self._ctx_.xp, y, prediction)
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of the predictions for ``X`` against ``y`` (see :func:`hml.metrics.r2_score`), rows weighted by
+        ``sample_weight`` (scikit-learn's weighted R²)."""
+        prediction, _ = self._predict(X)
+        return r2_score_of(self._ctx_, prediction, y, sample_weight)
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):

@@ -45,9 +45,10 @@ from hml.base import (
     ClassifierMixin,
     FitInput,
     PreparedProblem,
+    r2_score_of,
 )
 from hml.features import FeatureTransformer
-from hml.numerics import class_probabilities, log_class_probabilities, r2
+from hml.numerics import class_probabilities, log_class_probabilities
 from hml.optimize import MiniBatches, minimize
 
 __all__ = [
@@ -434,11 +435,11 @@ class MultilayerPerceptronRegressor(_Network):
         _, Xc = self._validate_X(X)
         return backends.mirror(self._ctx_.xp.reshape(self._outputs(Xc), (-1,)), X)
 
-    def score(self, X: Any, y: Any) -> float:
-        """R² of the predictions for ``X`` against ``y`` (see :func:`hml.metrics.r2_score`)."""
-        _, Xc = self._validate_X(X)
-        prediction = self._ctx_.xp.reshape(self._outputs(Xc), (-1,))
-        return r2(self._ctx_.xp, check_y(y, self._ctx_, n_samples=Xc.shape[0], dtype=prediction.dtype), prediction)
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of the predictions for ``X`` against ``y`` (see :func:`hml.metrics.r2_score`), rows weighted by
+        ``sample_weight`` (scikit-learn's weighted R²)."""
+        ctx, Xc = self._validate_X(X)
+        return r2_score_of(ctx, ctx.xp.reshape(self._outputs(Xc), (-1,)), y, sample_weight)
 
 
 # After the class, which wrapped it to validate its parameters and leave the estimator as it was on failure.

@@ -195,12 +195,16 @@ def standardise(X: Any, mean: Any, scale: Any) -> Any:
     return Z
 
 
-def r2(xp: Any, true: Any, pred: Any) -> float:
-    """R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² of validated arrays (see :func:`hml.metrics.r2_score`)."""
+def r2(xp: Any, true: Any, pred: Any, weights: Any = None) -> float:
+    """R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² of validated arrays (see :func:`hml.metrics.r2_score`); with ``weights``
+    s, 1 − Σsᵢ(yᵢ − ŷᵢ)² / Σsᵢ(yᵢ − ȳ)² about the weighted mean ȳ = Σsᵢyᵢ / Σs (scikit-learn's)."""
     if true.shape[0] < 2:
         raise ValueError("R² needs at least 2 samples (the variance of one value is undefined)")
-    residual = float(xp.sum((true - pred) ** 2))
-    total = float(xp.sum((true - xp.mean(true)) ** 2))
+    if weights is None:
+        residual, total = float(xp.sum((true - pred) ** 2)), float(xp.sum((true - xp.mean(true)) ** 2))
+    else:
+        mean = xp.sum(weights * true) / xp.sum(weights)
+        residual, total = float(xp.vecdot(weights, (true - pred) ** 2)), float(xp.vecdot(weights, (true - mean) ** 2))
     if total == 0.0:
         return 1.0 if residual == 0.0 else 0.0
     return 1.0 - residual / total

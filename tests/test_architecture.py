@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"hml.kernels"},
     {"hml._array", "hml._params", "hml.numerics"},
     {
+        "hml._concrete",
         "hml._declarations",
         "hml.optimize",
         "hml._kmeans",

@@ -192,3 +192,27 @@ class _NumPy:
     @staticmethod
     def to_numpy(a):
         return np.asarray(a)
+
+
+SCORED = [spec for spec in SPECS if hasattr(spec.cls, "score") and spec.cls.__module__.startswith("hml.")]
+
+
+@pytest.mark.parametrize("spec", SCORED, ids=str)
+def test_score_weighs_rows_as_repeated_rows_and_as_scikit_learns_metrics(case64, spec):
+    """score(X, y, sample_weight=w) with integer w is the score of the rows repeated, as scikit-learn's score
+    (its accuracy and R² take sample_weight); without weights, or with unit ones, the plain score."""
+    X, y, w = _problem(spec, seed=5)
+    model = _fit(_make(spec, X), case64, X, y)
+    y_arg = None if y is None else y
+    weighted = model.score(case64.asarray(X), y_arg, sample_weight=case64.asarray(w.astype(float)))
+    repeated_y = None if y is None else np.repeat(y, w)
+    repeated = model.score(case64.asarray(np.repeat(X, w, axis=0)), repeated_y)
+    assert weighted == pytest.approx(repeated, rel=1e-10, abs=1e-12)
+    plain = model.score(case64.asarray(X), y_arg)
+    assert model.score(case64.asarray(X), y_arg, sample_weight=np.ones(60)) == pytest.approx(plain, rel=1e-12)
+    metrics = pytest.importorskip("sklearn.metrics")
+    predicted = case64.to_numpy(model.predict(case64.asarray(X))) if spec.kind in ("classifier", "regressor") else None
+    if spec.kind == "classifier":
+        assert weighted == pytest.approx(metrics.accuracy_score(y, predicted, sample_weight=w), rel=1e-12)
+    if spec.kind == "regressor":
+        assert weighted == pytest.approx(metrics.r2_score(y, predicted, sample_weight=w), rel=1e-10)
