@@ -158,7 +158,10 @@ class _LineSearchRule:
 class LBFGS(_LineSearchRule):
     r"""Limited-memory BFGS (Liu & Nocedal, 1989): a quasi-Newton direction from the last ``memory``
     steps, a strong-Wolfe line search along it with c₂ = 0.9, and a unit first trial step once there
-    are pairs (the direction is then already scaled).
+    are pairs (the direction is then already scaled). Before, the first trial step along −∇J is
+    J(θ₀)/‖∇J(θ₀)‖², whose first-order decrease is J itself: right at any scale of the data for a loss
+    ≥ 0 with its minimum near 0; subtract a large constant from a cost first (J = ½‖θ − 1‖² + 10¹¹
+    stops at iteration 0, the line search unable to come back from a step 10¹¹ long).
 
     Parameters
     ----------
@@ -206,7 +209,7 @@ class LBFGS(_LineSearchRule):
 class ConjugateGradient(_LineSearchRule):
     r"""Polak–Ribière+ nonlinear conjugate gradient, with a strong-Wolfe line search (c₂ = 0.1: a
     more exact search than L-BFGS's keeps the directions conjugate); the first trial step repeats
-    the last step's first-order change. Works on θ of any shape (the original project passed a
+    the last step's first-order change (along −∇J at the start: :class:`LBFGS`'s, J(θ₀)/‖∇J(θ₀)‖²). Works on θ of any shape (the original project passed a
     2-D θ to SciPy's CG, which current SciPy rejects).
 
     Notes
