@@ -407,3 +407,27 @@ def test_lazy_arrays_only_deep_inside_a_tuple_are_made_concrete():
     for value, expected in ((a, [0, 1, 2]), (b, [1, 2, 3])):
         assert isinstance(value, np.ndarray)
         np.testing.assert_array_equal(value, expected)
+
+
+def test_fitted_tuples_keep_their_type_when_made_concrete():
+    """Fitted state at any depth of lists and tuples is computed at the end of a Dask fit; a named tuple stays
+    one (it came back a plain tuple), a tuple a tuple, a list a list."""
+    from typing import NamedTuple
+
+    from hml import backends
+    from hml._concrete import make_concrete
+
+    class Pair(NamedTuple):
+        first: object
+        second: object
+
+    class Fitted:
+        __params__: dict = {}  # what marks an hml estimator for make_concrete
+
+    fitted = Fitted()
+    fitted.pair_ = Pair(da.ones(3), (da.zeros(2), 1.0))
+    fitted.layers_ = [da.ones(2), Pair(da.ones(1), None)]
+    make_concrete(fitted, backends.resolve("dask"))
+    assert type(fitted.pair_) is Pair and type(fitted.pair_.second) is tuple and type(fitted.layers_[1]) is Pair
+    assert isinstance(fitted.pair_.first, np.ndarray) and isinstance(fitted.pair_.second[0], np.ndarray)
+    np.testing.assert_array_equal(fitted.layers_[0], np.ones(2))
