@@ -377,12 +377,12 @@ def test_lazy_arrays_in_nested_tuples_and_lists_are_made_concrete():
     """An optimiser's state is a tuple (the MLP's ``_rule_state_``): arrays in tuples, in tuples in tuples and in
     lists in tuples are computed with the rest, and each container keeps its type."""
     from hml import backends
-    from hml.base import _make_concrete
+    from hml._concrete import make_concrete
 
     x = da.arange(3.0, chunks=1)
     model = BaseEstimator()
     model.state_ = ("sgd", x, (x + 1, [x * 2]), [("n", x - 1)])
-    _make_concrete(model, backends.resolve("dask", None, x))
+    make_concrete(model, backends.resolve("dask", None, x))
     name, a, (b, [c]), [(n, d)] = model.state_
     assert (name, n) == ("sgd", "n")
     assert type(model.state_) is tuple and type(model.state_[2]) is tuple and type(model.state_[3][0]) is tuple
@@ -395,13 +395,13 @@ def test_lazy_arrays_only_deep_inside_a_tuple_are_made_concrete():
     """A tuple whose lazy arrays all sit in inner tuples or lists is looked into too; a tuple without one is left
     as it was (the same object)."""
     from hml import backends
-    from hml.base import _make_concrete
+    from hml._concrete import make_concrete
 
     x = da.arange(3.0, chunks=1)
     model = BaseEstimator()
     plain = ("key", 1)
     model.state_ = ("sgd", ((x,),), ["n", (x + 1,)], plain)
-    _make_concrete(model, backends.resolve("dask", None, x))
+    make_concrete(model, backends.resolve("dask", None, x))
     _, ((a,),), [_, (b,)], same = model.state_
     assert type(model.state_) is tuple and type(model.state_[1][0]) is tuple and same is plain
     for value, expected in ((a, [0, 1, 2]), (b, [1, 2, 3])):
@@ -421,10 +421,7 @@ def test_fitted_tuples_keep_their_type_when_made_concrete():
         first: object
         second: object
 
-    class Fitted:
-        __params__: dict = {}  # what marks an hml estimator for make_concrete
-
-    fitted = Fitted()
+    fitted = BaseEstimator()
     fitted.pair_ = Pair(da.ones(3), (da.zeros(2), 1.0))
     fitted.layers_ = [da.ones(2), Pair(da.ones(1), None)]
     make_concrete(fitted, backends.resolve("dask"))
