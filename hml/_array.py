@@ -227,14 +227,17 @@ def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, n
 class SampleWeight(NamedTuple):
     """Validated sample weights sᵢ ≥ 0, as the objectives use them.
 
-    ``normalised`` is ŝᵢ = sᵢ · m / Σs (mean 1, on the device, X's dtype): a mean over rows
-    1/m Σᵢ ŝᵢ fᵢ is then the weighted mean 1/Σs Σᵢ sᵢ fᵢ, so the formulas keep their 1/m. ``total``
-    is Σs (a Python float): what replaces m where a term does not depend on the rows, such as
-    the penalty λ/(2m)‖w‖², so that integer weights equal repeating rows.
+    ``normalised`` is ŝᵢ = sᵢ · m / Σs (mean 1, on the device, X's dtype): a mean 1/m Σᵢ ŝᵢ fᵢ is the weighted
+    mean 1/Σs Σᵢ sᵢ fᵢ, so formulas keep their 1/m. ``total`` is Σs (a float): it replaces m where a term does not
+    depend on the rows (the penalty λ/(2m)‖w‖²), so integer weights equal repeated rows. ``given`` is sᵢ itself.
     """
 
     normalised: Any
     total: float
+
+    @property
+    def given(self) -> Any:  # sᵢ = ŝᵢ Σs / m: for a sum over the rows, not a mean (k-means' distortion)
+        return self.normalised * (self.total / self.normalised.shape[0])
 
 
 def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: int, dtype: Any) -> SampleWeight | None:

@@ -166,7 +166,6 @@ class Centroids(BaseEstimator):
         times its ``sample_weight`` (as scikit-learn's)."""
         ctx, Xc = self._validate_X(X)
         weights = check_sample_weight(sample_weight, ctx, n_samples=Xc.shape[0], dtype=Xc.dtype)
-        raw = None if weights is None else weights.normalised * (weights.total / Xc.shape[0])  # sᵢ, not ŝᵢ
-        data = self._pass(ctx, Xc, raw)
+        data = self._pass(ctx, Xc, None if weights is None else weights.given)
         _, inertia = assign(data, self.cluster_centers_)
         return -float(data.ctx.read(inertia, "k-means score"))

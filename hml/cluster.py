@@ -423,8 +423,7 @@ class MiniBatchKMeans(Centroids):
         ctx, X = fit_input.ctx, fit_input.X
         n = X.shape[0]
         weights = check_sample_weight(sample_weight, ctx, n_samples=n, dtype=X.dtype)
-        raw = None if weights is None else weights.normalised * (weights.total / n)
-        data = self._pass(ctx, X, raw)
+        data = self._pass(ctx, X, None if weights is None else weights.given)
         steps = 0 if first else self.n_steps_
         rng = np.random.default_rng([int(p.random_state.integers(2**32)), steps])
         if first:

@@ -163,8 +163,7 @@ class _Network(BaseEstimator):
         if p.early_stopping:  # the validation rows leave before anything is fitted to them
             train, held = hold_out(targets, p)
             if (every_row := check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)) is not None:
-                # checked on all rows, as without the split; the training rows keep their own sᵢ = ŝᵢ Σs / m
-                sample_weight = ctx.take_rows(every_row.normalised, train) * (every_row.total / X.shape[0])
+                sample_weight = ctx.take_rows(every_row.given, train)  # checked on all rows, as without the split
             X, X_held = ctx.take_rows(X, train), ctx.take_rows(X, held)
             targets, targets_held = targets.split(ctx, train, held)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
