@@ -109,7 +109,7 @@ def normal_equation(
     gram = weighted.T @ Zc
     rhs = xp.reshape(yc @ weighted, (n, 1))
     try:
-        if l2 > 0.0:  # positive definite: a Cholesky-based solve
+        if l2 > 0.0:  # positive definite, so nonsingular: a linear solve
             gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
             w = xp.reshape(kernels.solve(gram, rhs), (n,))
         else:

@@ -147,7 +147,7 @@ class GaussianAnomalyDetection(BaseEstimator):
     contamination: float | None = param(
         default=0.01,
         rule=Real(positive=True, maximum=0.5, allow_none=True),
-        doc="Without a threshold: ε is the ``contamination`` quantile of p over the training points, so that "
+        doc="Without a threshold: ε is exp of the ``contamination`` quantile of log p over the training points, so that "
         "fraction of them is flagged. None: ``predict`` waits for :meth:`fit_threshold` (or a threshold).",
     )
 
