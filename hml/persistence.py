@@ -20,9 +20,11 @@ sub-estimator (``feature_transformer_``). Device arrays are the model's computed
 labels, feature names).
 
 Loading checks what it reads before it builds a model: the format and its version, the
-class against hml's estimators, the parameter and attribute names, every array's dtype, and
-at the end that the model predicts on two rows -- so a tampered file gives a ValueError
-that names what is wrong, never a model that is silently wrong.
+class against hml's estimators, the parameter names (exactly the class's), the attributes'
+names (a fitted attribute's form: ``coef_``, never a dunder or a method), every array's dtype
+(the model's float dtype; integers for cluster labels), and at the end that the model
+predicts on two rows, finitely and with one probability per class -- so a tampered file
+gives a ValueError that names what is wrong, never a model that is silently wrong.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ FORMAT_VERSION = 1
 _METADATA = "__hml__"
 #: Fitted attributes that stay NumPy on every backend (labels may be strings).
 _HOST = frozenset({"classes_", "feature_names_in_"})
+#: Fitted attributes on the device that hold integers (cluster indices); every other device array
+#: holds floats of the model's dtype.
+_INTEGER_STATE = frozenset({"labels_"})
 #: A fitted attribute's name: ``coef_``, ``_whitening_``; not a dunder, not a method's name.
 _STATE_NAME = re.compile(r"^_?[a-z][a-z0-9_]*[a-z0-9]_$")
 _FLOATS = ("float32", "float64")
@@ -118,10 +123,10 @@ def _write_atomically(path: Path, data: bytes) -> Path:
                 f"cannot save the model to {str(path)!r}: cannot create a file in "
                 f"{str(path.parent)!r} ({error.strerror}); choose a writable directory",
             ) from error
+        fix = "give a file name, not a directory" if path.is_dir() else "free some space or choose another directory"
         raise OSError(
             error.errno,
-            f"cannot save the model to {str(path)!r}: {error.strerror or error}; "
-            "nothing was written (free some space or choose another directory)",
+            f"cannot save the model to {str(path)!r}: {error.strerror or error}; nothing was written ({fix})",
         ) from error
     return path
 
@@ -261,8 +266,8 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise refused(f"it has no {_METADATA!r} entry (not written by hml.save)")
     try:
         metadata = json.loads(arrays.pop(_METADATA).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise refused(f"its {_METADATA!r} entry is not JSON ({error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise refused(f"its {_METADATA!r} entry is not JSON ({type(error).__name__}: {error})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise refused(
             f"its format is {metadata.get('format') if isinstance(metadata, dict) else metadata!r}, not {FORMAT!r}"
@@ -282,6 +287,8 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             raise refused(str(error)) from None
     if not isinstance(metadata.get("model"), dict) or not isinstance(metadata.get("fitted_on"), dict):
         raise refused("its description has no 'model' or 'fitted_on'")
+    if not isinstance(metadata["fitted_on"].get("backend"), str):
+        raise refused(f"its 'fitted_on' names no backend (got {metadata['fitted_on'].get('backend')!r})")
     return metadata, arrays
 
 
@@ -313,7 +320,7 @@ class _Decoder:
         if not isinstance(description, dict) or set(description) != {"class", "params", "state"}:
             raise self.refused("a model's description must hold exactly 'class', 'params' and 'state'")
         name = description["class"]
-        if name not in classes:
+        if not isinstance(name, str) or name not in classes:
             raise self.refused(f"unknown class {name!r}; hml's estimators are {sorted(classes)}")
         cls = classes[name]
         params, state = description["params"], description["state"]
@@ -336,11 +343,11 @@ class _Decoder:
         for key, value in state.items():
             if not isinstance(key, str) or not _STATE_NAME.match(key):
                 raise self.refused(f"{key!r} is not a fitted attribute's name")
-            setattr(model, key, self.value(value, f"{name}.{key}"))
+            setattr(model, key, self.value(value, f"{name}.{key}", integers=key in _INTEGER_STATE))
         model._ctx_ = self.ctx
         return model
 
-    def value(self, encoded: Any, where: str, params_: bool = False) -> Any:
+    def value(self, encoded: Any, where: str, params_: bool = False, integers: bool = False) -> Any:
         if (
             not isinstance(encoded, dict)
             or len(set(encoded) & {"json", "list", "dict", "estimator", "dtype", "array"}) != 1
@@ -354,7 +361,7 @@ class _Decoder:
         if "list" in encoded:
             if not isinstance(encoded["list"], list):
                 raise self.refused(f"{where}'s list is not a list")
-            return [self.value(item, f"{where}[{i}]", params_) for i, item in enumerate(encoded["list"])]
+            return [self.value(item, f"{where}[{i}]", params_, integers) for i, item in enumerate(encoded["list"])]
         if "dict" in encoded:
             pairs = encoded["dict"]
             if not isinstance(pairs, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
@@ -362,7 +369,10 @@ class _Decoder:
             keys = [self.value(key, f"{where} key", params_) for key, _ in pairs]
             if not all(isinstance(key, (str, int, float)) for key in keys):
                 raise self.refused(f"{where}'s keys must be numbers or strings")
-            return {key: self.value(v, f"{where}[{key!r}]", params_) for key, (_, v) in zip(keys, pairs, strict=True)}
+            return {
+                key: self.value(v, f"{where}[{key!r}]", params_, integers)
+                for key, (_, v) in zip(keys, pairs, strict=True)
+            }
         if "estimator" in encoded:
             ctx_dtype = self.dtype
             inner = self.estimator(encoded["estimator"])
@@ -372,14 +382,14 @@ class _Decoder:
             if encoded["dtype"] not in _FLOATS:
                 raise self.refused(f"{where} names dtype {encoded['dtype']!r}; the format holds {list(_FLOATS)}")
             return encoded["dtype"] if params_ else getattr(self.ctx.xp, encoded["dtype"])
-        return self.array(encoded, where, params_)
+        return self.array(encoded, where, params_, integers)
 
-    def array(self, encoded: dict[str, Any], where: str, params_: bool) -> Any:
+    def array(self, encoded: dict[str, Any], where: str, params_: bool, integers: bool) -> Any:
         name = encoded["array"]
-        if name not in self.arrays or name in self.used:
+        if not isinstance(name, str) or name not in self.arrays or name in self.used:
             raise self.refused(
                 f"{where} refers to array {name!r}, which the file "
-                f"{'uses twice' if name in self.used else 'does not hold'}"
+                f"{'uses twice' if isinstance(name, str) and name in self.used else 'does not hold'}"
             )
         self.used.add(name)
         host = self.arrays[name]
@@ -389,7 +399,9 @@ class _Decoder:
             return host
         if encoded.get("on") != "device":
             raise self.refused(f"{where}: 'on' must be 'device' or 'host'")
-        if host.dtype.kind == "f" and self.dtype is not None and host.dtype.name != self.dtype:
+        if integers and host.dtype.kind not in "iu":
+            raise self.refused(f"{where} is {host.dtype}, where it holds integers")
+        if not integers and host.dtype.name != self.dtype:
             raise self.refused(f"{where} is {host.dtype}, but the model computes in {self.dtype}")
         if self.ctx.backend.lazy:  # Dask: fitted state is concrete, in the chunks' library
             return host
@@ -398,21 +410,37 @@ class _Decoder:
 
 def _check_predicts(model: Any, refused: Any) -> None:
     """The arrays must fit together: the model's own prediction on two rows of zeros, checked
-    for its shape. A tampered shape shows up here instead of at the user's first predict."""
+    for its shape, and a classifier's probabilities, one column per class of ``classes_``. A
+    tampered shape shows up here instead of at the user's first predict."""
     n_features = getattr(model, "n_features_in_", None)
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise refused(f"n_features_in_ is {n_features!r}, not a positive int")
-    method = next(name for name in ("predict", "transform", "score_samples") if hasattr(model, name))
+    # score_samples first: an anomaly detector without a threshold yet has no predict to probe.
+    method = next(name for name in ("score_samples", "predict", "transform") if hasattr(model, name))
     names = getattr(model, "feature_names_in_", None)
     if names is not None and (names.ndim != 1 or len(names) != n_features):
         raise refused(f"feature_names_in_ has shape {names.shape} for {n_features} features")
+    classes = getattr(model, "classes_", None)
+    probe = np.zeros((2, n_features))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "X has no feature names": the probe is a plain array
-            out = getattr(model, method)(np.zeros((2, n_features)))
+            out = getattr(model, method)(probe)
+            proba = model.predict_proba(probe) if classes is not None else None
     except Exception as error:
         raise refused(
             f"its arrays do not fit together: {method} on {n_features} features raised {type(error).__name__}: {error}"
         ) from None
+    # A prediction or probability is finite for finite weights (a transform of far-off data may not be).
+    for name, values in ((method, out if method == "predict" else None), ("predict_proba", proba)):
+        host = None if values is None else backends.to_numpy(values)
+        if host is not None and host.dtype.kind == "f" and not np.isfinite(host).all():
+            raise refused(f"its {name} of two rows of zeros is not finite: the file holds NaN or infinite weights")
+    columns = None if proba is None else proba.shape[1]
     if getattr(out, "shape", (None,))[0] != 2:
         raise refused(f"its arrays do not fit together: {method} of 2 rows gave shape {getattr(out, 'shape', None)}")
+    if classes is not None and (getattr(classes, "ndim", 0) != 1 or columns != classes.shape[0]):
+        raise refused(
+            f"its arrays do not fit together: classes_ has shape {getattr(classes, 'shape', None)}, "
+            f"the model has {columns} outputs"
+        )

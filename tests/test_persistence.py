@@ -210,6 +210,32 @@ TAMPERED = {
     ),
     "extra array": (None, lambda a, m: a.update(extra=np.zeros(3)), r"arrays \['extra'\] are not part of the model"),
     "untagged value": (lambda m: m["model"]["state"].update(n_iter_=5), None, r"n_iter_ is not a tagged value"),
+    "integer weights": (
+        None,
+        lambda a, m: a.update({_coef_array(m): a[_coef_array(m)].astype(np.int64)}),
+        r"coef_ is int64, but the model computes in float64",
+    ),
+    "NaN weights": (
+        None,
+        lambda a, m: a.update({_coef_array(m): np.full_like(a[_coef_array(m)], np.nan)}),
+        r"predict_proba of two rows of zeros is not finite",
+    ),
+    "a class more": (  # predicts on, with the labels shifted and no probability for one class
+        None,
+        lambda a, m: a.update({m["model"]["state"]["classes_"]["array"]: np.array(["a", "maybe", "no", "yes"])}),
+        r"classes_ has shape \(4,\), the model has 3 outputs",
+    ),
+    "no backend": (lambda m: m["fitted_on"].pop("backend"), None, r"its 'fitted_on' names no backend"),
+    "a list for a class": (
+        lambda m: m["model"].update({"class": ["LogisticRegression"]}),
+        None,
+        r"unknown class \['LogisticRegression'\]",
+    ),
+    "a list for an array's name": (
+        lambda m: m["model"]["state"]["coef_"].update(array=[_coef_array(m)]),
+        None,
+        r"coef_ refers to array \['a\d+'\], which the file does not hold",
+    ),
 }
 
 
@@ -337,3 +363,57 @@ def test_a_class_weight_dict_round_trips_with_its_label_types(tmp_path, labels):
     again = hml.load(model.save(tmp_path / "m.npz"))
     assert again.class_weight == {labels[0]: 3.0} and type(next(iter(again.class_weight))) is type(labels[0])
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+def test_json_nested_past_the_recursion_limit_is_refused(saved):
+    with np.load(saved, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["__hml__"] = np.frombuffer(b"[" * 100_000, dtype=np.uint8)
+    with open(saved, "wb") as file:
+        np.savez(file, **arrays)
+    with pytest.raises(ValueError, match=r"'__hml__' entry is not JSON \(RecursionError"):
+        hml.load(saved)
+
+
+def test_cluster_labels_must_be_integers(tmp_path):
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    path = hml.KMeans(3, n_init=1, random_state=0).fit(X).save(tmp_path / "k.npz")
+
+    def floats(arrays, metadata):
+        name = metadata["model"]["state"]["labels_"]["array"]
+        arrays[name] = arrays[name].astype(np.float64)
+
+    _rewrite(path, edit_arrays=floats)
+    with pytest.raises(ValueError, match=r"KMeans.labels_ is float64, where it holds integers"):
+        hml.load(path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dtype_given_as_a_numpy_type_saves_and_moves(tmp_path, dtype):
+    """``np.float32`` (a type, whose ``__array_namespace__`` makes it look like an array) is a dtype."""
+    X, y = BY_ID["linear-gd"].data(n=60, d=3)
+    model = hml.LinearRegression(max_iter=30, dtype=dtype).fit(X, y)
+    again = hml.load(model.save(tmp_path / "m.npz"))
+    assert again.get_params()["dtype"] == np.dtype(dtype).name and again.coef_.dtype == dtype
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    np.testing.assert_array_equal(model.to("numpy").predict(X), model.predict(X))
+
+
+def test_an_anomaly_detector_without_a_threshold_yet_loads(tmp_path):
+    """Saved between fit and fit_threshold: it has no predict yet, and loads to call fit_threshold."""
+    rng = np.random.default_rng(0)
+    X, X_val = rng.normal(size=(60, 2)), rng.normal(size=(20, 2)) * [1.0, 4.0]
+    model = hml.GaussianAnomalyDetection(contamination=None).fit(X)
+    again = hml.load(model.save(tmp_path / "g.npz"))
+    np.testing.assert_array_equal(again.score_samples(X), model.score_samples(X))
+    y_val = (np.abs(X_val[:, 1]) > 4).astype(int)
+    again.fit_threshold(X_val, y_val)
+    model.fit_threshold(X_val, y_val)
+    np.testing.assert_array_equal(again.predict(X_val), model.predict(X_val))
+
+
+def test_saving_onto_a_directory_says_to_give_a_file_name(tmp_path):
+    model, _ = _fit(BY_ID["linear-gd"], "numpy")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OSError, match=r"nothing was written \(give a file name, not a directory\)"):
+        model.save(tmp_path / "d")

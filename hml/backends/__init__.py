@@ -176,8 +176,9 @@ def get_backend() -> str:
 
 
 def is_array(obj: Any) -> bool:
-    """Whether ``obj`` is an array of some array library (lists, scalars and pandas objects are not)."""
-    return array_api_compat.is_array_api_obj(obj) and not isinstance(obj, np.generic)
+    """Whether ``obj`` is an array of some array library (lists, scalars, pandas objects and types
+    such as ``np.float32``, whose class attribute ``__array_namespace__`` looks like an array's, are not)."""
+    return array_api_compat.is_array_api_obj(obj) and not isinstance(obj, (np.generic, type))
 
 
 def backend_of(array: Any) -> Backend:
