@@ -70,7 +70,14 @@ def run_demo(
         print('hml demo: the plots need matplotlib; install it with: pip install "hml[demo]"', file=sys.stderr)
         return 2
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"hml demo: cannot write the plots to {str(out)!r} ({exc.strerror or exc}); give --out a folder",
+            file=sys.stderr,
+        )
+        return 2
     where = f"{ctx.backend.name}/{ctx.backend.device_name(ctx.device)}"
     demo = Demo(backend, device, out)
     print(f"hml {hml.__version__} demo on {where}; plots and results.json go to {out}/", file=stream, flush=True)

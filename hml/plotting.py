@@ -35,17 +35,8 @@ __all__ = [
 ]
 
 #: Colours of classes 0, 1, 2, ... (matplotlib's tab10).
-CLASS_COLOURS = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
+CLASS_COLOURS = tuple(
+    f"#{rgb}" for rgb in "1f77b4 ff7f0e 2ca02c d62728 9467bd 8c564b e377c2 7f7f7f bcbd22 17becf".split()
 )
 
 
@@ -62,6 +53,19 @@ def _axes(ax: Any, figsize: tuple[float, float] = (6.0, 4.0)) -> Any:
     if ax is not None:
         return ax
     return _pyplot().subplots(figsize=figsize)[1]
+
+
+def _columns(X: Any, what: str, count: int = 2, *, at_least: bool = False) -> np.ndarray:
+    """``X`` on the host, refused with a clear message unless it has ``count`` columns (or more,
+    ``at_least``): the plots draw one feature against y, or the plane of two. A 1-D x is one column."""
+    host = backends.to_numpy(X)
+    host = host[:, None] if count == 1 and host.ndim == 1 else host
+    if host.ndim != 2 or host.shape[1] < count or (not at_least and host.shape[1] != count):
+        features = "one feature" if count == 1 else "two features"
+        raise ValueError(
+            f"{what} plots {features}; X has shape {host.shape}: pass {count} column(s), e.g. X[:, :{count}]"
+        )
+    return host
 
 
 def _codes(labels: Any, classes: np.ndarray) -> np.ndarray:
@@ -134,24 +138,25 @@ def scatter_classes(
     title: str | None = None,
     marker_size: float = 24.0,
 ) -> Any:
-    """The rows of a two-column ``X`` as points coloured by class ``y``."""
-    ax = _axes(ax)
-    X, labels = backends.to_numpy(X), backends.to_numpy(y)
+    """The rows of a two-column ``X`` as points coloured by class ``y``.
+
+    With ``classes`` (a model's ``classes_``), each class keeps its colour of :func:`decision_regions`;
+    a label of ``y`` missing from them (a class the model never saw) gets a colour of its own."""
+    X, labels = _columns(X, "scatter_classes", at_least=True), backends.to_numpy(y)
     classes = np.unique(labels) if classes is None else backends.to_numpy(classes)
-    codes = _codes(labels, classes)
-    for k, label in enumerate(classes):
-        rows = codes == k
-        name = class_names[k] if class_names is not None else str(label)
-        ax.scatter(
-            X[rows, 0],
-            X[rows, 1],
-            s=marker_size,
-            color=_colour(k),
-            edgecolor="white",
-            linewidth=0.5,
-            label=name,
-            zorder=3,
+    if class_names is not None and len(class_names) != classes.size:
+        raise ValueError(
+            f"class_names has {len(class_names)} names for the {classes.size} classes {classes.tolist()}; "
+            "give one name per class, in their order"
         )
+    unseen = np.setdiff1d(np.unique(labels), classes)
+    names = [str(label) for label in classes] if class_names is None else list(class_names)
+    classes, names = np.concatenate([classes, unseen]), names + [str(label) for label in unseen]
+    ax = _axes(ax)
+    codes = _codes(labels, classes)
+    for k, name in enumerate(names):
+        style = {"s": marker_size, "color": _colour(k), "edgecolor": "white", "linewidth": 0.5, "zorder": 3}
+        ax.scatter(X[codes == k, 0], X[codes == k, 1], label=name, **style)
     return _label(ax, feature_names, title)
 
 
@@ -165,7 +170,7 @@ def prediction_grid(
     which draws the boundary transposed across the diagonal.) One call of ``predict`` on
     all ``resolution²`` points: no loop over the grid.
     """
-    X = backends.to_numpy(X)
+    X = _columns(X, "prediction_grid")
     low, high = X.min(axis=0), X.max(axis=0)
     margin = padding * np.where(high > low, high - low, 1.0)
     xs = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
@@ -195,6 +200,7 @@ def decision_regions(
     """
     if not hasattr(model, "classes_"):
         raise NotFittedError(f"decision_regions needs a fitted classifier; got {type(model).__name__} without classes_")
+    X = _columns(X, "decision_regions")
     ax = _axes(ax)
     classes = backends.to_numpy(model.classes_)
     xs, ys, Z = prediction_grid(lambda points: _codes(model.predict(points), classes), X, resolution=resolution)
@@ -344,13 +350,13 @@ def regression_curve(
     data_label: str = "training data",
 ) -> Any:
     """Training (and test) points of a one-feature regression, with the model's prediction
-    over the whole x range drawn as a curve."""
+    over the whole x range drawn as a curve. ``X`` is one column, or a 1-D array of x."""
     ax = _axes(ax)
-    X, y = backends.to_numpy(X), backends.to_numpy(y)
+    X, y = _columns(X, "regression_curve", 1), backends.to_numpy(y)
     ax.scatter(X[:, 0], y, s=16, color=_colour(0), label=data_label, zorder=3)
     low, high = X[:, 0].min(), X[:, 0].max()
     if X_test is not None:
-        X_test = backends.to_numpy(X_test)
+        X_test = _columns(X_test, "regression_curve", 1)
         ax.scatter(X_test[:, 0], backends.to_numpy(y_test), s=16, color=_colour(1), label="test data", zorder=3)
         low, high = min(low, X_test[:, 0].min()), max(high, X_test[:, 0].max())
     xs = np.linspace(low, high, 400, dtype=X.dtype if X.dtype.kind == "f" else np.float64)[:, None]
@@ -378,8 +384,8 @@ def density_contours(
     """Contours of a fitted two-feature density's log p(x), the rows of ``X`` and, where the
     model has a threshold ε, the boundary p(x) = ε (thick red) and the points it flags
     (red rings). With ``y`` (1 = anomaly), the labelled anomalies are drawn as crosses."""
+    X = _columns(X, "density_contours")
     ax = _axes(ax)
-    X = backends.to_numpy(X)
     xs, ys, log_p = prediction_grid(model.log_density, X, resolution=resolution, padding=0.15)
     finite = log_p[np.isfinite(log_p)]
     low = max(float(np.percentile(finite, 2)), float(backends.to_numpy(model.log_density(X)).min()) - 5.0)

@@ -362,6 +362,26 @@ def test_corrupt_cached_file_is_downloaded_again(home):
     assert datasets.cache_status(FILES["homemade/iris.csv"]) == "cached"
 
 
+@needs_mirror
+def test_a_corrupt_cached_file_with_download_false_says_it_is_corrupt(home):
+    datasets.load_iris()
+    cached = home / "homemade" / "iris.csv"
+    cached.write_bytes(cached.read_bytes().replace(b"SETOSA", b"SETOSX", 1))
+    with pytest.raises(ChecksumMismatchError, match=r"iris.csv: SHA-256 .*, and download=False: delete it or pass"):
+        datasets.load_iris(download=False)
+    assert datasets.cache_status(FILES["homemade/iris.csv"]) == "corrupt"
+
+
+@needs_mirror
+def test_a_file_where_the_cache_folder_belongs_is_a_cache_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("HML_DATA_HOME", str(tmp_path / "file" / "cache"))
+    with pytest.raises(
+        DatasetError, match=r"(?s)could not write homemade/iris.csv into the cache .*NotADirectoryError"
+    ):
+        datasets.load_iris()
+
+
 def test_download_false_with_an_empty_cache(home):
     with pytest.raises(DatasetError, match=r"not in the cache at .*download=False"):
         datasets.load_iris(download=False)

@@ -111,6 +111,12 @@ def test_a_missing_data_set_is_a_clear_message_and_exit_1(tmp_path, monkeypatch,
     assert report["results"] == [] and "k_means" in report["errors"]
 
 
+def test_an_out_that_is_a_file_is_a_clear_message_and_exit_2(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    assert main(["demo", "--only", "k_means", "--out", str(tmp_path / "a_file")]) == 2
+    assert "hml demo: cannot write the plots to" in capsys.readouterr().err
+
+
 def test_unknown_step_names_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--only", "svm"])

@@ -135,3 +135,38 @@ def test_regression_curve_draws_the_models_predictions():
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), 3.0 * line.get_xdata() + 1.0, atol=1e-9)
     assert line.get_xdata().max() == pytest.approx(X[4, 0] + 1.0)  # the curve covers the test points too
+
+
+def test_a_label_the_model_never_saw_gets_its_own_colour_and_name():
+    """A test set holding a class missing from training: drawn apart, never merged into a neighbour."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + 4.0, rng.normal(size=(30, 2)) + [8.0, 0.0]]
+    y = np.repeat([0, 10, 5], 30)
+    model = hml.LogisticRegression().fit(X[:60], y[:60])
+    ax = plotting.decision_regions(model, X, y, ax=axes())
+    points = [c for c in ax.collections if not hasattr(c, "levels")]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "10", "5"]
+    assert [len(c.get_offsets()) for c in points] == [30, 30, 30]
+    np.testing.assert_array_equal(points[2].get_offsets(), X[60:])
+    assert len({tuple(c.get_facecolor()[0]) for c in points}) == 3
+
+
+def test_plots_of_two_features_refuse_other_widths_and_the_curve_takes_a_1d_x():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = hml.LogisticRegression().fit(X[:, :1], y)
+    for call in (
+        lambda: plotting.decision_regions(model, X[:, :1], y, ax=axes()),
+        lambda: plotting.scatter_classes(X[:, :1], y, ax=axes()),
+        lambda: plotting.density_contours(hml.GaussianAnomalyDetection().fit(X), X, ax=axes()),
+    ):
+        with pytest.raises(ValueError, match=r"plots two features; X has shape \(40, [13]\): pass 2 column"):
+            call()
+    with pytest.raises(ValueError, match=r"class_names has 1 names for the 2 classes \[0, 1\]"):
+        plotting.scatter_classes(X, y, ax=axes(), class_names=["one"])
+    line = hml.LinearRegression(solver="normal").fit(X[:, :1], X[:, 0])
+    ax = plotting.regression_curve(line, X[:, 0], X[:, 0], ax=axes())
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), ax.get_lines()[0].get_xdata(), atol=1e-9)
+    with pytest.raises(ValueError, match=r"regression_curve plots one feature; X has shape \(40, 3\)"):
+        plotting.regression_curve(line, X, X[:, 0], ax=axes())

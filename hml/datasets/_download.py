@@ -164,11 +164,13 @@ def _download(file: DataFile, url: str, target: Path) -> bytes:
 
 
 def _cannot_write(exc: BaseException) -> bool:
-    """An error of writing into the cache (disk full, read-only, no permission), not of the source."""
+    """An error of writing into the cache (disk full, read-only, no permission, a file where a folder
+    belongs), not of the source."""
     return (
         not isinstance(exc, urllib.error.URLError)
         and isinstance(exc, OSError)
-        and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+        and exc.errno
+        in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR)
     )
 
 
@@ -197,6 +199,10 @@ def read_file(file: DataFile, home: str | os.PathLike[str] | None = None, *, dow
         try:
             return _content(file, target.read_bytes(), f"cached {target}")
         except DatasetError as exc:
+            if not download:
+                raise type(exc)(
+                    f"{exc}, and download=False: delete it or pass download=True to fetch it again"
+                ) from None
             warn(f"{exc}; downloading it again", UserWarning)
     if not download:
         raise DatasetError(f"{file.key} is not in the cache at {target} and download=False. {_ENVIRONMENT_HELP}")
