@@ -123,7 +123,7 @@ def _check_finite(ctx: ComputeContext, array: Any, name: str) -> None:
     flat = int(ctx.read(xp.argmax(xp.astype(xp.reshape(bad, (-1,)), xp.int8)), "input check"))
     where = f"row {flat // array.shape[1]}, column {flat % array.shape[1]}" if array.ndim == 2 else f"index {flat}"
     raise ValueError(
-        f"{name} contains {count} NaN or infinite value(s) (the first at {where}); remove or impute them before fitting"
+        f"{name} contains {count} NaN or infinite value(s) (the first at {where}); remove or impute them first"
     )
 
 

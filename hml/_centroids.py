@@ -78,10 +78,16 @@ class Centroids(BaseEstimator):
             raise ValueError(f"n_clusters={k} is larger than the number of samples, {n}; use n_clusters <= {n}")
         if isinstance(p.init, str):
             return None
-        start = check_X(p.init, ctx, dtype=X.dtype, n_features=X.shape[1], name="init")
-        if start.shape[0] != k:
+        if callable(p.init):  # scikit-learn's init(X, n_clusters, random_state)
+            raise TypeError(
+                f"init={p.init!r} is a callable, which hml does not call; pass 'k-means++', 'random' or its "
+                f"centroids, init=your_init(X, {k}, random_state), an array of shape ({k}, {X.shape[1]})"
+            )
+        start = check_X(p.init, ctx, dtype=X.dtype, name="init")
+        if start.shape != (k, X.shape[1]):
             raise ValueError(
-                f"init has {start.shape[0]} centroids but n_clusters={k}; pass an array of shape ({k}, {X.shape[1]})"
+                f"init has {start.shape[0]} centroids of {start.shape[1]} features, for n_clusters={k} and X's "
+                f"{X.shape[1]} features; pass an array of shape ({k}, {X.shape[1]})"
             )
         return start
 

@@ -1,5 +1,5 @@
 """k-means as passes over row blocks: X's squared norms, the E-step, Lloyd's step and update,
-re-seeding of empty clusters, k-means++ seeding -- each a block function that
+k-means++ seeding -- each a block function that
 :func:`hml.backends.reduce_rows` runs over the rows (blocks, threads, chunks), so no N × K matrix
 is ever built. :mod:`hml.cluster` iterates them.
 """
@@ -11,7 +11,6 @@ import math
 from typing import Any, NamedTuple
 
 import array_api_compat
-import numpy as np
 
 from hml import backends, kernels
 from hml._array import squares_overflow
@@ -32,7 +31,6 @@ __all__ = [
     "origin",
     "prepared",
     "relative",
-    "reseed_empty",
     "row_bytes_per_row",
     "sums_and_counts",
     "transform_block",
@@ -99,7 +97,8 @@ def prepared(
     X = kernels.row_major(X)
     row_bytes = functools.partial(row_bytes_per_row, n_clusters, X.shape[1])  # in each chunk's own library
     out: dict[str, Rows | Sum] = {"norms": Rows(X.dtype), "total": Sum((), X.dtype)}
-    o = origin(X)  # computed with the norms (lazily: X's first chunks are read once, in their pass)
+    # Lazily, o is computed with the norms from X's first rows: the first chunks are read once, in their pass.
+    o = origin(X, spread=not ctx.backend.lazy)
     arrays, shared = ([X], (None, o)) if weights is None else ([X, weights], (o,))
     norms = backends.reduce_rows(
         _norms_block, arrays, shared, out=out, row_bytes=row_bytes, working_memory=working_memory
@@ -118,9 +117,9 @@ def _norms_block(X: Any, weights: Any, origin: Any) -> tuple[Any, Any]:
 ORIGIN_ROWS = 1024
 
 
-def origin(X: Any) -> Any:
-    """o, the mean of X's first rows (at most :data:`ORIGIN_ROWS`): a point among the data, which the
-    distances are computed from.
+def origin(X: Any, spread: bool = True) -> Any:
+    """o, the mean of :data:`ORIGIN_ROWS` of X's rows, evenly spaced through X (``spread``; X's first
+    rows otherwise): a point among the data, which the distances are computed from.
 
     ‖x − c‖² = ‖x‖² − 2x·c + ‖c‖² in X's dtype carries a rounding error of about ε(‖x‖² + ‖c‖²): where
     the data lie far from 0 against their spread (float32 coordinates near 10³ with a spread near 1)
@@ -128,10 +127,14 @@ def origin(X: Any) -> Any:
     distances come out wrong. From o (:func:`relative`) the error is about ε‖x‖‖c − o‖ instead: smaller
     by the ratio of the data's distance from 0 to its spread -- most of what scikit-learn gets by centring
     a copy of X by its mean (exact at any distance), with no copy and no extra pass (o, unlike X's mean,
-    needs no pass of its own). A pass that keeps no ‖x − o‖² (predict, mini-batches) takes the centroids'
-    mean instead (:func:`about`)."""
+    needs no pass of its own). Rows spread through X keep o among the data where X is sorted (by group,
+    by time) and its first rows lie apart from the rest; on a lazy backend, where that sample would read
+    every chunk in a pass of its own, the first rows stand in. A pass that keeps no ‖x − o‖² (predict,
+    mini-batches) takes the centroids' mean instead (:func:`about`)."""
     xp = array_api_compat.array_namespace(X)
-    return xp.mean(X[: min(ORIGIN_ROWS, X.shape[0]), ...], axis=0)  # the standard leaves stops past the end open
+    n = X.shape[0]
+    step = max(1, n // ORIGIN_ROWS) if spread else 1
+    return xp.mean(X[: min(step * ORIGIN_ROWS, n) : step, ...], axis=0)  # the standard leaves stops past the end open
 
 
 def squared_from(X: Any, origin: Any) -> Any:
@@ -340,7 +343,7 @@ def lloyd_step(data: Data, centroids: Any, previous: LloydStep | None) -> LloydS
 
 
 def lloyd_update(
-    centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any, origin: Any
+    centroids: Any, sums: Any, counts: Any, n_changed: Any, total_squared_norm: Any, origin: Any, empty_below: Any
 ) -> tuple[Any, Any, Any, Any]:
     """The M-step and what the convergence test reads, from the E-step's S, n and #changed labels.
 
@@ -350,11 +353,12 @@ def lloyd_update(
     chosen for, from the sums about the origin o (``total_squared_norm`` = Σᵢ‖xᵢ − o‖²):
     J = Σᵢ‖xᵢ − o‖² − 2 Σₖ (cₖ − o)·(Sₖ − nₖo) + Σₖ nₖ‖cₖ − o‖², no N-long pass.
     Returns (c⁺, S, n, status): c⁺ in the centroids' dtype, S and n in theirs (:func:`lloyd_step`'s).
-    Written for :func:`hml.backends.call_once`: one task on a lazy backend.
+    A cluster is empty where nₖ < ``empty_below`` (:func:`hml._reseeding.empty_below`). Written for
+    :func:`hml.backends.call_once`: one task on a lazy backend.
     """
     xp = array_api_compat.array_namespace(centroids, sums, counts)
-    empty = counts == 0
-    new_centroids = cluster_means(centroids, sums, counts)
+    empty = counts < empty_below
+    new_centroids = cluster_means(centroids, sums, counts, empty_below)
     shift = xp.sum((new_centroids - centroids) ** 2)
     shifted, column = centroids - origin, xp.reshape(counts, (-1, 1))
     inertia = total_squared_norm - 2.0 * xp.sum(shifted * (sums - column * origin)) + xp.sum(column * shifted * shifted)
@@ -371,66 +375,13 @@ def lloyd_update(
     return new_centroids, sums, counts, status
 
 
-def cluster_means(centroids: Any, sums: Any, counts: Any) -> Any:
-    """cₖ⁺ = Sₖ / nₖ in the centroids' dtype, and cₖ⁺ = cₖ for a cluster with no rows (nₖ = 0): never 0/0."""
+def cluster_means(centroids: Any, sums: Any, counts: Any, empty_below: Any = 0.5) -> Any:
+    """cₖ⁺ = Sₖ / nₖ in the centroids' dtype, and cₖ⁺ = cₖ for a cluster with no rows (nₖ < ``empty_below``,
+    :func:`hml._reseeding.empty_below`): never 0/0, nor a residue over a residue."""
     xp = array_api_compat.array_namespace(centroids, sums, counts)
-    empty = xp.reshape(counts == 0, (-1, 1))
+    empty = xp.reshape(counts < empty_below, (-1, 1))
     means = sums / xp.where(empty, xp.ones_like(sums[:, :1]), xp.reshape(counts, (-1, 1)))
     return xp.where(empty, centroids, xp.astype(means, centroids.dtype, copy=False))
-
-
-def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any, empty: np.ndarray) -> tuple[Any, Any]:
-    """Move each empty cluster to one of the points farthest from their centroid.
-
-    The rule (scikit-learn's): the n_empty points with the largest ‖xᵢ − c_{lᵢ}‖², farthest
-    first, become the centroids of the empty clusters in index order, and leave the sums
-    and counts of the clusters they were in. Deterministic: no random numbers. Only points
-    away from their centroid move: a point at its centroid would leave one cluster empty to
-    fill another, and when every point is at its centroid (fewer distinct points than
-    clusters) the empty clusters stay empty, keeping their centroids.
-    """
-    ctx = data.ctx
-    xp = ctx.xp
-    # The labels are each row's nearest centroid, so "own centroid" is the nearest one.
-    distances = nearest_distances(data, centroids)
-    if data.weights is not None:  # a row of weight 0 is not there: it cannot seed a cluster
-        distances = xp.where(data.weights > 0, distances, xp.zeros_like(distances))
-    why = "k-means empty-cluster re-seeding"  # rare: these reads happen only when a cluster empties
-    farthest = ctx.read(xp.argsort(distances, descending=True, stable=True)[: empty.size], why)
-    farthest = farthest[ctx.read(xp.take(distances, ctx.asarray(farthest), axis=0) > 0, why)]
-    if farthest.size == 0:
-        return sums, counts
-    old_labels = ctx.read(ctx.take_rows(labels, farthest), why)
-    sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
-    rows = ctx.read(ctx.take_rows(data.X, farthest), why)
-    weights = np.ones(farthest.size) if data.weights is None else ctx.read(ctx.take_rows(data.weights, farthest), why)
-    # Weighted, nₖ less the weights of all its rows is a rounding residue, not 0: each cluster's rows of
-    # positive weight are counted, so that one left with none is empty exactly (and keeps its centroid).
-    left = None if data.weights is None else _rows_of_positive_weight(data, labels, counts.shape[0], why)
-    # A loop over the (few) empty clusters, the first len(farthest) of them.
-    for cluster, previous, row, weight in zip(empty, old_labels, rows, weights, strict=False):
-        sums_host[previous] -= weight * row
-        counts_host[previous] -= weight
-        if left is not None:
-            left[previous] -= 1
-            if left[previous] == 0:
-                sums_host[previous], counts_host[previous] = 0.0, 0.0
-        sums_host[cluster] = weight * row
-        counts_host[cluster] = weight
-    return ctx.asarray(sums_host, dtype=sums.dtype), ctx.asarray(counts_host, dtype=counts.dtype)
-
-
-def _rows_of_positive_weight(data: Data, labels: Any, k: int, why: str) -> np.ndarray:
-    """#{i: lᵢ = k, sᵢ > 0} for each cluster k, on the host (one pass over the labels, in blocks)."""
-    out = {"rows": Sum((k, 1), data.X.dtype)}
-    counted = data.reduce(_positive_weight_block, [labels, data.weights], (k,), out).rows
-    counts: np.ndarray = np.rint(data.ctx.read(counted, why)[:, 0])
-    return counts
-
-
-def _positive_weight_block(labels: Any, weights: Any, k: int) -> tuple[Any]:
-    xp = array_api_compat.array_namespace(weights)
-    return (kernels.segment_sum(xp.reshape(xp.astype(weights > 0, weights.dtype), (-1, 1)), labels, k),)
 
 
 def column_variance_mean(data: Data, tol: float = 1.0) -> float:

@@ -28,10 +28,10 @@ from hml._kmeans import (
     lloyd_step,
     lloyd_update,
     prepared,
-    reseed_empty,
 )
 from hml._minibatch import ROUND_BYTES, MiniBatchState, Stopping, fit_steps, partial_step
 from hml._params import Boolean, Either, Integer, OneOf, Real, param
+from hml._reseeding import empty_below, reseed_empty
 from hml.base import FitInput
 from hml.exceptions import ConvergenceWarning, warn
 from hml.optimize import cost_callback, progress_callback
@@ -58,13 +58,13 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
     history: list[Any] = []
     previous: LloydStep | None = None
     report, on_cost = progress_callback(), cost_callback()
-    n_iter = 0
+    n_iter, (below,) = 0, ctx.backend.materialize(empty_below(data))
     for n_iter in range(1, max_iter + 1):
         labels, sums, counts, changed = lloyd_step(data, centroids, previous)
         dtype = centroids.dtype
         update = backends.call_once(
             lloyd_update,
-            (centroids, sums, counts, changed, data.total_squared_norm, data.origin),
+            (centroids, sums, counts, changed, data.total_squared_norm, data.origin, below),
             [(centroids.shape, dtype), (centroids.shape, sums.dtype), ((k,), counts.dtype), ((4,), dtype)],
         )
         labels, new_centroids, sums, counts, status = ctx.backend.materialize(labels, *update)
@@ -75,9 +75,9 @@ def _lloyd(data: Data, centroids: Any, max_iter: int, tol: float) -> tuple[Any, 
         on_cost(n_iter, distortion)
         reseeded = n_empty > 0
         if reseeded:
-            empty = np.flatnonzero(ctx.read(counts == 0, "k-means empty-cluster re-seeding"))
+            empty = np.flatnonzero(ctx.read(counts < below, "k-means empty-cluster re-seeding"))
             sums, counts = reseed_empty(data, centroids, labels, sums, counts, empty)
-            new_centroids = cluster_means(centroids, sums, counts)
+            new_centroids = cluster_means(centroids, sums, counts, below)
             shift = xp.sum((new_centroids - centroids) ** 2)
             new_centroids, sums, counts, shift = ctx.backend.materialize(new_centroids, sums, counts, shift)
             shift_value = float(ctx.read(shift, "k-means empty-cluster re-seeding"))
@@ -163,7 +163,7 @@ class KMeans(Centroids):
         default=1e-4,
         rule=Real(),
         doc="Stop when the centroids' shift is at most ``tol`` × the mean variance of the features (scikit-learn's "
-        "convention; the formula in Notes), or when no label changes.",
+        "convention, the variance weighted by ``sample_weight``; the formula in Notes), or when no label changes.",
     )
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:

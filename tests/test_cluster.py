@@ -217,6 +217,38 @@ def test_a_weighted_cluster_emptied_by_reseeding_keeps_its_centroid():
         np.testing.assert_array_equal(np.bincount(model.labels_, minlength=4), [50, 0, 1, 1])
 
 
+def test_a_weighted_cluster_that_loses_its_rows_in_an_iteration_is_reseeded():
+    """Weighted S and n carried from one iteration to the next: a cluster that lost all its rows was left with
+    n = −4.4e-16, not 0, so it was not re-seeded and its centroid became a residue over a residue (2.0; 0 with
+    the data shifted to 1,000) -- a centroid with no row, and "9 distinct clusters" of 21 distinct points."""
+    X = np.array(
+        """-1.0538429388941055 0.5228599440195709 -1.739641928098505 -4.1581577983723506 0.2725990647258373
+        -1.3169029392044844 0.9613518024999597 -3.20968551044343 -4.095449342040732 2.2166279966907356
+        0.4381416441301568 -5.952741778471044 -4.4829159699728 3.9184700174586062 -2.679037261108809
+        -1.7580869126394467 2.4747250341584532 -2.5567944147348887 -0.9888275961768717 -1.71831181655232
+        5.853249806737013""".split(),
+        dtype=np.float64,
+    ).reshape(-1, 1)
+    weights = np.array([1 / 3, 0.7, 0.1, 0.3, 0.7, 0.7, 2 / 3, 2 / 3, 1 / 3, 2 / 3, 1 / 3, 2 / 3, 0.1, 0.2, 0.3, 2 / 3])
+    weights = np.r_[weights, 1 / 3, 0.2, 0.3, 0.3, 2 / 3]
+    init = np.array(
+        """-0.6664179875233736 -1.6282438039808735 -2.791700094991204 -1.1814795254722306 -1.553048803342855
+        1.7651792087425524 4.412987308277106 -1.8174018624209585 -0.4621615945803208 -0.7353894267657425""".split(),
+        dtype=np.float64,
+    ).reshape(-1, 1)
+    for offset in (0.0, 1000.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", hml.ConvergenceWarning)  # no "distinct clusters" warning
+            model = hml.KMeans(10, init=init + offset, tol=0.0).fit(X + offset, sample_weight=weights)
+        assert (np.bincount(model.labels_, minlength=10) > 0).all()
+        centres = model.cluster_centers_[:, 0] - offset
+        assert centres.min() >= X.min() and centres.max() <= X.max()
+        reference = pytest.importorskip("sklearn.cluster").KMeans(10, init=init, n_init=1, tol=0.0)
+        reference.fit(X, sample_weight=weights)
+        np.testing.assert_allclose(centres, reference.cluster_centers_[:, 0], atol=1e-9 * (1 + offset))
+        assert float(model.inertia_) == pytest.approx(reference.inertia_, rel=1e-9)
+
+
 def test_distances_of_a_point_to_itself_are_exactly_zero(case):
     """transform() computes each row's distance to its nearest centroid directly: no cancellation
     in ‖x‖² − 2x·c + ‖c‖² (1.2e-7 on the diagonal before), and no distance is negative."""
@@ -265,12 +297,14 @@ def test_bad_input():
         hml.KMeans(30).fit(X)
     with pytest.raises(ValueError, match=r"X contains 1 NaN"):
         hml.KMeans(2).fit(np.where(np.arange(80).reshape(20, 4) == 7, np.nan, X))
-    with pytest.raises(ValueError, match=r"init has 3 centroids but n_clusters=2"):
+    with pytest.raises(ValueError, match=r"init has 3 centroids of 4 features, for n_clusters=2 .* shape \(2, 4\)"):
         hml.KMeans(2, init=X[:3]).fit(X)
-    with pytest.raises(
-        ValueError, match=r"init has 3 features, but the estimator was fitted with 4|init has 3 features"
-    ):
+    with pytest.raises(ValueError, match=r"init has 2 centroids of 3 features, for n_clusters=2 and X's 4 features"):
         hml.KMeans(2, init=X[:2, :3]).fit(X)
+    with pytest.raises(TypeError, match=r"init=.* is a callable, which hml does not call; .* shape \(2, 4\)"):
+        hml.KMeans(2, init=lambda X, k, random_state: X[:k]).fit(X)
+    with pytest.raises(ValueError, match=r"X contains 1 NaN .*remove or impute them first"):
+        hml.KMeans(2).fit(X).predict(np.where(np.arange(80).reshape(20, 4) == 7, np.nan, X))
     with pytest.raises(ValueError, match=r"init must be one of \['k-means\+\+', 'random'\]"):
         hml.KMeans(2, init="kmeans").fit(X)
     with pytest.raises(ValueError, match=r"init_size=2 is smaller than n_clusters=3.*use init_size >= 3"):

@@ -103,10 +103,29 @@ def test_distances_about_any_origin_are_the_distances():
         np.testing.assert_allclose(scores, exact_squared(X, C), rtol=1e-12, atol=1e-12)
 
 
-def test_the_origin_is_the_mean_of_the_first_rows(case):
+def test_the_origin_is_the_mean_of_rows_spread_through_x_or_of_the_first_rows(case):
     X = np.random.default_rng(4).normal(size=(3000, 3))
-    np.testing.assert_allclose(case.to_numpy(_kmeans.origin(case.asarray(X))), X[:1024].mean(axis=0), rtol=case.rtol)
+    spread, first = X[:2048:2].mean(axis=0), X[:1024].mean(axis=0)  # 1,024 rows, every second one
+    np.testing.assert_allclose(case.to_numpy(_kmeans.origin(case.asarray(X))), spread, rtol=case.rtol)
+    np.testing.assert_allclose(case.to_numpy(_kmeans.origin(case.asarray(X), spread=False)), first, rtol=case.rtol)
     np.testing.assert_allclose(case.to_numpy(_kmeans.origin(case.asarray(X[:5]))), X[:5].mean(axis=0), rtol=case.rtol)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_sorted_rows_whose_first_rows_lie_apart_keep_their_labels(backend):
+    """1,024 float32 rows near 0, then 20,000 near 10⁴: an origin from the first rows lay 10⁴ from most of
+    the data, and 5,382 rows took a centroid that is not their nearest (inertia 2.4 × the least). From
+    rows spread through X it lies among them."""
+    pytest.importorskip(backend)
+    rng = np.random.default_rng(0)
+    rest = rng.normal(size=(20_000, 4)) + 10_000 + 3 * rng.integers(0, 3, size=(20_000, 1))
+    X = np.concatenate([rng.normal(size=(1024, 4)), rest]).astype(np.float32)
+    init = np.array([[0.0] * 4, [10_000.0] * 4, [10_003.0] * 4, [10_006.0] * 4], dtype=np.float32)
+    model = hml.KMeans(4, init=init, backend=backend).fit(X)
+    squared = exact_squared(X, backends.to_numpy(model.cluster_centers_))
+    wrong = backends.to_numpy(model.labels_) != np.argmin(squared, axis=1)
+    assert wrong.sum() <= 0.005 * len(X), int(wrong.sum())
+    assert float(model.inertia_) <= 1.01 * squared.min(axis=1).sum()
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
