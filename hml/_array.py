@@ -94,7 +94,7 @@ def _as_array(value: Any, name: str) -> Any:
             raise TypeError(
                 f"{name} holds values that are not numbers ({exc}); encode categories as numbers first"
             ) from exc
-    value = backend_of(value).with_known_shape(value)  # raises for array types no backend supports
+    value = backend_of(value).as_input(value)  # raises for array types no backend supports
     dtype = value.dtype
     if isinstance(dtype, np.dtype) and dtype.kind == "c" or "complex" in str(dtype):
         raise ValueError(f"Complex data not supported: {name} has dtype {dtype}; pass real numbers")

@@ -131,6 +131,51 @@ def test_unknown_chunk_sizes_are_computed_once_not_misread(spec):
     assert np.isnan(X_masked.shape[0])  # the user's array is left as it was
 
 
+@pytest.mark.parametrize("spec", [BY_ID["logistic-lbfgs"], BY_ID["logistic-ovr-gd"], BY_ID["mlp-gd"]], ids=str)
+def test_a_mask_that_empties_a_chunk_fits_and_predicts_as_numpy(spec):
+    """A chunk left with 0 rows: Dask's max over it raises ("zero-size array to reduction operation
+    maximum"), which the softmax's and the network's max hit, in fit and in predict."""
+    X, y = _data(spec)
+    X_d, y_d = da.from_array(X, chunks=60), _chunked(y)
+    rows = np.arange(len(X)) >= 60  # the whole first chunk masked out
+    keep = da.from_array(rows, chunks=60)
+    model = _fit(spec, X_d[keep], y_d[keep])
+    reference = _fit(spec, X[rows], y[rows])
+    on_numpy = _fit(spec, X, y)
+    for method in spec.outputs:
+        np.testing.assert_allclose(
+            np.asarray(getattr(model, method)(X_d[keep]).compute()),
+            np.asarray(getattr(reference, method)(X[rows])),
+            rtol=1e-9,
+            atol=1e-12,
+        )
+        np.testing.assert_array_equal(  # a NumPy-fitted model predicting on such an array
+            np.asarray(getattr(on_numpy, method)(X_d[keep]).compute()), getattr(on_numpy, method)(X[rows])
+        )
+
+
+def test_mini_batches_on_dask_computed_every_few_batches_equal_numpy():
+    """θ, the optimiser's state and the epoch's sums are computed every LAZY_ROUND batches on Dask: 11
+    batches an epoch (not a multiple of it, the last one short), Adam and momentum, the mean gradient kept."""
+    from hml.optimize import batches
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1030, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    X_d, y_d = da.from_array(X, chunks=300), da.from_array(y, chunks=300)
+    assert 1030 // 100 % batches.LAZY_ROUND != 0
+    for params in ({"solver": "adam"}, {"solver": "gd", "momentum": 0.9, "learning_rate": 0.01}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours, reference = (
+                hml.MultilayerPerceptronRegressor(batch_size=100, max_iter=3, random_state=0, **params).fit(*data)
+                for data in ((X_d, y_d), (X, y))
+            )
+        for a, b in zip(ours.coefs_ + ours.intercepts_, reference.coefs_ + reference.intercepts_, strict=True):
+            np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(ours.cost_history_), reference.cost_history_, rtol=1e-12)
+
+
 def test_small_data_on_dask_warns_once_then_computes_there_as_asked(monkeypatch):
     monkeypatch.setattr("hml._array._warned_small", set())
     X, y = _data(BY_ID["linear-normal"])

@@ -358,3 +358,36 @@ def test_a_wrong_length_sample_weight_beside_class_weight_is_named(class_weight)
             ValueError, match=r"sample_weight must be 1-D with one weight per row of X \(30\); got shape \(29,\)"
         ):
             estimator(class_weight=class_weight).fit(X, y, sample_weight=np.ones(29))
+
+
+def test_a_sparse_torch_tensor_gets_the_sparse_message(data):
+    torch = pytest.importorskip("torch")
+    X, y = data
+    with pytest.raises(TypeError, match=r"layout torch.sparse_coo is sparse; sparse input is not supported.*to_dense"):
+        hml.LinearRegression().fit(torch.asarray(X).to_sparse(), y)
+
+
+def test_torch_data_that_requires_grad_is_data_the_fit_leaves_no_graph(data):
+    """Fitted on tensors with requires_grad=True, the model used to keep an autograd graph of its fit:
+    its attributes required grad, predictions on plain tensors did too, and copy.deepcopy failed."""
+    import copy
+
+    torch = pytest.importorskip("torch")
+    X, y = data
+    X_grad, y_grad = torch.asarray(X).requires_grad_(), torch.asarray(y).requires_grad_()
+    for model in (
+        hml.LinearRegression(),
+        hml.KMeans(2, n_init=1, random_state=0),
+        hml.MultilayerPerceptronRegressor(max_iter=3),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", hml.ConvergenceWarning)
+            model.fit(X_grad, None if isinstance(model, hml.KMeans) else y_grad)
+        tensors = [v for v in vars(model).values() if isinstance(v, torch.Tensor)]
+        tensors += [
+            t for v in vars(model).values() if isinstance(v, (list, tuple)) for t in v if isinstance(t, torch.Tensor)
+        ]
+        assert tensors and not any(t.requires_grad for t in tensors), type(model).__name__
+        assert not model.predict(torch.asarray(X)).requires_grad
+        copy.deepcopy(model)
+    assert X_grad.grad is None and X_grad.requires_grad  # the user's tensor is left as it was

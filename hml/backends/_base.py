@@ -184,8 +184,10 @@ class Backend:
     #: ``benchmarks/RESULTS.md`` has the measurements.
     small_data_bytes: int | None = None
 
-    def with_known_shape(self, array: Any) -> Any:
-        """``array`` with every dimension's size known (Dask: ``X[mask]`` has NaN chunk sizes)."""
+    def as_input(self, array: Any) -> Any:
+        """The user's ``array`` as the estimators compute on it (a new array where it must change; the
+        user's is left as it was): Dask's with every dimension's size known and no empty chunk; PyTorch's
+        detached from autograd (data, not a parameter to differentiate). Unsupported layouts raise."""
         return array
 
     def concrete(self, *arrays: Any) -> tuple[Any, ...]:

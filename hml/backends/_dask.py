@@ -65,14 +65,18 @@ class DaskBackend(Backend):
             return False
         return backend_of(meta).cheap_data_dependent_shapes(meta)
 
-    def with_known_shape(self, array: Any) -> Any:
+    def as_input(self, array: Any) -> Any:
         """Chunk sizes that are NaN (``X[mask]``, ``X[X[:, 0] > 0]``) are computed once, on a copy
         (``compute_chunk_sizes`` changes the array it is called on, and this is the user's). It
         costs one pass over the array's graph; ``X.compute_chunk_sizes()`` before ``fit`` saves it
-        when the same array is used again."""
-        if not any(math.isnan(size) for sizes in array.chunks for size in sizes):
-            return array
-        return array.copy().compute_chunk_sizes()
+        when the same array is used again. Row chunks of 0 rows (a mask that kept none of a chunk's)
+        are dropped: Dask's max over a 0-row chunk raises where NumPy's over the whole would not."""
+        if any(math.isnan(size) for sizes in array.chunks for size in sizes):
+            array = array.copy().compute_chunk_sizes()
+        rows = array.chunks[0]
+        if 0 in rows and len(rows) > 1 and sum(rows) > 0:
+            array = array.rechunk({0: tuple(size for size in rows if size > 0)})
+        return array
 
     def concrete(self, *arrays: Any) -> tuple[Any, ...]:
         import dask

@@ -78,6 +78,15 @@ class TorchBackend(Backend):
     def from_numpy(self, array: np.ndarray, device: Any) -> Any:
         return self.library().asarray(array, device=self.normalize_device(device))
 
+    def as_input(self, array: Any) -> Any:
+        if array.layout != self.library().strided:
+            raise TypeError(
+                f"a torch tensor of layout {array.layout} is sparse; sparse input is not supported: hml computes on "
+                "dense arrays. Pass its .to_dense() if it fits in memory"
+            )
+        # Data that requires grad is data here: a fit must not record itself in the input's graph.
+        return array.detach() if array.requires_grad else array
+
     def to_numpy(self, array: Any) -> np.ndarray:
         host: np.ndarray = array.detach().cpu().resolve_conj().numpy()
         return host

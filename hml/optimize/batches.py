@@ -11,6 +11,11 @@ from hml.optimize.loop import Evaluation, Objective, Rule, StepRule
 
 __all__ = ["MiniBatches"]
 
+#: On a lazy backend, θ, the optimiser's state and the running sums are computed every this many
+#: batches: an epoch's graph built whole grows with each batch and costs more to extend at each one.
+#: (Figures in ``benchmarks/RESULTS.md``.)
+LAZY_ROUND = 4
+
 
 class MiniBatches:
     """Each iteration an epoch: the rows in a fresh order, in batches of ``batch_size``, one step of
@@ -77,7 +82,7 @@ class MiniBatches:
         gradient_sum: Any = None
         b = self.batch_size
         full, last = divmod(n, b)  # full batches of b rows, then one of `last` rows (if any)
-        for start in range(0, full * b, b):
+        for batch, start in enumerate(range(0, full * b, b), start=1):
             cost, gradient = objective(theta, order[start : start + b])
             costs.append(cost)
             if self.mean_gradient:
@@ -86,6 +91,11 @@ class MiniBatches:
                 else:
                     gradient_sum += gradient
             theta, state = rule.step(theta, gradient, state)
+            if ctx.backend.lazy and batch % LAZY_ROUND == 0:
+                summed = [xp.sum(xp.stack(costs), axis=0)] + ([] if gradient_sum is None else [gradient_sum])
+                theta, *rest = ctx.backend.materialize(theta, *summed, *state)
+                costs, gradient_sum = rest[:1], (rest[1] if gradient_sum is not None else None)
+                state = tuple(rest[len(summed) :])
         # The row-weighted means: each full batch weighs b/n, the short last one last/n.
         mean_cost = xp.sum(xp.stack(costs), axis=0) * (b / n) if costs else None
         mean_gradient = gradient_sum * (b / n) if gradient_sum is not None else None
