@@ -315,7 +315,7 @@ def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
 
 
 # -- class labels -------------------------------------------------------------------
-def labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
+def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X") -> np.ndarray:
     """Class labels as a 1-D NumPy array: labels may be strings, so they live on the host."""
     if y is None:
         raise ValueError(
@@ -328,7 +328,7 @@ def labels_on_host(y: Any, n_samples: int | None, name: str) -> np.ndarray:
     if labels.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one class label per sample); got shape {labels.shape}")
     if n_samples is not None and labels.shape[0] != n_samples:
-        raise ValueError(f"{name} has {labels.shape[0]} labels but X has {n_samples} rows; they must match")
+        raise ValueError(f"{name} has {labels.shape[0]} labels but {against} has {n_samples} rows; they must match")
     if labels.dtype.kind == "f" and not np.isfinite(labels).all():
         raise ValueError(f"{name} contains NaN or infinite labels; every sample needs a class")
     if labels.dtype == object:

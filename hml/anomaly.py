@@ -339,7 +339,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         for normal points, as the original's labels did.
         """
         p_host = _scores_on_host(p)
-        labels = labels_on_host(y_true, p_host.shape[0], "y_true")
+        labels = labels_on_host(y_true, p_host.shape[0], "y_true", against="p")
         found = np.unique(labels)
         if labels.dtype.kind not in "biuf" or not np.isin(found, [0, 1]).all():
             raise ValueError(

@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hml import backends, persistence
+from hml import backends, metrics, persistence
 from hml._array import (
     check_feature_names,
     check_sample_weight,
     check_X,
     check_y,
     feature_names,
-    labels_on_host,
     squares_overflow_if_any,
     warn_if_small,
 )
@@ -413,7 +412,8 @@ class ClassifierMixin:
         A label not seen in ``fit`` is never predicted, so its rows count as wrong (scikit-learn's rule: a
         cross-validation fold may hold a class its training folds lack)."""
         codes = self._predicted_codes(X)
-        right = self.classes_[codes] == labels_on_host(y, codes.shape[0], "y")
+        truth, predicted = metrics.matched_labels(y, self.classes_[codes], ("y", "classes_"))
+        right = truth == predicted
         weights = check_sample_weight(sample_weight, self._ctx_, n_samples=codes.shape[0], dtype=self._dtype_)
         return float(
             np.mean(right) if weights is None else np.average(right, weights=backends.to_numpy(weights.normalised))

@@ -21,27 +21,33 @@ __all__ = [
 
 
 def _targets(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
-    """Both targets as floating 1-D arrays in one namespace: that of the first device array given."""
+    """Both targets as floating 1-D arrays in one namespace: that of the first device array given; in float32
+    only where both are float32 (float64 truth beside float32 predictions is not rounded to float32)."""
     like = next((a for a in (y_true, y_pred) if backends.is_array(a)), None)
     ctx = backends.resolve(backends.AUTO, like=like)
-    dtype = float_dtype(ctx, getattr(like, "dtype", None))
+    single = all("float32" in str(getattr(a, "dtype", "")) for a in (y_true, y_pred))
+    dtype = float_dtype(ctx, getattr(like, "dtype", None) if single else None)
     true = check_y(y_true, ctx, n_samples=None, dtype=dtype, name="y_true")
-    pred = check_y(y_pred, ctx, n_samples=true.shape[0], dtype=dtype, name="y_pred")
+    pred = check_y(y_pred, ctx, n_samples=None, dtype=dtype, name="y_pred")
+    if pred.shape[0] != true.shape[0]:
+        raise ValueError(f"y_pred has {pred.shape[0]} values but y_true has {true.shape[0]}; they must match")
     if true.shape[0] == 0:
         raise ValueError("y_true is empty; metrics need at least one sample")
     return ctx.xp, true, pred
 
 
-def _labels(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+def matched_labels(
+    y_true: Any, y_pred: Any, names: tuple[str, str] = ("y_true", "y_pred")
+) -> tuple[np.ndarray, np.ndarray]:
     """Both label arrays on the host, of one kind: strings beside numbers (labels read from a file as text,
     predictions of a model fitted on integers) would never compare equal, and give a silently wrong metric."""
-    true = labels_on_host(y_true, None, "y_true")
-    pred = labels_on_host(y_pred, true.shape[0], "y_pred")
+    true = labels_on_host(y_true, None, names[0])
+    pred = labels_on_host(y_pred, true.shape[0], names[1], against=names[0])
     kinds = [_kind(labels) for labels in (true, pred)]
     if "mixed" in kinds or len(set(kinds) - {"empty"}) > 1:
         raise ValueError(
-            f"y_true's labels are {kinds[0]} and y_pred's {kinds[1]}: labels of different types never match; "
-            "convert one to the other's type first (e.g. y_true.astype(int), or y_pred.astype(str))"
+            f"{names[0]}'s labels are {kinds[0]} and {names[1]}'s {kinds[1]}: labels of different types never "
+            f"match; convert one to the other's type first (e.g. {names[0]}.astype(int), or .astype(str))"
         )
     return true, pred
 
@@ -79,8 +85,19 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None) -> np.ndar
     ``labels`` defaults to the sorted union of the labels in ``y_true`` and ``y_pred``;
     labels of any type. Returns a NumPy int64 array.
     """
-    true, pred = _labels(y_true, y_pred)
-    classes = np.unique(np.concatenate([true, pred])) if labels is None else np.asarray(labels)
+    true, pred = matched_labels(y_true, y_pred)
+    if true.shape[0] == 0:
+        raise ValueError("y_true is empty; a confusion matrix needs at least one sample")
+    if labels is None:
+        classes = np.unique(np.concatenate([true, pred]))
+    else:
+        classes = np.asarray(labels)
+        if classes.ndim != 1 or classes.size == 0:
+            raise ValueError(f"labels must be a non-empty 1-D list of labels; got shape {classes.shape}")
+        if len({_kind(true), _kind(classes)}) > 1:
+            raise ValueError(f"labels are {_kind(classes)} and y_true's labels {_kind(true)}: they would never match")
+        if not np.isin(classes, true).any():
+            raise ValueError(f"none of labels={classes.tolist()[:5]} is in y_true; at least one must be")
     k = classes.size
     true_codes, pred_codes = np.searchsorted(classes, true), np.searchsorted(classes, pred)
     if labels is not None:  # searchsorted needs sorted classes; map through an order instead
@@ -98,7 +115,9 @@ def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tupl
 
     A ratio with a zero denominator is 0.0 (scikit-learn's ``zero_division=0``).
     """
-    true_labels, pred_labels = _labels(y_true, y_pred)
+    true_labels, pred_labels = matched_labels(y_true, y_pred)
+    if true_labels.shape[0] == 0:
+        raise ValueError("y_true is empty; precision and recall need at least one sample")
     present = np.unique(np.concatenate([true_labels, pred_labels]))
     if present.size >= 2 and not (present == pos_label).any():  # as scikit-learn: a lone class may be negative
         raise ValueError(
@@ -117,7 +136,7 @@ def precision_recall_f1(y_true: Any, y_pred: Any, *, pos_label: Any = 1) -> tupl
 
 def accuracy_score(y_true: Any, y_pred: Any) -> float:
     """Accuracy = 1/m Σᵢ [yᵢ = ŷᵢ]: the fraction of labels predicted exactly (labels of any type, the same in both)."""
-    true, pred = _labels(y_true, y_pred)
+    true, pred = matched_labels(y_true, y_pred)
     if true.shape[0] == 0:
         raise ValueError("y_true is empty; accuracy needs at least one sample")
     return float(np.mean(true == pred))
@@ -137,7 +156,7 @@ def adjusted_rand_score(labels_true: Any, labels_pred: Any) -> float:
     random one, negative when worse than chance. Labels of any type.
     """
     true = labels_on_host(labels_true, None, "labels_true")
-    pred = labels_on_host(labels_pred, true.shape[0], "labels_pred")
+    pred = labels_on_host(labels_pred, true.shape[0], "labels_pred", against="labels_true")
     m = true.shape[0]
     if m == 0:
         raise ValueError("labels_true is empty; the adjusted Rand index needs at least one sample")

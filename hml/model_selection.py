@@ -26,8 +26,8 @@ def train_test_split(
 
     Returns ``[a_train, a_test, b_train, b_test, ...]``. Each array keeps its library and
     device -- NumPy, CuPy, torch, Dask or array-api-strict rows are taken with ``take``
-    in their own namespace; pandas objects with ``.iloc``; lists come back as NumPy
-    arrays. The permutation is drawn on the host from ``random_state``, so a seed
+    in their own namespace; pandas objects with ``.iloc``; SciPy sparse matrices by rows,
+    as CSR; lists come back as NumPy arrays. The permutation is drawn on the host from ``random_state``, so a seed
     selects the same rows on every backend.
 
     Parameters
@@ -47,7 +47,7 @@ def train_test_split(
         raise ValueError("train_test_split needs at least one array")
     n = _n_rows(arrays)
     n_train, n_test = _split_sizes(n, test_size, train_size)
-    if not isinstance(shuffle, bool):
+    if not isinstance(shuffle, (bool, np.bool_)):
         raise ValueError(f"shuffle must be True or False; got {shuffle!r}")
     if not shuffle:
         if stratify is not None:
@@ -58,7 +58,10 @@ def train_test_split(
         train, test = order[:n_train], order[n_train : n_train + n_test]
     else:
         train, test = _stratified(
-            labels_on_host(stratify, n, "stratify"), n_train, n_test, backends.check_random_state(random_state)
+            labels_on_host(stratify, n, "stratify", against="the first array"),
+            n_train,
+            n_test,
+            backends.check_random_state(random_state),
         )
     return [part for array in arrays for part in (_take(array, train), _take(array, test))]
 
@@ -67,7 +70,10 @@ def _n_rows(arrays: tuple[Any, ...]) -> int:
     counts = []
     for i, array in enumerate(arrays):
         shape = getattr(array, "shape", None)
-        rows = shape[0] if shape is not None and len(shape) else (len(array) if hasattr(array, "__len__") else None)
+        if isinstance(array, (str, bytes)) or (shape is not None and not len(shape)):
+            rows = None  # a string or a 0-d array has no rows to split
+        else:
+            rows = shape[0] if shape is not None else (len(array) if hasattr(array, "__len__") else None)
         if rows is None or (isinstance(rows, float) and math.isnan(rows)):
             raise ValueError(
                 f"array {i} has no known number of rows ({type(array).__name__}); pass arrays, lists or "
@@ -168,6 +174,8 @@ def _apportion(quotas: np.ndarray, total: int, limits: np.ndarray) -> np.ndarray
 def _take(array: Any, indices: np.ndarray) -> Any:
     if hasattr(array, "iloc"):  # pandas
         return array.iloc[indices]
+    if type(array).__module__.startswith("scipy.sparse"):  # rows of a sparse matrix, kept sparse
+        return array.tocsr()[indices]
     if not backends.is_array(array):
         array = np.asarray(array)
     ctx = backends.resolve(backends.AUTO, like=array)

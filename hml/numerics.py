@@ -107,11 +107,18 @@ def log_class_probabilities(logits: Any, softmax: bool, xp: Any) -> Any:
     log pₖ = log σ(zₖ) − log Σⱼ σ(zⱼ) -- the logs of what ``predict_proba`` returns.
     """
     if softmax:
-        return logits - softmax_terms(logits, xp)[0]
+        return _log_softmax(logits, xp)
     log_p = log_sigmoid(logits, xp)
     if logits.shape[1] == 1:
         return xp.concat([log_sigmoid(-logits, xp), log_p], axis=1)
-    return log_p - softmax_terms(log_p, xp)[0]
+    return _log_softmax(log_p, xp)
+
+
+def _log_softmax(z: Any, xp: Any) -> Any:
+    """zₖ − log Σⱼ e^{zⱼ} as (zₖ − max z) − log Σⱼ e^{zⱼ − max z}: not z − (log Σ + max z), where a large |z|
+    absorbs the log Σ (logits ±1e17 gave log ½ as 0)."""
+    shifted = z - xp.max(z, axis=1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
 def softmax_terms(logits: Any, xp: Any) -> tuple[Any, Any]:
@@ -136,9 +143,17 @@ def standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
 
 
 def _moments(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
-    """μ and σ per column, as they are."""
-    mean = xp.mean(X, axis=0) if weights is None else (weights @ X) / float(X.shape[0])
-    return mean, xp.sqrt(centred_sum_of_squares(X, mean, xp, weights) / float(X.shape[0]))
+    """μ and σ per column, as they are, by the corrected two-pass algorithm (Chan, Golub and LeVeque):
+    with d = x − μ̂ about the computed mean, μ = μ̂ + Σd/m and m σ² = Σd² − (Σd)²/m.
+
+    A sum of the rows one after another (NumPy's mean down a column) errs by up to m·ε·|μ|; that error
+    comes back as Σd ≠ 0 and is taken out, so a constant column of 2,000 rows has σ at rounding level
+    of its μ (it was 3.5e-15 × 1/0.1 before: 3.5e-14 relative, read as a real spread)."""
+    m = float(X.shape[0])
+    mean = xp.mean(X, axis=0) if weights is None else (weights @ X) / m
+    deviations, squares = _centred_sums(X, mean, xp, weights)
+    squares = xp.maximum(squares - deviations * (deviations / m), xp.zeros_like(squares))  # ≥ 0 but for rounding
+    return mean + deviations / m, xp.sqrt(squares / m)
 
 
 def _unit_if_constant(mean: Any, scale: Any, xp: Any) -> Any:
@@ -175,17 +190,24 @@ def centred_sum_of_squares(X: Any, mean: Any, xp: Any, weights: Any = None) -> A
     A temporary as large as X costs more in fresh memory (page faults) than the
     arithmetic itself (``benchmarks/RESULTS.md``).
     """
+    return _centred_sums(X, mean, xp, weights, deviations=False)[1]
+
+
+def _centred_sums(X: Any, mean: Any, xp: Any, weights: Any = None, deviations: bool = True) -> tuple[Any, Any]:
+    """(Σᵢ dᵢⱼ, Σᵢ dᵢⱼ²) per column, dᵢⱼ = xᵢⱼ − μⱼ (weighted by ŝᵢ with ``weights``; the first None
+    without ``deviations``), in one pass over chunks of rows."""
     m = X.shape[0]
     rows = max(1, _CHUNK_ELEMENTS // max(X.shape[1], 1))
-    squares = None
+    firsts = squares = None
     for start in range(0, m, rows):
         centred = X[start : min(start + rows, m), ...] - mean
-        if weights is None:
-            part = xp.sum(centred * centred, axis=0)
-        else:
-            part = weights[start : min(start + rows, m)] @ (centred * centred)
+        weighted = centred if weights is None else centred * xp.reshape(weights[start : min(start + rows, m)], (-1, 1))
+        part = xp.sum(weighted * centred, axis=0)
         squares = part if squares is None else squares + part
-    return squares
+        if deviations:
+            first = xp.sum(weighted, axis=0)
+            firsts = first if firsts is None else firsts + first
+    return firsts, squares
 
 
 def standardise(X: Any, mean: Any, scale: Any) -> Any:
@@ -202,9 +224,14 @@ def r2(xp: Any, true: Any, pred: Any, weights: Any = None) -> float:
         raise ValueError("R² needs at least 2 samples (the variance of one value is undefined)")
     if weights is None:
         residual, total = float(xp.sum((true - pred) ** 2)), float(xp.sum((true - xp.mean(true)) ** 2))
+        highest, lowest = xp.max(true), xp.min(true)
     else:
         mean = xp.sum(weights * true) / xp.sum(weights)
         residual, total = float(xp.vecdot(weights, (true - pred) ** 2)), float(xp.vecdot(weights, (true - mean) ** 2))
-    if total == 0.0:
+        counted = weights > 0  # rows of weight 0 do not count
+        highest = xp.max(xp.where(counted, true, xp.full_like(true, -xp.inf)))
+        lowest = xp.min(xp.where(counted, true, xp.full_like(true, xp.inf)))
+    # Constant y exactly, not Σ(y − ȳ)² = 0: the mean's rounding leaves 1e-33 of "spread", and 1 − residual/1e-33.
+    if total == 0.0 or float(highest) == float(lowest):
         return 1.0 if residual == 0.0 else 0.0
     return 1.0 - residual / total

@@ -7,6 +7,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 import pytest
 
+import hml
 from hml.features import FeatureTransformer
 
 sklearn_preprocessing = pytest.importorskip("sklearn.preprocessing")
@@ -66,6 +67,32 @@ def test_constant_feature_is_safe(case):
     out = case.to_numpy(FeatureTransformer(polynomial_degree=2).fit_transform(case.asarray(X)))
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out[:, 0], 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [10, 2000, 100_000])
+@pytest.mark.parametrize("value", [0.1, 123.456, -7.77e300])
+def test_a_constant_feature_is_constant_however_many_rows(rows, value):
+    """NumPy sums a column's rows one after another, so its mean errs by up to m·ε·|μ|: a column of 2,000
+    rows of 0.1 had σ = 3.5e-15, was scaled by its inverse, and a change of 1e-9 at predict time became
+    2.8e5 (sklearn's StandardScaler gives σ = 1). At −7.77e300 (the scaled path) σ was 2.2e287."""
+    X = np.column_stack([np.random.default_rng(0).normal(size=rows), np.full(rows, value)])
+    model = FeatureTransformer().fit(X)
+    assert model.scale_[1] == 1.0
+    moved = model.transform(np.array([[0.0, value], [0.0, value * (1 + 1e-9)]]))
+    np.testing.assert_allclose(moved[:, 1], [0.0, value * 1e-9], atol=abs(value) * 1e-12)
+    line = hml.LinearRegression(solver="normal").fit(X, X[:, 0] * 2.0 + 1.0)
+    np.testing.assert_allclose(line.predict(np.array([[1.0, value * (1 + 1e-9)]])), [3.0], rtol=1e-6)
+
+
+def test_the_moments_are_exact_far_from_zero():
+    """1e15 + N(0, 100): the corrected two-pass moments give σ to rounding (it was 99.538817 for 99.538786)."""
+    from hml.numerics import standardisation
+
+    noise = np.random.default_rng(0).normal(scale=100.0, size=5000)
+    X = (1e15 + noise)[:, None]
+    mean, scale = standardisation(X, np)
+    exact = np.std(X[:, 0] - 1e15)  # the offset is exact in float64 at this size: the spread alone
+    assert abs(scale[0] - exact) <= 1e-12 * exact
 
 
 def test_identity_when_nothing_is_asked(data):

@@ -108,3 +108,19 @@ def test_arrays_of_different_lengths_are_refused():
         train_test_split(np.arange(10), np.arange(9))
     with pytest.raises(ValueError, match="at least one array"):
         train_test_split()
+
+
+def test_sparse_matrices_are_split_by_rows_and_nonarrays_are_refused():
+    sparse = pytest.importorskip("scipy.sparse")
+    X = np.arange(30.0).reshape(10, 3)
+    dense_train, dense_test = train_test_split(X, random_state=0)
+    train, test = train_test_split(sparse.csr_array(X), random_state=0)
+    np.testing.assert_array_equal(train.toarray(), dense_train)
+    np.testing.assert_array_equal(test.toarray(), dense_test)
+    for bad in ("abcdef", np.array(3.0)):
+        with pytest.raises(ValueError, match=r"array 0 has no known number of rows"):
+            train_test_split(bad)
+    np.testing.assert_array_equal(  # a NumPy bool is a bool
+        train_test_split(np.arange(10), shuffle=np.True_, random_state=0)[1],
+        train_test_split(np.arange(10), shuffle=True, random_state=0)[1],
+    )
