@@ -42,6 +42,7 @@ from hml._params import (
     validate,
 )
 from hml._platform import progress_bar
+from hml._routing import MetadataRequests
 from hml.exceptions import NotFittedError, as_sklearn
 from hml.numerics import r2
 
@@ -105,7 +106,7 @@ class PreparedProblem:
         return self.input.ctx
 
 
-class BaseEstimator(Declared):
+class BaseEstimator(Declared, MetadataRequests):
     """Hyper-parameters in ``__init__`` (stored unchanged), learned state in ``*_`` attributes.
 
     Each hyper-parameter is declared once in the class body with :func:`hml._params.param`; from
@@ -131,6 +132,14 @@ class BaseEstimator(Declared):
         rule=FloatDtype(),
         doc="Computation precision; None keeps float32 input in float32 and computes in float64 otherwise.",
     )
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter's diagram of the estimator, as scikit-learn draws its own (its plain repr without scikit-learn)."""
+        try:
+            from sklearn.utils import estimator_html_repr
+        except ImportError:
+            return None
+        return str(estimator_html_repr(self))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -23,6 +23,7 @@ Output columns: ``[x̃, monomials, sinusoids]``; ``get_feature_names_out`` names
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from itertools import combinations_with_replacement
 from math import comb
@@ -121,7 +122,7 @@ class FeatureTransformer(BaseEstimator):
     def transform(self, X: Any) -> Any:
         """The expanded, normalised features, in the namespace and on the device of ``X``."""
         ctx, Xc = self._validate_X(X)
-        return backends.mirror(self._transform(Xc, ctx.xp), X)
+        return self._output(self._transform(Xc, ctx.xp), X)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """``fit(X, sample_weight=...).transform(X)`` in one pass over ``X`` (``y`` is ignored)."""
@@ -131,7 +132,29 @@ class FeatureTransformer(BaseEstimator):
         )
         out = self._fit_transform(fit_input.ctx, fit_input.X, weights)
         self._remember_input(fit_input)
-        return backends.mirror(out, X)
+        return self._output(out, X)
+
+    def set_output(self, *, transform: str | None = None) -> FeatureTransformer:
+        """scikit-learn's output setting: ``"pandas"``, a DataFrame with the columns of :meth:`get_feature_names_out`
+        (and ``X``'s index); ``"default"``, an array in ``X``'s namespace; None, unchanged (without a setting, that
+        of ``sklearn.set_config(transform_output=...)`` where scikit-learn is in use)."""
+        if transform not in (None, "default", "pandas"):
+            raise ValueError(f"set_output(transform={transform!r}): FeatureTransformer gives 'default' or 'pandas'")
+        if transform is not None:
+            self._sklearn_output_config = {"transform": transform}  # scikit-learn's name: its clone copies it
+        return self
+
+    def _output(self, out: Any, X: Any) -> Any:
+        chosen = getattr(self, "_sklearn_output_config", {}).get("transform")
+        sklearn = sys.modules.get("sklearn")
+        if chosen is None and sklearn is not None:
+            chosen = sklearn.get_config().get("transform_output")
+        if chosen != "pandas":
+            return backends.mirror(out, X)
+        import pandas  # type: ignore[import-untyped]
+
+        names = self.get_feature_names_out()
+        return pandas.DataFrame(backends.to_numpy(out), columns=names, index=getattr(X, "index", None))
 
     def get_feature_names_out(self, input_features: Iterable[str] | None = None) -> np.ndarray:
         """Names of the output columns, e.g. ``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]``: from
@@ -145,6 +168,9 @@ class FeatureTransformer(BaseEstimator):
             raise ValueError(
                 f"input_features has {len(names)} names; the transformer was fitted on {self.n_features_in_} features"
             )
+        fitted_on = getattr(self, "feature_names_in_", None)
+        if fitted_on is not None and names != list(fitted_on):  # as scikit-learn's: mislabelled columns
+            raise ValueError(f"input_features {names} is not equal to feature_names_in_ {list(fitted_on)}")
         out = list(names)
         for degree in range(2, self.polynomial_degree + 1):
             for combo in combinations_with_replacement(range(len(names)), degree):

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hml"
 #: Bottom to top. A module may import any module of a lower layer; the top layer (the
 #: applications built on the library) may import anything.
 LAYERS: list[set[str]] = [
-    {"hml.exceptions", "hml._files", "hml._platform"},
+    {"hml.exceptions", "hml._files", "hml._platform", "hml._routing"},
     {"hml.backends"},
     {"hml.kernels"},
     {"hml._array", "hml._params", "hml.numerics"},

@@ -128,3 +128,26 @@ def test_feature_names_out_follow_the_dataframe_fitted_on_as_scikit_learns():
     theirs = preprocessing.PolynomialFeatures(2, include_bias=False).fit(frame).get_feature_names_out()
     assert ours.tolist() == theirs.tolist() == ["age", "income", "age^2", "age income", "income^2"]
     assert FeatureTransformer().fit(frame.to_numpy()).get_feature_names_out().tolist() == ["x0", "x1"]
+
+
+def test_names_given_must_be_those_fitted_on():
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"gdp": [1.0, 2.0, 3.0], "freedom": [0.5, 0.1, 0.9]})
+    model = FeatureTransformer(polynomial_degree=2).fit(frame)
+    assert list(model.get_feature_names_out(["gdp", "freedom"])) == list(model.get_feature_names_out())
+    with pytest.raises(ValueError, match=r"input_features \['p', 'q'\] is not equal to feature_names_in_"):
+        model.get_feature_names_out(["p", "q"])
+
+
+def test_set_output_pandas_names_the_columns_in_pipelines_too():
+    pandas = pytest.importorskip("pandas")
+    pipeline = pytest.importorskip("sklearn.pipeline")
+    frame = pandas.DataFrame({"gdp": [1.0, 2.0, 3.0, 4.0], "freedom": [0.5, 0.1, 0.9, 0.3]}, index=[7, 8, 9, 10])
+    model = FeatureTransformer(polynomial_degree=2).set_output(transform="pandas")
+    out = model.fit_transform(frame)
+    assert list(out.columns) == list(model.get_feature_names_out()) and list(out.index) == [7, 8, 9, 10]
+    np.testing.assert_array_equal(out.to_numpy(), model.set_output(transform="default").transform(frame))
+    chained = pipeline.make_pipeline(FeatureTransformer(polynomial_degree=2)).set_output(transform="pandas")
+    assert list(chained.fit_transform(frame).columns) == ["gdp", "freedom", "gdp^2", "gdp freedom", "freedom^2"]
+    with pytest.raises(ValueError, match=r"set_output\(transform='polars'\): FeatureTransformer gives"):
+        model.set_output(transform="polars")

@@ -99,3 +99,54 @@ def test_threshold_precedence():
     assert model.log_threshold_ == log_epsilon and model.threshold_ == pytest.approx(np.exp(log_epsilon))
     with pytest.raises(ValueError, match=r"contamination must be in \(0, 0.5\]"):
         hml.GaussianAnomalyDetection(contamination=0.7).fit(X)
+
+
+@pytest.fixture
+def routing():
+    sklearn.set_config(enable_metadata_routing=True)
+    yield
+    sklearn.set_config(enable_metadata_routing=False)
+
+
+def test_metadata_routing_scores_a_pipeline_and_routes_requested_weights(routing):
+    """With routing on, a Pipeline ending in an hml estimator could not be scored (Pipeline.score passes
+    sample_weight=None, which no step declared), so cross_val_score and GridSearchCV scored NaN."""
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score, cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(int)
+    weights = rng.random(200)
+
+    def pipeline(model):
+        return make_pipeline(StandardScaler().set_fit_request(sample_weight=False), model)
+
+    ours = cross_val_score(pipeline(hml.LogisticRegression()), X, y, cv=3)
+    assert np.isfinite(ours).all()
+    np.testing.assert_allclose(ours, cross_val_score(pipeline(LogisticRegression()), X, y, cv=3), atol=0.02)
+    grid = {"standardscaler__with_mean": [True, False]}
+    assert np.isfinite(GridSearchCV(pipeline(hml.LogisticRegression()), grid, cv=3).fit(X, y).best_score_)
+    # Requested, the weights reach fit and score; unrequested, passing them is scikit-learn's error.
+    model = hml.LogisticRegression().set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+    routed = cross_validate(model, X, y, cv=3, params={"sample_weight": weights})["test_score"]
+    expected = [
+        hml.LogisticRegression()
+        .fit(X[train], y[train], sample_weight=weights[train])
+        .score(X[test], y[test], sample_weight=weights[test])
+        for train, test in StratifiedKFold(3).split(X, y)  # cv=3 for a classifier
+    ]
+    np.testing.assert_allclose(routed, expected, rtol=1e-12)
+    with pytest.raises(Exception, match=r"sample_weight"):
+        cross_validate(hml.LogisticRegression(), X, y, cv=3, params={"sample_weight": weights}, error_score="raise")
+    assert clone(model).get_metadata_routing().fit.requests["sample_weight"] is True
+    assert not hasattr(hml.LinearRegression(), "set_partial_fit_request")
+    assert hasattr(hml.MultilayerPerceptron(), "set_partial_fit_request")
+
+
+def test_a_notebook_shows_scikit_learns_diagram():
+    html = hml.LogisticRegression(l2=2.0)._repr_html_()
+    assert "LogisticRegression" in html and "<style>" in html
