@@ -202,11 +202,12 @@ def _centred_sums(X: Any, mean: Any, xp: Any, weights: Any = None, deviations: b
     for start in range(0, m, rows):
         centred = X[start : min(start + rows, m), ...] - mean
         weighted = centred if weights is None else centred * xp.reshape(weights[start : min(start + rows, m)], (-1, 1))
-        part = xp.sum(weighted * centred, axis=0)
-        squares = part if squares is None else squares + part
         if deviations:
             first = xp.sum(weighted, axis=0)
             firsts = first if firsts is None else firsts + first
+        weighted *= centred  # in place, in the block's own temporary: no second one (d² or s·d²)
+        part = xp.sum(weighted, axis=0)
+        squares = part if squares is None else squares + part
     return firsts, squares
 
 
