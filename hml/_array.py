@@ -35,13 +35,9 @@ __all__ = [
 
 
 def float_dtype(ctx: ComputeContext, input_dtype: Any, requested: Any = None) -> Any:
-    """The floating dtype to compute in.
-
-    ``requested`` (an estimator's ``dtype=``, as ``"float32"``, ``"float64"``, a NumPy
-    dtype or the namespace's dtype) wins. Otherwise float32 input stays float32 and
-    everything else computes in float64 -- except on a device without float64
-    (Apple MPS, array-api-strict's ``no_float64``), which falls back to float32 with
-    a warning.
+    """The floating dtype to compute in. ``requested`` (an estimator's ``dtype=``, as ``"float32"``, ``"float64"``,
+    a NumPy dtype or the namespace's dtype) wins. Otherwise float32 input stays float32 and everything else computes
+    in float64 -- except on a device without float64 (Apple MPS, array-api-strict's ``no_float64``): float32, warned.
     """
     xp = ctx.xp
     has_f64 = ctx.backend.supports_float64(ctx.device)
@@ -255,7 +251,8 @@ def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: i
                 f"sample_weight must be 1-D with one weight per row of X ({n_samples}); got shape {tuple(weights.shape)}"
             )
         weights = ctx.asarray(weights, dtype=dtype)
-    total, smallest = (float(v) for v in ctx.read(xp.stack([xp.sum(weights), xp.min(weights)]), "input check"))
+    extremes = xp.stack([xp.sum(weights), xp.min(weights), xp.max(weights)])
+    total, smallest, largest = (float(v) for v in ctx.read(extremes, "input check"))
     if not math.isfinite(total):
         _check_finite(ctx, weights, "sample_weight")
     if smallest < 0:
@@ -266,6 +263,8 @@ def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: i
         raise ValueError(
             "sample_weight is zero for every row (its sum is 0): every row would be left out; give some rows a positive weight"
         )
+    if smallest == largest == 1.0:  # weights of one are no weights: the unweighted fit, to the last bit
+        return None
     # Held (on Dask, when it fits in memory) like the training matrices it is read beside.
     return SampleWeight(keep(weights * (n_samples / total))[0], total)
 

@@ -78,6 +78,7 @@ def row_weights(
     if sample_weight is None and scale in (None, 1.0):
         return None, 1.0
     weights = check_sample_weight(1.0 if sample_weight is None else sample_weight, ctx, n_samples=n, dtype=X.dtype)
-    assert weights is not None
+    if weights is None:  # every weight 1 (check_sample_weight's None), beside a scale set by other weights
+        weights = SampleWeight(ctx.xp.ones((n,), dtype=X.dtype, device=ctx.device), float(n))
     scale = weights.total / n if scale is None else scale
     return SampleWeight(weights.normalised * (weights.total / (n * scale)), n * scale), scale
