@@ -375,7 +375,7 @@ def lloyd_update(
     return new_centroids, sums, counts, status
 
 
-def cluster_means(centroids: Any, sums: Any, counts: Any, empty_below: Any = 0.5) -> Any:
+def cluster_means(centroids: Any, sums: Any, counts: Any, empty_below: Any) -> Any:
     """cₖ⁺ = Sₖ / nₖ in the centroids' dtype, and cₖ⁺ = cₖ for a cluster with no rows (nₖ < ``empty_below``,
     :func:`hml._reseeding.empty_below`): never 0/0, nor a residue over a residue."""
     xp = array_api_compat.array_namespace(centroids, sums, counts)

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
-from hml import kernels
 from hml._kmeans import Data, nearest_distances
-from hml.backends import Sum
 
 __all__ = ["empty_below", "reseed_empty"]
 
@@ -52,30 +49,11 @@ def reseed_empty(data: Data, centroids: Any, labels: Any, sums: Any, counts: Any
     sums_host, counts_host = ctx.read(sums, why).copy(), ctx.read(counts, why).copy()
     rows = ctx.read(ctx.take_rows(data.X, farthest), why)
     weights = np.ones(farthest.size) if data.weights is None else ctx.read(ctx.take_rows(data.weights, farthest), why)
-    # Weighted, nₖ less the weights of all its rows is a rounding residue, not 0: each cluster's rows of
-    # positive weight are counted, so that one left with none is empty exactly (and keeps its centroid).
-    left = None if data.weights is None else _rows_of_positive_weight(data, labels, counts.shape[0], why)
-    # A loop over the (few) empty clusters, the first len(farthest) of them.
+    # A loop over the (few) empty clusters, the first len(farthest) of them. Weighted, a cluster left with no
+    # row keeps a rounding residue for nₖ, below empty_below: it keeps its centroid (cluster_means).
     for cluster, previous, row, weight in zip(empty, old_labels, rows, weights, strict=False):
         sums_host[previous] -= weight * row
         counts_host[previous] -= weight
-        if left is not None:
-            left[previous] -= 1
-            if left[previous] == 0:
-                sums_host[previous], counts_host[previous] = 0.0, 0.0
         sums_host[cluster] = weight * row
         counts_host[cluster] = weight
     return ctx.asarray(sums_host, dtype=sums.dtype), ctx.asarray(counts_host, dtype=counts.dtype)
-
-
-def _rows_of_positive_weight(data: Data, labels: Any, k: int, why: str) -> np.ndarray:
-    """#{i: lᵢ = k, sᵢ > 0} for each cluster k, on the host (one pass over the labels, in blocks)."""
-    out = {"rows": Sum((k, 1), data.X.dtype)}
-    counted = data.reduce(_positive_weight_block, [labels, data.weights], (k,), out).rows
-    counts: np.ndarray = np.rint(data.ctx.read(counted, why)[:, 0])
-    return counts
-
-
-def _positive_weight_block(labels: Any, weights: Any, k: int) -> tuple[Any]:
-    xp = array_api_compat.array_namespace(weights)
-    return (kernels.segment_sum(xp.reshape(xp.astype(weights > 0, weights.dtype), (-1, 1)), labels, k),)

@@ -25,7 +25,7 @@ def _targets(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
     only where both are float32 (float64 truth beside float32 predictions is not rounded to float32)."""
     like = next((a for a in (y_true, y_pred) if backends.is_array(a)), None)
     ctx = backends.resolve(backends.AUTO, like=like)
-    single = all("float32" in str(getattr(a, "dtype", "")) for a in (y_true, y_pred))
+    single = all(backends.dtype_name(getattr(a, "dtype", None)) == "float32" for a in (y_true, y_pred))
     dtype = float_dtype(ctx, getattr(like, "dtype", None) if single else None)
     true = check_y(y_true, ctx, n_samples=None, dtype=dtype, name="y_true")
     pred = check_y(y_pred, ctx, n_samples=None, dtype=dtype, name="y_pred")
