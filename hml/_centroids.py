@@ -20,6 +20,7 @@ from hml._kmeans import (
     row_bytes_per_row,
     transform_block,
 )
+from hml._outputs import TransformerOutput
 from hml._params import ArrayLike, Either, Integer, OneOf, param
 from hml._seeding import kmeans_plus_plus
 from hml.backends import Rows
@@ -29,7 +30,7 @@ from hml.exceptions import warn
 __all__ = ["Centroids"]
 
 
-class Centroids(BaseEstimator):
+class Centroids(TransformerOutput, BaseEstimator):
     """What both k-means estimators share: the hyper-parameters of the centroids and their seeding,
     and everything done with fitted centroids (predict, transform, score)."""
 
@@ -161,7 +162,12 @@ class Centroids(BaseEstimator):
         centroids = self.cluster_centers_
         out = {"distances": Rows(centroids.dtype, width=centroids.shape[0])}
         distances = data.reduce(transform_block, [data.X], (centroids, *about(centroids, data.origin)), out)
-        return backends.mirror(distances.distances, X)
+        return self._output(distances.distances, X)
+
+    def _names_out(self, names: list[str]) -> list[str]:
+        """The columns of :meth:`transform`, one per centroid: ``kmeans0``, ``kmeans1``, ... (scikit-learn's
+        names: the class's name in lower case, then k)."""
+        return [f"{type(self).__name__.lower()}{k}" for k in range(self.cluster_centers_.shape[0])]
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """``fit(X)``, then the distances ‖x − cₖ‖ of its rows to the fitted centroids (``y`` is ignored)."""

@@ -23,8 +23,6 @@ Output columns: ``[x̃, monomials, sinusoids]``; ``get_feature_names_out`` names
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable
 from itertools import combinations_with_replacement
 from math import comb
 from typing import Any, ClassVar
@@ -33,6 +31,7 @@ import numpy as np
 
 from hml import backends
 from hml._array import SampleWeight, check_sample_weight
+from hml._outputs import TransformerOutput
 from hml.base import NORMALIZE, POLYNOMIAL_DEGREE, SINUSOID_DEGREE, BaseEstimator, FitInput
 from hml.numerics import scaled_standardisation, standardisation, standardise
 
@@ -85,7 +84,7 @@ def _statistics(ctx: backends.ComputeContext, X: Any, weights: Any = None) -> tu
     return mean, scale
 
 
-class FeatureTransformer(BaseEstimator):
+class FeatureTransformer(TransformerOutput, BaseEstimator):
     """Normalisation plus polynomial and sinusoid features, fitted on training data.
 
     Attributes
@@ -134,43 +133,8 @@ class FeatureTransformer(BaseEstimator):
         self._remember_input(fit_input)
         return self._output(out, X)
 
-    def set_output(self, *, transform: str | None = None) -> FeatureTransformer:
-        """scikit-learn's output setting: ``"pandas"``, a DataFrame with the columns of :meth:`get_feature_names_out`
-        (and ``X``'s index); ``"default"``, an array in ``X``'s namespace; None, unchanged (without a setting, that
-        of ``sklearn.set_config(transform_output=...)`` where scikit-learn is in use)."""
-        if transform not in (None, "default", "pandas"):
-            raise ValueError(f"set_output(transform={transform!r}): FeatureTransformer gives 'default' or 'pandas'")
-        if transform is not None:
-            self._sklearn_output_config = {"transform": transform}  # scikit-learn's name: its clone copies it
-        return self
-
-    def _output(self, out: Any, X: Any) -> Any:
-        chosen = getattr(self, "_sklearn_output_config", {}).get("transform")
-        sklearn = sys.modules.get("sklearn")
-        if chosen is None and sklearn is not None:
-            chosen = sklearn.get_config().get("transform_output")
-        if chosen != "pandas":
-            return backends.mirror(out, X)
-        import pandas  # type: ignore[import-untyped]
-
-        names = self.get_feature_names_out()
-        return pandas.DataFrame(backends.to_numpy(out), columns=names, index=getattr(X, "index", None))
-
-    def get_feature_names_out(self, input_features: Iterable[str] | None = None) -> np.ndarray:
-        """Names of the output columns, e.g. ``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]``: from
-        ``input_features``, else the columns of the DataFrame it was fitted on (as scikit-learn's), else x0, x1, ..."""
-        self._check_fitted()
-        if input_features is None:
-            fitted_on = getattr(self, "feature_names_in_", None)
-            input_features = [f"x{i}" for i in range(self.n_features_in_)] if fitted_on is None else fitted_on
-        names = list(input_features)
-        if len(names) != self.n_features_in_:
-            raise ValueError(
-                f"input_features has {len(names)} names; the transformer was fitted on {self.n_features_in_} features"
-            )
-        fitted_on = getattr(self, "feature_names_in_", None)
-        if fitted_on is not None and names != list(fitted_on):  # as scikit-learn's: mislabelled columns
-            raise ValueError(f"input_features {names} is not equal to feature_names_in_ {list(fitted_on)}")
+    def _names_out(self, names: list[str]) -> list[str]:
+        """``['x0', 'x1', 'x0^2', 'x0 x1', 'x1^2', 'sin(1*x0)', ...]`` for ``names`` ``['x0', 'x1']``."""
         out = list(names)
         for degree in range(2, self.polynomial_degree + 1):
             for combo in combinations_with_replacement(range(len(names)), degree):
@@ -181,7 +145,7 @@ class FeatureTransformer(BaseEstimator):
                 )
         for k in range(1, self.sinusoid_degree + 1):
             out += [f"sin({k}*{name})" for name in names]
-        return np.asarray(out, dtype=object)
+        return out
 
     # -- on-device work, used by the estimators that own a transformer ------------
     def _n_outputs(self, n_features: int) -> int:

@@ -42,6 +42,7 @@ LAYERS: list[set[str]] = [
         "hml._minibatch",
         "hml._seeding",
         "hml._reseeding",
+        "hml._outputs",
     },
     {"hml.features", "hml._centroids"},
     {"hml.linear_model", "hml.neural_network", "hml.cluster", "hml.anomaly"},

@@ -341,3 +341,31 @@ def test_threaded_blocks_agree_with_the_sequential_path(monkeypatch):
     np.testing.assert_array_equal(threaded.labels_, sequential.labels_)
     np.testing.assert_array_equal(threaded.cluster_centers_, sequential.cluster_centers_)
     assert threaded.inertia_ == sequential.inertia_
+
+
+@pytest.mark.parametrize("name", ["KMeans", "MiniBatchKMeans"])
+def test_transform_names_its_columns_and_gives_a_data_frame_as_scikit_learn(name):
+    pandas = pytest.importorskip("pandas")
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn import cluster, pipeline
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    frame = pandas.DataFrame(X, columns=["a", "b"], index=np.arange(100, 160))
+    ours = getattr(hml, name)(3, n_init=1, random_state=0).fit(frame)
+    theirs = getattr(cluster, name)(3, n_init=1, random_state=0).fit(frame)
+    assert ours.get_feature_names_out().tolist() == theirs.get_feature_names_out().tolist()
+    assert ours.get_feature_names_out(["a", "b"]).tolist() == theirs.get_feature_names_out(["a", "b"]).tolist()
+    with pytest.raises(ValueError, match=r"input_features \['p', 'q'\] is not equal to feature_names_in_"):
+        ours.get_feature_names_out(["p", "q"])
+    with pytest.raises(ValueError, match=f"input_features has 3 names; the {name} was fitted on 2 features"):
+        ours.get_feature_names_out(["a", "b", "c"])
+
+    out = ours.set_output(transform="pandas").transform(frame)
+    assert list(out.columns) == list(theirs.get_feature_names_out()) and list(out.index) == list(frame.index)
+    np.testing.assert_array_equal(out.to_numpy(), ours.set_output(transform="default").transform(frame))
+    with sklearn.config_context(transform_output="pandas"):
+        chained = pipeline.make_pipeline(getattr(hml, name)(3, n_init=1, random_state=0)).fit_transform(frame)
+    assert isinstance(chained, pandas.DataFrame) and chained.shape == (60, 3)
+    assert not isinstance(ours.transform(frame), pandas.DataFrame)
+    with pytest.raises(ValueError, match=rf"set_output\(transform='polars'\): {name} gives 'default' or 'pandas'"):
+        ours.set_output(transform="polars")
