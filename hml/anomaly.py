@@ -14,7 +14,7 @@ from hml._array import check_sample_weight, labels_on_host, squares_overflow
 from hml._params import OneOf, Real, param
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError, as_sklearn
-from hml.numerics import centred_sum_of_squares
+from hml.numerics import constant_columns, moments
 
 __all__ = ["GaussianAnomalyDetection", "ThresholdSelection"]
 
@@ -167,18 +167,10 @@ class GaussianAnomalyDetection(BaseEstimator):
         s = None if weights is None else weights.normalised  # mean 1: the formulas keep their 1/m
         # Each statistic is materialised before it is read or used again (no-ops but on Dask,
         # where a graph computed in two calls reuses its keys with different task fusion).
-        (mean,) = ctx.backend.materialize(xp.mean(X, axis=0) if s is None else (s @ X) / float(m))
+        mean, scale = moments(X, xp, s)  # corrected two-pass: a constant column's σ at rounding level of μ
+        mean, scale, variance = ctx.backend.materialize(mean, scale, scale * scale)
+        _refuse_constant_features(ctx, mean, scale, variance, X)
         if p.covariance == "diag":
-            (variance,) = ctx.backend.materialize(centred_sum_of_squares(X, mean, xp, s) / float(m))
-            values = ctx.read(variance, "constant features")
-            if not np.all(np.isfinite(values)):  # finite X whose squares overflow: not a NaN density
-                raise squares_overflow(ctx, X, "GaussianAnomalyDetection's variance")
-            zero = values == 0.0
-            if zero.any():
-                raise ValueError(
-                    f"feature(s) {np.flatnonzero(zero).tolist()} of X are constant (variance 0), so the density is "
-                    "degenerate; drop those columns or add more varied data"
-                )
             self.variance_ = variance
             (self._log_normaliser_,) = ctx.backend.materialize(-0.5 * (d * _LOG_2PI + xp.sum(xp.log(variance))))
         else:
@@ -213,8 +205,10 @@ class GaussianAnomalyDetection(BaseEstimator):
 
     def _quantile_threshold(self, ctx: backends.ComputeContext, X: Any, q: float, weights: Any = None) -> float:
         """log ε = the q-quantile of log p over the rows of ``X`` (linear interpolation, as ``numpy.quantile``):
-        the points below it, a fraction q, are flagged. With weights, that of the rows each repeated its
-        weight's times: the sorted value at position j is the one whose cumulative weight passes j."""
+        the points below it, a fraction q, are flagged. With weights, that of the rows each repeated its weight's
+        times, in units of the smallest positive weight w₀: the sorted value at position j is the one whose
+        cumulative weight passes j·w₀, and the position is q (Σw/w₀ − 1) (whole weights: w₀ = 1, the repeated
+        rows' own; weights scaled by c: the same threshold)."""
         xp = ctx.xp
         n = X.shape[0]
         log_p = self._log_density_of(ctx, X)
@@ -231,14 +225,18 @@ class GaussianAnomalyDetection(BaseEstimator):
             passed = xp.cumulative_sum(shares)
             eps = float(xp.finfo(weights.normalised.dtype).eps), float(xp.finfo(wide).eps)
             slack = (4.0 * eps[0] + n * eps[1]) * weights.total
-        position = max(q * (size - 1), 0.0)
+            # One row is the smallest positive weight: whole weights are repeated rows (it is 1), and weights
+            # scaled by c, all equal ones among them, give one threshold (weights summing to 1 flagged nothing).
+            positive = xp.where(weights.normalised > 0, weights.normalised, xp.full_like(weights.normalised, xp.inf))
+            row = float(ctx.read(xp.min(positive), "smallest weight")) * (weights.total / n)
+        position = max(q * (size / row - 1), 0.0) if weights is not None else max(q * (size - 1), 0.0)
         below = math.floor(position)
         fraction = position - below
         if weights is None:
             at = [below, min(below + 1, n - 1)]
             low, high = ordered[at[0]], ordered[at[1]]
         else:
-            wanted = ctx.asarray(np.asarray([below, below + 1], dtype=np.float64) + slack, dtype=passed.dtype)
+            wanted = ctx.asarray(np.asarray([below, below + 1], dtype=np.float64) * row + slack, dtype=passed.dtype)
             found = xp.searchsorted(passed, wanted, side="right")
             at = xp.minimum(found, xp.full_like(found, n - 1))  # a weight-0 tail: the last row
             low, high = xp.take(ordered, at[:1]), xp.take(ordered, at[1:])
@@ -372,8 +370,8 @@ class GaussianAnomalyDetection(BaseEstimator):
             below = np.flatnonzero(first)
             flagged = np.concatenate([[0.0], np.cumsum(weights[order])])[below]
             true_positives = np.concatenate([[0.0], np.cumsum((weights * truth)[order])])[below]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = np.where(flagged > 0, true_positives / np.maximum(flagged, 1), 0.0)
+        # 0 where nothing is flagged; a flagged weight below 1 is a real denominator (weights of 0.25 gave 0.25)
+        precision = np.divide(true_positives, flagged, out=np.zeros(thresholds.shape[0]), where=flagged > 0)
         recall = true_positives / n_anomalies
         f1 = 2.0 * true_positives / (flagged + n_anomalies)
         best = int(np.argmax(f1))
@@ -385,6 +383,28 @@ def _scores_on_host(p: Any) -> np.ndarray:
     if array.ndim != 1:
         raise ValueError(f"p must be 1-D (one density per sample); got shape {array.shape}")
     return array
+
+
+def _refuse_constant_features(ctx: backends.ComputeContext, mean: Any, scale: Any, variance: Any, X: Any) -> None:
+    """A constant feature (σ = 0, or σ at rounding level of |μ|: :func:`hml.numerics.constant_columns`) has no
+    density; nor has one whose σ² overflows or underflows the float type."""
+    xp = ctx.xp
+    flags = xp.stack([xp.astype(constant_columns(mean, scale, xp), scale.dtype), scale, variance])
+    constant, sigma, sigma2 = ctx.read(flags, "constant features")
+    if not np.all(np.isfinite(sigma2)):  # finite X whose squares overflow: not a NaN density
+        raise squares_overflow(ctx, X, "GaussianAnomalyDetection's variance")
+    if constant.any():
+        raise ValueError(
+            f"feature(s) {np.flatnonzero(constant).tolist()} of X are constant (variance 0), so the density is "
+            "degenerate; drop those columns or add more varied data"
+        )
+    tiny = np.flatnonzero(sigma2 < float(xp.finfo(scale.dtype).smallest_normal))
+    if tiny.size:
+        raise ValueError(
+            f"feature(s) {tiny.tolist()} of X vary too little for their variance to be a {backends.dtype_name(X.dtype)}"
+            f" (σ = {sigma[tiny].tolist()}, σ² below the smallest normal number); multiply those columns by a large "
+            "constant (e.g. 1e100) first"
+        )
 
 
 def _cholesky_or_raise(ctx: backends.ComputeContext, covariance: Any, m: int, X: Any) -> Any:

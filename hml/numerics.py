@@ -16,7 +16,9 @@ from hml import kernels
 
 __all__ = [
     "centred_sum_of_squares",
+    "constant_columns",
     "log_sigmoid_terms",
+    "moments",
     "r2",
     "softmax_terms",
     "scaled_standardisation",
@@ -138,11 +140,11 @@ def standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
     With ``weights`` ŝ (normalised to mean 1, ``hml._array.SampleWeight``): μ = 1/m Σᵢ ŝᵢ xᵢ and
     σ² = 1/m Σᵢ ŝᵢ (xᵢ − μ)², the moments of the data with each row repeated its weight's times.
     """
-    mean, scale = _moments(X, xp, weights)
+    mean, scale = moments(X, xp, weights)
     return mean, _unit_if_constant(mean, scale, xp)
 
 
-def _moments(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
+def moments(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
     """μ and σ per column, as they are, by the corrected two-pass algorithm (Chan, Golub and LeVeque):
     with d = x − μ̂ about the computed mean, μ = μ̂ + Σd/m and m σ² = Σd² − (Σd)²/m.
 
@@ -156,13 +158,18 @@ def _moments(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
     return mean + deviations / m, xp.sqrt(squares / m)
 
 
+def constant_columns(mean: Any, scale: Any, xp: Any) -> Any:
+    """Which columns of μ and σ (from :func:`moments`) are constant: σ = 0, or σ ≤ 10 ε |μ|.
+
+    A constant column can come out with σ a few ulps of |μ| from rounding in the mean (a column of 0.1
+    has σ ~ 1e-17); treat it as exactly constant rather than divide by it."""
+    eps = xp.finfo(scale.dtype).eps
+    return (scale <= 10.0 * eps * xp.abs(mean)) | (scale == 0.0)
+
+
 def _unit_if_constant(mean: Any, scale: Any, xp: Any) -> Any:
     """σ, with 1 for a constant column."""
-    # A constant column can come out with σ ~ 1e-17 from rounding in the mean; treat
-    # anything within a few ulps of |μ| as exactly constant rather than divide by it.
-    eps = xp.finfo(scale.dtype).eps
-    constant = scale <= 10.0 * eps * xp.abs(mean)
-    return xp.where(constant | (scale == 0.0), xp.ones_like(scale), scale)
+    return xp.where(constant_columns(mean, scale, xp), xp.ones_like(scale), scale)
 
 
 def scaled_standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
@@ -178,7 +185,7 @@ def scaled_standardisation(X: Any, xp: Any, weights: Any = None) -> tuple[Any, A
     largest = xp.where(largest > 0.0, largest, xp.ones_like(largest))  # a zero column: p = 1
     # ⌊log₂⌋, not ⌈log₂⌉: 2^⌈log₂ 1.7e308⌉ = 2^1024 overflows.
     power = xp.pow(xp.full_like(largest, 2.0), xp.floor(xp.log2(largest)))
-    mean, scale = _moments(X / power, xp, weights)
+    mean, scale = moments(X / power, xp, weights)
     mean, scale = mean * power, scale * power
     return mean, _unit_if_constant(mean, scale, xp)
 

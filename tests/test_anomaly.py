@@ -257,3 +257,43 @@ def test_classification_metrics_match_scikit_learn():
     ours = precision_recall_f1(y_true, y_pred, pos_label="dog")
     theirs = metrics.precision_recall_fscore_support(y_true, y_pred, labels=["dog"], average=None)[:3]
     assert ours == pytest.approx(tuple(float(t[0]) for t in theirs))
+
+
+@pytest.mark.parametrize("covariance", ["diag", "full"])
+def test_a_constant_feature_is_refused_though_its_mean_is_not_exact(covariance):
+    """A column of 0.1 has σ² ~ 4e-32 from the rounding of its mean, not 0: it was fitted, and a value 1e-9 away
+    from 0.1 scored log p = −1.3e13. It is constant by the rule of the standardisation, σ ≤ 10 ε |μ|."""
+    rng = np.random.default_rng(0)
+    for value in (0.1, 0.7, 1 / 3, 123.456):
+        X = np.c_[rng.normal(size=100), np.full(100, value)]
+        with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X are constant"):
+            GaussianAnomalyDetection(covariance=covariance).fit(X)
+    tiny = np.array([[1e-160, 1.0], [3e-160, 2.0], [5e-160, 3.0]])  # σ² ~ 1e-320: subnormal
+    with pytest.raises(ValueError, match=r"feature\(s\) \[0\] of X vary too little for their variance to be a float64"):
+        GaussianAnomalyDetection(covariance=covariance).fit(tiny)
+    scaled = GaussianAnomalyDetection(covariance="diag").fit(tiny * [1e160, 1.0])
+    assert np.isfinite(scaled.score_samples(tiny * [1e160, 1.0])).all()
+
+
+def test_contamination_with_weights_does_not_depend_on_their_scale():
+    """Weights all c are no weights whatever c: the quantile's position counts rows of the smallest positive
+    weight. Weights of 0.001 (summing to 1) flagged nothing; 0.01 flagged 6.2 % for contamination=0.1."""
+    X = np.random.default_rng(0).normal(size=(1000, 2))
+    unweighted = GaussianAnomalyDetection(contamination=0.1).fit(X)
+    for c in (1.0, 0.01, 0.001, 3.0):
+        weighted = GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=np.full(1000, c))
+        assert weighted.log_threshold_ == pytest.approx(unweighted.log_threshold_, rel=1e-9), c
+    w = np.random.default_rng(1).integers(1, 4, 1000) * 1.0
+    assert GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=w * 0.01).log_threshold_ == pytest.approx(
+        GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=w).log_threshold_, rel=1e-9
+    )
+
+
+def test_weighted_precision_divides_by_the_flagged_weight():
+    """At ε = 1 only the anomaly, of weight 0.25, is flagged: precision 1 (it was 0.25, divided by max(0.25, 1))."""
+    selection = GaussianAnomalyDetection.select_threshold([1, 0, 0], [0.0, 1.0, 2.0], sample_weight=[0.25, 0.5, 0.5])
+    np.testing.assert_allclose(selection.precision, [0.0, 1.0, 1 / 3])
+    np.testing.assert_allclose(
+        selection.f1_scores,
+        2 * selection.precision * selection.recall / np.maximum(selection.precision + selection.recall, 1e-300),
+    )
