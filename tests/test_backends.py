@@ -465,3 +465,35 @@ def test_reduce_rows_inside_a_block_runs_its_blocks_on_that_thread(monkeypatch):
         _rows._pool.cache_clear()
         pytest.fail("reduce_rows inside a block did not return within 30 s: deadlocked on the shared pool")
     np.testing.assert_array_equal(found[0].sums, X.sum(axis=1))
+
+
+def _fit_in_child(X):
+    return hml.KMeans(4, init=X[:4], max_iter=2, tol=0.0, working_memory=64 * 1024).fit(X).inertia_
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork is POSIX's")
+def test_a_forked_child_runs_blocks_after_the_parent_has(monkeypatch):
+    """The row blocks' thread pool, started in the parent, was in the child without its threads: the child's
+    first blocked fit waited for ever (joblib's "multiprocessing" backend, multiprocessing.Pool)."""
+    import multiprocessing
+
+    monkeypatch.setenv("HML_NUM_THREADS", "2")  # the pool, on any machine
+    X = np.random.default_rng(0).normal(size=(20_000, 8))
+    expected = _fit_in_child(X)  # the parent's pool starts here
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_fit_in_child, (X,)).get(timeout=60) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_block_threads_follow_hml_num_threads_and_the_cores_the_process_may_use(monkeypatch):
+    import os
+
+    from hml.backends import _rows
+
+    monkeypatch.delenv("HML_NUM_THREADS", raising=False)
+    if hasattr(os, "sched_getaffinity"):
+        assert _rows._threads() == len(os.sched_getaffinity(0)) or not hml._platform.can_start_threads()
+    monkeypatch.setenv("HML_NUM_THREADS", "3")
+    assert _rows._threads() == 3
+    monkeypatch.setenv("HML_NUM_THREADS", "0")
+    with pytest.raises(ValueError, match=r"HML_NUM_THREADS='0': give a whole number of threads >= 1, or unset it"):
+        _rows._threads()

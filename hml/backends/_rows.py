@@ -258,12 +258,19 @@ def _run(backend: Backend, function: Callable[[Any], Any], items: list[Any]) -> 
 
 
 def _threads() -> int:
-    """Threads for CPU blocks: one per core, or one inside a ``distributed`` worker's task, where the
-    worker's threads are the parallelism (two worker processes on two cores would otherwise run four
-    compute threads). Not ``OMP_NUM_THREADS``: a ``LocalCluster`` sets it to 1 in the client too.
+    """Threads for CPU blocks: ``HML_NUM_THREADS`` where set (e.g. cores ÷ n_jobs for scikit-learn's
+    ``GridSearchCV(n_jobs=...)``); else one per core this process may run on, or one inside a ``distributed``
+    worker's task, where the worker's threads are the parallelism (two worker processes on two cores would
+    otherwise run four compute threads). Not ``OMP_NUM_THREADS``: a ``LocalCluster`` sets it to 1 in the
+    client too.
     One where no thread can start (Pyodide, in a browser), however many cores are reported."""
     if not can_start_threads():
         return 1
+    chosen = os.environ.get("HML_NUM_THREADS", "").strip()
+    if chosen:
+        if not chosen.isdigit() or int(chosen) < 1:
+            raise ValueError(f"HML_NUM_THREADS={chosen!r}: give a whole number of threads >= 1, or unset it")
+        return int(chosen)
     distributed = sys.modules.get("distributed")  # imported in every worker; not imported here
     if distributed is not None:
         try:
@@ -271,7 +278,8 @@ def _threads() -> int:
             return 1
         except ValueError:  # not in a worker's task
             pass
-    return os.cpu_count() or 1
+    affinity = getattr(os, "sched_getaffinity", None)  # the cores this process may use (taskset, a container's)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -350,3 +358,14 @@ def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(
         workers, thread_name_prefix="hml-block", initializer=_mark_block_thread
     )
+
+
+def _after_fork_in_child() -> None:
+    """A child forked (``multiprocessing``, joblib's ``"multiprocessing"`` backend) inherits the pools but not
+    their threads: its first blocks would wait for ever on workers that do not exist. It starts afresh."""
+    _pool.cache_clear()
+    _ONE_BLAS_THREAD.__init__()  # type: ignore[misc]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
