@@ -281,7 +281,8 @@ def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray | 
             f"sample_weight must be 1-D with one weight per row of X ({codes.size}); got shape {given.shape}"
         )
     if class_weight == "balanced":
-        totals = np.bincount(codes, weights=given if given is not None and given.ndim else None, minlength=classes.size)
+        counted = np.where(np.isfinite(given), given, 0.0) if given is not None and given.ndim else None  # NaN: its row only
+        totals = np.bincount(codes, weights=counted, minlength=classes.size)
         per_class = np.divide(totals.sum(), classes.size * totals, out=np.zeros(classes.size), where=totals > 0)
     else:
         unknown = [label for label in class_weight if not np.isin(np.asarray([label], dtype=object), classes).any()]

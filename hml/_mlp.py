@@ -28,6 +28,7 @@ __all__ = [
     "checked_layers",
     "forward",
     "gradient_check",
+    "held_out_weights",
     "hold_out",
     "initial_theta",
     "layer_shapes",
@@ -35,6 +36,8 @@ __all__ = [
     "n_parameters",
     "pack",
     "step_rule",
+    "validation_accuracy",
+    "validation_r2",
     "unpack",
 ]
 
@@ -276,6 +279,17 @@ class Targets:
         return Targets(values=ctx.take_rows(self.values, train)), Targets(values=ctx.take_rows(self.values, held))
 
 
+def held_out_weights(ctx: backends.ComputeContext, weights: Any) -> Any:
+    """The validation rows' weights (scikit-learn scores the held-out rows with them), refused if they are all 0:
+    the score would be 0/0. One read ("validation weights")."""
+    if float(ctx.read(ctx.xp.sum(weights), "validation weights")) <= 0.0:
+        raise ValueError(
+            "early_stopping held out only rows of sample_weight 0, so its score is undefined: give those rows weight, "
+            "change random_state or validation_fraction, or set early_stopping=False"
+        )
+    return weights
+
+
 def hold_out(targets: Targets, p: SimpleNamespace) -> tuple[np.ndarray, np.ndarray]:
     """The training and validation rows: ``p.validation_fraction`` of them held out, stratified by class
     for a classifier, drawn from ``p.random_state`` (scikit-learn's early-stopping split)."""
@@ -300,6 +314,12 @@ def hold_out(targets: Targets, p: SimpleNamespace) -> tuple[np.ndarray, np.ndarr
             f"between {math.ceil(1000 * k / n) / 1000:g} and {math.floor(1000 * (n - k) / n) / 1000:g}, more data, "
             "or early_stopping=False"
         ) from exc
+    if codes is None and held.size < 2:  # as scikit-learn's "The validation set is too small"
+        raise ValueError(
+            f"early_stopping holds out validation_fraction={p.validation_fraction} of these {n} rows, {held.size} "
+            f"row, and its R² needs 2: use a validation_fraction of at least {math.ceil(2000 / n) / 1000:g}, more "
+            "data, or early_stopping=False"
+        )
     return np.sort(train), np.sort(held)
 
 
@@ -312,13 +332,13 @@ class EarlyStopping:
         self,
         ctx: backends.ComputeContext,
         layers: list[int],
-        validation: tuple[Any, Any],
+        validation: tuple[Any, Any, Any],
         theta0: Any,
         p: SimpleNamespace,
         score: Callable[..., Any],
     ):
         self.ctx, self.layers, self.activation, self.score = ctx, layers, p.activation, score
-        self.Z, self.target = validation
+        self.Z, self.target, self.weights = validation
         self.patience = int(p.n_iter_no_change)
         self.scores: list[float] = []
         self.best_score, self.best_theta, self.waited = -math.inf, theta0, 0
@@ -326,7 +346,7 @@ class EarlyStopping:
     def __call__(self, n_iter: int, point: Any) -> bool:
         xp = self.ctx.xp
         _, outputs = forward(self.Z, unpack(point.theta, self.layers, xp), self.activation, xp)
-        score = float(self.ctx.read(self.score(xp, outputs, self.target), "validation score"))
+        score = float(self.ctx.read(self.score(xp, outputs, self.target, self.weights), "validation score"))
         self.scores.append(score)
         if score > self.best_score:  # a new θ array each step: keeping a reference is a copy
             self.best_score, self.best_theta, self.waited = score, point.theta, 0
@@ -403,3 +423,22 @@ def gradient_check(
         size = n_parameters(problem.layers)
         coordinates = backends.check_random_state(random_state).choice(size, size=min(n_checks, size), replace=False)
     return check_gradient(problem.objective, theta, ctx=ctx, epsilon=epsilon, coordinates=coordinates)
+
+
+def validation_accuracy(xp: Any, outputs: Any, target: Any, weights: Any = None) -> Any:
+    """A classifier's held-out score, the accuracy: the share of rows (of their weight) whose largest output is
+    their class (one-hot ``target``), on the device."""
+    right = xp.astype(xp.argmax(outputs, axis=1) == xp.argmax(target, axis=1), outputs.dtype)
+    return xp.mean(right) if weights is None else xp.sum(weights * right) / xp.sum(weights)
+
+
+def validation_r2(xp: Any, outputs: Any, target: Any, weights: Any = None) -> Any:
+    """A regressor's held-out score, R² = 1 − Σsᵢ(ŷᵢ − yᵢ)² / Σsᵢ(yᵢ − ȳ)², ȳ = Σsᵢyᵢ / Σs (sᵢ = 1 without
+    weights), on the device; for a constant y, 1 if every ŷ is exact, else 0 (:func:`hml.metrics.r2_score`'s
+    rule)."""
+    truth, predicted = xp.reshape(target, (-1,)), xp.reshape(outputs, (-1,))
+    s = xp.ones_like(truth) if weights is None else weights
+    residual = xp.sum(s * (truth - predicted) ** 2)
+    total = xp.sum(s * (truth - xp.sum(s * truth) / xp.sum(s)) ** 2)
+    exact = xp.astype(residual == 0, truth.dtype)
+    return xp.where(total > 0, 1.0 - residual / xp.where(total > 0, total, xp.ones_like(total)), exact)

@@ -1,10 +1,12 @@
 """What a network's ``partial_fit`` carries from one chunk of rows to the next: the optimiser's state, the
-order of the mini-batches, the weights' scale, and the class weights it can use -- beside :mod:`hml._mlp`,
-the math every fit shares.
+order of the mini-batches, the weights' scale, and the class weights it can use; which solvers take steps and
+mini-batches -- beside :mod:`hml._mlp`, the math every fit shares.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,9 +14,20 @@ import numpy as np
 
 from hml import backends
 from hml._array import SampleWeight, check_sample_weight
+from hml.exceptions import DivergenceError
 from hml.optimize import MiniBatches
 
-__all__ = ["StepSolversOnly", "row_weights", "partial_batches", "partial_class_weight", "rule_key", "saved_state"]
+__all__ = [
+    "StepSolversOnly",
+    "blaming_earlier_steps",
+    "check_partial_fit",
+    "checked_batch_size",
+    "row_weights",
+    "partial_batches",
+    "partial_class_weight",
+    "rule_key",
+    "saved_state",
+]
 
 
 def rule_key(p: SimpleNamespace) -> str:
@@ -82,3 +95,46 @@ def row_weights(
         weights = SampleWeight(ctx.xp.ones((n,), dtype=X.dtype, device=ctx.device), float(n))
     scale = weights.total / n if scale is None else scale
     return SampleWeight(weights.normalised * (weights.total / (n * scale)), n * scale), scale
+
+
+@contextlib.contextmanager
+def blaming_earlier_steps(history: Any, p: SimpleNamespace) -> Iterator[None]:
+    """A later call's J(θ₀) is that of the weights the earlier calls left (their ``history`` of costs; None
+    for the first call): non-finite, those steps diverged -- a cost that grew by 1e110 is no error within a
+    call -- and the data, which the loop's message blames, are not at fault."""
+    try:
+        yield
+    except DivergenceError as exc:
+        if history is None or "J(θ₀)" not in str(exc):
+            raise
+        last = float(backends.to_numpy(history)[-1])
+        raise DivergenceError(
+            f"partial_fit: the weights that the earlier calls left give a non-finite cost on this chunk (the last "
+            f"cost was {last:.4g}; cost_history_ shows its growth): those steps diverged, with "
+            f"learning_rate={p.learning_rate}. Start again (fit, or a new estimator) with a smaller learning_rate"
+        ) from exc
+
+
+def check_partial_fit(p: SimpleNamespace) -> None:
+    """What ``partial_fit`` refuses: a solver that takes no steps, and ``early_stopping``, which it would ignore
+    (as scikit-learn's): it holds out none of its chunk's rows."""
+    if p.solver not in ("gd", "adam"):
+        raise ValueError(f"partial_fit takes steps: solver='gd' or 'adam'; got solver={p.solver!r}")
+    if p.early_stopping:
+        raise ValueError(
+            "partial_fit takes every row of its chunk and holds out none: early_stopping=True is for fit. Set "
+            "early_stopping=False, and score a held-out chunk between calls to stop"
+        )
+
+
+def checked_batch_size(p: SimpleNamespace, default: int | None) -> int | None:
+    """``batch_size`` for a fit: None for the full-batch L-BFGS and CG, which ignore the class's ``default`` (as
+    scikit-learn's) and refuse another."""
+    if p.batch_size is None or p.solver in ("gd", "adam"):
+        return p.batch_size  # type: ignore[no-any-return]
+    if p.batch_size != default:
+        raise ValueError(
+            f"batch_size={p.batch_size} is for solver='gd' or 'adam' (mini-batches); solver={p.solver!r} takes "
+            "every row at each iteration: set batch_size=None"
+        )
+    return None

@@ -98,7 +98,7 @@ class PreparedProblem:
     classes: np.ndarray | None = None
     multinomial: bool = False
     layers: list[int] | None = None
-    validation: tuple[Any, Any] | None = None
+    validation: tuple[Any, Any, Any] | None = None
     weight_scale: float = 1.0  # the mean sample weight of the rows fitted (1 without weights)
 
     @property

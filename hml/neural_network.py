@@ -25,6 +25,7 @@ from hml._mlp import (
     checked_layers,
     forward,
     gradient_check,
+    held_out_weights,
     hold_out,
     initial_theta,
     mlp_objective,
@@ -32,8 +33,20 @@ from hml._mlp import (
     pack,
     step_rule,
     unpack,
+    validation_accuracy,
+    validation_r2,
 )
-from hml._mlp_partial import StepSolversOnly, partial_batches, partial_class_weight, row_weights, rule_key, saved_state
+from hml._mlp_partial import (
+    StepSolversOnly,
+    blaming_earlier_steps,
+    check_partial_fit,
+    checked_batch_size,
+    partial_batches,
+    partial_class_weight,
+    row_weights,
+    rule_key,
+    saved_state,
+)
 from hml._params import Boolean, Integer, OneOf, Real, Sizes, param
 from hml.base import (
     CLASS_WEIGHT,
@@ -159,17 +172,18 @@ class _Network(BaseEstimator):
         targets = self._targets(y, ctx, X)
         layers = checked_layers(p.layers, X.shape[1], targets.n_outputs, targets.what)
         sample_weight = class_weighted(sample_weight, getattr(p, "class_weight", None), targets.classes, targets.codes)
-        held_out = None
+        held_out = weights_held = None
         if p.early_stopping:  # the validation rows leave before anything is fitted to them
             train, held = hold_out(targets, p)
             if (every_row := check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)) is not None:
                 sample_weight = ctx.take_rows(every_row.given, train)  # checked on all rows, as without the split
+                weights_held = held_out_weights(ctx, ctx.take_rows(every_row.given, held))
             X, X_held = ctx.take_rows(X, train), ctx.take_rows(X, held)
             targets, targets_held = targets.split(ctx, train, held)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights))
         if p.early_stopping:
-            held_out = (transformer._transform(X_held, xp), targets_held.matrix(ctx, Z.dtype))
+            held_out = (transformer._transform(X_held, xp), targets_held.matrix(ctx, Z.dtype), weights_held)
         (Y,) = backends.keep(targets.matrix(ctx, Z.dtype))
         objective = mlp_objective(Z, Y, layers, p.activation, self._output(p), p.l2, xp, weights)
         theta0 = initial_theta(ctx, layers, X.dtype, p)
@@ -184,14 +198,13 @@ class _Network(BaseEstimator):
         raise NotImplementedError
 
     @staticmethod
-    def _validation_score(xp: Any, outputs: Any, target: Any) -> Any:
+    def _validation_score(xp: Any, outputs: Any, target: Any, weights: Any = None) -> Any:
         raise NotImplementedError
 
     def _train(self, X: Any, y: Any, sample_weight: Any) -> PreparedProblem:
         """Prepare and train; store the fitted network. Returns the problem (for the subclass's attributes)."""
         p = self._validated
-        if p.batch_size is not None and p.solver not in ("gd", "adam"):
-            raise ValueError(f"batch_size is for solver='gd' or 'adam' (mini-batches); got solver={p.solver!r}")
+        p.batch_size = checked_batch_size(p, type(self).__params__["batch_size"].default)
         problem = self._prepare(X, y, p, sample_weight)
         ctx = problem.ctx
         assert problem.layers is not None  # a network's problem has them
@@ -241,8 +254,7 @@ class _Network(BaseEstimator):
         weights count relative to the mean weight of the first chunk (or of fit's rows), not chunk by chunk. Only
         a non-finite cost raises :class:`hml.DivergenceError` (a chunk's cost rises and falls with the batches)."""
         p = self._validated
-        if p.solver not in ("gd", "adam"):
-            raise ValueError(f"partial_fit takes steps: solver='gd' or 'adam'; got solver={p.solver!r}")
+        check_partial_fit(p)
         first = not hasattr(self, "coefs_")
         if first:
             fit_input = self._validate_fit_X(X, p)
@@ -266,7 +278,7 @@ class _Network(BaseEstimator):
             fitted = list(zip(self.coefs_, self.intercepts_, strict=True))  # concrete, in their own namespace
             theta = ctx.asarray(pack(fitted, array_api_compat.array_namespace(*self.coefs_)), dtype=X.dtype)
         batches = partial_batches(p, X.shape[0], 0 if first else self.n_iter_)  # a new order every call
-        with self._progress_bar(1, p.verbose):
+        with self._progress_bar(1, p.verbose), blaming_earlier_steps(None if first else self.cost_history_, p):
             result = minimize(
                 objective,
                 theta,
@@ -367,11 +379,7 @@ class MultilayerPerceptron(ClassifierMixin, _Network):
             )
         return Targets(classes=known, codes=labels_to_codes(y, known, X.shape[0]))
 
-    @staticmethod
-    def _validation_score(xp: Any, outputs: Any, target: Any) -> Any:
-        """The accuracy: the share of rows whose largest output is their class."""
-        codes = xp.argmax(target, axis=1)
-        return xp.mean(xp.astype(xp.argmax(outputs, axis=1) == codes, outputs.dtype))
+    _validation_score = staticmethod(validation_accuracy)
 
     def _proba(self, Xc: Any) -> Any:
         return class_probabilities(self._outputs(Xc), self.output == "softmax", self._ctx_.xp)
@@ -404,7 +412,8 @@ class MultilayerPerceptronRegressor(_Network):
         _Network,
         "batch_size",
         200,
-        doc="Mini-batches of this many rows (all rows when fewer), shuffled every epoch; ``None``: full batch.",
+        doc="Mini-batches of this many rows (all rows when fewer), shuffled every epoch; ``None``: full batch. "
+        "The full-batch ``'lbfgs'`` and ``'cg'`` ignore this default, as scikit-learn's.",
     )
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultilayerPerceptronRegressor:
@@ -421,13 +430,7 @@ class MultilayerPerceptronRegressor(_Network):
     def _output(self, p: SimpleNamespace) -> str:
         return "identity"
 
-    @staticmethod
-    def _validation_score(xp: Any, outputs: Any, target: Any) -> Any:
-        """R² = 1 − Σ(ŷ − y)² / Σ(y − ȳ)², on the device (0 for a constant y)."""
-        truth, predicted = xp.reshape(target, (-1,)), xp.reshape(outputs, (-1,))
-        residual = xp.sum((truth - predicted) ** 2)
-        total = xp.sum((truth - xp.mean(truth)) ** 2)
-        return 1.0 - residual / xp.where(total > 0, total, residual + 1.0)
+    _validation_score = staticmethod(validation_r2)
 
     def predict(self, X: Any) -> Any:
         """ŷ for each row of ``X``, in its namespace and on its device."""

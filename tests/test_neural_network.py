@@ -199,7 +199,7 @@ def test_bad_input():
         hml.MultilayerPerceptron().fit(np.where(np.arange(240).reshape(60, 4) == 5, np.nan, X), codes)
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
         hml.MultilayerPerceptron(momentum=1.0).fit(X, codes)
-    with pytest.raises(ValueError, match=r"batch_size is for solver='gd'"):
+    with pytest.raises(ValueError, match=r"batch_size=10 is for solver='gd'.*every row.*: set batch_size=None"):
         hml.MultilayerPerceptron(batch_size=10, solver="lbfgs").fit(X, codes)
     with pytest.raises(ValueError, match=r"activation must be one of \['sigmoid', 'tanh', 'relu'\]; got 'gelu'"):
         hml.MultilayerPerceptron(activation="gelu").fit(X, codes)
@@ -490,3 +490,99 @@ def test_a_validation_fraction_that_cannot_split_the_rows_says_so_in_the_network
             model.fit(X, codes)
     for fraction in (0.075, 0.925):  # the bounds the message gives work
         hml.MultilayerPerceptron(early_stopping=True, validation_fraction=fraction, max_iter=2).fit(X, codes)
+
+
+def test_early_stopping_scores_the_iterate_that_meets_tol():
+    """A tol stop ended the loop before its iterate was scored: stopped at the first epoch, the model was θ₀,
+    the untrained start, and L-BFGS dropped its converged iterate. Every iterate is scored, as scikit-learn's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = hml.MultilayerPerceptron(early_stopping=True, batch_size=10, tol=0.3, random_state=0, max_iter=60)
+    model.fit(X, y)
+    theta0 = np.asarray(model._prepare(X, y, validate(model)).theta0)
+    assert len(model.validation_scores_) == model.n_iter_ == 1
+    assert not np.array_equal(pack(list(zip(model.coefs_, model.intercepts_, strict=True)), np), theta0)
+    X = rng.normal(size=(300, 3))
+    regressor = hml.MultilayerPerceptronRegressor(
+        solver="lbfgs", batch_size=None, early_stopping=True, n_iter_no_change=50, random_state=0, max_iter=500
+    ).fit(X, X @ [1.0, -2, 0.5] + np.sin(X[:, 0]))
+    assert regressor.n_iter_ < 500 and len(regressor.validation_scores_) == regressor.n_iter_
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "cg"])
+def test_the_regressors_full_batch_solvers_ignore_the_default_batch_size(solver):
+    """The default batch_size=200 refused solver='lbfgs' with its own defaults; scikit-learn's ignores it."""
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    default = hml.MultilayerPerceptronRegressor(solver=solver, random_state=0).fit(X, y)
+    full = hml.MultilayerPerceptronRegressor(solver=solver, random_state=0, batch_size=None).fit(X, y)
+    np.testing.assert_array_equal(default.predict(X), full.predict(X))
+    with pytest.raises(ValueError, match=rf"batch_size=20 is for solver='gd' or 'adam'.*solver='{solver}'"):
+        hml.MultilayerPerceptronRegressor(solver=solver, batch_size=20).fit(X, y)
+
+
+def test_early_stopping_scores_the_held_out_rows_with_their_weights():
+    """Rows of weight 0 are left out, from the validation score too (scikit-learn scores the held-out rows with
+    their weights): unweighted, noise labels of weight 0 set the stopping and the best weights."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = (X[:, 0] > 0).astype(int)
+    noise = np.arange(400) % 2 == 1
+    y[noise] = rng.integers(0, 2, noise.sum())
+    w = np.where(noise, 0.0, 1.0)
+    model = hml.MultilayerPerceptron(early_stopping=True, random_state=0, max_iter=200, solver="adam")
+    model.fit(X, y, sample_weight=w)
+    _, held = hold_out_rows(model, X, y)
+    right = model.predict(X[held]) == y[held]  # the model is the best weights
+    assert model.best_validation_score_ == pytest.approx(np.average(right, weights=w[held]), abs=1e-12)
+    assert abs(model.best_validation_score_ - right.mean()) > 0.05
+
+
+def hold_out_rows(model, X, y):
+    from hml._mlp import Targets, hold_out
+
+    codes = np.unique(y, return_inverse=True)[1]
+    return hold_out(Targets(np.unique(y), codes), validate(model))
+
+
+def test_the_regressors_held_out_r2_needs_two_rows_and_follows_r2_score_for_a_constant_y():
+    from hml._mlp import validation_r2
+
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(
+        ValueError, match=r"holds out validation_fraction=0.1 of these 10 rows, 1 row, and its R² needs 2"
+    ):
+        hml.MultilayerPerceptronRegressor(early_stopping=True).fit(X, X[:, 0])
+    constant = np.array([[2.0], [2.0]])
+    assert float(validation_r2(np, np.array([[2.0], [2.5]]), constant)) == 0.0
+    assert float(validation_r2(np, constant, constant)) == 1.0
+    truth, guess, w = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])
+    mean = np.average(truth, weights=w)
+    expected = 1 - np.sum(w * (truth - guess) ** 2) / np.sum(w * (truth - mean) ** 2)
+    assert float(validation_r2(np, guess[:, None], truth[:, None], w)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_partial_fit_refuses_early_stopping_and_names_diverged_earlier_steps():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, 2, 3]
+    with pytest.raises(ValueError, match=r"partial_fit takes every row of its chunk.*early_stopping=True is for fit"):
+        hml.MultilayerPerceptronRegressor(early_stopping=True).partial_fit(X, y)
+    model = hml.MultilayerPerceptronRegressor(random_state=0, solver="gd", learning_rate=1.0, batch_size=5)
+    with np.errstate(over="ignore", invalid="ignore"):
+        model.partial_fit(X, y)  # its cost grows by 1e110: no error within a call
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(hml.DivergenceError, match=r"partial_fit: the weights that the earlier calls left.*smaller"):
+            model.partial_fit(X, y)
+
+
+def test_one_nan_weight_with_balanced_classes_is_named_at_its_row():
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    w = np.ones(40)
+    w[3] = np.nan
+    with pytest.raises(
+        ValueError, match=r"sample_weight contains 1 NaN or infinite value\(s\) \(the first at index 3\)"
+    ):
+        hml.MultilayerPerceptron(class_weight="balanced").fit(X, y, sample_weight=w)

@@ -275,8 +275,11 @@ def minimize(
             warn(f"{rule.name}: {failure.what} after {n_iter} iteration(s); {failure.why}", ConvergenceWarning)
             break
         monitor.record(n_iter, point)
-        if callback is not None and monitor.stop is None and callback(n_iter, point):
-            monitor.stop, monitor.converged = "callback", True
+        # The iterate that met tol is seen too: early stopping scored every one but it, and kept θ₀ from a stop
+        # at the first.
+        if callback is not None and monitor.stop in (None, "tol", "cost change") and callback(n_iter, point):
+            if monitor.stop is None:
+                monitor.stop, monitor.converged = "callback", True
     return monitor.result(point, n_iter, state)
 
 
