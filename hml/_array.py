@@ -15,18 +15,15 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from hml.backends import ComputeContext, backend_of, dtype_name, is_array, keep, to_numpy
-from hml.exceptions import DataConversionWarning, PerformanceWarning, warn
+from hml.backends import ComputeContext, backend_of, dtype_name, is_array, keep
+from hml.exceptions import PerformanceWarning, warn, warn_column_vector
 
 __all__ = [
     "check_X",
     "check_feature_names",
     "feature_names",
     "warn_if_small",
-    "encode_labels",
-    "labels_on_host",
     "one_hot",
-    "labels_to_codes",
     "check_y",
     "float_dtype",
     "squares_overflow",
@@ -207,7 +204,7 @@ def check_y(y: Any, ctx: ComputeContext, *, n_samples: int | None, dtype: Any, n
         raise ValueError(f"this estimator requires y to be passed, but the target {name} is None")
     y = _as_array(y, name)
     if y.ndim == 2 and y.shape[1] == 1:
-        _warn_column(name)
+        warn_column_vector(name)
         y = array_api_compat.array_namespace(y).reshape(y, (-1,))
     if y.ndim != 1:
         raise ValueError(
@@ -269,40 +266,6 @@ def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: i
     return SampleWeight(keep(weights * (n_samples / total))[0], total)
 
 
-def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray | None, codes: np.ndarray | None) -> Any:
-    """``sample_weight`` (None, a number or one per row) times each row's class weight: ``class_weight``
-    {label: weight} (1 for a class not named), or ``"balanced"``: Σs / (K Σ_{i in k} sᵢ), scikit-learn's."""
-    if class_weight is None:
-        return sample_weight
-    assert classes is not None and codes is not None  # class weights are a classifier's
-    given = None if sample_weight is None else np.asarray(to_numpy(sample_weight), dtype=np.float64)
-    if given is not None and given.ndim and given.shape != codes.shape:  # before the counts that index by it
-        raise ValueError(
-            f"sample_weight must be 1-D with one weight per row of X ({codes.size}); got shape {given.shape}"
-        )
-    if class_weight == "balanced":
-        counted = np.where(np.isfinite(given), given, 0.0) if given is not None and given.ndim else None  # NaN: its row only
-        totals = np.bincount(codes, weights=counted, minlength=classes.size)
-        per_class = np.divide(totals.sum(), classes.size * totals, out=np.zeros(classes.size), where=totals > 0)
-    else:
-        unknown = [label for label in class_weight if not np.isin(np.asarray([label], dtype=object), classes).any()]
-        if unknown:
-            raise ValueError(
-                f"class_weight names labels that are not in y: {unknown}; y's classes are {classes.tolist()}"
-            )
-        per_class = np.asarray([class_weight.get(label, 1.0) for label in classes.tolist()], dtype=np.float64)
-    per_row = per_class[codes]  # on the host, as the labels: one upload with the weights
-    return per_row if given is None else per_row * given
-
-
-def _warn_column(name: str) -> None:
-    warn(
-        f"A column-vector {name} was passed when a 1d array was expected; it is used as {name}.ravel(). "
-        f"Pass an array of shape (n_samples,) to silence this warning",
-        DataConversionWarning,
-    )
-
-
 def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
     """Y[i, k] = 1 if codes[i] = k else 0, shape (n, n_classes), built on the codes' device.
 
@@ -314,74 +277,6 @@ def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:
     return xp.astype(xp.reshape(codes, (-1, 1)) == classes, dtype)
 
 
-# -- class labels -------------------------------------------------------------------
-def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X") -> np.ndarray:
-    """Class labels as a 1-D NumPy array: labels may be strings, so they live on the host."""
-    if y is None:
-        raise ValueError(
-            f"this estimator requires y to be passed, but the target {name} is None; pass one class label per sample"
-        )
-    labels = to_numpy(y)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        _warn_column(name)
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one class label per sample); got shape {labels.shape}")
-    if n_samples is not None and labels.shape[0] != n_samples:
-        raise ValueError(f"{name} has {labels.shape[0]} labels but {against} has {n_samples} rows; they must match")
-    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-        raise ValueError(f"{name} contains NaN or infinite labels; every sample needs a class")
-    if labels.dtype == object:
-        missing = np.flatnonzero(np.frompyfunc(lambda v: v is None, 1, 1)(labels).astype(bool))
-        if missing.size:
-            raise ValueError(
-                f"{name} contains {missing.size} None label(s) (the first at index {missing[0]}); "
-                "every sample needs a class -- drop those rows or give them a label"
-            )
-    return labels
-
-
-def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """``(classes, codes)``: the sorted distinct labels, and each sample's index into them.
-
-    Labels of any type (``"SETOSA"``, 0/1, strings, floats) are accepted; at least
-    two classes are required.
-    """
-    labels = labels_on_host(y, n_samples, name)
-    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
-        # scikit-learn's word for it ("Unknown label type: continuous"), which its checks expect.
-        distinct = np.unique(labels)
-        raise ValueError(
-            f"Unknown label type: continuous. {name} holds {distinct.size} distinct floats, not all whole numbers "
-            f"(e.g. {distinct[:3].tolist()}): a classifier needs class labels. For a continuous target use a "
-            "regressor (hml.LinearRegression); for classes, pass integers or strings"
-        )
-    try:
-        classes, codes = np.unique(labels, return_inverse=True)
-    except TypeError as exc:  # labels of types that do not compare, such as 1 and "a"
-        kinds = sorted({type(v).__name__ for v in labels.tolist()})
-        raise ValueError(f"{name} mixes labels of types {kinds} that cannot be sorted; use labels of one type") from exc
-    if classes.size < 2:
-        found = f"only the class {classes[0].item()!r}" if classes.size else "no labels"
-        raise ValueError(f"{name} has {found}; a classifier needs samples of at least two classes")
-    return classes, codes.astype(np.int64)
-
-
-def labels_to_codes(y: Any, classes: np.ndarray, n_samples: int | None, *, name: str = "y") -> np.ndarray:
-    """Each label's index into the fitted ``classes``; labels not seen in ``fit`` raise ``ValueError``."""
-    labels = labels_on_host(y, n_samples, name)
-    codes = np.searchsorted(classes, labels)
-    codes = np.minimum(codes, classes.size - 1)
-    unseen = classes[codes] != labels
-    if unseen.any():
-        raise ValueError(
-            f"{name} contains label(s) {np.unique(labels[unseen])[:5].tolist()} not seen in fit; "
-            f"the fitted classes are {classes.tolist()}"
-        )
-    return codes.astype(np.int64)
-
-
-# -- what fit saw, and what the backend is good for -------------------------------------
 def feature_names(X: Any) -> np.ndarray | None:
     """The column names of a DataFrame-like ``X`` when they are all strings (scikit-learn's rule), else None."""
     columns = getattr(X, "columns", None)

@@ -10,7 +10,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from hml import backends, kernels
-from hml._array import check_sample_weight, labels_on_host, squares_overflow
+from hml._array import check_sample_weight, squares_overflow
+from hml._labels import labels_on_host
 from hml._params import OneOf, Real, param
 from hml.base import BaseEstimator
 from hml.exceptions import NotFittedError, as_sklearn

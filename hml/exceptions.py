@@ -18,6 +18,7 @@ __all__ = [
     "PerformanceWarning",
     "as_sklearn",
     "warn",
+    "warn_column_vector",
 ]
 
 
@@ -110,6 +111,15 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, as_sklearn(category), stacklevel=level)
+
+
+def warn_column_vector(name: str) -> None:
+    """scikit-learn's warning for a target of shape (n, 1) where one of shape (n,) belongs."""
+    warn(
+        f"A column-vector {name} was passed when a 1d array was expected; it is used as {name}.ravel(). "
+        f"Pass an array of shape (n_samples,) to silence this warning",
+        DataConversionWarning,
+    )
 
 
 #: hml's exceptions and warnings that scikit-learn has a class of the same name and meaning for.

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
 
 from hml import backends
-from hml._array import check_sample_weight, check_y, class_weighted, encode_labels, one_hot
+from hml._array import check_sample_weight, check_y, one_hot
+from hml._labels import class_weighted, encode_labels
 from hml._linear_objectives import linear_regression_objective, logistic_objective, normal_equation
 from hml._params import Either, Integer, OneOf, Real, param
 from hml.base import (

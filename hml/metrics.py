@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from hml import backends
-from hml._array import check_y, float_dtype, labels_on_host
+from hml._array import check_y, float_dtype
+from hml._labels import labels_on_host
 from hml.numerics import r2
 
 __all__ = [

@@ -9,7 +9,7 @@ from typing import Any, cast
 import numpy as np
 
 from hml import backends
-from hml._array import labels_on_host
+from hml._labels import labels_on_host
 
 __all__ = ["train_test_split"]
 

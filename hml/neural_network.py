@@ -16,8 +16,9 @@ import array_api_compat
 import numpy as np
 
 from hml import backends
-from hml._array import check_sample_weight, check_y, class_weighted, encode_labels, labels_to_codes
+from hml._array import check_sample_weight, check_y
 from hml._declarations import redeclared
+from hml._labels import class_weighted, encode_labels, labels_to_codes
 from hml._mlp import (
     ACTIVATIONS,
     EarlyStopping,

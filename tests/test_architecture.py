@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"hml.exceptions", "hml._files", "hml._platform", "hml._routing"},
     {"hml.backends"},
     {"hml.kernels"},
-    {"hml._array", "hml._params", "hml.numerics"},
+    {"hml._array", "hml._labels", "hml._params", "hml.numerics"},
     {
         "hml._concrete",
         "hml._declarations",
