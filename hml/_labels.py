@@ -11,7 +11,7 @@ import numpy as np
 from hml.backends import to_numpy
 from hml.exceptions import warn_column_vector
 
-__all__ = ["class_weighted", "encode_labels", "labels_on_host", "labels_to_codes"]
+__all__ = ["class_weighted", "distinct", "encode_labels", "labels_on_host", "labels_to_codes", "plain"]
 
 
 def class_weighted(sample_weight: Any, class_weight: Any, classes: np.ndarray | None, codes: np.ndarray | None) -> Any:
@@ -48,6 +48,10 @@ def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X")
         raise ValueError(
             f"this estimator requires y to be passed, but the target {name} is None; pass one class label per sample"
         )
+    if type(y).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(y).__name__}); labels are dense: pass {name}.toarray().ravel()"
+        )
     labels = to_numpy(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         warn_column_vector(name)
@@ -59,13 +63,37 @@ def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X")
     if labels.dtype.kind == "f" and not np.isfinite(labels).all():
         raise ValueError(f"{name} contains NaN or infinite labels; every sample needs a class")
     if labels.dtype == object:
-        missing = np.flatnonzero(np.frompyfunc(lambda v: v is None, 1, 1)(labels).astype(bool))
+        missing = np.flatnonzero(np.frompyfunc(_missing, 1, 1)(labels).astype(bool))
         if missing.size:
             raise ValueError(
-                f"{name} contains {missing.size} None label(s) (the first at index {missing[0]}); "
-                "every sample needs a class -- drop those rows or give them a label"
+                f"{name} contains {missing.size} missing label(s), None, NaN or pandas.NA (the first at index "
+                f"{missing[0]}); every sample needs a class -- drop those rows or give them a label"
             )
     return labels
+
+
+def _missing(value: Any) -> bool:
+    """A missing label in an object array: None, a float NaN (pandas' missing value in an object column),
+    ``pandas.NA`` or ``NaT`` -- NaN would be a class of its own, and breaks the sort of the labels."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
+
+
+def plain(value: Any) -> Any:
+    """A label as Python has it, for a message: ``np.int64(3)`` as 3; an object array's own values as they are."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def distinct(labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(labels, return_inverse=True)``, the codes 1-D; labels of types that do not compare, such as
+    1 and "a", are refused with their types."""
+    try:
+        classes, codes = np.unique(labels, return_inverse=True)
+    except TypeError as exc:
+        kinds = sorted({type(v).__name__ for v in labels.tolist()})
+        raise ValueError(f"{name} mixes labels of types {kinds} that cannot be sorted; use labels of one type") from exc
+    return classes, codes.ravel()
 
 
 def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
@@ -77,19 +105,15 @@ def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np
     labels = labels_on_host(y, n_samples, name)
     if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
         # scikit-learn's word for it ("Unknown label type: continuous"), which its checks expect.
-        distinct = np.unique(labels)
+        values = np.unique(labels)
         raise ValueError(
-            f"Unknown label type: continuous. {name} holds {distinct.size} distinct floats, not all whole numbers "
-            f"(e.g. {distinct[:3].tolist()}): a classifier needs class labels. For a continuous target use a "
+            f"Unknown label type: continuous. {name} holds {values.size} distinct floats, not all whole numbers "
+            f"(e.g. {values[:3].tolist()}): a classifier needs class labels. For a continuous target use a "
             "regressor (hml.LinearRegression); for classes, pass integers or strings"
         )
-    try:
-        classes, codes = np.unique(labels, return_inverse=True)
-    except TypeError as exc:  # labels of types that do not compare, such as 1 and "a"
-        kinds = sorted({type(v).__name__ for v in labels.tolist()})
-        raise ValueError(f"{name} mixes labels of types {kinds} that cannot be sorted; use labels of one type") from exc
+    classes, codes = distinct(labels, name)
     if classes.size < 2:
-        found = f"only the class {classes[0].item()!r}" if classes.size else "no labels"
+        found = f"only the class {plain(classes[0])!r}" if classes.size else "no labels"
         raise ValueError(f"{name} has {found}; a classifier needs samples of at least two classes")
     return classes, codes.astype(np.int64)
 
@@ -97,7 +121,13 @@ def encode_labels(y: Any, n_samples: int | None, *, name: str = "y") -> tuple[np
 def labels_to_codes(y: Any, classes: np.ndarray, n_samples: int | None, *, name: str = "y") -> np.ndarray:
     """Each label's index into the fitted ``classes``; labels not seen in ``fit`` raise ``ValueError``."""
     labels = labels_on_host(y, n_samples, name)
-    codes = np.searchsorted(classes, labels)
+    try:
+        codes = np.searchsorted(classes, labels)
+    except TypeError as exc:  # "yes" against the classes 0 and 1
+        kinds = sorted({type(v).__name__ for v in labels.tolist()})
+        raise ValueError(
+            f"{name} holds labels of types {kinds}, which do not compare with the fitted classes {classes.tolist()[:5]}"
+        ) from exc
     codes = np.minimum(codes, classes.size - 1)
     unseen = classes[codes] != labels
     if unseen.any():

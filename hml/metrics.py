@@ -8,7 +8,7 @@ import numpy as np
 
 from hml import backends
 from hml._array import check_y, float_dtype
-from hml._labels import labels_on_host
+from hml._labels import distinct, labels_on_host
 from hml.numerics import r2
 
 __all__ = [
@@ -161,9 +161,8 @@ def adjusted_rand_score(labels_true: Any, labels_pred: Any) -> float:
     m = true.shape[0]
     if m == 0:
         raise ValueError("labels_true is empty; the adjusted Rand index needs at least one sample")
-    true_codes = np.unique(true, return_inverse=True)[1].ravel()
-    pred_classes, pred_codes = np.unique(pred, return_inverse=True)
-    pred_codes = pred_codes.ravel()
+    true_codes = distinct(true, "labels_true")[1]
+    pred_classes, pred_codes = distinct(pred, "labels_pred")
     contingency = np.bincount(true_codes * pred_classes.size + pred_codes).astype(np.float64)
 
     def pairs(counts: np.ndarray) -> float:

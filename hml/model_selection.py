@@ -9,7 +9,7 @@ from typing import Any, cast
 import numpy as np
 
 from hml import backends
-from hml._labels import labels_on_host
+from hml._labels import distinct, labels_on_host, plain
 
 __all__ = ["train_test_split"]
 
@@ -132,11 +132,10 @@ def _stratified(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices with each label's share of the test (and training) set as close to its share
     of the data as counts allow."""
-    classes, codes = np.unique(labels, return_inverse=True)
-    codes = codes.ravel()
+    classes, codes = distinct(labels, "stratify")
     counts = np.bincount(codes, minlength=classes.size)
     if counts.min() < 2:
-        lonely = classes[int(np.argmin(counts))].item()
+        lonely = plain(classes[int(np.argmin(counts))])
         raise ValueError(
             f"stratify: the label {lonely!r} has only 1 row; each label needs at least 2 (one per set), "
             "so merge rare labels or split without stratify"
