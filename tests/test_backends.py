@@ -497,3 +497,24 @@ def test_the_block_threads_follow_hml_num_threads_and_the_cores_the_process_may_
     monkeypatch.setenv("HML_NUM_THREADS", "0")
     with pytest.raises(ValueError, match=r"HML_NUM_THREADS='0': give a whole number of threads >= 1, or unset it"):
         _rows._threads()
+
+
+def test_torch_takes_what_numpy_holds_and_torch_does_not():
+    """Negative strides, another byte order and wide unsigned labels: a fit succeeded and predict failed inside
+    torch (index_select on UInt16), or the fit itself did (X[::-1]). bfloat16 tensors come back as float32."""
+    torch = pytest.importorskip("torch")
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    expected = hml.LogisticRegression().fit(X, y).predict(X)
+    for labels in (y.astype(np.uint16), y.astype(np.uint64), y.astype(">i8")):
+        predicted = hml.LogisticRegression(backend="torch").fit(X, labels).predict(X)
+        np.testing.assert_array_equal(backends.to_numpy(predicted), expected)
+    flipped = hml.LinearRegression(backend="torch").fit(X[::-1], X[::-1, 0] * 2.0 + 1.0)
+    reference = hml.LinearRegression().fit(X[::-1].copy(), X[::-1, 0] * 2.0 + 1.0)
+    np.testing.assert_allclose(backends.to_numpy(flipped.predict(X[::-1])), reference.predict(X[::-1]), rtol=1e-10)
+    big_endian = hml.LinearRegression(backend="torch").fit(X.astype(">f8"), X[:, 1])
+    np.testing.assert_allclose(backends.to_numpy(big_endian.coef_), hml.LinearRegression().fit(X, X[:, 1]).coef_)
+    half = torch.randn(40, 3, dtype=torch.bfloat16)
+    host = backends.to_numpy(half)
+    assert host.dtype == np.float32 and np.array_equal(host, half.float().numpy())
+    assert hml.metrics.accuracy_score((half[:, 0] > 0).to(torch.bfloat16), (half[:, 0] > 0).to(torch.bfloat16)) == 1.0

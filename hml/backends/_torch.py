@@ -76,6 +76,14 @@ class TorchBackend(Backend):
         return array_api_compat.is_torch_array(array)
 
     def from_numpy(self, array: np.ndarray, device: Any) -> Any:
+        """What torch cannot hold as NumPy has it, first: another byte order, negative strides (``X[::-1]``),
+        and unsigned integers wider than a byte (held as int64: torch's ``index_select`` takes no uint16)."""
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        if array.dtype.kind == "u" and array.dtype.itemsize > 1:
+            array = array.astype(np.int64)
+        if any(stride < 0 for stride in array.strides):
+            array = np.ascontiguousarray(array)
         return self.library().asarray(array, device=self.normalize_device(device))
 
     def as_input(self, array: Any) -> Any:
@@ -88,6 +96,8 @@ class TorchBackend(Backend):
         return array.detach() if array.requires_grad else array
 
     def to_numpy(self, array: Any) -> np.ndarray:
+        if array.dtype == self.library().bfloat16:  # NumPy has no bfloat16: float32 holds every value
+            array = array.float()
         host: np.ndarray = array.detach().cpu().resolve_conj().numpy()
         return host
 
