@@ -80,7 +80,17 @@ def _as_array(value: Any, name: str) -> Any:
             raise ValueError(
                 f"{name} could not be read as a numeric array ({exc}); pass a rectangular array of numbers"
             ) from exc
+    if np.ma.isMaskedArray(value):  # its own arithmetic would follow the mask: read the values, or refuse
+        if np.ma.getmaskarray(value).any():
+            raise ValueError(
+                f"{name} is a masked array with {int(np.ma.getmaskarray(value).sum())} masked value(s); hml reads "
+                f"every value: pass {name}.filled(...) with the values to use, or drop those rows"
+            )
+        value = np.ma.getdata(value)
     if isinstance(value, np.ndarray) and value.dtype == object:  # e.g. a pandas frame of mixed numeric columns
+        missing = np.frompyfunc(lambda v: v is None or type(v).__name__ == "NAType", 1, 1)(value).astype(bool)
+        if missing.any():  # pandas.NA of a nullable column beside float ones: NaN, which the NaN check names
+            value = np.where(missing, np.nan, value)
         try:
             value = value.astype(np.float64)
         except (ValueError, TypeError) as exc:  # Python's own words: "float() argument must be a string or ..."
@@ -263,7 +273,9 @@ def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: i
     if smallest == largest == 1.0:  # weights of one are no weights: the unweighted fit, to the last bit
         return None
     # Held (on Dask, when it fits in memory) like the training matrices it is read beside.
-    return SampleWeight(keep(weights * (n_samples / total))[0], total)
+    scale = n_samples / total  # weights of 1e-320 sum to a subnormal: m/Σs overflows, but not (s/Σs)·m
+    normalised = weights * scale if math.isfinite(scale) else (weights / total) * n_samples
+    return SampleWeight(keep(normalised)[0], total)
 
 
 def one_hot(codes: Any, n_classes: int, dtype: Any, xp: Any) -> Any:

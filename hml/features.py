@@ -149,7 +149,9 @@ class FeatureTransformer(TransformerOutput, BaseEstimator):
 
     # -- on-device work, used by the estimators that own a transformer ------------
     def _n_outputs(self, n_features: int) -> int:
-        polynomial = sum(comb(n_features + k - 1, k) for k in range(2, self.polynomial_degree + 1))
+        # Σₖ₌₂ᵈ C(n+k−1, k) = C(n+d, d) − 1 − n: instant for a degree of 10⁹ (the sum took minutes to refuse it)
+        d = self.polynomial_degree
+        polynomial = comb(n_features + d, d) - 1 - n_features if d >= 2 else 0
         return n_features + polynomial + self.sinusoid_degree * n_features
 
     def _fit_transform(

@@ -427,3 +427,36 @@ def test_torch_data_that_requires_grad_is_data_the_fit_leaves_no_graph(data):
         assert not model.predict(torch.asarray(X)).requires_grad
         copy.deepcopy(model)
     assert X_grad.grad is None and X_grad.requires_grad  # the user's tensor is left as it was
+
+
+def test_masked_arrays_frames_with_pandas_na_and_tiny_weights():
+    """A masked array with nothing masked is its data (NumPy's masked arithmetic broke the fits' broadcasting);
+    with a mask, it is refused (the metrics followed the mask: MSE 0.333 where scikit-learn's is 25.25). pandas.NA
+    beside float columns is NaN, named at its cell. Weights of 1e-320 are weights all alike (m/Σs overflowed)."""
+    pandas = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    masked = np.ma.masked_array(X, mask=False)
+    np.testing.assert_allclose(
+        hml.LinearRegression().fit(masked, y).predict(X), hml.LinearRegression().fit(X, y).predict(X)
+    )
+    assert hml.KMeans(2, random_state=0).fit(X).predict(masked).shape == (40,)
+    with pytest.raises(ValueError, match=r"y_true is a masked array with 1 masked value\(s\).*y_true.filled"):
+        hml.metrics.mean_squared_error(np.ma.masked_array([0.0, 1, 2, 3], mask=[1, 0, 0, 0]), [10.0, 1, 2, 4])
+    frame = pandas.DataFrame(
+        {"a": np.arange(10.0), "b": pandas.array([1, 2, 3, None, 5, 6, 7, 8, 9, 10], dtype="Int64")}
+    )
+    with pytest.raises(ValueError, match=r"X contains 1 NaN or infinite value\(s\) \(the first at row 3, column 1\)"):
+        hml.LinearRegression().fit(frame, np.arange(10.0))
+    tiny = hml.FeatureTransformer().fit(X, sample_weight=np.full(40, 1e-320))
+    np.testing.assert_allclose(tiny.transform(X), hml.FeatureTransformer().fit(X).transform(X), rtol=1e-12)
+    weighted = hml.LinearRegression().fit(X, y, sample_weight=np.full(40, 1e-320))
+    np.testing.assert_allclose(weighted.predict(X), hml.LinearRegression().fit(X, y).predict(X), rtol=1e-9)
+
+
+def test_a_huge_polynomial_degree_is_refused_at_once():
+    with pytest.raises(ValueError, match=r"polynomial_degree=1000000000 and sinusoid_degree=0 on 3 features make"):
+        hml.FeatureTransformer(polynomial_degree=10**9).fit(np.ones((4, 3)) * np.arange(4.0)[:, None])
+    for degree in range(0, 7):
+        ft = hml.FeatureTransformer(polynomial_degree=degree, normalize=False).fit(np.arange(12.0).reshape(4, 3))
+        assert ft.n_features_out_ == len(ft.get_feature_names_out())
