@@ -15,6 +15,7 @@ JupyterLite): the platform checks, each asked by the one layer that owns the beh
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 import threading
 from typing import Any
@@ -46,8 +47,13 @@ def can_start_threads() -> bool:
 def progress_bar(*args: Any, **kwargs: Any) -> Any:
     """``tqdm.auto.tqdm(*args, **kwargs)``; where no thread can start, without tqdm's monitor thread,
     which would otherwise warn "can't start new thread" on the first bar (the monitor only closes
-    bars left hanging; a bar still updates and closes without it)."""
-    from tqdm.auto import tqdm
+    bars left hanging; a bar still updates and closes without it). Without ipywidgets, the text bar at once:
+    ``tqdm.auto`` in a notebook would warn "IProgress not found. Please update jupyter and ipywidgets" (in
+    JupyterLite, advice no one can follow) before falling back to it."""
+    if importlib.util.find_spec("ipywidgets") is None:
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
 
     if not can_start_threads():
         tqdm.monitor_interval = 0

@@ -6,6 +6,7 @@ Also ``python -m hml``; a bare ``hml`` (or ``hml data``) prints its help.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 
@@ -20,13 +21,18 @@ def _info(args: argparse.Namespace) -> int:
 
     print(f"hml {hml.__version__} (Python {platform.python_version()}, {platform.platform()})")
     exit_status = 0
+    statuses = available_backends()
     try:
-        print(f"selected backend: {get_backend()}")
+        selected = get_backend()
+        print(f"selected backend: {selected}")
+        if selected in statuses and not statuses[selected].available:  # named, but a fit would raise
+            print(f"  but {selected} is unavailable here: {statuses[selected].reason}")
+            exit_status = 1
     except BackendUnavailableError as exc:  # a misspelled HML_BACKEND: say so, and list what there is
         print(f"selected backend: none -- {exc}")
         exit_status = 1
     print("backends:")
-    for status in available_backends().values():
+    for status in statuses.values():
         if status.available:
             print(f"  {status.name:<17} available    {status.version:<14} devices: {', '.join(status.devices)}")
         else:
@@ -128,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = data.add_parser("catalogue", help="print the Markdown catalogue that data/README.md holds")
     catalogue.set_defaults(run=_data_catalogue)
     args = parser.parse_args(argv)
-    status: int = args.run(args)
+    try:
+        status: int = args.run(args)
+    except BrokenPipeError:  # `hml data list | head -1`: the reader left; no traceback (Python's own recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 1
     return status
 
 

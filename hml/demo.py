@@ -67,7 +67,7 @@ def run_demo(
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print('hml demo: the plots need matplotlib; install it with: pip install "hml[demo]"', file=sys.stderr)
+        print('hml demo: the plots need matplotlib; install it with: pip install "matplotlib>=3.7"', file=sys.stderr)
         return 2
     out = Path(out)
     try:

@@ -1,6 +1,6 @@
 """The plots the notebooks and ``hml demo`` share, drawn with matplotlib.
 
-matplotlib is an optional dependency (``pip install "hml[plot]"``), imported when a
+matplotlib is an optional dependency (``pip install "matplotlib>=3.7"``, the ``plot`` extra), imported when a
 plot is first drawn, never by ``import hml``. Every function takes arrays of any
 backend (they are copied to the host) and an optional ``ax`` (or ``fig`` for the
 multi-panel plots) to draw into; without one it opens a new figure with pyplot,
@@ -44,7 +44,9 @@ def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
-        raise ImportError(f'hml.plotting needs matplotlib ({exc}); install it with: pip install "hml[plot]"') from exc
+        raise ImportError(
+            f'hml.plotting needs matplotlib ({exc}); install it with: pip install "matplotlib>=3.7"'
+        ) from exc
     return plt
 
 

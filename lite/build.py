@@ -105,6 +105,17 @@ def build(output: Path, pyodide: Path | None) -> None:
     # jupyter lite's --lite-dir (config, pypi/, contents), beside the site: a name that does not start
     # with the site's, or jupyter lite takes its jupyter-lite.json for one of the site's own and skips it.
     source = output.parent / f"_{output.name}-source"
+    if pyodide is not None and not ((pyodide / "pyodide.js").is_file() and (pyodide / "pyodide-lock.json").is_file()):
+        sys.exit(
+            f"--pyodide {pyodide}: no pyodide.js and pyodide-lock.json there; give a Pyodide {PYODIDE_VERSION} folder"
+        )
+    for folder in (source, output):  # only what an earlier build made is removed: never a folder of the user's
+        if folder.exists() and any(folder.iterdir()) and not (folder / "jupyter-lite.json").is_file():
+            sys.exit(f"{folder} exists and is not a site this script built (no jupyter-lite.json); give a new folder")
+    try:
+        metadata.version("jupyterlite-core")
+    except metadata.PackageNotFoundError:
+        sys.exit("jupyterlite-core is not installed here; it builds the site: pip install -e '.[lite]'")
     for folder in (source, output):
         shutil.rmtree(folder, ignore_errors=True)
     (source / "files").mkdir(parents=True)
@@ -115,10 +126,6 @@ def build(output: Path, pyodide: Path | None) -> None:
     data(source / "files" / "data")
     (source / "jupyter-lite.json").write_text(json.dumps(config(PYODIDE_CDN), indent=2) + "\n")
     if pyodide is not None:
-        if not (pyodide / "pyodide.js").is_file() or not (pyodide / "pyodide-lock.json").is_file():
-            sys.exit(
-                f"--pyodide {pyodide}: no pyodide.js and pyodide-lock.json there; give a Pyodide {PYODIDE_VERSION} folder"
-            )
         # The well-known place: jupyter lite copies it into the site and points pyodideUrl at it.
         shutil.copytree(pyodide, source / "static" / "pyodide", ignore=shutil.ignore_patterns("README.md", "verify.py"))
     run(
@@ -141,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    build(args.output.resolve(), args.pyodide.resolve() if args.pyodide else None)
+    try:
+        build(args.output.resolve(), args.pyodide.resolve() if args.pyodide else None)
+    except subprocess.CalledProcessError as failure:  # its own output, above, says why
+        sys.exit(f"the site was not built: {' '.join(map(str, failure.cmd))} failed (exit {failure.returncode})")
     print(
         f"built {args.output} in {time.perf_counter() - start:.0f} s; serve it: python -m http.server -b 127.0.0.1 -d {args.output}"
     )

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import hml
 from hml.cli import main
 
@@ -67,3 +69,21 @@ def test_info_reports_a_misspelled_hml_backend_instead_of_crashing(monkeypatch, 
     out = capsys.readouterr().out
     assert "HML_BACKEND='nmupy' names no backend" in out
     assert "numpy" in out and "devices: cpu" in out  # the backends are still listed
+
+
+def test_info_says_when_the_selected_backend_cannot_run(monkeypatch, capsys):
+    """HML_BACKEND=cupy without CuPy printed "selected backend: cupy" and exited 0; a fit then raised."""
+    unavailable = [s.name for s in hml.available_backends().values() if not s.available]
+    if not unavailable:
+        pytest.skip("every backend runs here")
+    monkeypatch.setenv("HML_BACKEND", unavailable[0])
+    assert main(["info"]) == 1
+    assert f"but {unavailable[0]} is unavailable here:" in capsys.readouterr().out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`hml data list | head -1` printed a BrokenPipeError traceback."""
+    done = subprocess.run(
+        f"{sys.executable} -m hml data list | head -c 1", shell=True, capture_output=True, text=True, check=False
+    )
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr

@@ -380,6 +380,9 @@ def test_a_file_where_the_cache_folder_belongs_is_a_cache_error(tmp_path, monkey
         DatasetError, match=r"(?s)could not write homemade/iris.csv into the cache .*NotADirectoryError"
     ):
         datasets.load_iris()
+    elsewhere = str(tmp_path / "file" / "given")
+    with pytest.raises(DatasetError, match=r"(?s)could not write.*give data_home \(--data-home\) a folder you can"):
+        datasets.load_iris(data_home=elsewhere)  # HML_DATA_HOME did not choose this folder: it is not named
 
 
 def test_download_false_with_an_empty_cache(home):

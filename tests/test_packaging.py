@@ -165,3 +165,31 @@ def _reaches(path: str, obj: object) -> bool:
         if target is None:
             return False
     return target is obj
+
+
+def test_the_site_builder_removes_only_a_site_it_built(tmp_path):
+    """``lite/build.py --output DIR`` deleted DIR whatever it held, minutes before it checked ``--pyodide``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lite_build", ROOT / "lite" / "build.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    mine = tmp_path / "work"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("my work")
+    pyodide = tmp_path / "pyodide"
+    pyodide.mkdir()
+    with pytest.raises(SystemExit, match=r"--pyodide .*: no pyodide.js and pyodide-lock.json there"):
+        builder.build(mine, pyodide)
+    (pyodide / "pyodide.js").write_text("")
+    (pyodide / "pyodide-lock.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"work exists and is not a site this script built \(no jupyter-lite.json\)"):
+        builder.build(mine, pyodide)
+    assert (mine / "precious.txt").read_text() == "my work"
+
+
+def test_install_hints_name_what_pip_can_install():
+    """The distribution is homemade-ml: "pip install hml[plot]" installs another project, or nothing."""
+    for path in (ROOT / "hml").rglob("*.py"):
+        assert 'pip install "hml[' not in path.read_text(encoding="utf-8"), path

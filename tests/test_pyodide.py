@@ -303,3 +303,17 @@ def test_host_indices_become_numpys_index_type(monkeypatch):
     rows = ctx.take_rows(np.arange(10.0).reshape(5, 2), np.array([3, 1], dtype=np.int64))
     assert seen == [np.dtype(np.int32)]
     np.testing.assert_array_equal(rows, [[6.0, 7.0], [2.0, 3.0]])
+
+
+def test_without_ipywidgets_the_bar_is_text_at_once(monkeypatch):
+    """tqdm.auto in a notebook without ipywidgets (JupyterLite's kernel) warned "IProgress not found. Please
+    update jupyter and ipywidgets" before falling back to the text bar."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipywidgets" else real(name, *a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bar = _platform.progress_bar(total=1, disable=False, file=sys.stderr)
+        bar.close()
+    assert type(bar).__module__ == "tqdm.std"

@@ -215,10 +215,15 @@ def read_file(file: DataFile, home: str | os.PathLike[str] | None = None, *, dow
     tried = "\n".join(f"  {url}: {_reason(exc)}" for url, exc in failures)
     if all(_cannot_write(exc) for _, exc in failures):
         # The sources answered; the cache could not take the file (full, read-only, no access).
+        chosen = (  # what chose the folder is what to change
+            f"give data_home (--data-home) a folder you can write to (it is {str(home)!r})"
+            if home is not None
+            else "set HML_DATA_HOME to a folder you can write to "
+            f"(HML_DATA_HOME={os.environ.get('HML_DATA_HOME', '')!r})"
+        )
         raise DatasetError(
             f"could not write {file.key} into the cache at {target.parent}: nothing was kept there. Tried:\n{tried}\n"
-            "Free space there, or set HML_DATA_HOME to a folder you can write to "
-            f"(HML_DATA_HOME={os.environ.get('HML_DATA_HOME', '')!r})"
+            f"Free space there, or {chosen}"
         )
     kinds = {type(exc) for _, exc in failures}
     if len(kinds) == 1 and issubclass(kinds.pop(), DatasetError):
