@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
 from hml import backends, kernels
 from hml._array import SampleWeight
-from hml.numerics import column_sums, log_sigmoid_terms, softmax_terms, tall_gram, tall_matmul
+from hml.exceptions import ConvergenceWarning, warn
+from hml.numerics import column_sums, log_sigmoid_terms, moments, softmax_terms, tall_gram, tall_matmul
 from hml.optimize import Objective
 
-__all__ = ["linear_regression_objective", "logistic_objective", "normal_equation"]
+__all__ = ["linear_regression_objective", "logistic_objective", "normal_equation", "warn_if_badly_scaled"]
+
+#: κ̂ above which gradient descent's relative gradient can meet tol far from the minimum.
+BADLY_SCALED = 1e4
 
 
 def linear_regression_objective(
@@ -174,3 +179,30 @@ def logistic_objective(
         return cost, xp.concat([grad_b, grad_W], axis=0)
 
     return objective
+
+
+def warn_if_badly_scaled(ctx: backends.ComputeContext, Z: Any, fit_intercept: bool, what: str) -> None:
+    """Warn where gradient descent on the unstandardised features ``Z`` can stop far from the minimum.
+
+    The Hessian of the cost is the features' second moments; without standardisation its condition number
+    κ is at least κ̂ = max(spread², offset² + 1): spread, the largest root mean square √(μⱼ² + σⱼ²) of a column
+    (the intercept's 1 among them) over the smallest; offset, the largest |μⱼ| / σⱼ, a column nearly a multiple
+    of the intercept's. Gradient descent's error along the flattest direction falls by 1 − 1/κ a step, so
+    ‖∇J‖∞ ≤ tol · ‖∇J(θ₀)‖∞ can hold after a few steps while the intercept has hardly moved (X in square feet:
+    R² 0.969 against the least squares' 0.994, stopped after 10 iterations). One pass and one read."""
+    mean, scale = (np.asarray(v) for v in ctx.read(ctx.xp.stack(moments(Z, ctx.xp)), "feature scales"))
+    rms = np.sqrt(mean**2 + scale**2)
+    varied = rms[rms > 0]
+    if fit_intercept:
+        varied = np.append(varied, 1.0)
+    spread = float(varied.max() / varied.min()) if varied.size else 1.0
+    offsets = np.abs(mean) / np.where(scale > 0, scale, np.inf) if fit_intercept else np.zeros(1)
+    kappa = max(spread**2, float(offsets.max(initial=0.0)) ** 2 + 1.0)
+    if kappa > BADLY_SCALED:
+        warn(
+            f"{what}: the features are badly scaled for gradient descent (their second moments' condition number "
+            f"is at least {kappa:.2g}: root mean squares from {varied.min():.3g} to {varied.max():.3g}, a mean "
+            f"{float(offsets.max(initial=0.0)):.3g} × its spread), so its relative gradient can meet tol far from "
+            "the minimum. Keep normalize=True, or use another solver",
+            ConvergenceWarning,
+        )

@@ -8,7 +8,12 @@ from typing import Any, ClassVar, Literal
 from hml import backends
 from hml._array import check_sample_weight, check_y, one_hot
 from hml._labels import class_weighted, encode_labels
-from hml._linear_objectives import linear_regression_objective, logistic_objective, normal_equation
+from hml._linear_objectives import (
+    linear_regression_objective,
+    logistic_objective,
+    normal_equation,
+    warn_if_badly_scaled,
+)
 from hml._params import Either, Integer, OneOf, Real, param
 from hml.base import (
     CLASS_WEIGHT,
@@ -188,6 +193,8 @@ class LinearRegression(BaseEstimator):
             learning_rate = None
         else:
             theta0 = xp.zeros(Z.shape[1] + 1, dtype=Z.dtype, device=ctx.device)
+            if not p.normalize:
+                warn_if_badly_scaled(ctx, Z, p.fit_intercept, "LinearRegression(normalize=False, solver='gd')")
             if learning_rate == "auto":
                 learning_rate = 1.0 / max(largest_curvature(objective, theta0, ctx=ctx), 1e-300)
             with self._progress_bar(p.max_iter, p.verbose):
@@ -362,6 +369,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         sample_weight = class_weighted(sample_weight, p.class_weight, classes, codes)
         weights = check_sample_weight(sample_weight, ctx, n_samples=X.shape[0], dtype=X.dtype)
         (Z,) = backends.keep(transformer._fit_transform(ctx, X, weights, p.fit_intercept))
+        if p.solver == "gd" and not p.normalize:
+            warn_if_badly_scaled(ctx, Z, p.fit_intercept, "LogisticRegression(normalize=False, solver='gd')")
         codes = ctx.asarray(codes)
         if n_outputs == 1:  # two classes, one sigmoid: y = 1 for classes_[1]
             Y = xp.reshape(xp.astype(codes, Z.dtype), (-1, 1))

@@ -30,8 +30,9 @@ fallen to ``tol`` times its size at the start,
 
     ‖∇J(θ_k)‖∞ ≤ tol · ‖∇J(θ₀)‖∞,
 
-a first-order optimality test that, being relative, does not change when the data (and so J)
-are rescaled; mini-batches test the mean of an epoch's batch gradients against the exact
+a first-order optimality test that, being relative, does not change when J is rescaled (and far
+from the minimum where J is ill-conditioned: unstandardised features, which the linear models warn
+of); mini-batches test the mean of an epoch's batch gradients against the exact
 ∇J(θ₀). The line-search methods add one explicit criterion, also only when ``tol`` is set: an
 iteration that changes J by at most 64 ε relative (rounding noise) ends the fit, as does a
 line search that can lower J by no more than that (``stop="cost floor"``). ``tol=None`` runs
