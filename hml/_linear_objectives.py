@@ -7,6 +7,7 @@ k copies of it and a row of weight 0 as none.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat
@@ -96,7 +97,8 @@ def normal_equation(
     of minimum norm, as ``numpy.linalg.lstsq`` and scikit-learn's ``LinearRegression`` give
     it (:func:`hml.kernels.least_norm_solve`), to the precision of Z̄ᵀZ̄: a direction of Z̄ below about
     10⁻⁸√d of the strongest counts as rank deficiency (standardised features, ``normalize=True``, keep
-    polynomial ones far from that). With sample weights: the weighted means, and
+    polynomial ones far from that); so with a λ below the rounding of Z̄ᵀZ̄ (λ ≤ √ε tr Z̄ᵀZ̄), of
+    (Z̄ᵀZ̄ + λI). A larger λ > 0 makes the system positive definite: a linear solve. With sample weights: the weighted means, and
     (Z̄ᵀŜZ̄ + λ m/Σs I) w = Z̄ᵀŜȳ -- the normal equation of the weighted J, times m/Σs.
     """
     xp = ctx.xp
@@ -114,8 +116,14 @@ def normal_equation(
     gram = weighted.T @ Zc
     rhs = xp.reshape(yc @ weighted, (n, 1))
     try:
-        if l2 > 0.0:  # positive definite, so nonsingular: a linear solve
+        if l2 > 0.0:
             gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
+        # Positive definite for λ > 0, so a linear solve -- unless λ is below the rounding of Z̄ᵀZ̄ (√ε of its
+        # trace), where a collinear pair's null direction is rounding noise over λ: LU gave l2=1e-14 the weights
+        # [−1.125, 2.0625] for the columns x, 2x (the ridge, and scikit-learn's, are [0.6, 1.2]).
+        if l2 > 0.0 and l2 > math.sqrt(float(xp.finfo(Z.dtype).eps)) * float(
+            ctx.read(xp.sum(xp.linalg.diagonal(gram)), "normal equation scale")
+        ):
             w = xp.reshape(kernels.solve(gram, rhs), (n,))
         else:
             w = xp.reshape(kernels.least_norm_solve(gram, rhs), (n,))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import hml
+from hml import backends
 from hml.linear_model import linear_regression_objective
 
 
@@ -369,3 +370,18 @@ def test_gradient_descent_on_badly_scaled_features_warns_that_tol_can_stop_it_ea
         hml.LogisticRegression(normalize=False, solver="gd", learning_rate=1e-7, max_iter=5, tol=None).fit(
             size[:, None], labels
         )
+
+
+@pytest.mark.parametrize("l2", [1e-14, 1e-15, 1e-20])
+def test_a_tiny_l2_on_collinear_columns_is_the_ridge_not_rounding_noise(l2):
+    """(Z̄ᵀZ̄ + λI) w = Z̄ᵀȳ by LU, with λ below the rounding of Z̄ᵀZ̄, gave x and 2x the weights [−1.125, 2.0625]
+    (numpy, torch) or "sums are not finite" (λ = 1e-15); the ridge, as scikit-learn's Ridge, is [0.6, 1.2]."""
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    X = np.c_[x, 2 * x, rng.normal(size=50)]
+    y = 3 * x + X[:, 2] + 1
+    expected = linear_model.Ridge(alpha=l2).fit(X, y).coef_
+    for backend in ("numpy", "array_api_strict"):
+        model = hml.LinearRegression(solver="normal", normalize=False, l2=l2, backend=backend).fit(X, y)
+        np.testing.assert_allclose(backends.to_numpy(model.coef_), expected, atol=1e-8)
