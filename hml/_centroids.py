@@ -116,8 +116,14 @@ class Centroids(TransformerOutput, BaseEstimator):
         if p.init == "random":
             centroids = ctx.take_rows(X, rng.choice(n, size=k, replace=False, p=chance))
         elif init_size is not None and init_size < n:
-            # Sorted: a chunked X is then read once, chunk after chunk.
-            rows = np.sort(rng.choice(n, size=init_size, replace=False))
+            # Among the rows of positive weight: those of weight 0 can never be drawn, and a sample of only them
+            # left k-means++ no probabilities (NaN). Sorted: a chunked X is then read once, chunk after chunk.
+            pool: int | np.ndarray = n
+            if data.weights is not None:
+                positive = np.flatnonzero(np.asarray(ctx.read(data.weights, "k-means++ sample")) > 0)
+                pool = positive if positive.size < n else n
+            size = min(init_size, n if isinstance(pool, int) else pool.size)
+            rows = np.sort(rng.choice(pool, size=size, replace=False))
             sample = ctx.take_rows(X, rows)
             sample_weights = None if data.weights is None else ctx.take_rows(data.weights, rows)
             # One pass over X; the seeding reads the sample.

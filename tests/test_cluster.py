@@ -369,3 +369,15 @@ def test_transform_names_its_columns_and_gives_a_data_frame_as_scikit_learn(name
     assert not isinstance(ours.transform(frame), pandas.DataFrame)
     with pytest.raises(ValueError, match=rf"set_output\(transform='polars'\): {name} gives 'default' or 'pandas'"):
         ours.set_output(transform="polars")
+
+
+@pytest.mark.parametrize("name", ["KMeans", "MiniBatchKMeans"])
+def test_init_size_draws_its_sample_among_rows_of_positive_weight(name):
+    """Five rows of positive weight in 2,000: a uniform sample of init_size=20 held none, and k-means++ drew from
+    NaN probabilities ("Probabilities contain NaN")."""
+    X = np.random.default_rng(0).normal(size=(2000, 3))
+    w = np.zeros(2000)
+    w[[5, 500, 1000, 1500, 1999]] = 1.0
+    model = getattr(hml, name)(4, init_size=20, random_state=0, n_init=1).fit(X, sample_weight=w)
+    assert np.isfinite(model.cluster_centers_).all()
+    assert len(set(model.predict(X[w > 0]).tolist())) == 4  # seeded on the five: every cluster holds some
