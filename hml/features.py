@@ -23,6 +23,7 @@ Output columns: ``[x̃, monomials, sinusoids]``; ``get_feature_names_out`` names
 
 from __future__ import annotations
 
+import contextlib
 from itertools import combinations_with_replacement
 from math import comb
 from typing import Any, ClassVar
@@ -80,7 +81,10 @@ def _statistics(ctx: backends.ComputeContext, X: Any, weights: Any = None) -> tu
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow here is handled below: no warning
         mean, scale = ctx.concrete(*standardisation(X, xp, weights), why="feature statistics")
     if not bool(ctx.read(xp.all(xp.isfinite(mean)) & xp.all(xp.isfinite(scale)), "feature statistics")):
-        mean, scale = ctx.concrete(*scaled_standardisation(X, xp, weights), why="feature statistics")
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, scale = ctx.concrete(*scaled_standardisation(X, xp, weights), why="feature statistics")
+        if not bool(ctx.read(xp.all(xp.isfinite(mean)) & xp.all(xp.isfinite(scale)), "feature statistics")):
+            raise OverflowError("some values are not finite")  # generated ones: X itself was checked finite
     return mean, scale
 
 
@@ -175,10 +179,18 @@ class FeatureTransformer(TransformerOutput, BaseEstimator):
             mean, scale = _statistics(ctx, X, s)
             mean = mean if centre else xp.zeros_like(mean)
             X = standardise(X, mean, scale)
-        generated = self._generate(X, xp)
+        with np.errstate(over="ignore") if self.normalize else contextlib.nullcontext():  # refused below
+            generated = self._generate(X, xp)
         if generated is not None and self.normalize:
             (generated,) = backends.keep(generated)
-            generated_mean, generated_scale = _statistics(ctx, generated, s)
+            try:
+                generated_mean, generated_scale = _statistics(ctx, generated, s)
+            except OverflowError:  # NaN columns, silently, before
+                raise ValueError(
+                    f"polynomial_degree={self.polynomial_degree}: some monomials of the standardised features "
+                    f"overflow {backends.dtype_name(X.dtype)} (30 to the 30th power is 2e44); lower polynomial_degree, or "
+                    "compute in float64 (dtype='float64')"
+                ) from None
             generated_mean = generated_mean if centre else xp.zeros_like(generated_mean)
             generated = standardise(generated, generated_mean, generated_scale)
         self.mean_, self.scale_ = mean, scale

@@ -151,3 +151,15 @@ def test_set_output_pandas_names_the_columns_in_pipelines_too():
     assert list(chained.fit_transform(frame).columns) == ["gdp", "freedom", "gdp^2", "gdp freedom", "freedom^2"]
     with pytest.raises(ValueError, match=r"set_output\(transform='polars'\): FeatureTransformer gives"):
         model.set_output(transform="polars")
+
+
+def test_monomials_that_overflow_are_refused_not_nan():
+    """Degree 30 of a float32 column with a value 30 σ out: the two last columns were NaN, silently, and a
+    LinearRegression on them blamed the data's size."""
+    X = np.random.default_rng(0).normal(size=(1000, 1)).astype(np.float32)
+    X[0, 0] = 30.0
+    with pytest.raises(ValueError, match=r"polynomial_degree=30: some monomials .* overflow float32"):
+        FeatureTransformer(polynomial_degree=30).fit(X)
+    with pytest.raises(ValueError, match=r"polynomial_degree=30: some monomials"):
+        hml.LinearRegression(polynomial_degree=30, max_iter=20).fit(X, X[:, 0])
+    assert np.isfinite(FeatureTransformer(polynomial_degree=30, dtype="float64").fit_transform(X)).all()
