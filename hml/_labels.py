@@ -69,7 +69,10 @@ def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X")
                 f"{name} contains {missing.size} missing label(s), None, NaN or pandas.NA (the first at index "
                 f"{missing[0]}); every sample needs a class -- drop those rows or give them a label"
             )
-    return labels
+        numbers = np.frompyfunc(lambda v: isinstance(v, (bool, int, float, np.number, np.bool_)), 1, 1)(labels)
+        if labels.size and numbers.astype(bool).all():  # an object column of numbers (Series.astype(object))
+            labels = np.asarray(labels.tolist())
+    return labels.astype(np.float64) if labels.dtype == np.float16 else labels  # float16 classes: not savable
 
 
 def _missing(value: Any) -> bool:

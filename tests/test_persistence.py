@@ -417,3 +417,15 @@ def test_saving_onto_a_directory_says_to_give_a_file_name(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(OSError, match=r"nothing was written \(give a file name, not a directory\)"):
         model.save(tmp_path / "d")
+
+
+def test_labels_as_numbers_in_an_object_column_or_float16_can_be_saved(tmp_path):
+    """Series.astype(object) of integers and float16 labels fitted, then save refused them."""
+    pandas = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    for labels in (pandas.Series(y).astype(object), y.astype(np.float16)):
+        model = hml.LogisticRegression().fit(X, labels)
+        loaded = hml.load(model.save(tmp_path / "model.npz"))
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+        assert model.classes_.tolist() == [0, 1]
