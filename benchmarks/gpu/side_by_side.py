@@ -97,7 +97,10 @@ def quietly(function: Callable[[], Any]) -> Any:
 def hml_per_iteration(
     clock: Clock, fit: Callable[[int], Any], short: int, long: int, repeats: int, warmup: int = 1
 ) -> tuple[float, str]:
-    """(T(long) − T(short)) / (iterations(long) − iterations(short)) for ``fit(max_iter)`` returning a model."""
+    """(T(long) − T(short)) / (iterations(long) − iterations(short)) for ``fit(max_iter)`` returning a model.
+
+    The short fit runs once untimed whatever ``warmup`` says: the process's first fit loads (or compiles) the
+    compiled loops, up to seconds that would count in T(short) only -- a negative time per iteration."""
     iterations = {}
 
     def run(max_iter: int) -> Callable[[], None]:
@@ -106,7 +109,7 @@ def hml_per_iteration(
 
         return go
 
-    t_short = clock.median(run(short), repeats, warmup)
+    t_short = clock.median(run(short), repeats, max(warmup, 1))
     t_long = clock.median(run(long), repeats, warmup)
     done = iterations[long] - iterations[short]
     if done <= 0:
