@@ -9,8 +9,15 @@ import argparse
 import os
 import platform
 import sys
+import warnings
 
 __all__ = ["main"]
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """A warning as a line of the command's own: hml.exceptions.warn names the caller's line, which on the command
+    line is the console script's wrapper (``bin/hml:6: ... sys.exit(main())``)."""
+    print(f"hml: {category.__name__}: {message}", file=sys.stderr)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -135,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     catalogue.set_defaults(run=_data_catalogue)
     args = parser.parse_args(argv)
     try:
-        status: int = args.run(args)
+        with warnings.catch_warnings():  # restored on return: main() may run inside a Python session
+            warnings.showwarning = _show_warning
+            status: int = args.run(args)
     except BrokenPipeError:  # `hml data list | head -1`: the reader left; no traceback (Python's own recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 1

@@ -87,3 +87,19 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
         f"{sys.executable} -m hml data list | head -c 1", shell=True, capture_output=True, text=True, check=False
     )
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+
+
+def test_a_warning_is_a_line_of_the_command_not_of_its_wrapper(monkeypatch, capsys):
+    """hml.exceptions.warn names the caller's line: on the command line, bin/hml:6 and its sys.exit(main())."""
+    import warnings
+
+    from hml import cli
+    from hml.exceptions import warn
+
+    monkeypatch.setattr(cli, "_info", lambda args: warn("float32 on this device", UserWarning) or 0)
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["info"]) == 0
+    assert capsys.readouterr().err == "hml: UserWarning: float32 on this device\n"
+    assert warnings.showwarning is before
