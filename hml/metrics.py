@@ -97,6 +97,8 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None) -> np.ndar
             raise ValueError(f"labels must be a non-empty 1-D list of labels; got shape {classes.shape}")
         if len({_kind(true), _kind(classes)}) > 1:
             raise ValueError(f"labels are {_kind(classes)} and y_true's labels {_kind(true)}: they would never match")
+        if np.unique(classes).size != classes.size:  # a row and a column would count twice, or not at all
+            raise ValueError(f"labels={classes.tolist()[:10]} names a label twice; give each once")
         if not np.isin(classes, true).any():
             raise ValueError(f"none of labels={classes.tolist()[:5]} is in y_true; at least one must be")
     k = classes.size

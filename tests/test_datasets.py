@@ -486,3 +486,12 @@ def test_cached_files_get_the_users_umask(home, umask):
         os.umask(previous)
     mode = (home / "homemade" / "iris.csv").stat().st_mode & 0o777
     assert mode == 0o666 & ~umask
+
+
+def test_download_must_be_a_bool(home):
+    """download="no" downloaded: any truthy value counted as True."""
+    for value in ("no", 0, None):
+        with pytest.raises(TypeError, match=r"download must be True or False; got"):
+            datasets.load_iris(download=value)
+    with pytest.raises(TypeError, match=r"download must be True or False"):
+        datasets.load_mnist("test", download="no")

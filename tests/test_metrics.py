@@ -152,3 +152,8 @@ def test_log_probabilities_keep_their_precision_at_large_logits(softmax):
             logits = -logits  # one-vs-all at z → +∞ is log 1/K exactly already; its trouble is z → −∞
         got = log_class_probabilities(logits, softmax, np)
         np.testing.assert_allclose(got, np.log(1 / 3), rtol=10 * np.finfo(dtype).eps)
+
+
+def test_confusion_matrix_refuses_a_label_named_twice():
+    with pytest.raises(ValueError, match=r"labels=\[0, 0, 1\] names a label twice"):
+        metrics.confusion_matrix([0, 1, 1], [0, 1, 0], labels=[0, 0, 1])

@@ -114,7 +114,14 @@ def _info(name: str) -> DatasetInfo:
 
 
 def _csv(key: str, data_home: PathLike, download: bool, columns: dict[str, type]) -> dict[str, np.ndarray]:
-    return parse_csv(read_file(FILES[key], data_home, download=download), key, columns)
+    return parse_csv(read_file(FILES[key], data_home, download=_checked(download)), key, columns)
+
+
+def _checked(download: bool) -> bool:
+    """``download`` as a bool: "no" or 0 are not a reading of True (any truthy value downloaded)."""
+    if not isinstance(download, bool | np.bool_):
+        raise TypeError(f"download must be True or False; got {download!r}")
+    return bool(download)
 
 
 def _table(
@@ -219,6 +226,7 @@ def _load_idx_pair(
         raise ValueError(f"split={split!r} is not a split of {name}; use 'train' or 'test'")
     prefix = _SPLIT_PREFIX[split]
     images_key, labels_key = f"{folder}/{prefix}-images-idx3-ubyte.gz", f"{folder}/{prefix}-labels-idx1-ubyte.gz"
+    download = _checked(download)
     labels = parse_idx(read_file(FILES[labels_key], data_home, download=download), labels_key)
     images = parse_idx(read_file(FILES[images_key], data_home, download=download), images_key)
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
