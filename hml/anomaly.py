@@ -14,8 +14,8 @@ from hml._array import check_sample_weight, squares_overflow
 from hml._labels import labels_on_host
 from hml._params import OneOf, Real, param
 from hml.base import BaseEstimator
-from hml.exceptions import NotFittedError, as_sklearn
-from hml.numerics import constant_columns, moments
+from hml.exceptions import NotFittedError, as_sklearn, warn
+from hml.numerics import moments
 
 __all__ = ["GaussianAnomalyDetection", "ThresholdSelection"]
 
@@ -170,7 +170,7 @@ class GaussianAnomalyDetection(BaseEstimator):
         # where a graph computed in two calls reuses its keys with different task fusion).
         mean, scale = moments(X, xp, s)  # corrected two-pass: a constant column's σ at rounding level of μ
         mean, scale, variance = ctx.backend.materialize(mean, scale, scale * scale)
-        _refuse_constant_features(ctx, mean, scale, variance, X)
+        _refuse_constant_features(ctx, X, s, scale, variance)
         if p.covariance == "diag":
             self.variance_ = variance
             (self._log_normaliser_,) = ctx.backend.materialize(-0.5 * (d * _LOG_2PI + xp.sum(xp.log(variance))))
@@ -206,10 +206,9 @@ class GaussianAnomalyDetection(BaseEstimator):
 
     def _quantile_threshold(self, ctx: backends.ComputeContext, X: Any, q: float, weights: Any = None) -> float:
         """log ε = the q-quantile of log p over the rows of ``X`` (linear interpolation, as ``numpy.quantile``):
-        the points below it, a fraction q, are flagged. With weights, that of the rows each repeated its weight's
-        times, in units of the smallest positive weight w₀: the sorted value at position j is the one whose
-        cumulative weight passes j·w₀, and the position is q (Σw/w₀ − 1) (whole weights: w₀ = 1, the repeated
-        rows' own; weights scaled by c: the same threshold)."""
+        the points below it, a fraction q, are flagged. With weights, that of the rows each repeated its
+        weight's times: the sorted value at position j is the one whose cumulative weight passes j, at
+        position q (Σw − 1) -- so weights summing to less than about 1 + 1/q flag next to nothing (warned)."""
         xp = ctx.xp
         n = X.shape[0]
         log_p = self._log_density_of(ctx, X)
@@ -226,18 +225,21 @@ class GaussianAnomalyDetection(BaseEstimator):
             passed = xp.cumulative_sum(shares)
             eps = float(xp.finfo(weights.normalised.dtype).eps), float(xp.finfo(wide).eps)
             slack = (4.0 * eps[0] + n * eps[1]) * weights.total
-            # One row is the smallest positive weight: whole weights are repeated rows (it is 1), and weights
-            # scaled by c, all equal ones among them, give one threshold (weights summing to 1 flagged nothing).
-            positive = xp.where(weights.normalised > 0, weights.normalised, xp.full_like(weights.normalised, xp.inf))
-            row = float(ctx.read(xp.min(positive), "smallest weight")) * (weights.total / n)
-        position = max(q * (size / row - 1), 0.0) if weights is not None else max(q * (size - 1), 0.0)
+            if q * (size - 1) < 1.0:  # the first row's weight holds the whole quantile: it flags next to nothing
+                warn(
+                    f"contamination={q} with sample_weight summing to {size:.4g}: weights count as repeated rows, "
+                    f"and {size:.4g} rows put the {q} quantile within the first; scale the weights up (e.g. so "
+                    "that the smallest positive one is 1) to flag a fraction of them",
+                    UserWarning,
+                )
+        position = max(q * (size - 1), 0.0)
         below = math.floor(position)
         fraction = position - below
         if weights is None:
             at = [below, min(below + 1, n - 1)]
             low, high = ordered[at[0]], ordered[at[1]]
         else:
-            wanted = ctx.asarray(np.asarray([below, below + 1], dtype=np.float64) * row + slack, dtype=passed.dtype)
+            wanted = ctx.asarray(np.asarray([below, below + 1], dtype=np.float64) + slack, dtype=passed.dtype)
             found = xp.searchsorted(passed, wanted, side="right")
             at = xp.minimum(found, xp.full_like(found, n - 1))  # a weight-0 tail: the last row
             low, high = xp.take(ordered, at[:1]), xp.take(ordered, at[1:])
@@ -386,25 +388,33 @@ def _scores_on_host(p: Any) -> np.ndarray:
     return array
 
 
-def _refuse_constant_features(ctx: backends.ComputeContext, mean: Any, scale: Any, variance: Any, X: Any) -> None:
-    """A constant feature (σ = 0, or σ at rounding level of |μ|: :func:`hml.numerics.constant_columns`) has no
-    density; nor has one whose σ² overflows or underflows the float type."""
+def _refuse_constant_features(ctx: backends.ComputeContext, X: Any, weights: Any, scale: Any, variance: Any) -> None:
+    """A constant feature -- one value in every row of positive weight -- has no density; nor has one whose σ²
+    overflows or underflows the float type. Constant is the data's own max = min, not a bound on the computed σ:
+    a column of 0.1 has σ² ~ 1e-32 from the rounding of its mean, and a float32 column of 1000 + 0.001 N(0, 1),
+    which varies, has σ below 10 ε μ."""
     xp = ctx.xp
-    flags = xp.stack([xp.astype(constant_columns(mean, scale, xp), scale.dtype), scale, variance])
+    if weights is None:
+        high, low = xp.max(X, axis=0), xp.min(X, axis=0)
+    else:
+        counted = xp.reshape(weights > 0, (-1, 1))
+        high = xp.max(xp.where(counted, X, xp.full_like(X, -xp.inf)), axis=0)
+        low = xp.min(xp.where(counted, X, xp.full_like(X, xp.inf)), axis=0)
+    flags = xp.stack([xp.astype(high == low, scale.dtype), scale, variance])
     constant, sigma, sigma2 = ctx.read(flags, "constant features")
     if not np.all(np.isfinite(sigma2)):  # finite X whose squares overflow: not a NaN density
         raise squares_overflow(ctx, X, "GaussianAnomalyDetection's variance")
     if constant.any():
         raise ValueError(
-            f"feature(s) {np.flatnonzero(constant).tolist()} of X are constant (variance 0), so the density is "
-            "degenerate; drop those columns or add more varied data"
+            f"feature(s) {np.flatnonzero(constant).tolist()} of X are constant (one value in every row), so the "
+            "density is degenerate; drop those columns or add more varied data"
         )
     tiny = np.flatnonzero(sigma2 < float(xp.finfo(scale.dtype).smallest_normal))
     if tiny.size:
         raise ValueError(
             f"feature(s) {tiny.tolist()} of X vary too little for their variance to be a {backends.dtype_name(X.dtype)}"
-            f" (σ = {sigma[tiny].tolist()}, σ² below the smallest normal number); multiply those columns by a large "
-            "constant (e.g. 1e100) first"
+            f" (σ = {sigma[tiny].tolist()}, σ² below the smallest normal number); standardise those columns first "
+            "(subtract their mean, divide by their σ)"
         )
 
 

@@ -148,7 +148,7 @@ def moments(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
     """μ and σ per column, as they are, by the corrected two-pass algorithm (Chan, Golub and LeVeque):
     with d = x − μ̂ about the computed mean, μ = μ̂ + Σd/m and m σ² = Σd² − (Σd)²/m.
 
-    A sum of the rows one after another (NumPy's mean down a column) errs by up to m·ε·|μ|; that error
+    A sum of the rows one after another (NumPy's mean down a column) errs by up to m·ε·abs(μ); that error
     comes back as Σd ≠ 0 and is taken out, so a constant column of 2,000 rows has σ at rounding level
     of its μ (it was 3.5e-15 × 1/0.1 before: 3.5e-14 relative, read as a real spread)."""
     m = float(X.shape[0])
@@ -159,9 +159,9 @@ def moments(X: Any, xp: Any, weights: Any = None) -> tuple[Any, Any]:
 
 
 def constant_columns(mean: Any, scale: Any, xp: Any) -> Any:
-    """Which columns of μ and σ (from :func:`moments`) are constant: σ = 0, or σ ≤ 10 ε |μ|.
+    """Which columns of μ and σ (from :func:`hml.numerics.moments`) are constant: σ = 0, or σ ≤ 10 ε abs(μ).
 
-    A constant column can come out with σ a few ulps of |μ| from rounding in the mean (a column of 0.1
+    A constant column can come out with σ a few ulps of abs(μ) from rounding in the mean (a column of 0.1
     has σ ~ 1e-17); treat it as exactly constant rather than divide by it."""
     eps = xp.finfo(scale.dtype).eps
     return (scale <= 10.0 * eps * xp.abs(mean)) | (scale == 0.0)

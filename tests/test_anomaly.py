@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -262,31 +264,41 @@ def test_classification_metrics_match_scikit_learn():
 @pytest.mark.parametrize("covariance", ["diag", "full"])
 def test_a_constant_feature_is_refused_though_its_mean_is_not_exact(covariance):
     """A column of 0.1 has σ² ~ 4e-32 from the rounding of its mean, not 0: it was fitted, and a value 1e-9 away
-    from 0.1 scored log p = −1.3e13. It is constant by the rule of the standardisation, σ ≤ 10 ε |μ|."""
+    from 0.1 scored log p = −1.3e13. Constant is one value in every row of positive weight; a float32 column that
+    varies below 10 ε μ is fitted, and one whose σ² underflows is refused with its own message."""
     rng = np.random.default_rng(0)
     for value in (0.1, 0.7, 1 / 3, 123.456):
         X = np.c_[rng.normal(size=100), np.full(100, value)]
-        with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X are constant"):
+        with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X are constant \(one value in every row\)"):
             GaussianAnomalyDetection(covariance=covariance).fit(X)
+    X = np.c_[rng.normal(size=100), np.r_[np.full(99, 0.1), 5.0]]
+    with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X are constant"):  # among the weighted rows
+        GaussianAnomalyDetection(covariance=covariance).fit(X, sample_weight=np.r_[np.ones(99), 0.0])
+    narrow = np.c_[1000.0 + 1e-3 * rng.normal(size=500), rng.normal(size=500)].astype(np.float32)
+    assert GaussianAnomalyDetection(covariance=covariance).fit(narrow).predict(narrow).mean() == pytest.approx(0.01)
     tiny = np.array([[1e-160, 1.0], [3e-160, 2.0], [5e-160, 3.0]])  # σ² ~ 1e-320: subnormal
-    with pytest.raises(ValueError, match=r"feature\(s\) \[0\] of X vary too little for their variance to be a float64"):
+    with pytest.raises(ValueError, match=r"feature\(s\) \[0\] of X vary too little .* standardise those columns"):
         GaussianAnomalyDetection(covariance=covariance).fit(tiny)
     scaled = GaussianAnomalyDetection(covariance="diag").fit(tiny * [1e160, 1.0])
     assert np.isfinite(scaled.score_samples(tiny * [1e160, 1.0])).all()
 
 
-def test_contamination_with_weights_does_not_depend_on_their_scale():
-    """Weights all c are no weights whatever c: the quantile's position counts rows of the smallest positive
-    weight. Weights of 0.001 (summing to 1) flagged nothing; 0.01 flagged 6.2 % for contamination=0.1."""
+def test_contamination_with_weights_that_sum_to_a_few_rows_warns():
+    """Weights count as repeated rows: weights summing to 1 are one row, and the 0.1 quantile of one row flags
+    nothing -- silently, before. Whole weights stay the repeated rows (the test above); weights scaled up do not
+    warn."""
     X = np.random.default_rng(0).normal(size=(1000, 2))
-    unweighted = GaussianAnomalyDetection(contamination=0.1).fit(X)
-    for c in (1.0, 0.01, 0.001, 3.0):
-        weighted = GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=np.full(1000, c))
-        assert weighted.log_threshold_ == pytest.approx(unweighted.log_threshold_, rel=1e-9), c
-    w = np.random.default_rng(1).integers(1, 4, 1000) * 1.0
-    assert GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=w * 0.01).log_threshold_ == pytest.approx(
-        GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=w).log_threshold_, rel=1e-9
-    )
+    for c in (0.001, 0.01):
+        with pytest.warns(UserWarning, match=r"contamination=0.1 with sample_weight summing to .*scale the weights up"):
+            GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=np.full(1000, c))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=np.full(1000, 0.5))
+    rng = np.random.default_rng(1)
+    w = rng.integers(2, 4, 200)  # no weight of 1: still the repeated rows
+    weighted = GaussianAnomalyDetection(contamination=0.05).fit(X[:200], sample_weight=w * 1.0)
+    repeated = GaussianAnomalyDetection(contamination=0.05).fit(np.repeat(X[:200], w, axis=0))
+    assert weighted.log_threshold_ == pytest.approx(repeated.log_threshold_, rel=1e-10)
 
 
 def test_weighted_precision_divides_by_the_flagged_weight():
