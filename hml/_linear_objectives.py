@@ -97,8 +97,9 @@ def normal_equation(
     of minimum norm, as ``numpy.linalg.lstsq`` and scikit-learn's ``LinearRegression`` give
     it (:func:`hml.kernels.least_norm_solve`), to the precision of Z̄ᵀZ̄: a direction of Z̄ below about
     10⁻⁸√d of the strongest counts as rank deficiency (standardised features, ``normalize=True``, keep
-    polynomial ones far from that); so with a λ below the rounding of Z̄ᵀZ̄ (λ ≤ √ε tr Z̄ᵀZ̄), of
-    (Z̄ᵀZ̄ + λI). A larger λ > 0 makes the system positive definite: a linear solve. With sample weights: the weighted means, and
+    polynomial ones far from that); with a λ > 0 up to √ε tr Z̄ᵀZ̄, the same with λ added to the eigenvalues
+    it keeps (the ridge on the directions Z̄ᵀZ̄ determines). A larger λ makes the system positive definite
+    enough for a linear solve. With sample weights: the weighted means, and
     (Z̄ᵀŜZ̄ + λ m/Σs I) w = Z̄ᵀŜȳ -- the normal equation of the weighted J, times m/Σs.
     """
     xp = ctx.xp
@@ -116,17 +117,17 @@ def normal_equation(
     gram = weighted.T @ Zc
     rhs = xp.reshape(yc @ weighted, (n, 1))
     try:
-        if l2 > 0.0:
-            gram = gram + l2 * xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
-        # Positive definite for λ > 0, so a linear solve -- unless λ is below the rounding of Z̄ᵀZ̄ (√ε of its
-        # trace), where a collinear pair's null direction is rounding noise over λ: LU gave l2=1e-14 the weights
-        # [−1.125, 2.0625] for the columns x, 2x (the ridge, and scikit-learn's, are [0.6, 1.2]).
+        # λ > 0 makes the system positive definite: a linear solve -- unless λ is below √ε of the trace, where
+        # the rounding of Z̄ᵀZ̄ (about ε of it) along a collinear pair's null direction is not small beside λ and
+        # LU divides it by λ (l2=1e-14 gave x and 2x the weights [−1.125, 2.0625]; the ridge's are [0.6, 1.2]).
+        # There, and for λ = 0: the eigendecomposition, λ added on the directions Z̄ᵀZ̄ determines.
         if l2 > 0.0 and l2 > math.sqrt(float(xp.finfo(Z.dtype).eps)) * float(
             ctx.read(xp.sum(xp.linalg.diagonal(gram)), "normal equation scale")
         ):
-            w = xp.reshape(kernels.solve(gram, rhs), (n,))
+            eye = xp.eye(n, dtype=Z.dtype, device=array_api_compat.device(Z))
+            w = xp.reshape(kernels.solve(gram + l2 * eye, rhs), (n,))
         else:
-            w = xp.reshape(kernels.least_norm_solve(gram, rhs), (n,))
+            w = xp.reshape(kernels.least_norm_solve(gram, rhs, shift=l2), (n,))
     except (ValueError, RuntimeError) as exc:  # numpy's LinAlgError is a ValueError, torch's a RuntimeError
         raise _singular() from exc
     if not bool(ctx.read(xp.all(xp.isfinite(w)), "normal equation solved")):

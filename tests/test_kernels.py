@@ -169,6 +169,15 @@ def _least_norm_solve(case):
         for solution in _both(kernels.least_norm_solve, gram, rhs):
             assert solution.dtype == gram.dtype
             np.testing.assert_allclose(case.to_numpy(solution), expected, rtol=tolerance, atol=tolerance)
+    # shift λ: (ZᵀZ + λI)⁻¹ Zᵀy for full rank; the ridge on the determined directions for the deficient design
+    for design, lam in ((Z, 0.5), (deficient, 1e-3)):
+        kept = np.linalg.svd(design, full_matrices=False)
+        singular = np.where(kept.S > 1e-6 * kept.S[0], kept.S, 0.0)
+        factors = np.divide(singular, singular**2 + lam, out=np.zeros_like(singular), where=singular > 0)
+        expected = kept.Vh.T @ (factors[:, None] * (kept.U.T @ y))
+        gram, rhs = case.asarray(design.T @ design), case.asarray(design.T @ y)
+        for solution in _both(kernels.least_norm_solve, gram, rhs, shift=lam):
+            np.testing.assert_allclose(case.to_numpy(solution), expected, rtol=tolerance, atol=tolerance)
 
 
 def _row_major(case):

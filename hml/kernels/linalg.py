@@ -7,6 +7,7 @@ finiteness reads catch. Callers handle both an exception and NaN.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import array_api_compat
@@ -35,7 +36,7 @@ def inv(matrix: Any) -> Any:
 
 
 @kernel
-def least_norm_solve(matrix: Any, rhs: Any) -> Any:
+def least_norm_solve(matrix: Any, rhs: Any, shift: float = 0.0) -> Any:
     """The minimum-norm w minimising ‖M w − rhs‖ for a symmetric positive semi-definite M (a Gram
     matrix): w = M⁺ rhs = V diag(1/λ⁺) Vᵀ rhs from M = V diag(λ) Vᵀ, where 1/λ⁺ is 1/λ for
     λ > d·ε·λ_max and 0 for the others.
@@ -46,12 +47,17 @@ def least_norm_solve(matrix: Any, rhs: Any) -> Any:
     for any rank of Z; for a full-rank, well-conditioned M it is ``solve``'s answer. M squares Z's
     condition number: a direction of Z whose singular value is below √(d·ε) of the largest (cond(Z)
     beyond about 10⁸/√d in float64) is cut as noise, where ``lstsq`` on Z itself would keep it.
+
+    ``shift`` λ ≥ 0: (M + λI)⁻¹ rhs on the directions M determines, 1/(λ + λᵢ), and 0 on the others -- the ridge
+    solution where λ is at the rounding of M, whose noise 1/(λ + noise) would blow up.
     """
     xp = array_api_compat.array_namespace(matrix, rhs)
     eigenvalues, vectors = xp.linalg.eigh(matrix)
     cutoff = matrix.shape[0] * xp.finfo(matrix.dtype).eps * xp.max(xp.abs(eigenvalues))
     kept = eigenvalues > cutoff
-    inverse = xp.where(kept, 1.0 / xp.where(kept, eigenvalues, xp.ones_like(eigenvalues)), xp.zeros_like(eigenvalues))
+    inverse = xp.where(
+        kept, 1.0 / (xp.where(kept, eigenvalues, xp.ones_like(eigenvalues)) + shift), xp.zeros_like(eigenvalues)
+    )
     return vectors @ (xp.reshape(inverse, (-1, 1)) * (vectors.T @ rhs))
 
 
@@ -100,11 +106,12 @@ def _dask_inv(matrix: Any) -> Any:
 
 
 @least_norm_solve.native_path("dask", "dask has no eigh: the small matrix as one block, solved there", required=True)
-def _dask_least_norm_solve(matrix: Any, rhs: Any) -> Any:
+def _dask_least_norm_solve(matrix: Any, rhs: Any, shift: float = 0.0) -> Any:
     import dask.array as da
 
     d = matrix.shape[0]
     k = rhs.shape[1]
+    solve_block = functools.partial(least_norm_solve.portable, shift=shift)
     return da.map_blocks(
-        least_norm_solve.portable, matrix.rechunk((d, d)), rhs.rechunk((d, k)), chunks=((d,), (k,)), dtype=matrix.dtype
+        solve_block, matrix.rechunk((d, d)), rhs.rechunk((d, k)), chunks=((d,), (k,)), dtype=matrix.dtype
     )
