@@ -88,9 +88,11 @@ def _as_array(value: Any, name: str) -> Any:
             )
         value = np.ma.getdata(value)
     if isinstance(value, np.ndarray) and value.dtype == object:  # e.g. a pandas frame of mixed numeric columns
-        missing = np.frompyfunc(lambda v: v is None or type(v).__name__ == "NAType", 1, 1)(value).astype(bool)
-        if missing.any():  # pandas.NA of a nullable column beside float ones: NaN, which the NaN check names
-            value = np.where(missing, np.nan, value)
+        try:
+            value = value.astype(np.float64)
+        except TypeError:  # pandas.NA of a nullable column beside float ones: NaN, which the NaN check names
+            missing = np.frompyfunc(lambda v: v is None or type(v).__name__ == "NAType", 1, 1)(value).astype(bool)
+            value = np.where(missing, np.nan, value) if missing.any() else value
         try:
             value = value.astype(np.float64)
         except (ValueError, TypeError) as exc:  # Python's own words: "float() argument must be a string or ..."
@@ -262,6 +264,10 @@ def check_sample_weight(sample_weight: Any, ctx: ComputeContext, *, n_samples: i
     total, smallest, largest = (float(v) for v in ctx.read(extremes, "input check"))
     if not math.isfinite(total):
         _check_finite(ctx, weights, "sample_weight")
+        raise ValueError(  # finite weights whose sum overflows: n/Σs would be 0, every weight lost
+            f"sample_weight sums past the largest {dtype_name(weights.dtype)} (its largest is {largest:g}); divide "
+            "the weights by their largest -- their ratios weigh the rows"
+        )
     if smallest < 0:
         raise ValueError(
             f"sample_weight must be >= 0 (a weight counts a row that many times); its smallest is {smallest:g}"

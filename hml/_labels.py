@@ -52,6 +52,10 @@ def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X")
         raise TypeError(
             f"{name} is a sparse matrix ({type(y).__name__}); labels are dense: pass {name}.toarray().ravel()"
         )
+    if np.ma.isMaskedArray(y):  # as X: its values, unless some are masked
+        if np.ma.getmaskarray(y).any():
+            raise ValueError(f"{name} is a masked array with masked labels; pass {name}.filled(...) or drop those rows")
+        y = np.ma.getdata(y)
     labels = to_numpy(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         warn_column_vector(name)
@@ -60,8 +64,6 @@ def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X")
         raise ValueError(f"{name} must be 1-D (one class label per sample); got shape {labels.shape}")
     if n_samples is not None and labels.shape[0] != n_samples:
         raise ValueError(f"{name} has {labels.shape[0]} labels but {against} has {n_samples} rows; they must match")
-    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-        raise ValueError(f"{name} contains NaN or infinite labels; every sample needs a class")
     if labels.dtype == object:
         missing = np.flatnonzero(np.frompyfunc(_missing, 1, 1)(labels).astype(bool))
         if missing.size:
@@ -69,10 +71,21 @@ def labels_on_host(y: Any, n_samples: int | None, name: str, against: str = "X")
                 f"{name} contains {missing.size} missing label(s), None, NaN or pandas.NA (the first at index "
                 f"{missing[0]}); every sample needs a class -- drop those rows or give them a label"
             )
-        numbers = np.frompyfunc(lambda v: isinstance(v, (bool, int, float, np.number, np.bool_)), 1, 1)(labels)
-        if labels.size and numbers.astype(bool).all():  # an object column of numbers (Series.astype(object))
-            labels = np.asarray(labels.tolist())
+        labels = _as_numbers(labels)
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise ValueError(f"{name} contains NaN or infinite labels; every sample needs a class")
     return labels.astype(np.float64) if labels.dtype == np.float16 else labels  # float16 classes: not savable
+
+
+def _as_numbers(labels: np.ndarray) -> np.ndarray:
+    """An object column of numbers (pandas' ``Series.astype(object)``) as a numeric array, where that holds every
+    value exactly (not integers beyond 2⁶³, which float64 would merge); else the object array, as it was."""
+    numbers = np.frompyfunc(lambda v: isinstance(v, (bool, int, float, np.number, np.bool_)), 1, 1)(labels)
+    if not labels.size or not numbers.astype(bool).all():
+        return labels
+    converted = np.asarray(labels.tolist())
+    exact = converted.dtype.kind in "biuf" and bool(np.all(converted.astype(object) == labels))
+    return converted if exact else labels
 
 
 def _missing(value: Any) -> bool:

@@ -100,14 +100,17 @@ def row_weights(
 @contextlib.contextmanager
 def blaming_earlier_steps(history: Any, p: SimpleNamespace) -> Iterator[None]:
     """A later call's J(θ₀) is that of the weights the earlier calls left (their ``history`` of costs; None
-    for the first call): non-finite, those steps diverged -- a cost that grew by 1e110 is no error within a
-    call -- and the data, which the loop's message blames, are not at fault."""
+    for the first call): non-finite after costs that grew a thousandfold, those steps diverged -- a growth of
+    1e110 is no error within a call -- and the data, which the loop's message blames, are not at fault."""
     try:
         yield
     except DivergenceError as exc:
         if history is None or "J(θ₀)" not in str(exc):
             raise
-        last = float(backends.to_numpy(history)[-1])
+        costs = backends.to_numpy(history)
+        first, last = float(costs[0]), float(costs[-1])
+        if not last > 1e3 * max(first, 1e-300):  # the steps did not blow up: this chunk's values overflow
+            raise
         raise DivergenceError(
             f"partial_fit: the weights that the earlier calls left give a non-finite cost on this chunk (the last "
             f"cost was {last:.4g}; cost_history_ shows its growth): those steps diverged, with "

@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # restored on return: main() may run inside a Python session
             warnings.showwarning = _show_warning
             status: int = args.run(args)
+        sys.stdout.flush()  # here, not at exit: a buffered write to a reader that left fails in the flush
     except BrokenPipeError:  # `hml data list | head -1`: the reader left; no traceback (Python's own recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 1

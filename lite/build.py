@@ -49,6 +49,8 @@ SITE_WHEELS = (
     "array-api-strict",
 )
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
+#: Written first into the working folder beside the site: an interrupted build's folder is the script's own.
+SOURCE_MARK = ".hml-lite-source"
 
 
 def run(*command: str | Path, cwd: Path = ROOT) -> None:
@@ -110,7 +112,10 @@ def build(output: Path, pyodide: Path | None) -> None:
             f"--pyodide {pyodide}: no pyodide.js and pyodide-lock.json there; give a Pyodide {PYODIDE_VERSION} folder"
         )
     for folder in (source, output):  # only what an earlier build made is removed: never a folder of the user's
-        if folder.exists() and any(folder.iterdir()) and not (folder / "jupyter-lite.json").is_file():
+        if folder.exists() and not folder.is_dir():
+            sys.exit(f"{folder} is a file; give a folder for the site (--output)")
+        made = (folder / "jupyter-lite.json").is_file() or (folder / SOURCE_MARK).is_file()
+        if folder.exists() and any(folder.iterdir()) and not made:
             sys.exit(f"{folder} exists and is not a site this script built (no jupyter-lite.json); give a new folder")
     try:
         metadata.version("jupyterlite-core")
@@ -119,6 +124,7 @@ def build(output: Path, pyodide: Path | None) -> None:
     for folder in (source, output):
         shutil.rmtree(folder, ignore_errors=True)
     (source / "files").mkdir(parents=True)
+    (source / SOURCE_MARK).write_text("lite/build.py's working folder, removed by its next build\n")
     wheels(source / "pypi")  # the lite-dir's pypi/ is copied into the site and indexed (pypi/all.json)
     shutil.copytree(
         ROOT / "notebooks", source / "files" / "notebooks", ignore=shutil.ignore_patterns("*.py", "images", ".*")

@@ -575,6 +575,12 @@ def test_partial_fit_refuses_early_stopping_and_names_diverged_earlier_steps():
     with np.errstate(over="ignore", invalid="ignore"):
         with pytest.raises(hml.DivergenceError, match=r"partial_fit: the weights that the earlier calls left.*smaller"):
             model.partial_fit(X, y)
+    sound = hml.MultilayerPerceptronRegressor(solver="adam", random_state=0).partial_fit(X, y)
+    huge = X.copy()
+    huge[0] = 1e200  # this chunk's own values overflow: the data's message, not the earlier steps'
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(hml.DivergenceError, match=r"J\(θ₀\), is already .*the data's values are too large"):
+            sound.partial_fit(huge, y)
 
 
 def test_one_nan_weight_with_balanced_classes_is_named_at_its_row():

@@ -187,6 +187,18 @@ def test_the_site_builder_removes_only_a_site_it_built(tmp_path):
     with pytest.raises(SystemExit, match=r"work exists and is not a site this script built \(no jupyter-lite.json\)"):
         builder.build(mine, pyodide)
     assert (mine / "precious.txt").read_text() == "my work"
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(SystemExit, match=r"afile is a file; give a folder for the site"):
+        builder.build(afile, pyodide)
+    interrupted = tmp_path / "_site-source"  # a build stopped after its first step: the script's own folder
+    (interrupted / "files").mkdir(parents=True)
+    (interrupted / builder.SOURCE_MARK).write_text("")
+    with pytest.raises(SystemExit, match=r"jupyterlite-core is not installed|the site was not built") as stopped:
+        if importlib.util.find_spec("jupyterlite_core") is not None:
+            pytest.skip("jupyterlite-core is installed: a build would run")
+        builder.build(tmp_path / "site", pyodide)
+    assert "is not a site this script built" not in str(stopped.value)
 
 
 def test_install_hints_name_what_pip_can_install():

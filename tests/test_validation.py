@@ -460,3 +460,25 @@ def test_a_huge_polynomial_degree_is_refused_at_once():
     for degree in range(0, 7):
         ft = hml.FeatureTransformer(polynomial_degree=degree, normalize=False).fit(np.arange(12.0).reshape(4, 3))
         assert ft.n_features_out_ == len(ft.get_feature_names_out())
+
+
+def test_review_leftovers_labels_weights_and_threads(monkeypatch):
+    """Integers past 2⁶³ in an object column stay exact classes (float64 merged two); an infinite label in an
+    object column is refused as in a float one; masked labels are refused as masked X is; weights whose sum
+    overflows are refused (n/Σs was 0: coef_ [0, 0]); HML_NUM_THREADS='²' is named (isdigit accepts it)."""
+    pandas = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    big = pandas.Series([2**63, 2**63 + 1, 5] * 10, dtype=object)
+    model = hml.LogisticRegression().fit(X, big)
+    assert model.classes_.tolist() == [5, 2**63, 2**63 + 1]
+    with pytest.raises(ValueError, match=r"y contains NaN or infinite labels"):
+        hml.LogisticRegression().fit(X, pandas.Series([1, 2, float("inf")] * 10, dtype=object))
+    with pytest.raises(ValueError, match=r"y is a masked array with masked labels"):
+        hml.LogisticRegression().fit(X, np.ma.masked_array([0, 1, 1] * 10, mask=[1] + [0] * 29))
+    with pytest.raises(ValueError, match=r"sample_weight sums past the largest float64.*divide the weights"):
+        hml.LinearRegression().fit(X, X[:, 0], sample_weight=np.full(30, 1e308))
+    from hml.backends import _rows
+
+    monkeypatch.setenv("HML_NUM_THREADS", "²")
+    with pytest.raises(ValueError, match=r"HML_NUM_THREADS='²': give a whole number"):
+        _rows._threads()

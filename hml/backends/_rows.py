@@ -268,7 +268,7 @@ def _threads() -> int:
         return 1
     chosen = os.environ.get("HML_NUM_THREADS", "").strip()
     if chosen:
-        if not chosen.isdigit() or int(chosen) < 1:
+        if not (chosen.isascii() and chosen.isdigit()) or int(chosen) < 1:  # "²" is a digit to isdigit
             raise ValueError(f"HML_NUM_THREADS={chosen!r}: give a whole number of threads >= 1, or unset it")
         return int(chosen)
     distributed = sys.modules.get("distributed")  # imported in every worker; not imported here

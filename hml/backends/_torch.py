@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,10 +82,17 @@ class TorchBackend(Backend):
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
         if array.dtype.kind == "u" and array.dtype.itemsize > 1:
+            if array.dtype.itemsize == 8 and array.size and int(array.max()) > np.iinfo(np.int64).max:
+                raise TypeError(
+                    f"torch holds no unsigned integers above 2**63 - 1, and these reach {int(array.max())}; encode "
+                    "them (as strings, or smaller integers), or use backend='numpy'"
+                )
             array = array.astype(np.int64)
         if any(stride < 0 for stride in array.strides):
             array = np.ascontiguousarray(array)
-        return self.library().asarray(array, device=self.normalize_device(device))
+        with warnings.catch_warnings():  # a read-only array (a DataFrame's): hml never writes into its inputs
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return self.library().asarray(array, device=self.normalize_device(device))
 
     def as_input(self, array: Any) -> Any:
         if array.layout != self.library().strided:
