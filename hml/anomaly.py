@@ -225,7 +225,7 @@ class GaussianAnomalyDetection(BaseEstimator):
             passed = xp.cumulative_sum(shares)
             eps = float(xp.finfo(weights.normalised.dtype).eps), float(xp.finfo(wide).eps)
             slack = (4.0 * eps[0] + n * eps[1]) * weights.total
-            if q * (size - 1) < 1.0:  # the first row's weight holds the whole quantile: it flags next to nothing
+            if q * (size - 1) < 1.0 and size < n:  # weights scaled down: the first row holds the whole quantile
                 warn(
                     f"contamination={q} with sample_weight summing to {size:.4g}: weights count as repeated rows, "
                     f"and {size:.4g} rows put the {q} quantile within the first; scale the weights up (e.g. so "
