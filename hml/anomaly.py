@@ -227,10 +227,8 @@ class GaussianAnomalyDetection(BaseEstimator):
             slack = (4.0 * eps[0] + n * eps[1]) * weights.total
             if q * (size - 1) < 1.0 and size < n:  # weights scaled down: the first row holds the whole quantile
                 warn(
-                    f"contamination={q} with sample_weight summing to {size:.4g}: weights count as repeated rows, "
-                    f"and {size:.4g} rows put the {q} quantile within the first; scale the weights up (e.g. so "
-                    "that the smallest positive one is 1) to flag a fraction of them",
-                    UserWarning,
+                    f"contamination={q} with sample_weight summing to {size:.4g}: weights count as repeated rows, so "
+                    f"the {q} quantile falls in the first; scale them up (the smallest positive one to 1, say)"
                 )
         position = max(q * (size - 1), 0.0)
         below = math.floor(position)
@@ -389,10 +387,8 @@ def _scores_on_host(p: Any) -> np.ndarray:
 
 
 def _refuse_constant_features(ctx: backends.ComputeContext, X: Any, weights: Any, scale: Any, variance: Any) -> None:
-    """A constant feature -- one value in every row of positive weight -- has no density; nor has one whose σ²
-    overflows or underflows the float type. Constant is the data's own max = min, not a bound on the computed σ:
-    a column of 0.1 has σ² ~ 1e-32 from the rounding of its mean, and a float32 column of 1000 + 0.001 N(0, 1),
-    which varies, has σ below 10 ε μ."""
+    """A constant feature (max = min over the rows of positive weight; a column of 0.1 has σ² ~ 1e-32 from the
+    rounding of its mean) has no density; nor has one whose σ² overflows or underflows the float type."""
     xp = ctx.xp
     if weights is None:
         high, low = xp.max(X, axis=0), xp.min(X, axis=0)

@@ -289,7 +289,7 @@ def test_contamination_with_weights_that_sum_to_a_few_rows_warns():
     warn."""
     X = np.random.default_rng(0).normal(size=(1000, 2))
     for c in (0.001, 0.01):
-        with pytest.warns(UserWarning, match=r"contamination=0.1 with sample_weight summing to .*scale the weights up"):
+        with pytest.warns(UserWarning, match=r"contamination=0.1 with sample_weight summing to .*scale them up"):
             GaussianAnomalyDetection(contamination=0.1).fit(X, sample_weight=np.full(1000, c))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
