@@ -90,6 +90,8 @@ class TorchBackend(Backend):
             array = array.astype(np.int64)
         if any(stride < 0 for stride in array.strides):
             array = np.ascontiguousarray(array)
+        if array.flags.writeable:
+            return self.library().asarray(array, device=self.normalize_device(device))
         with warnings.catch_warnings():  # a read-only array (a DataFrame's): hml never writes into its inputs
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             return self.library().asarray(array, device=self.normalize_device(device))
