@@ -96,6 +96,11 @@ def _missing(value: Any) -> bool:
     return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
 
 
+def _types(labels: np.ndarray) -> list[str]:
+    """The names of the Python types among ``labels``, for a message."""
+    return sorted({type(v).__name__ for v in labels.tolist()})
+
+
 def plain(value: Any) -> Any:
     """A label as Python has it, for a message: ``np.int64(3)`` as 3; an object array's own values as they are."""
     return value.item() if isinstance(value, np.generic) else value
@@ -107,8 +112,9 @@ def distinct(labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         classes, codes = np.unique(labels, return_inverse=True)
     except TypeError as exc:
-        kinds = sorted({type(v).__name__ for v in labels.tolist()})
-        raise ValueError(f"{name} mixes labels of types {kinds} that cannot be sorted; use labels of one type") from exc
+        raise ValueError(
+            f"{name} mixes labels of types {_types(labels)} that cannot be sorted; use labels of one type"
+        ) from exc
     return classes, codes.ravel()
 
 
@@ -140,9 +146,8 @@ def labels_to_codes(y: Any, classes: np.ndarray, n_samples: int | None, *, name:
     try:
         codes = np.searchsorted(classes, labels)
     except TypeError as exc:  # "yes" against the classes 0 and 1
-        kinds = sorted({type(v).__name__ for v in labels.tolist()})
         raise ValueError(
-            f"{name} holds labels of types {kinds}, which do not compare with the fitted classes {classes.tolist()[:5]}"
+            f"{name} holds labels of types {_types(labels)}, which do not compare with the fitted classes {classes.tolist()[:5]}"
         ) from exc
     codes = np.minimum(codes, classes.size - 1)
     unseen = classes[codes] != labels
